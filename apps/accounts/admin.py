@@ -1,0 +1,162 @@
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
+from django.db.models import Count
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+
+from apps.accounts import services
+from apps.accounts.forms import ApiKeyCreateForm
+from apps.accounts.models import ApiKey, Role, User
+from apps.accounts.privileges import Privilege
+
+# Roles replace groups: one way to grant privileges, not two.
+admin.site.unregister(Group)
+
+
+def show_issued_keys(request, issued: list[services.IssuedKey]) -> TemplateResponse:
+    """The only page that ever shows a key's plaintext; it is not cached or stored."""
+    rows = [
+        {
+            "key": item,
+            "lacks_privilege": not item.api_key.owner.has_perm(Privilege.USE_API_KEY.perm),
+        }
+        for item in issued
+    ]
+    response = TemplateResponse(
+        request,
+        "admin/accounts/apikey_created.html",
+        {**admin.site.each_context(request), "title": "API key created", "rows": rows},
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ("username", "account_type", "email", "is_staff", "is_active", "role_list")
+    list_filter = ("account_type", "is_staff", "is_superuser", "is_active")
+    fieldsets = (
+        (None, {"fields": ("username", "password", "account_type")}),
+        ("Personal info", {"fields": ("first_name", "last_name", "email")}),
+        (
+            "Permissions",
+            {
+                "classes": ("collapse",),
+                "fields": ("is_active", "is_staff", "is_superuser", "user_permissions"),
+            },
+        ),
+        ("Important dates", {"classes": ("collapse",), "fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": ("username", "account_type", "usable_password", "password1", "password2"),
+            },
+        ),
+    )
+    actions = ("generate_api_key",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("roles")
+
+    @admin.display(description="roles")
+    def role_list(self, obj):
+        return ", ".join(role.name for role in obj.roles.all()) or "—"
+
+    @admin.action(description="Generate API key")
+    def generate_api_key(self, request, queryset):
+        issued = [
+            services.create_api_key(owner=user, label=f"Generated in the admin by {request.user}")
+            for user in queryset
+        ]
+        return show_issued_keys(request, issued)
+
+
+@admin.register(Role)
+class RoleAdmin(admin.ModelAdmin):
+    list_display = ("name", "description", "member_count", "privilege_list")
+    search_fields = ("name", "description")
+    filter_horizontal = ("permissions", "members")
+    fields = ("name", "description", "permissions", "members")
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(num_members=Count("members", distinct=True))
+            .prefetch_related("permissions")
+        )
+
+    @admin.display(description="members", ordering="num_members")
+    def member_count(self, obj):
+        return obj.num_members
+
+    @admin.display(description="privileges")
+    def privilege_list(self, obj):
+        return ", ".join(sorted(p.codename for p in obj.permissions.all())) or "—"
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("display_prefix", "owner", "label", "created_at", "expires_at",
+                    "last_used_at", "status")
+    list_filter = ("revoked_at", "expires_at")
+    list_select_related = ("owner",)
+    search_fields = ("prefix", "label", "owner__username")
+    readonly_fields = ("owner", "display_prefix", "created_at", "last_used_at", "revoked_at")
+    fields = ("owner", "display_prefix", "label", "expires_at", "created_at", "last_used_at",
+              "revoked_at")
+    actions = ("revoke",)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiKeyCreateForm
+            kwargs["fields"] = ApiKeyCreateForm.Meta.fields
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj else ()
+
+    def get_fields(self, request, obj=None):
+        return self.fields if obj else ApiKeyCreateForm.Meta.fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        # Keys are created only by the service, which returns the plaintext once.
+        self._issued = services.create_api_key(
+            owner=form.cleaned_data["owner"],
+            label=form.cleaned_data["label"],
+            expires_at=form.cleaned_data["expires_at"],
+        )
+        form.instance = obj = self._issued.api_key
+
+    def save_related(self, request, form, formsets, change):
+        if change:
+            super().save_related(request, form, formsets, change)
+
+    def log_addition(self, request, obj, message):
+        return super().log_addition(request, self._issued.api_key, message)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return show_issued_keys(request, [self._issued])
+
+    @admin.display(description="key")
+    def display_prefix(self, obj):
+        return f"{obj.prefix}…"
+
+    @admin.display(description="status")
+    def status(self, obj):
+        if obj.revoked_at:
+            return format_html('<span style="color:#ba2121">{}</span>', "revoked")
+        if not obj.is_usable():
+            return format_html('<span style="color:#ba2121">{}</span>', "expired")
+        return "active"
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke(self, request, queryset):
+        count = services.revoke_api_keys(queryset=queryset)
+        self.message_user(request, f"Revoked {count} API key(s).", messages.SUCCESS)

@@ -1,0 +1,41 @@
+"""DRF authentication with API keys: `Authorization: Bearer <key>` or bare `<key>`."""
+
+from rest_framework import authentication, exceptions
+
+from apps.accounts.permissions import MissingPrivilege
+from apps.accounts.privileges import Privilege
+from apps.accounts.services import resolve_api_key
+
+INVALID_KEY = "Invalid API key: it is unknown, malformed, expired or revoked."
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """Authenticates the key's owner; `request.auth` is the ApiKey.
+
+    PhixFlow sends the key bare (`Authorization: fs_…`); everyone else sends
+    `Bearer fs_…`. Only accounts holding `use_api_key` may use a key.
+    """
+
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "").strip()
+        if not header:
+            return None
+        parts = header.split()
+        if len(parts) == 2 and parts[0].lower() == "bearer":
+            raw = parts[1]
+        elif len(parts) == 1:
+            raw = parts[0]
+        else:
+            raise exceptions.AuthenticationFailed(
+                f"Unsupported Authorization scheme {parts[0]!r}: send 'Bearer <API key>'."
+            )
+        api_key = resolve_api_key(raw)
+        if api_key is None:
+            raise exceptions.AuthenticationFailed(INVALID_KEY)
+        if not api_key.owner.has_perm(Privilege.USE_API_KEY.perm):
+            # The caller holds a valid key, so naming the missing privilege leaks nothing.
+            raise MissingPrivilege(Privilege.USE_API_KEY, subject="The owner of this API key")
+        return api_key.owner, api_key
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="flowsite"'

@@ -1,0 +1,75 @@
+"""Writes for accounts: API keys."""
+
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts import keys
+from apps.accounts.models import ApiKey, User
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+_NO_MATCH = keys.digest("fs_" + "0" * 43)
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A freshly created key: `plaintext` exists only here, never in the database."""
+
+    api_key: ApiKey
+    plaintext: str
+
+
+@transaction.atomic
+def create_api_key(
+    *, owner: User, label: str = "", expires_at: datetime | None = None
+) -> IssuedKey:
+    plaintext = keys.generate_key()
+    api_key = ApiKey(
+        owner=owner,
+        label=label,
+        expires_at=expires_at,
+        prefix=keys.lookup_prefix(plaintext),
+        digest=keys.digest(plaintext),
+    )
+    api_key.full_clean()
+    api_key.save()
+    return IssuedKey(api_key=api_key, plaintext=plaintext)
+
+
+def expiry_in_days(days: int | None) -> datetime | None:
+    return timezone.now() + timedelta(days=days) if days else None
+
+
+def revoke_api_keys(*, queryset) -> int:
+    """Revoke the keys not revoked yet; returns how many were revoked."""
+    return queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def resolve_api_key(raw: str) -> ApiKey | None:
+    """The usable key for `raw`, with its owner loaded, or None.
+
+    Unknown, malformed, expired and revoked keys and inactive owners all give None, so a
+    caller cannot tell them apart. Digests are compared in constant time.
+    """
+    well_formed = keys.is_well_formed(raw)
+    candidate_digest = keys.digest(raw if well_formed else "")
+    match = None
+    if well_formed:
+        candidates = ApiKey.objects.select_related("owner").filter(
+            prefix=keys.lookup_prefix(raw)
+        )
+        for candidate in candidates:
+            if hmac.compare_digest(candidate.digest, candidate_digest):
+                match = candidate
+    else:
+        hmac.compare_digest(_NO_MATCH, candidate_digest)
+    now = timezone.now()
+    if match is None or not match.is_usable(now) or not match.owner.is_active:
+        return None
+    if match.last_used_at is None or now - match.last_used_at >= LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=match.pk).update(last_used_at=now)
+        match.last_used_at = now
+    return match

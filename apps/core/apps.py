@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    """Cross-cutting plumbing: problem+json errors, parsing, throttling, health, serve."""
+
+    name = "apps.core"
+    label = "core"

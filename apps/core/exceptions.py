@@ -1,0 +1,23 @@
+"""API exceptions that carry extension members for their problem document.
+
+Kept apart from problems.py: authentication and permission classes import these, and
+DRF imports those while rest_framework.views is still loading.
+"""
+
+from typing import Any
+
+from rest_framework import exceptions
+
+
+class ProblemException(exceptions.APIException):
+    """An APIException that adds extension members to its problem document."""
+
+    def __init__(self, detail: str | None = None, **extensions: Any):
+        super().__init__(detail)
+        self.extensions = extensions
+
+
+class PayloadTooLarge(ProblemException):
+    status_code = 413
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"

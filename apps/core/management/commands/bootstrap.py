@@ -1,0 +1,33 @@
+import secrets
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from apps.accounts.models import User
+
+DEMO_FIXTURE = settings.BASE_DIR / "fixtures" / "demo.json"
+
+
+class Command(BaseCommand):
+    help = "Prepare a local installation: a first admin account and the demo data."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-demo", action="store_true", help="Do not load the demo.")
+
+    def handle(self, *args, no_demo, **options):
+        if not User.objects.filter(is_superuser=True).exists():
+            password = secrets.token_urlsafe(12)
+            User.objects.create_superuser(username="admin", email="", password=password)
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Created the admin account 'admin' with password {password}\n"
+                    "It is shown only this once. Change it with: "
+                    ".venv/bin/python manage.py changepassword admin"
+                )
+            )
+        else:
+            self.stdout.write("An admin account exists already.")
+        if not no_demo and DEMO_FIXTURE.exists():
+            call_command("loaddata", str(DEMO_FIXTURE), verbosity=0)
+            self.stdout.write("Loaded the demo data.")

@@ -1,0 +1,79 @@
+"""Start the web server, a Celery worker and Celery beat together; Ctrl-C stops all."""
+
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.core.startup import check_database, describe_database
+
+
+def env_int(name: str, default: int) -> int:
+    import os
+
+    return int(os.environ.get(name) or default)
+
+
+class Command(BaseCommand):
+    help = "Serve Flowsite: gunicorn (web) + Celery worker + Celery beat, on HOST:PORT."
+
+    def handle(self, *args, **options):
+        if reason := check_database():
+            raise CommandError(f"cannot use the database {describe_database()}: {reason}")
+        bin_dir = f"{sys.prefix}/bin"
+        commands = {
+            "web": [
+                f"{bin_dir}/gunicorn",
+                "flowsite.wsgi",
+                "--bind", f"{settings.HOST}:{settings.PORT}",
+                "--worker-class", "gthread",
+                "--workers", str(env_int("WEB_WORKERS", 2)),
+                "--threads", str(env_int("WEB_THREADS", 8)),
+                # Without it gthread workers do not share keep-alive connections evenly.
+                "--reuse-port",
+                "--access-logfile", "-",
+            ],
+            "worker": [
+                f"{bin_dir}/celery", "-A", "flowsite", "worker",
+                "--concurrency", str(env_int("CELERY_WORKER_CONCURRENCY", 2)),
+                "--loglevel", "INFO",
+            ],
+            "beat": [f"{bin_dir}/celery", "-A", "flowsite", "beat", "--loglevel", "INFO"],
+        }
+        processes = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}  # noqa: S603
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Flowsite on http://{settings.HOST}:{settings.PORT}/admin/ "
+                f"(API docs at /api/docs/). Ctrl-C stops web, worker and beat."
+            )
+        )
+
+        def stop(*_):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)
+        exit_code = 0
+        try:
+            while True:
+                for name, process in processes.items():
+                    if process.poll() is not None:
+                        exit_code = process.returncode or 1
+                        self.stderr.write(f"{name} stopped (exit {process.returncode}).")
+                        raise KeyboardInterrupt
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for process in processes.values():
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            for process in processes.values():
+                try:
+                    process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        sys.exit(exit_code)

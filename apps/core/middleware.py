@@ -1,0 +1,107 @@
+"""Make every answer on an API path a problem+json document, whatever produced it."""
+
+import logging
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.http import Http404
+
+from apps.core.problems import PROBLEM_CONTENT_TYPE, problem_response
+
+logger = logging.getLogger("flowsite.errors")
+
+HTML_API_PAGES = ("/api/docs/", "/api/redoc/")
+API_PATHS = frozenset({"/healthz", "/readyz"})
+KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+def is_api_path(path: str) -> bool:
+    if path in API_PATHS:
+        return True
+    return path.startswith("/api/") and not path.startswith(HTML_API_PAGES)
+
+
+class ApiProblemMiddleware:
+    """Problem documents for API paths, outside what DRF's exception handler sees.
+
+    - refuses a declared body over FLOWSITE_MAX_BODY_BYTES with 413 before anything reads it;
+    - turns Django's own 4xx pages (unknown URL, 405, suspicious request) into problems,
+      even with DEBUG on;
+    - turns an unexpected exception into a 500 problem carrying an error id that is
+      logged with the traceback; the client never sees the traceback.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not is_api_path(request.path_info):
+            return self.get_response(request)
+        limit = settings.FLOWSITE_MAX_BODY_BYTES
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return problem_response(400, "The Content-Length header is not a number.")
+        if length > limit:
+            return problem_response(
+                413,
+                f"The request body ({length} bytes) exceeds the limit of {limit} bytes "
+                "(FLOWSITE_MAX_BODY_BYTES).",
+                code="payload-too-large",
+                limit=limit,
+            )
+        response = self.get_response(request)
+        if response.status_code >= 400 and not response.get("Content-Type", "").startswith(
+            PROBLEM_CONTENT_TYPE
+        ):
+            return self._as_problem(request, response)
+        return response
+
+    def process_exception(self, request, exception):
+        if not is_api_path(request.path_info):
+            return None
+        if isinstance(exception, Http404):
+            return self._not_found(request)
+        if isinstance(exception, PermissionDenied):
+            return problem_response(403, "You do not have permission to do this.")
+        if isinstance(exception, RequestDataTooBig):
+            return problem_response(413, str(exception), code="payload-too-large")
+        if isinstance(exception, SuspiciousOperation):
+            return problem_response(400, str(exception) or "The request was refused.")
+        error_id = uuid.uuid4().hex
+        logger.error(
+            "Unhandled error %s on %s %s",
+            error_id,
+            request.method,
+            request.path,
+            exc_info=exception,
+        )
+        return problem_response(
+            500,
+            f"An unexpected error occurred. Quote error id {error_id} to the operator; "
+            "it is in the server log with the details.",
+            code="internal-error",
+            errorId=error_id,
+        )
+
+    def _not_found(self, request):
+        return problem_response(404, f"Nothing is found at {request.path}.")
+
+    def _as_problem(self, request, response):
+        if response.status_code == 404:
+            converted = self._not_found(request)
+        else:
+            converted = problem_response(
+                response.status_code,
+                f"The request to {request.method} {request.path} was refused.",
+            )
+            if response.status_code == 405:
+                converted = problem_response(
+                    405,
+                    f"{request.method} is not allowed here. Allowed: {response.get('Allow', '')}.",
+                )
+        for header in KEPT_HEADERS:
+            if header in response:
+                converted[header] = response[header]
+        return converted
