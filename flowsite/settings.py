@@ -19,7 +19,8 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
+    """The variable's value; unset or empty means the default, as for every env_* here."""
+    return os.environ.get(name) or default
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -90,6 +91,9 @@ HOST = env_str("HOST", "127.0.0.1")
 PORT = env_int("PORT", 8000)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Used by `manage.py serve` (make run): gunicorn gthread workers and threads per worker.
+WEB_WORKERS = env_int("WEB_WORKERS", 2)
+WEB_THREADS = env_int("WEB_THREADS", 8)
 
 INSTALLED_APPS = [
     "apps.accounts.apps.FlowsiteAdminConfig",  # django.contrib.admin with our AdminSite
@@ -281,6 +285,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 2)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 

@@ -101,14 +101,28 @@ class RoleAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("display_prefix", "owner", "label", "created_at", "expires_at",
-                    "last_used_at", "status")
+    list_display = (
+        "display_prefix",
+        "owner",
+        "label",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "status",
+    )
     list_filter = ("revoked_at", "expires_at")
     list_select_related = ("owner",)
     search_fields = ("prefix", "label", "owner__username")
     readonly_fields = ("owner", "display_prefix", "created_at", "last_used_at", "revoked_at")
-    fields = ("owner", "display_prefix", "label", "expires_at", "created_at", "last_used_at",
-              "revoked_at")
+    fields = (
+        "owner",
+        "display_prefix",
+        "label",
+        "expires_at",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     actions = ("revoke",)
 
     def get_form(self, request, obj=None, change=False, **kwargs):

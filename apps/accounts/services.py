@@ -58,9 +58,7 @@ def resolve_api_key(raw: str) -> ApiKey | None:
     candidate_digest = keys.digest(raw if well_formed else "")
     match = None
     if well_formed:
-        candidates = ApiKey.objects.select_related("owner").filter(
-            prefix=keys.lookup_prefix(raw)
-        )
+        candidates = ApiKey.objects.select_related("owner").filter(prefix=keys.lookup_prefix(raw))
         for candidate in candidates:
             if hmac.compare_digest(candidate.digest, candidate_digest):
                 match = candidate

@@ -15,9 +15,3 @@ class ProblemException(exceptions.APIException):
     def __init__(self, detail: str | None = None, **extensions: Any):
         super().__init__(detail)
         self.extensions = extensions
-
-
-class PayloadTooLarge(ProblemException):
-    status_code = 413
-    default_detail = "The request body is too large."
-    default_code = "payload_too_large"

@@ -25,7 +25,8 @@ def is_api_path(path: str) -> bool:
 class ApiProblemMiddleware:
     """Problem documents for API paths, outside what DRF's exception handler sees.
 
-    - refuses a declared body over FLOWSITE_MAX_BODY_BYTES with 413 before anything reads it;
+    - refuses a declared body over FLOWSITE_MAX_BODY_BYTES with 413 before anything reads
+      it, and a chunked body (which Django would read as empty) with 411;
     - turns Django's own 4xx pages (unknown URL, 405, suspicious request) into problems,
       even with DEBUG on;
     - turns an unexpected exception into a 500 problem carrying an error id that is
@@ -38,6 +39,14 @@ class ApiProblemMiddleware:
     def __call__(self, request):
         if not is_api_path(request.path_info):
             return self.get_response(request)
+        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # Django reads a body only up to Content-Length: a chunked body would be
+            # silently taken as empty. Refuse it rather than lose it.
+            return problem_response(
+                411,
+                "Send the request body with a Content-Length header; chunked request "
+                "bodies are not supported.",
+            )
         limit = settings.FLOWSITE_MAX_BODY_BYTES
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)

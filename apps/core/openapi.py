@@ -4,7 +4,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
-from apps.core.problems import problem
+from apps.core.problems import PROBLEM_CONTENT_TYPE, problem
 
 ProblemSerializer = inline_serializer(
     name="Problem",
@@ -50,16 +50,14 @@ PROBLEM_EXAMPLES = {
     415: problem(
         415, 'Unsupported media type "text/plain" in request.', code="unsupported-media-type"
     ),
-    429: problem(
-        429, "Request was throttled. Expected available in 12 seconds.", code="throttled"
-    ),
+    429: problem(429, "Request was throttled. Expected available in 12 seconds.", code="throttled"),
 }
 
 
-def problem_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+def problem_responses(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:
     """`responses=` entries for the given error statuses, each with an example."""
     return {
-        status: OpenApiResponse(
+        (status, PROBLEM_CONTENT_TYPE): OpenApiResponse(
             response=ProblemSerializer,
             description=PROBLEM_EXAMPLES[status]["title"],
             examples=[
@@ -68,7 +66,7 @@ def problem_responses(*statuses: int) -> dict[int, OpenApiResponse]:
                     value=PROBLEM_EXAMPLES[status],
                     response_only=True,
                     status_codes=[str(status)],
-                    media_type="application/problem+json",
+                    media_type=PROBLEM_CONTENT_TYPE,
                 )
             ],
         )

@@ -1,11 +1,14 @@
-"""A JSON parser with a size limit and error messages that say where the JSON broke."""
+"""A JSON parser whose errors say where the JSON broke.
+
+The body size is enforced by ApiProblemMiddleware from Content-Length (bodies without
+one are refused there), so the parser reads what Django's LimitedStream allows.
+"""
 
 import json
 
-from django.conf import settings
 from rest_framework import parsers
 
-from apps.core.exceptions import PayloadTooLarge, ProblemException
+from apps.core.exceptions import ProblemException
 
 
 class MalformedJSON(ProblemException):
@@ -14,24 +17,9 @@ class MalformedJSON(ProblemException):
     default_code = "malformed_json"
 
 
-def read_limited(stream) -> bytes:
-    """Read the whole body, refusing more than FLOWSITE_MAX_BODY_BYTES.
-
-    The middleware already refuses a too-large Content-Length; this covers chunked bodies.
-    """
-    limit = settings.FLOWSITE_MAX_BODY_BYTES
-    body = stream.read(limit + 1)
-    if len(body) > limit:
-        raise PayloadTooLarge(
-            f"The request body exceeds the limit of {limit} bytes (FLOWSITE_MAX_BODY_BYTES).",
-            limit=limit,
-        )
-    return body
-
-
 class JSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
-        body = read_limited(stream)
+        body = stream.read()
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:

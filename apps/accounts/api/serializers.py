@@ -10,9 +10,7 @@ class ApiKeySummarySerializer(serializers.Serializer):
 class MeSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()
-    accountType = serializers.ChoiceField(
-        source="account_type", choices=["regular", "integration"]
-    )
+    accountType = serializers.ChoiceField(source="account_type", choices=["regular", "integration"])
     isSuperuser = serializers.BooleanField(source="is_superuser")
     roles = serializers.ListField(child=serializers.CharField())
     privileges = serializers.ListField(

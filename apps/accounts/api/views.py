@@ -15,7 +15,7 @@ class MeView(APIView):
         operation_id="me",
         tags=["identity"],
         summary="Who am I",
-        responses={200: MeSerializer, **problem_responses(401, 403, 429)},
+        responses={(200, "application/json"): MeSerializer, **problem_responses(401, 403, 429)},
         examples=[
             OpenApiExample(
                 "Integration account with a key",

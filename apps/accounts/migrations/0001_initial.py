@@ -9,71 +9,245 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ("auth", "0012_alter_user_first_name_max_length"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='User',
+            name="User",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('password', models.CharField(max_length=128, verbose_name='password')),
-                ('last_login', models.DateTimeField(blank=True, null=True, verbose_name='last login')),
-                ('is_superuser', models.BooleanField(default=False, help_text='Designates that this user has all permissions without explicitly assigning them.', verbose_name='superuser status')),
-                ('username', models.CharField(error_messages={'unique': 'A user with that username already exists.'}, help_text='Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.', max_length=150, unique=True, validators=[django.contrib.auth.validators.UnicodeUsernameValidator()], verbose_name='username')),
-                ('first_name', models.CharField(blank=True, max_length=150, verbose_name='first name')),
-                ('last_name', models.CharField(blank=True, max_length=150, verbose_name='last name')),
-                ('email', models.EmailField(blank=True, max_length=254, verbose_name='email address')),
-                ('is_staff', models.BooleanField(default=False, help_text='Designates whether the user can log into this admin site.', verbose_name='staff status')),
-                ('is_active', models.BooleanField(default=True, help_text='Designates whether this user should be treated as active. Unselect this instead of deleting accounts.', verbose_name='active')),
-                ('date_joined', models.DateTimeField(default=django.utils.timezone.now, verbose_name='date joined')),
-                ('account_type', models.CharField(choices=[('regular', 'Regular (signs in to the admin)'), ('integration', 'Integration (calls the API with API keys)')], default='regular', help_text='Integration accounts cannot sign in to the admin; they call the API.', max_length=16, verbose_name='account type')),
-                ('groups', models.ManyToManyField(blank=True, help_text='The groups this user belongs to. A user will get all permissions granted to each of their groups.', related_name='user_set', related_query_name='user', to='auth.group', verbose_name='groups')),
-                ('user_permissions', models.ManyToManyField(blank=True, help_text='Specific permissions for this user.', related_name='user_set', related_query_name='user', to='auth.permission', verbose_name='user permissions')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("password", models.CharField(max_length=128, verbose_name="password")),
+                (
+                    "last_login",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last login"),
+                ),
+                (
+                    "is_superuser",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates that this user has all permissions without explicitly assigning them.",
+                        verbose_name="superuser status",
+                    ),
+                ),
+                (
+                    "username",
+                    models.CharField(
+                        error_messages={"unique": "A user with that username already exists."},
+                        help_text="Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.",
+                        max_length=150,
+                        unique=True,
+                        validators=[django.contrib.auth.validators.UnicodeUsernameValidator()],
+                        verbose_name="username",
+                    ),
+                ),
+                (
+                    "first_name",
+                    models.CharField(blank=True, max_length=150, verbose_name="first name"),
+                ),
+                (
+                    "last_name",
+                    models.CharField(blank=True, max_length=150, verbose_name="last name"),
+                ),
+                (
+                    "email",
+                    models.EmailField(blank=True, max_length=254, verbose_name="email address"),
+                ),
+                (
+                    "is_staff",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates whether the user can log into this admin site.",
+                        verbose_name="staff status",
+                    ),
+                ),
+                (
+                    "is_active",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Designates whether this user should be treated as active. Unselect this instead of deleting accounts.",
+                        verbose_name="active",
+                    ),
+                ),
+                (
+                    "date_joined",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="date joined"
+                    ),
+                ),
+                (
+                    "account_type",
+                    models.CharField(
+                        choices=[
+                            ("regular", "Regular (signs in to the admin)"),
+                            ("integration", "Integration (calls the API with API keys)"),
+                        ],
+                        default="regular",
+                        help_text="Integration accounts cannot sign in to the admin; they call the API.",
+                        max_length=16,
+                        verbose_name="account type",
+                    ),
+                ),
+                (
+                    "groups",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="The groups this user belongs to. A user will get all permissions granted to each of their groups.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.group",
+                        verbose_name="groups",
+                    ),
+                ),
+                (
+                    "user_permissions",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Specific permissions for this user.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.permission",
+                        verbose_name="user permissions",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'user',
-                'verbose_name_plural': 'users',
-                'abstract': False,
+                "verbose_name": "user",
+                "verbose_name_plural": "users",
+                "abstract": False,
             },
             managers=[
-                ('objects', django.contrib.auth.models.UserManager()),
+                ("objects", django.contrib.auth.models.UserManager()),
             ],
         ),
         migrations.CreateModel(
-            name='ApiKey',
+            name="ApiKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('label', models.CharField(blank=True, help_text="What the key is for, e.g. 'ERP sync'.", max_length=100, verbose_name='label')),
-                ('prefix', models.CharField(db_index=True, editable=False, help_text='The first characters of the key: not secret, used to find and show it.', max_length=16, verbose_name='prefix')),
-                ('digest', models.CharField(editable=False, max_length=64, unique=True, verbose_name='digest')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('expires_at', models.DateTimeField(blank=True, help_text='Leave empty for a key that never expires.', null=True, verbose_name='expires')),
-                ('last_used_at', models.DateTimeField(editable=False, help_text='Updated at most once a minute.', null=True, verbose_name='last used')),
-                ('revoked_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='revoked')),
-                ('owner', models.ForeignKey(help_text='Calls made with this key act as this account.', on_delete=django.db.models.deletion.CASCADE, related_name='api_keys', to=settings.AUTH_USER_MODEL, verbose_name='owner')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "label",
+                    models.CharField(
+                        blank=True,
+                        help_text="What the key is for, e.g. 'ERP sync'.",
+                        max_length=100,
+                        verbose_name="label",
+                    ),
+                ),
+                (
+                    "prefix",
+                    models.CharField(
+                        db_index=True,
+                        editable=False,
+                        help_text="The first characters of the key: not secret, used to find and show it.",
+                        max_length=16,
+                        verbose_name="prefix",
+                    ),
+                ),
+                (
+                    "digest",
+                    models.CharField(
+                        editable=False, max_length=64, unique=True, verbose_name="digest"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                (
+                    "expires_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="Leave empty for a key that never expires.",
+                        null=True,
+                        verbose_name="expires",
+                    ),
+                ),
+                (
+                    "last_used_at",
+                    models.DateTimeField(
+                        editable=False,
+                        help_text="Updated at most once a minute.",
+                        null=True,
+                        verbose_name="last used",
+                    ),
+                ),
+                (
+                    "revoked_at",
+                    models.DateTimeField(
+                        blank=True, editable=False, null=True, verbose_name="revoked"
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        help_text="Calls made with this key act as this account.",
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="api_keys",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="owner",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'API key',
-                'ordering': ('-created_at',),
+                "verbose_name": "API key",
+                "ordering": ("-created_at",),
             },
         ),
         migrations.CreateModel(
-            name='Role',
+            name="Role",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=150, unique=True, verbose_name='name')),
-                ('description', models.TextField(blank=True, verbose_name='description')),
-                ('members', models.ManyToManyField(blank=True, help_text="Accounts that hold this role's privileges.", related_name='roles', to=settings.AUTH_USER_MODEL, verbose_name='members')),
-                ('permissions', models.ManyToManyField(blank=True, help_text="What members may do. Flowsite's own privileges are listed under 'accounts | role'.", related_name='roles', to='auth.permission', verbose_name='privileges')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=150, unique=True, verbose_name="name")),
+                ("description", models.TextField(blank=True, verbose_name="description")),
+                (
+                    "members",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Accounts that hold this role's privileges.",
+                        related_name="roles",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="members",
+                    ),
+                ),
+                (
+                    "permissions",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="What members may do. Flowsite's own privileges are listed under 'accounts | role'.",
+                        related_name="roles",
+                        to="auth.permission",
+                        verbose_name="privileges",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('name',),
-                'permissions': (('use_api_key', 'Use API key (authenticate API calls with a key)'), ('run_flows', 'Run flows (trigger flow endpoints and runs)'), ('manage_flows', 'Manage flows (create, change and delete flows and resources)'), ('view_executions', 'View executions (read any run, its steps and errors)'), ('execute_operations', 'Execute operations (call Execute() on the surface)'), ('query_views', 'Query views (call Query() on the surface)')),
+                "ordering": ("name",),
+                "permissions": (
+                    ("use_api_key", "Use API key (authenticate API calls with a key)"),
+                    ("run_flows", "Run flows (trigger flow endpoints and runs)"),
+                    (
+                        "manage_flows",
+                        "Manage flows (create, change and delete flows and resources)",
+                    ),
+                    ("view_executions", "View executions (read any run, its steps and errors)"),
+                    ("execute_operations", "Execute operations (call Execute() on the surface)"),
+                    ("query_views", "Query views (call Query() on the surface)"),
+                ),
             },
         ),
     ]

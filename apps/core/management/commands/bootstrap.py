@@ -10,13 +10,15 @@ DEMO_FIXTURE = settings.BASE_DIR / "fixtures" / "demo.json"
 
 
 class Command(BaseCommand):
-    help = "Prepare a local installation: a first admin account and the demo data."
+    help = (
+        "Prepare a local installation. On a fresh database (no admin account yet) it "
+        "creates the account 'admin' and loads the demo data; afterwards it changes nothing, "
+        "so a builder's edits survive the next `make run`."
+    )
 
-    def add_arguments(self, parser):
-        parser.add_argument("--no-demo", action="store_true", help="Do not load the demo.")
-
-    def handle(self, *args, no_demo, **options):
-        if not User.objects.filter(is_superuser=True).exists():
+    def handle(self, *args, **options):
+        fresh = not User.objects.filter(is_superuser=True).exists()
+        if fresh:
             password = secrets.token_urlsafe(12)
             User.objects.create_superuser(username="admin", email="", password=password)
             self.stdout.write(
@@ -28,6 +30,6 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write("An admin account exists already.")
-        if not no_demo and DEMO_FIXTURE.exists():
+        if fresh and DEMO_FIXTURE.exists():
             call_command("loaddata", str(DEMO_FIXTURE), verbosity=0)
             self.stdout.write("Loaded the demo data.")

@@ -1,5 +1,6 @@
 """Start the web server, a Celery worker and Celery beat together; Ctrl-C stops all."""
 
+import ctypes
 import signal
 import subprocess
 import sys
@@ -11,10 +12,10 @@ from django.core.management.base import BaseCommand, CommandError
 from apps.core.startup import check_database, describe_database
 
 
-def env_int(name: str, default: int) -> int:
-    import os
-
-    return int(os.environ.get(name) or default)
+def die_with_parent():
+    """Children get SIGTERM if `serve` itself dies (Linux), so none is left orphaned."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class Command(BaseCommand):
@@ -28,22 +29,35 @@ class Command(BaseCommand):
             "web": [
                 f"{bin_dir}/gunicorn",
                 "flowsite.wsgi",
-                "--bind", f"{settings.HOST}:{settings.PORT}",
-                "--worker-class", "gthread",
-                "--workers", str(env_int("WEB_WORKERS", 2)),
-                "--threads", str(env_int("WEB_THREADS", 8)),
+                "--bind",
+                f"{settings.HOST}:{settings.PORT}",
+                "--worker-class",
+                "gthread",
+                "--workers",
+                str(settings.WEB_WORKERS),
+                "--threads",
+                str(settings.WEB_THREADS),
                 # Without it gthread workers do not share keep-alive connections evenly.
                 "--reuse-port",
-                "--access-logfile", "-",
+                "--access-logfile",
+                "-",
             ],
             "worker": [
-                f"{bin_dir}/celery", "-A", "flowsite", "worker",
-                "--concurrency", str(env_int("CELERY_WORKER_CONCURRENCY", 2)),
-                "--loglevel", "INFO",
+                f"{bin_dir}/celery",
+                "-A",
+                "flowsite",
+                "worker",
+                "--concurrency",
+                str(settings.CELERY_WORKER_CONCURRENCY),
+                "--loglevel",
+                "INFO",
             ],
             "beat": [f"{bin_dir}/celery", "-A", "flowsite", "beat", "--loglevel", "INFO"],
         }
-        processes = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}  # noqa: S603
+        processes = {
+            name: subprocess.Popen(cmd, preexec_fn=die_with_parent)  # noqa: S603
+            for name, cmd in commands.items()
+        }
         self.stdout.write(
             self.style.SUCCESS(
                 f"Flowsite on http://{settings.HOST}:{settings.PORT}/admin/ "

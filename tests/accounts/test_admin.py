@@ -1,0 +1,97 @@
+import re
+
+import pytest
+
+from apps.accounts import keys
+from apps.accounts.models import ApiKey, Role
+
+
+def login(client, username, password):
+    return client.post(
+        "/admin/login/?next=/admin/",
+        {"username": username, "password": password},
+    )
+
+
+def test_an_integration_account_is_refused_at_the_admin_login_with_the_reason(client, integration):
+    integration.is_staff = True  # even a staff flag does not let it in
+    integration.save()
+    response = login(client, "erp-sync", "integration-pass-123")
+    assert response.status_code == 200
+    assert "integration account: it cannot sign in to the admin" in response.content.decode()
+    assert client.get("/admin/").status_code == 302
+
+
+def test_a_regular_staff_account_signs_in(client, owner):
+    response = login(client, "owner", "owner-pass-123")
+    assert response.status_code == 302
+    assert client.get("/admin/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/accounts/user/",
+        "/admin/accounts/user/add/",
+        "/admin/accounts/role/",
+        "/admin/accounts/role/add/",
+        "/admin/accounts/apikey/",
+        "/admin/accounts/apikey/add/",
+    ],
+)
+def test_admin_pages_render(admin_client, url):
+    assert admin_client.get(url).status_code == 200
+
+
+def test_admin_change_pages_render(admin_client, member, callers_role):
+    assert admin_client.get(f"/admin/accounts/user/{member.pk}/change/").status_code == 200
+    assert admin_client.get(f"/admin/accounts/role/{callers_role.pk}/change/").status_code == 200
+
+
+def shown_keys(response) -> list[str]:
+    return re.findall(r"fs_[A-Za-z0-9_-]{43}", response.content.decode())
+
+
+def test_generate_api_key_action_shows_the_key_once_and_stores_its_hash(admin_client, member):
+    response = admin_client.post(
+        "/admin/accounts/user/",
+        {"action": "generate_api_key", "_selected_action": [member.pk]},
+    )
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    [plaintext] = shown_keys(response)
+    key = ApiKey.objects.get(owner=member)
+    assert key.digest == keys.digest(plaintext)
+    listing = admin_client.get("/admin/accounts/apikey/")
+    assert shown_keys(listing) == []
+    assert shown_keys(admin_client.get(f"/admin/accounts/apikey/{key.pk}/change/")) == []
+
+
+def test_generate_api_key_warns_when_the_account_lacks_use_api_key(admin_client, outsider):
+    response = admin_client.post(
+        "/admin/accounts/user/",
+        {"action": "generate_api_key", "_selected_action": [outsider.pk]},
+    )
+    assert "lacks the privilege" in response.content.decode()
+
+
+def test_adding_a_key_in_the_admin_shows_it_once(admin_client, member):
+    response = admin_client.post(
+        "/admin/accounts/apikey/add/", {"owner": member.pk, "label": "From the form"}
+    )
+    assert response.status_code == 200
+    [plaintext] = shown_keys(response)
+    assert ApiKey.objects.get(label="From the form").digest == keys.digest(plaintext)
+
+
+def test_revoke_action_revokes_selected_keys(admin_client, member, key_client):
+    client = key_client(member)
+    key = ApiKey.objects.get(owner=member)
+    admin_client.post("/admin/accounts/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
+    assert client.get("/api/v1/me").status_code == 401
+
+
+def test_roles_list_shows_member_counts(admin_client, member, callers_role):
+    content = admin_client.get("/admin/accounts/role/").content.decode()
+    assert "Callers" in content
+    assert Role.objects.get().members.count() == 1

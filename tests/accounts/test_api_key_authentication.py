@@ -1,0 +1,115 @@
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from apps.accounts import keys
+from apps.accounts.models import ApiKey
+from apps.accounts.services import create_api_key, resolve_api_key, revoke_api_keys
+
+ME = "/api/v1/me"
+
+
+def client_with(header: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header)
+    return client
+
+
+def test_a_new_key_has_the_fs_prefix_and_32_random_bytes(member):
+    issued = create_api_key(owner=member)
+    assert issued.plaintext.startswith("fs_")
+    assert len(issued.plaintext) == 3 + 43  # token_urlsafe(32)
+    assert issued.api_key.prefix == issued.plaintext[:12]
+
+
+@pytest.mark.parametrize("scheme", ["Bearer ", "bearer ", ""])
+def test_bearer_and_bare_authorization_both_authenticate(member, scheme):
+    plaintext = create_api_key(owner=member).plaintext
+    response = client_with(f"{scheme}{plaintext}").get(ME)
+    assert response.status_code == 200, response.content
+    assert response.json()["username"] == "member"
+    assert response.json()["authentication"] == "apiKey"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_plaintext_of_a_key_is_nowhere_in_the_database(member):
+    plaintext = create_api_key(owner=member, label="ERP").plaintext
+    client_with(f"Bearer {plaintext}").get(ME)  # use it too: last_used is written
+
+    secret_part = plaintext[12:]  # what is not the displayed prefix
+    dump = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608
+            dump.extend(repr(row) for row in cursor.fetchall())
+    text = "\n".join(dump)
+    assert keys.digest(plaintext) in text  # the dump did cover the key table
+    assert plaintext not in text
+    assert secret_part not in text
+
+
+def refused_answers(member):
+    expired = create_api_key(owner=member, expires_at=timezone.now() - timedelta(seconds=1))
+    revoked = create_api_key(owner=member)
+    revoke_api_keys(queryset=ApiKey.objects.filter(pk=revoked.api_key.pk))
+    unknown = keys.generate_key()
+    return {
+        "expired": expired.plaintext,
+        "revoked": revoked.plaintext,
+        "unknown": unknown,
+        "malformed": "fs_short",
+        "not a key": "hello",
+    }
+
+
+def test_expired_revoked_unknown_and_malformed_keys_get_the_same_401(member):
+    answers = []
+    for name, key in refused_answers(member).items():
+        response = client_with(f"Bearer {key}").get(ME)
+        assert response.status_code == 401, name
+        assert response["Content-Type"] == "application/problem+json"
+        assert response["WWW-Authenticate"] == 'Bearer realm="flowsite"'
+        answers.append(response.json())
+    assert all(answer == answers[0] for answer in answers), answers
+    assert answers[0]["detail"] == "Invalid API key: it is unknown, malformed, expired or revoked."
+
+
+def test_a_key_of_an_inactive_account_is_refused_like_an_unknown_key(member):
+    plaintext = create_api_key(owner=member).plaintext
+    member.is_active = False
+    member.save()
+    assert client_with(f"Bearer {plaintext}").get(ME).status_code == 401
+
+
+def test_an_account_without_use_api_key_is_told_which_privilege_it_lacks(outsider):
+    plaintext = create_api_key(owner=outsider).plaintext
+    response = client_with(f"Bearer {plaintext}").get(ME)
+    assert response.status_code == 403
+    body = response.json()
+    assert body["privilege"] == "use_api_key"
+    assert "use_api_key" in body["detail"]
+
+
+def test_an_unsupported_authorization_scheme_is_refused_with_the_scheme_to_use(member):
+    response = client_with("Basic bWVtYmVyOnNlY3JldA==").get(ME)
+    assert response.status_code == 401
+    assert "Bearer" in response.json()["detail"]
+
+
+def test_last_used_is_written_at_most_once_a_minute(member, django_assert_num_queries):
+    issued = create_api_key(owner=member)
+    first = resolve_api_key(issued.plaintext)
+    assert first.last_used_at is not None
+    with django_assert_num_queries(1):  # the lookup only: no second write within a minute
+        again = resolve_api_key(issued.plaintext)
+    assert again.last_used_at == first.last_used_at
+
+    ApiKey.objects.filter(pk=issued.api_key.pk).update(
+        last_used_at=timezone.now() - timedelta(minutes=2)
+    )
+    with django_assert_num_queries(2):
+        later = resolve_api_key(issued.plaintext)
+    assert later.last_used_at > first.last_used_at

@@ -1,0 +1,52 @@
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import BASE_DIR
+
+
+def test_the_schema_generates_and_validates_without_warnings():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "spectacular",
+            "--validate",
+            "--fail-on-warn",
+            "--file",
+            "/dev/null",
+        ],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.django_db
+def test_every_operation_has_a_response_example(client):
+    schema = client.get("/api/schema/?format=json").json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            success = [c for c in operation["responses"] if c.startswith("2")]
+            assert success, (method, path)
+            for code, response in operation["responses"].items():
+                media = next(iter(response.get("content", {}).values()), {})
+                assert media.get("examples") or media.get("example"), (method, path, code)
+
+
+@pytest.mark.parametrize("url", ["/api/docs/", "/api/redoc/"])
+def test_the_docs_pages_load_no_external_asset(client, url, db):
+    response = client.get(url)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets, html
+    assert all(asset.startswith("/") for asset in assets), assets
+    assert "http://" not in html.replace("http://www.w3.org", "")
+    assert "https://" not in html
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset

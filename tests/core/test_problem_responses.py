@@ -1,0 +1,129 @@
+import json
+import logging
+
+import pytest
+from django.test import Client
+
+pytestmark = [pytest.mark.urls("tests.core.urls"), pytest.mark.django_db]
+
+PROBLEM = "application/problem+json"
+ECHO = "/api/test/echo"
+
+
+def assert_problem(response, status: int) -> dict:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == PROBLEM
+    body = json.loads(response.content)
+    assert body["status"] == status
+    assert body["type"].startswith("urn:flowsite:problem:")
+    assert body["title"]
+    assert body["detail"]
+    return body
+
+
+def test_malformed_json_is_a_400_that_says_where(api_client):
+    response = api_client.post(
+        ECHO, data='{"name": "x",\n "tags": [1,}', content_type="application/json"
+    )
+    body = assert_problem(response, 400)
+    assert (body["line"], body["column"]) == (2, 13)
+    assert "line 2, column 13" in body["detail"]
+
+
+def test_a_body_that_is_not_utf8_is_a_400(api_client):
+    response = api_client.post(ECHO, data=b'{"name": "\xff"}', content_type="application/json")
+    assert "not UTF-8" in assert_problem(response, 400)["detail"]
+
+
+def test_field_errors_are_listed_per_field_with_json_pointers(api_client):
+    response = api_client.post(
+        ECHO, {"address": {"city": "Amsterdam"}, "tags": [1, "x"]}, format="json"
+    )
+    body = assert_problem(response, 400)
+    errors = {error["pointer"]: error["detail"] for error in body["errors"]}
+    assert errors == {
+        "#/name": "This field is required.",
+        "#/address/city": "Ensure this field has no more than 5 characters.",
+        "#/tags/1": "A valid integer is required.",
+    }
+    assert body["detail"] == "The request has invalid fields: address/city, name, tags/1."
+
+
+def test_a_wrong_content_type_is_415(api_client):
+    response = api_client.post(ECHO, data="name=x", content_type="text/plain")
+    assert "text/plain" in assert_problem(response, 415)["detail"]
+
+
+def test_a_declared_oversized_body_is_413_before_it_is_read(api_client, settings):
+    settings.FLOWSITE_MAX_BODY_BYTES = 100
+    response = api_client.post(
+        ECHO, data=json.dumps({"name": "x" * 200}), content_type="application/json"
+    )
+    body = assert_problem(response, 413)
+    assert body["limit"] == 100
+    assert "FLOWSITE_MAX_BODY_BYTES" in body["detail"]
+
+
+def test_a_chunked_body_is_refused_with_411_rather_than_read_as_empty(api_client):
+    response = api_client.post(
+        ECHO, data=b"", content_type="application/json", HTTP_TRANSFER_ENCODING="chunked"
+    )
+    assert "Content-Length" in assert_problem(response, 411)["detail"]
+
+
+def test_an_unknown_url_is_a_404_problem_even_with_debug_on(api_client, settings):
+    settings.DEBUG = True
+    body = assert_problem(api_client.get("/api/v1/nothing-here"), 404)
+    assert "/api/v1/nothing-here" in body["detail"]
+
+
+def test_a_wrong_method_is_405_with_allow(api_client):
+    response = api_client.delete(ECHO)
+    assert_problem(response, 405)
+    assert response["Allow"] == "POST, OPTIONS"
+
+
+def test_a_wrong_method_on_a_plain_view_is_405_with_allow(api_client):
+    response = api_client.post("/healthz")
+    assert_problem(response, 405)
+    assert response["Allow"] == "GET"
+
+
+def test_throttling_is_429_with_retry_after(api_client, settings):
+    settings.FLOWSITE_THROTTLE_RATES = {**settings.FLOWSITE_THROTTLE_RATES, "anon": "2/min"}
+    for _ in range(2):
+        assert (
+            api_client.post(
+                ECHO, {"name": "x", "address": {}, "tags": []}, format="json"
+            ).status_code
+            == 200
+        )
+    response = api_client.post(ECHO, {}, format="json")
+    assert_problem(response, 429)
+    assert 1 <= int(response["Retry-After"]) <= 60
+
+
+def test_throttling_counts_each_api_key_apart(key_client, member, integration, settings):
+    settings.FLOWSITE_THROTTLE_RATES = {**settings.FLOWSITE_THROTTLE_RATES, "key": "1/min"}
+    first, second = key_client(member), key_client(integration)
+    assert first.get("/api/v1/me").status_code == 200
+    assert second.get("/api/v1/me").status_code == 200
+    assert first.get("/api/v1/me").status_code == 429
+
+
+@pytest.mark.parametrize("url", ["/api/test/boom", "/api/test/plain-boom"])
+def test_an_unexpected_error_is_a_500_problem_with_an_error_id_in_the_log(url, caplog, settings):
+    settings.DEBUG = True  # not even DEBUG shows a traceback to an API client
+    client = Client(raise_request_exception=False)
+    with caplog.at_level(logging.ERROR, logger="flowsite.errors"):
+        response = client.get(url)
+    body = assert_problem(response, 500)
+    assert body["errorId"] in caplog.text
+    assert "Traceback" in caplog.text or caplog.records[0].exc_info
+    assert "hunter2" not in response.content.decode()
+    assert "Traceback" not in response.content.decode()
+
+
+def test_non_api_pages_keep_their_html_errors(client):
+    response = client.get("/admin/nothing-here/")
+    assert response["Content-Type"].startswith("text/html")
