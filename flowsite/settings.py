@@ -89,7 +89,7 @@ FLOWSITE_API_KEY_SECRET = env_secret(
 
 HOST = env_str("HOST", "127.0.0.1")
 PORT = env_int("PORT", 8000)
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # Used by `manage.py serve` (make run): gunicorn gthread workers and threads per worker.
 WEB_WORKERS = env_int("WEB_WORKERS", 2)
@@ -209,15 +209,18 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# With DEBUG on (local use, tests) files come straight from the app folders; with DEBUG
+# off they are the compressed, hashed copies made by `collectstatic` (make run does it).
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
 }
-# Tests and DEBUG serve from the finders, so no collectstatic is needed there.
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
-if "pytest" in sys.modules:
-    STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"
 
 # --- REST framework, OpenAPI ----------------------------------------------------------
 

@@ -137,26 +137,28 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         return self.fields if obj else ApiKeyCreateForm.Meta.fields
 
-    def save_model(self, request, obj, form, change):
+    def save_form(self, request, form, change):
         if change:
-            return super().save_model(request, obj, form, change)
-        # Keys are created only by the service, which returns the plaintext once.
-        self._issued = services.create_api_key(
+            return super().save_form(request, form, change)
+        # A new key is created by the service, the only place that sees its plaintext.
+        # It is kept on the request (ModelAdmin instances are shared between threads).
+        request.issued_api_key = services.create_api_key(
             owner=form.cleaned_data["owner"],
             label=form.cleaned_data["label"],
             expires_at=form.cleaned_data["expires_at"],
         )
-        form.instance = obj = self._issued.api_key
+        return request.issued_api_key.api_key
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
 
     def save_related(self, request, form, formsets, change):
         if change:
             super().save_related(request, form, formsets, change)
 
-    def log_addition(self, request, obj, message):
-        return super().log_addition(request, self._issued.api_key, message)
-
     def response_add(self, request, obj, post_url_continue=None):
-        return show_issued_keys(request, [self._issued])
+        return show_issued_keys(request, [request.issued_api_key])
 
     @admin.display(description="key")
     def display_prefix(self, obj):

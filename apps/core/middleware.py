@@ -6,6 +6,7 @@ import uuid
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
+from rest_framework.response import Response
 
 from apps.core.problems import PROBLEM_CONTENT_TYPE, problem_response
 
@@ -61,11 +62,13 @@ class ApiProblemMiddleware:
                 limit=limit,
             )
         response = self.get_response(request)
-        if response.status_code >= 400 and not response.get("Content-Type", "").startswith(
-            PROBLEM_CONTENT_TYPE
-        ):
-            return self._as_problem(request, response)
-        return response
+        # DRF's exception handler has made its errors problems already (rendered as a page
+        # for the browsable API); everything else on an API path is converted here.
+        if response.status_code < 400 or isinstance(response, Response):
+            return response
+        if response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE):
+            return response
+        return self._as_problem(request, response)
 
     def process_exception(self, request, exception):
         if not is_api_path(request.path_info):

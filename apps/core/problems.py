@@ -87,9 +87,11 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if (wait := getattr(exc, "wait", None)) is not None:
         headers["Retry-After"] = str(max(1, math.ceil(wait)))
     set_rollback()
+    # The browsable API (a browser asking for HTML) renders the same document as a page.
+    wants_html = getattr(context.get("request"), "accepted_media_type", "") == "text/html"
     return Response(
         problem_for_exception(exc),
         status=exc.status_code,
         headers=headers,
-        content_type=PROBLEM_CONTENT_TYPE,
+        content_type=None if wants_html else PROBLEM_CONTENT_TYPE,
     )

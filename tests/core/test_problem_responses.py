@@ -127,3 +127,10 @@ def test_an_unexpected_error_is_a_500_problem_with_an_error_id_in_the_log(url, c
 def test_non_api_pages_keep_their_html_errors(client):
     response = client.get("/admin/nothing-here/")
     assert response["Content-Type"].startswith("text/html")
+
+
+def test_a_browser_gets_the_problem_rendered_as_an_html_page(client):
+    response = client.get("/api/v1/me", HTTP_ACCEPT="text/html")
+    assert response.status_code in (401, 403)
+    assert response["Content-Type"].startswith("text/html")
+    assert "Authentication credentials were not provided." in response.content.decode()
