@@ -258,6 +258,17 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# --- Flows: outbound HTTP, script sandbox, executions ---------------------------------
+
+# Outbound calls to loopback, private, link-local, multicast and unspecified addresses are
+# refused unless this is on (or the connection's own allowlist names the host).
+FLOWSITE_ALLOW_PRIVATE_NETWORKS = env_bool("FLOWSITE_ALLOW_PRIVATE_NETWORKS", False)
+FLOWSITE_OUTBOUND_TIMEOUT_MS = env_int("FLOWSITE_OUTBOUND_TIMEOUT_MS", 30_000)
+FLOWSITE_OUTBOUND_MAX_RESPONSE_BYTES = env_int("FLOWSITE_OUTBOUND_MAX_RESPONSE_BYTES", 50 * 2**20)
+FLOWSITE_SCRIPT_TIMEOUT_MS = env_int("FLOWSITE_SCRIPT_TIMEOUT_MS", 1000)
+FLOWSITE_SCRIPT_MEMORY_MB = env_int("FLOWSITE_SCRIPT_MEMORY_MB", 64)
+FLOWSITE_SANDBOX_PROCESSES = env_int("FLOWSITE_SANDBOX_PROCESSES", 2)
+
 # --- Celery ---------------------------------------------------------------------------
 
 BROKER_DIR = VAR_DIR / "broker"
