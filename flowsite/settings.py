@@ -87,6 +87,10 @@ FLOWSITE_API_KEY_SECRET = env_secret(
     "FLOWSITE_API_KEY_SECRET", min_bytes=32, allow_generated=DEBUG
 ).encode()
 
+# Encrypts connection secrets at rest (Fernet). Comma-separated to rotate: the first key
+# encrypts, every key decrypts.
+FLOWSITE_ENCRYPTION_KEY = env_secret("FLOWSITE_ENCRYPTION_KEY", min_bytes=32, allow_generated=DEBUG)
+
 HOST = env_str("HOST", "127.0.0.1")
 PORT = env_int("PORT", 8000)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
@@ -109,6 +113,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "apps.core",
     "apps.accounts",
+    "apps.flows",
+    "apps.executions",
 ]
 
 MIDDLEWARE = [
@@ -268,6 +274,10 @@ FLOWSITE_OUTBOUND_MAX_RESPONSE_BYTES = env_int("FLOWSITE_OUTBOUND_MAX_RESPONSE_B
 FLOWSITE_SCRIPT_TIMEOUT_MS = env_int("FLOWSITE_SCRIPT_TIMEOUT_MS", 1000)
 FLOWSITE_SCRIPT_MEMORY_MB = env_int("FLOWSITE_SCRIPT_MEMORY_MB", 64)
 FLOWSITE_SANDBOX_PROCESSES = env_int("FLOWSITE_SANDBOX_PROCESSES", 2)
+# A running execution whose process has not shown a sign of life for this long (it
+# beats every few seconds) is recovered as failed: its worker was killed or crashed.
+FLOWSITE_STALE_EXECUTION_SECONDS = env_int("FLOWSITE_STALE_EXECUTION_SECONDS", 60)
+FLOWSITE_EXECUTION_RETENTION_DAYS = env_int("FLOWSITE_EXECUTION_RETENTION_DAYS", 30)
 
 # --- Celery ---------------------------------------------------------------------------
 
@@ -301,6 +311,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 2)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    "recover-stale-executions": {"task": "flowsite.recover_stale_executions", "schedule": 30.0},
+    "purge-old-executions": {"task": "flowsite.purge_executions", "schedule": 3600.0},
+}
 CELERY_TIMEZONE = TIME_ZONE
 
 # --- Logging --------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from apps.accounts.models import Role, User
 from apps.accounts.privileges import Privilege
 from apps.accounts.services import create_api_key
+from apps.flows.models import Application, Connection
 
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 BASE_DIR = Path(settings.BASE_DIR)
@@ -124,6 +125,21 @@ def key_client():
         return client
 
     return make
+
+
+@pytest.fixture
+def application(db) -> Application:
+    return Application.objects.create(name="Usage Stats")
+
+
+@pytest.fixture
+def local_api(db, httpserver) -> Connection:
+    """A connection to the local test server, allowed through the SSRF guard by name."""
+    return Connection.objects.create(
+        name="Local API",
+        base_uri=httpserver.url_for("/").rstrip("/"),
+        allowed_private_hosts=["localhost", "127.0.0.1"],
+    )
 
 
 def live_database_url() -> str:

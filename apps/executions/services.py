@@ -1,0 +1,345 @@
+"""Writes for executions: create, run (here or on a worker), cancel, recover, purge."""
+
+import json
+import logging
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.executions.models import Execution, ExecutionError, StepRun
+from apps.executions.redaction import redact
+from apps.flows.engine.context import RunContext
+from apps.flows.engine.runner import Outcome, run_flow
+from apps.flows.models import Flow
+from apps.flows.outbound import RetryPolicy, get_client
+from apps.flows.pipeline import PipelineError, build_flow_spec
+from apps.flows.sandbox import get_pool
+
+logger = logging.getLogger(__name__)
+
+Status = Execution.Status
+Trigger = Execution.Trigger
+# Runs whose caller reads the records answer with them; the others only count them.
+OUTPUT_TRIGGERS = frozenset({Trigger.API, Trigger.TEST, Trigger.EXECUTE, Trigger.SUBFLOW})
+HEARTBEAT_SECONDS = 5.0
+CANCEL_CHECK_SECONDS = 1.0
+MAX_STORED_RECORD_BYTES = 8192
+
+
+@transaction.atomic
+def create_execution(
+    *,
+    flow: Flow,
+    trigger: str,
+    caller=None,
+    caller_label: str = "",
+    caller_ip: str | None = None,
+    mode: str = Execution.Mode.ASYNC,
+    input: Any = None,
+    request: dict | None = None,
+    variables: dict | None = None,
+    parent: Execution | None = None,
+    idempotency_key: str = "",
+    timeout_ms: int | None = None,
+) -> Execution:
+    execution = Execution(
+        flow=flow,
+        flow_name=str(flow),
+        trigger=trigger,
+        mode=mode,
+        caller=caller,
+        caller_label=caller_label or (caller.get_username() if caller else "anonymous"),
+        caller_ip=caller_ip,
+        input=redact(input),
+        request=redact(request) if request is not None else None,
+        variables=variables or {},
+        parent=parent,
+        idempotency_key=idempotency_key,
+        timeout_ms=timeout_ms or flow.timeout_ms,
+    )
+    execution.full_clean()
+    execution.save()
+    return execution
+
+
+def enqueue_execution(execution: Execution) -> None:
+    """Hand the run to a Celery worker once the row is committed."""
+    from apps.executions.tasks import run_execution as run_execution_task
+
+    execution_id = str(execution.pk)
+    transaction.on_commit(lambda: run_execution_task.delay(execution_id))
+
+
+class _Heartbeat(threading.Thread):
+    """Marks the execution alive every few seconds, even while a step waits on the network,
+    so recovery can tell a slow run from one whose worker died."""
+
+    def __init__(self, execution_id):
+        super().__init__(daemon=True, name=f"heartbeat-{execution_id}")
+        self.execution_id = execution_id
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(HEARTBEAT_SECONDS):
+                Execution.objects.filter(pk=self.execution_id, status=Status.RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+        finally:
+            connection.close()
+
+
+def _cancel_check(execution_id):
+    """A cheap `cancelled()` for the engine: asks the database at most once a second."""
+    last = {"at": 0.0, "value": False}
+
+    def cancelled() -> bool:
+        now = time.monotonic()
+        if not last["value"] and now - last["at"] >= CANCEL_CHECK_SECONDS:
+            last["at"] = now
+            last["value"] = Execution.objects.filter(
+                pk=execution_id, cancel_requested=True
+            ).exists()
+        return last["value"]
+
+    return cancelled
+
+
+def _trigger_data(execution: Execution) -> dict:
+    args: dict = {}
+    if execution.request is not None:
+        args["request"] = execution.request
+    if execution.input is not None:
+        args["input"] = execution.input
+    return {"type": execution.trigger, "args": args}
+
+
+def _initial_record(execution: Execution) -> Any:
+    if isinstance(execution.input, dict):
+        return execution.input
+    body = (execution.request or {}).get("body")
+    return body if isinstance(body, dict) else {}
+
+
+def _clip(record: Any) -> Any:
+    """Keep stored error records small: a huge record is replaced by an excerpt."""
+    text = json.dumps(record, default=str)
+    if len(text) <= MAX_STORED_RECORD_BYTES:
+        return redact(record)
+    return {"_truncated": True, "excerpt": text[:MAX_STORED_RECORD_BYTES]}
+
+
+def run_execution(execution_id, *, deadline_ms: int | None = None) -> Execution:
+    """Run a queued execution in this process and record its outcome.
+
+    Only one process ever runs an execution: it is claimed by moving it from queued to
+    running. A redelivered task (after its worker died) finds it claimed and leaves it to
+    stale recovery, because a half-done run may have written to other systems.
+    """
+    now = timezone.now()
+    claimed = Execution.objects.filter(pk=execution_id, status=Status.QUEUED).update(
+        status=Status.RUNNING, started_at=now, heartbeat_at=now
+    )
+    execution = Execution.objects.select_related("flow__application").get(pk=execution_id)
+    if not claimed:
+        logger.info(
+            "Execution %s is %s already; not running it again", execution_id, execution.status
+        )
+        return execution
+    heartbeat = _Heartbeat(execution.pk)
+    heartbeat.start()
+    try:
+        outcome, steps, errors = _run(execution, deadline_ms)
+    finally:
+        heartbeat.stopped.set()
+    _record(execution, outcome, steps, errors)
+    return execution
+
+
+def _run(execution: Execution, deadline_ms: int | None):
+    flow = execution.flow
+    if flow is None:
+        return Outcome(status=Status.FAILED, error="The flow was deleted.", status_code=410), {}, []
+    try:
+        spec = build_flow_spec(flow)
+    except PipelineError as exc:
+        return Outcome(status=Status.FAILED, error=str(exc), status_code=500), {}, []
+    timeout_ms = deadline_ms or execution.timeout_ms or flow.timeout_ms
+    ctx = RunContext(
+        process_id=str(execution.pk),
+        http=get_client(),
+        scripts=get_pool(),
+        trigger=_trigger_data(execution),
+        variables={**spec.variables, **(execution.variables or {})},
+        deadline=time.monotonic() + timeout_ms / 1000,
+        retry=None if spec.skip_retries else RetryPolicy(),
+        cancelled=_cancel_check(execution.pk),
+    )
+    outcome = run_flow(
+        spec,
+        ctx,
+        initial_record=_initial_record(execution),
+        collect_output=execution.trigger in OUTPUT_TRIGGERS,
+    )
+    positions = {step.path: step.position for step in (*spec.generators, *spec.processors)}
+    return (
+        outcome,
+        {positions[path]: stats for path, stats in ctx.recorder.steps.items()},
+        ctx.recorder.errors,
+    )
+
+
+def _record(execution: Execution, outcome: Outcome, steps: dict, errors: list) -> None:
+    with transaction.atomic():
+        StepRun.objects.bulk_create(
+            StepRun(
+                execution=execution,
+                position=position,
+                path=stats.path,
+                kind=stats.kind,
+                name=stats.name,
+                records_in=stats.records_in,
+                records_out=stats.records_out,
+                errors=stats.errors,
+                duration_ms=round(stats.duration_ms, 3),
+                debug_lines=stats.debug_lines,
+                sample_in=[_clip(record) for record in stats.sample_in],
+                sample_out=[_clip(record) for record in stats.sample_out],
+            )
+            for position, stats in sorted(steps.items())
+        )
+        ExecutionError.objects.bulk_create(
+            ExecutionError(
+                execution=execution,
+                step_path=error.step_path,
+                step_name=error.step_name,
+                record=_clip(error.record) if error.record is not None else None,
+                message=error.message[:5000],
+                http_status=error.http_status,
+                body_excerpt=error.body_excerpt[:2000],
+                retriable=error.retriable,
+            )
+            for error in errors
+        )
+        execution.status = outcome.status
+        execution.num_success = outcome.num_success
+        execution.num_error = outcome.num_error
+        execution.num_ignore = outcome.num_ignore
+        execution.error = outcome.error
+        execution.status_code = outcome.status_code
+        execution.response = _response_document(execution, outcome)
+        execution.finished_at = timezone.now()
+        execution.save(
+            update_fields=[
+                "status",
+                "num_success",
+                "num_error",
+                "num_ignore",
+                "error",
+                "status_code",
+                "response",
+                "finished_at",
+            ]
+        )
+
+
+def _response_document(execution: Execution, outcome: Outcome) -> dict | None:
+    """The flow's answer (DESIGN §4): its own {statusCode, …}, else the default envelope."""
+    if outcome.response is not None:
+        return outcome.response
+    if execution.trigger not in OUTPUT_TRIGGERS:
+        return None
+    api = (execution.flow.api if execution.flow else None) or {}
+    output_name = api.get("outputName") or "records"
+    document = {
+        "processId": str(execution.pk),
+        "status": outcome.status,
+        "data": {output_name: outcome.output},
+    }
+    if outcome.output_truncated:
+        document["truncated"] = True
+    return document
+
+
+def cancel_execution(execution: Execution) -> bool:
+    """Ask a run to stop at its next checkpoint; a queued one is cancelled at once."""
+    if execution.is_finished:
+        return False
+    cancelled_queued = Execution.objects.filter(pk=execution.pk, status=Status.QUEUED).update(
+        status=Status.CANCELLED,
+        cancel_requested=True,
+        finished_at=timezone.now(),
+        error="Cancelled before it started.",
+    )
+    if not cancelled_queued:
+        Execution.objects.filter(pk=execution.pk).update(cancel_requested=True)
+    execution.refresh_from_db()
+    return True
+
+
+def recover_stale_executions(*, now=None) -> int:
+    """Running executions whose process stopped beating are failed with the reason."""
+    now = now or timezone.now()
+    threshold = now - timedelta(seconds=settings.FLOWSITE_STALE_EXECUTION_SECONDS)
+    stale = Execution.objects.filter(status=Status.RUNNING, heartbeat_at__lt=threshold)
+    count = stale.update(
+        status=Status.FAILED,
+        finished_at=now,
+        status_code=500,
+        error=(
+            "The process running this execution stopped (the worker was killed or crashed): "
+            f"no sign of life for over {settings.FLOWSITE_STALE_EXECUTION_SECONDS} s. "
+            "It was not re-run automatically because it may have written to other systems "
+            "already; retry it if it is safe."
+        ),
+    )
+    if count:
+        logger.warning("Recovered %d stale execution(s)", count)
+    return count
+
+
+def purge_executions(*, older_than_days: int) -> int:
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    deleted, _ = Execution.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
+def start_async_run(*, flow: Flow, caller, input: Any = None, variables=None) -> Execution:
+    """Run now: queue a run on a Celery worker."""
+    execution = create_execution(
+        flow=flow, trigger=Trigger.RUN, caller=caller, input=input, variables=variables
+    )
+    enqueue_execution(execution)
+    return execution
+
+
+TEST_RUN_MAX_MS = 60_000
+
+
+def execute_test_run(
+    *, flow: Flow, caller, input: Any = None, query=None, variables=None
+) -> Execution:
+    """Run in this process now (the admin's Test run), at most a minute, and return it."""
+    execution = create_execution(
+        flow=flow,
+        trigger=Trigger.TEST,
+        mode=Execution.Mode.SYNC,
+        caller=caller,
+        input=input,
+        request={
+            "method": "POST",
+            "url": "admin:test-run",
+            "headers": {},
+            "query": query or {},
+            "body": input,
+            "contentType": "application/json",
+        },
+        variables=variables,
+        timeout_ms=min(flow.timeout_ms, TEST_RUN_MAX_MS),
+    )
+    return run_execution(execution.pk)

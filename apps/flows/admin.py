@@ -1,0 +1,263 @@
+from django.contrib import admin, messages
+from django.db.models import OuterRef, Subquery
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from apps.executions import services as execution_services
+from apps.executions.models import Execution
+from apps.flows import services
+from apps.flows.forms import (
+    ConnectionForm,
+    ExportForm,
+    FlowForm,
+    ImportForm,
+    ScriptForm,
+    TestRunForm,
+)
+from apps.flows.models import Application, Connection, Export, Flow, Import, Script
+from apps.flows.pipeline import RESOURCES
+
+
+@admin.register(Application)
+class ApplicationAdmin(admin.ModelAdmin):
+    list_display = ("name", "description", "modified_at")
+    search_fields = ("name", "description")
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    form = ConnectionForm
+    list_display = ("name", "type", "base_uri", "auth_type", "modified_at")
+    list_filter = ("type", "auth_type")
+    search_fields = ("name", "base_uri")
+    fieldsets = (
+        (None, {"fields": ("name", "type", "base_uri", "headers")}),
+        (
+            "Authentication",
+            {
+                "fields": (
+                    "auth_type",
+                    "username",
+                    "password",
+                    "token",
+                    "header_name",
+                    "api_key",
+                    "token_url",
+                    "client_id",
+                    "client_secret",
+                    "scope",
+                    "clear_secrets",
+                )
+            },
+        ),
+        ("Advanced", {"classes": ("collapse",), "fields": ("allowed_private_hosts", "timeout_ms")}),
+    )
+
+
+@admin.register(Export)
+class ExportAdmin(admin.ModelAdmin):
+    form = ExportForm
+    list_display = ("name", "connection", "method", "relative_uri", "paging")
+    list_filter = ("connection", "paging")
+    list_select_related = ("connection",)
+    search_fields = ("name", "relative_uri")
+    fieldsets = (
+        (None, {"fields": ("name", "connection", "method", "relative_uri", "resource_path")}),
+        ("Request", {"classes": ("collapse",), "fields": ("query", "headers", "body")}),
+        (
+            "Paging",
+            {
+                "fields": (
+                    "paging",
+                    "page_size",
+                    "page_size_param",
+                    "page_param",
+                    "next_path",
+                    "cursor_param",
+                    "max_pages",
+                )
+            },
+        ),
+    )
+
+
+@admin.register(Import)
+class ImportAdmin(admin.ModelAdmin):
+    form = ImportForm
+    list_display = ("name", "connection", "method", "relative_uri", "batch_size")
+    list_filter = ("connection",)
+    list_select_related = ("connection",)
+    search_fields = ("name", "relative_uri")
+    fields = ("name", "connection", "method", "relative_uri", "headers", "body", "batch_size")
+
+
+@admin.register(Script)
+class ScriptAdmin(admin.ModelAdmin):
+    form = ScriptForm
+    list_display = ("name", "language", "modified_at")
+    search_fields = ("name", "content")
+    fields = ("name", "language", "content")
+
+
+def pipeline_html(flow: Flow):
+    """The flow's steps as a numbered list with links to the resources."""
+    names = {}
+    for kind, (key, model) in RESOURCES.items():
+        ids = [
+            step.get(key)
+            for step in [*flow.page_generators, *flow.page_processors]
+            if isinstance(step, dict) and step.get(key) is not None
+        ]
+        names[kind] = {
+            str(pk): name for pk, name in model.objects.filter(pk__in=ids).values_list("pk", "name")
+        }
+    rows = []
+    for generator in flow.page_generators:
+        export_id = str(generator.get("_exportId"))
+        rows.append(
+            ("export", "reads pages", export_id, names["export"].get(export_id, "missing!"), "")
+        )
+    if not flow.page_generators:
+        rows.append(("input", "starts from one record: the trigger's input", None, "", ""))
+    for processor in flow.page_processors:
+        kind = processor.get("type", "?")
+        key = RESOURCES.get(kind, ("", None))[0]
+        resource_id = str(processor.get(key))
+        role = {"export": "looks up", "import": "writes", "script": "transforms"}.get(kind, kind)
+        note = " · proceeds on failure" if processor.get("proceedOnFailure") else ""
+        rows.append(
+            (kind, role, resource_id, names.get(kind, {}).get(resource_id, "missing!"), note)
+        )
+    items = []
+    for kind, role, resource_id, name, note in rows:
+        if resource_id is None:
+            items.append(format_html("<li><b>{}</b> {}</li>", kind, role))
+            continue
+        url = reverse(f"admin:flows_{kind}_change", args=[resource_id])
+        items.append(
+            format_html('<li><b>{}</b> {} <a href="{}">{}</a>{}</li>', kind, role, url, name, note)
+        )
+    return format_html("<ol>{}</ol>", format_html_join("", "{}", ((item,) for item in items)))
+
+
+@admin.register(Flow)
+class FlowAdmin(admin.ModelAdmin):
+    form = FlowForm
+    list_display = ("name", "application", "disabled", "step_count", "last_status")
+    list_filter = ("application", "disabled")
+    list_select_related = ("application",)
+    search_fields = ("name", "description")
+    readonly_fields = ("pipeline",)
+    actions = ("run_now", "clone", "enable", "disable")
+    fieldsets = (
+        (None, {"fields": ("application", "name", "description", "disabled")}),
+        ("Pipeline", {"fields": ("pipeline", "page_generators", "page_processors", "variables")}),
+        (
+            "Running",
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "skip_retries",
+                    "timeout_ms",
+                    "schedule",
+                    "timezone",
+                    "max_concurrency",
+                    "concurrency_policy",
+                    "api",
+                ),
+            },
+        ),
+    )
+
+    def get_queryset(self, request):
+        last = Execution.objects.filter(flow=OuterRef("pk")).order_by("-created_at")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(last_run_status=Subquery(last.values("status")[:1]))
+        )
+
+    @admin.display(description="steps")
+    def step_count(self, obj):
+        return len(obj.page_generators) + len(obj.page_processors)
+
+    @admin.display(description="last run")
+    def last_status(self, obj):
+        return obj.last_run_status or "—"
+
+    @admin.display(description="pipeline")
+    def pipeline(self, obj):
+        return pipeline_html(obj) if obj.pk else "Save the flow to see its pipeline."
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:flow_id>/test-run/",
+                self.admin_site.admin_view(self.test_run_view),
+                name="flows_flow_test_run",
+            ),
+            *super().get_urls(),
+        ]
+
+    def test_run_view(self, request, flow_id: int):
+        flow = get_object_or_404(Flow.objects.select_related("application"), pk=flow_id)
+        if not self.has_change_permission(request, flow):
+            return redirect("admin:index")
+        execution = None
+        form = TestRunForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            execution = execution_services.execute_test_run(
+                flow=flow,
+                caller=request.user,
+                input=form.cleaned_data["input"],
+                query=form.cleaned_data["query"],
+                variables=form.cleaned_data["variables"],
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Test run: {flow}",
+            "opts": self.model._meta,
+            "original": flow,
+            "flow": flow,
+            "form": form,
+            "execution": execution,
+            "steps": execution.steps.all() if execution else [],
+            "errors": execution.errors.all()[:50] if execution else [],
+        }
+        return TemplateResponse(request, "admin/flows/flow/test_run.html", context)
+
+    @admin.action(description="Run now (on a worker)")
+    def run_now(self, request, queryset):
+        started = [
+            execution_services.start_async_run(flow=flow, caller=request.user)
+            for flow in queryset.select_related("application")
+            if not flow.disabled
+        ]
+        skipped = queryset.count() - len(started)
+        self.message_user(
+            request,
+            f"Queued {len(started)} run(s)"
+            + (f"; skipped {skipped} disabled flow(s)." if skipped else "."),
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Clone")
+    def clone(self, request, queryset):
+        clones = [services.clone_flow(flow=flow) for flow in queryset]
+        self.message_user(
+            request,
+            f"Cloned {len(clones)} flow(s), disabled until you enable them.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Enable")
+    def enable(self, request, queryset):
+        count = services.set_flows_disabled(queryset=queryset, disabled=False)
+        self.message_user(request, f"Enabled {count} flow(s).", messages.SUCCESS)
+
+    @admin.action(description="Disable")
+    def disable(self, request, queryset):
+        count = services.set_flows_disabled(queryset=queryset, disabled=True)
+        self.message_user(request, f"Disabled {count} flow(s).", messages.SUCCESS)

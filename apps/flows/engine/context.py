@@ -1,0 +1,166 @@
+"""What a run carries: its trigger, variables, deadline, adapters and what it recorded."""
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from apps.flows.outbound import ConnectionConfig, HttpRequest, HttpResponse, RetryPolicy
+from apps.flows.sandbox import ScriptResult
+
+SAMPLE_RECORDS = 3
+MAX_DEBUG_LINES = 500
+MAX_ERRORS_KEPT = 1000
+
+
+class HttpPort(Protocol):
+    def send(
+        self,
+        connection: ConnectionConfig,
+        request: HttpRequest,
+        *,
+        deadline: float | None = None,
+        retry: RetryPolicy | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> HttpResponse: ...
+
+
+class ScriptPort(Protocol):
+    def call(
+        self, source: str, function: str, argument: Any, *, timeout_ms: int | None = None
+    ) -> ScriptResult: ...
+
+
+class RunStopped(Exception):
+    """The run must stop between records or steps."""
+
+
+class DeadlineReached(RunStopped):
+    pass
+
+
+class RunCancelled(RunStopped):
+    pass
+
+
+class RunAborted(Exception):
+    """A script called error(message, status), or a page generator failed: the run fails."""
+
+    def __init__(self, message: str, *, status: int = 500):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def sample(record: Any) -> Any:
+    return copy.deepcopy(record)
+
+
+@dataclass
+class StepStats:
+    path: str
+    kind: str
+    name: str
+    records_in: int = 0
+    records_out: int = 0
+    errors: int = 0
+    duration_ms: float = 0.0
+    debug_lines: list[str] = field(default_factory=list)
+    sample_in: list = field(default_factory=list)
+    sample_out: list = field(default_factory=list)
+
+    def took_in(self, records: list) -> None:
+        self.records_in += len(records)
+        for record in records[: SAMPLE_RECORDS - len(self.sample_in)]:
+            self.sample_in.append(sample(record))
+
+    def gave_out(self, records: list) -> None:
+        self.records_out += len(records)
+        for record in records[: SAMPLE_RECORDS - len(self.sample_out)]:
+            self.sample_out.append(sample(record))
+
+    def log(self, lines: list[str]) -> None:
+        room = MAX_DEBUG_LINES - len(self.debug_lines)
+        if room > 0:
+            self.debug_lines.extend(lines[:room])
+            if len(lines) > room:
+                self.debug_lines.append(f"… {len(lines) - room} more lines not kept")
+
+
+@dataclass
+class RecordedError:
+    step_path: str
+    step_name: str
+    message: str
+    record: Any = None
+    http_status: int | None = None
+    body_excerpt: str = ""
+    retriable: bool = False
+
+
+@dataclass
+class Recorder:
+    """Collects step statistics and errors in memory; the caller persists them once."""
+
+    steps: dict[str, StepStats] = field(default_factory=dict)
+    errors: list[RecordedError] = field(default_factory=list)
+    error_count: int = 0
+    ignored: int = 0  # records a script dropped on purpose
+
+    def stats(self, step) -> StepStats:
+        stats = self.steps.get(step.path)
+        if stats is None:
+            stats = self.steps[step.path] = StepStats(step.path, step.kind, step.name)
+        return stats
+
+    def error(self, step, message: str, **details: Any) -> None:
+        self.error_count += 1
+        self.stats(step).errors += 1
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append(RecordedError(step.path, step.name, message, **details))
+
+
+@dataclass
+class RunContext:
+    process_id: str
+    http: HttpPort
+    scripts: ScriptPort
+    trigger: dict = field(default_factory=dict)
+    variables: dict = field(default_factory=dict)
+    deadline: float | None = None  # a clock() value
+    retry: RetryPolicy | None = field(default_factory=RetryPolicy)
+    cancelled: Callable[[], bool] = lambda: False
+    heartbeat: Callable[[], None] = lambda: None
+    clock: Callable[[], float] = time.monotonic
+    recorder: Recorder = field(default_factory=Recorder)
+
+    def checkpoint(self) -> None:
+        """Between records and steps: stop at the deadline or on cancellation."""
+        if self.deadline is not None and self.clock() >= self.deadline:
+            raise DeadlineReached
+        if self.cancelled():
+            raise RunCancelled
+        self.heartbeat()
+
+    def remaining_ms(self) -> int | None:
+        if self.deadline is None:
+            return None
+        return max(1, int((self.deadline - self.clock()) * 1000))
+
+    def scope(self, **extra: Any) -> dict:
+        return {
+            "variables": self.variables,
+            "trigger": self.trigger,
+            "processId": self.process_id,
+            **extra,
+        }
+
+    def send(self, connection: ConnectionConfig, request: HttpRequest) -> HttpResponse:
+        return self.http.send(
+            connection,
+            request,
+            deadline=self.deadline,
+            retry=self.retry,
+            cancelled=self.cancelled,
+        )

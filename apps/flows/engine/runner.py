@@ -1,0 +1,118 @@
+"""Run a flow: pages from the generators (or the one starting record) go through the
+processors in order. Returns an Outcome; never raises for anything a flow can do."""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from apps.flows.engine.context import (
+    DeadlineReached,
+    RunAborted,
+    RunCancelled,
+    RunContext,
+)
+from apps.flows.engine.spec import FlowSpec
+from apps.flows.engine.steps import STEP_KINDS, Step, generator_pages
+
+logger = logging.getLogger(__name__)
+
+MAX_OUTPUT_RECORDS = 10_000
+
+
+@dataclass
+class Outcome:
+    status: str  # succeeded | failed | cancelled | timed_out
+    num_success: int = 0
+    num_error: int = 0
+    num_ignore: int = 0
+    output: list = field(default_factory=list)
+    output_truncated: bool = False
+    response: dict | None = None  # the flow's own {statusCode, …} answer, when it gives one
+    status_code: int | None = None
+    error: str = ""
+
+
+def script_response(spec: FlowSpec, output: list) -> dict | None:
+    """DESIGN §4: the last processor returning one object with a numeric statusCode."""
+    if not spec.processors or spec.processors[-1].kind != "script" or len(output) != 1:
+        return None
+    candidate = output[0]
+    if isinstance(candidate, dict) and isinstance(candidate.get("statusCode"), int | float):
+        return candidate
+    return None
+
+
+class _Run:
+    def __init__(self, spec: FlowSpec, ctx: RunContext, collect_output: bool):
+        self.spec = spec
+        self.ctx = ctx
+        self.collect_output = collect_output
+        self.steps: list[Step] = [STEP_KINDS[step.kind](step) for step in spec.processors]
+        self.outcome = Outcome(status="running")
+
+    def pages(self, initial_record: Any):
+        if not self.spec.generators:
+            yield [initial_record if initial_record is not None else {}]
+            return
+        for generator in self.spec.generators:
+            stats = self.ctx.recorder.stats(generator)
+            self.ctx.checkpoint()
+            started = time.perf_counter()
+            for page in generator_pages(generator, self.ctx):
+                stats.duration_ms += (time.perf_counter() - started) * 1000
+                stats.gave_out(page)
+                yield page
+                started = time.perf_counter()
+
+    def process(self, page: list) -> None:
+        for step in self.steps:
+            if not page:
+                return
+            self.ctx.checkpoint()
+            stats = self.ctx.recorder.stats(step.spec)
+            stats.took_in(page)
+            started = time.perf_counter()
+            page = step.process(page, self.ctx)
+            stats.duration_ms += (time.perf_counter() - started) * 1000
+            stats.gave_out(page)
+        self.outcome.num_success += len(page)
+        if self.collect_output:
+            room = MAX_OUTPUT_RECORDS - len(self.outcome.output)
+            self.outcome.output.extend(page[:room])
+            self.outcome.output_truncated |= len(page) > room
+
+    def run(self, initial_record: Any) -> Outcome:
+        outcome = self.outcome
+        try:
+            for page in self.pages(initial_record):
+                self.process(page)
+            outcome.status = "succeeded"
+        except DeadlineReached:
+            outcome.status = "timed_out"
+            outcome.error = "The run passed its deadline and was stopped."
+        except RunCancelled:
+            outcome.status = "cancelled"
+            outcome.error = "The run was cancelled."
+        except RunAborted as abort:
+            outcome.status = "failed"
+            outcome.error = abort.message
+            outcome.status_code = abort.status
+        except Exception as exc:  # a defect in a step must still end as a recorded run
+            logger.exception("Flow %s crashed", self.spec.name)
+            outcome.status = "failed"
+            outcome.error = f"Internal error: {type(exc).__name__}: {exc}"
+            outcome.status_code = 500
+        outcome.num_error = self.ctx.recorder.error_count
+        outcome.num_ignore = self.ctx.recorder.ignored
+        if outcome.status == "succeeded":
+            outcome.response = script_response(self.spec, outcome.output)
+            if outcome.response is not None:
+                outcome.status_code = int(outcome.response["statusCode"])
+        return outcome
+
+
+def run_flow(
+    spec: FlowSpec, ctx: RunContext, *, initial_record: Any = None, collect_output: bool = True
+) -> Outcome:
+    return _Run(spec, ctx, collect_output).run(initial_record)

@@ -1,0 +1,283 @@
+"""Step kinds: one small class each, registered by the `type` the flow document uses.
+
+A step takes a page (a list of records) and returns the page for the next step. Records
+are isolated: one that fails becomes a recorded error and leaves the page, unless the
+processor says `proceedOnFailure`; the others go on.
+"""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urljoin
+
+from apps.flows.engine.context import RunAborted, RunContext
+from apps.flows.engine.mapping import apply_mapping
+from apps.flows.engine.paths import get_path
+from apps.flows.engine.spec import ExportSpec, ImportSpec, ScriptSpec, StepSpec
+from apps.flows.engine.templates import render, render_string
+from apps.flows.outbound import HttpRequest, HttpResponse, OutboundError
+from apps.flows.sandbox import ScriptAbort, ScriptError
+
+STEP_KINDS: dict[str, type["Step"]] = {}
+
+
+def register(kind: str):
+    def decorate(cls: type["Step"]) -> type["Step"]:
+        cls.kind = kind
+        STEP_KINDS[kind] = cls
+        return cls
+
+    return decorate
+
+
+class StepFailed(Exception):
+    """One record (or batch) failed this step; carries what the error record needs."""
+
+    def __init__(self, message: str, *, http_status=None, body_excerpt="", retriable=False):
+        super().__init__(message)
+        self.message = message
+        self.details = {
+            "http_status": http_status,
+            "body_excerpt": body_excerpt or "",
+            "retriable": retriable,
+        }
+
+    @classmethod
+    def from_outbound(cls, step: StepSpec, error: OutboundError) -> "StepFailed":
+        return cls(
+            f"{step.name}: {error}",
+            http_status=error.status,
+            body_excerpt=error.body_excerpt or "",
+            retriable=error.retriable,
+        )
+
+
+class Step:
+    kind = ""
+
+    def __init__(self, spec: StepSpec):
+        self.spec = spec
+
+    def process(self, page: list, ctx: RunContext) -> list:
+        raise NotImplementedError
+
+    def each_record(self, page: list, ctx: RunContext, handle: Callable[[Any], Any]) -> list:
+        """Apply `handle` to every record, isolating failures."""
+        out = []
+        for record in page:
+            ctx.checkpoint()
+            try:
+                out.append(handle(record))
+            except StepFailed as failure:
+                ctx.recorder.error(self.spec, failure.message, record=record, **failure.details)
+                if self.spec.proceed_on_failure:
+                    out.append(record)
+        return out
+
+
+# --- HTTP exports -------------------------------------------------------------------------
+
+
+def records_in(export: ExportSpec, body: Any) -> list:
+    found = get_path(body, export.resource_path) if export.resource_path else body
+    if found is None:
+        return []
+    return found if isinstance(found, list) else [found]
+
+
+def export_request(export: ExportSpec, scope: dict, extra_query: dict) -> HttpRequest:
+    return HttpRequest(
+        method=export.method,
+        url=render_string(export.relative_uri, scope, encode=True),
+        headers={key: str(value) for key, value in render(export.headers, scope).items()},
+        query={**render(export.query, scope), **extra_query},
+        json=render(export.body, scope) if export.body is not None else None,
+    )
+
+
+def export_pages(
+    export: ExportSpec, ctx: RunContext, scope: dict
+) -> Iterator[tuple[list, HttpResponse]]:
+    """Pages of records with the response they came from, following the export's paging."""
+    extra: dict = {}
+    if export.page_size and export.paging != "none":
+        extra[export.page_size_param] = export.page_size
+    page_number = 1
+    next_url: str | None = None
+    for _ in range(export.max_pages):
+        if export.paging == "page":
+            extra[export.page_param] = page_number
+        request = export_request(export, scope, extra)
+        if next_url:
+            request.url, request.query = next_url, {}
+        response = ctx.send(export.connection, request)
+        body = response.json()
+        records = records_in(export, body)
+        yield records, response
+        if export.paging == "none" or not records:
+            return
+        if export.paging == "page":
+            if export.page_size and len(records) < export.page_size:
+                return
+            page_number += 1
+        elif export.paging == "nextlink":
+            link = get_path(body, export.next_path)
+            if not link:
+                return
+            next_url = urljoin(response.url, str(link))
+        elif export.paging == "cursor":
+            cursor = get_path(body, export.next_path)
+            if cursor in (None, ""):
+                return
+            extra[export.cursor_param] = cursor
+        ctx.checkpoint()
+
+
+def generator_pages(step: StepSpec, ctx: RunContext) -> Iterator[list]:
+    """A page generator: the export's pages; a failure here fails the run."""
+    try:
+        for records, _ in export_pages(step.resource, ctx, ctx.scope(record={})):
+            yield records
+    except OutboundError as error:
+        failure = StepFailed.from_outbound(step, error)
+        ctx.recorder.error(step, failure.message, **failure.details)
+        raise RunAborted(f"Page generator {step.name} failed: {error}", status=502) from None
+
+
+@register("export")
+class LookupStep(Step):
+    """An export used as a processor: called per record, its result mapped into the record."""
+
+    def process(self, page: list, ctx: RunContext) -> list:
+        export: ExportSpec = self.spec.resource
+
+        def lookup(record: dict) -> dict:
+            found: list = []
+            status = None
+            try:
+                for records, response in export_pages(export, ctx, ctx.scope(record=record)):
+                    found.extend(records)
+                    status = response.status
+            except OutboundError as error:
+                raise StepFailed.from_outbound(self.spec, error) from None
+            if self.spec.response_mapping and isinstance(record, dict):
+                apply_mapping(
+                    record, self.spec.response_mapping, {"data": found, "statusCode": status}
+                )
+            return record
+
+        return self.each_record(page, ctx, lookup)
+
+
+# --- HTTP imports -------------------------------------------------------------------------
+
+
+def response_body(response: HttpResponse) -> Any:
+    """An import's response as data: JSON when it is JSON, else its text (or None)."""
+    if not response.body:
+        return None
+    if "json" in response.headers.get("content-type", ""):
+        try:
+            return response.json()
+        except OutboundError:
+            pass
+    return response.text
+
+
+@register("import")
+class ImportStep(Step):
+    """Sends records to the connection, one request per record or per batch."""
+
+    def process(self, page: list, ctx: RunContext) -> list:
+        spec: ImportSpec = self.spec.resource
+        if spec.batch_size <= 1:
+
+            def send_one(record: Any) -> Any:
+                response = self.send(spec, ctx, ctx.scope(record=record), record)
+                return self.map_response(record, response)
+
+            return self.each_record(page, ctx, send_one)
+        out = []
+        for start in range(0, len(page), spec.batch_size):
+            ctx.checkpoint()
+            batch = page[start : start + spec.batch_size]
+            try:
+                self.send(spec, ctx, ctx.scope(records=batch, record=batch[0]), batch)
+                out.extend(batch)
+            except StepFailed as failure:
+                for record in batch:
+                    ctx.recorder.error(self.spec, failure.message, record=record, **failure.details)
+                if self.spec.proceed_on_failure:
+                    out.extend(batch)
+        return out
+
+    def send(self, spec: ImportSpec, ctx: RunContext, scope: dict, payload: Any) -> HttpResponse:
+        if spec.body is None:
+            body = payload
+        elif isinstance(payload, list):
+            body = [render(spec.body, ctx.scope(record=item)) for item in payload]
+        else:
+            body = render(spec.body, scope)
+        request = HttpRequest(
+            method=spec.method,
+            url=render_string(spec.relative_uri, scope, encode=True),
+            headers={key: str(value) for key, value in render(spec.headers, scope).items()},
+            json=body,
+        )
+        try:
+            return ctx.send(spec.connection, request)
+        except OutboundError as error:
+            raise StepFailed.from_outbound(self.spec, error) from None
+
+    def map_response(self, record: Any, response: HttpResponse) -> Any:
+        if not self.spec.response_mapping or not isinstance(record, dict):
+            return record
+        body = response_body(response)
+        source = {
+            "data": body,
+            "id": body.get("id") if isinstance(body, dict) else None,
+            "statusCode": response.status,
+        }
+        return apply_mapping(record, self.spec.response_mapping, source)
+
+
+# --- Scripts ------------------------------------------------------------------------------
+
+
+@register("script")
+class ScriptStep(Step):
+    """Calls the script's function with ctx = {trigger, records, variables, processId}.
+
+    The return value is the page's new records: an array, one object for one record,
+    null/[] to drop them. A script works on the whole page, so when it fails every record
+    of the page fails with it.
+    """
+
+    def process(self, page: list, ctx: RunContext) -> list:
+        script: ScriptSpec = self.spec.resource
+        ctx.checkpoint()
+        argument = {
+            "trigger": ctx.trigger,
+            "records": page,
+            "variables": ctx.variables,
+            "processId": ctx.process_id,
+        }
+        stats = ctx.recorder.stats(self.spec)
+        try:
+            result = ctx.scripts.call(
+                script.source, self.spec.function, argument, timeout_ms=ctx.remaining_ms()
+            )
+        except ScriptAbort as abort:
+            stats.log(abort.debug or [])
+            raise RunAborted(abort.message, status=abort.status) from None
+        except ScriptError as error:
+            stats.log(error.debug or [])
+            where = f" at line {error.line}" if error.line else ""
+            message = f"Script {script.name}{where}: {error.message}"
+            for record in page:
+                ctx.recorder.error(self.spec, message, record=record)
+            return page if self.spec.proceed_on_failure else []
+        stats.log(result.debug)
+        value = result.value
+        records = [] if value is None else value if isinstance(value, list) else [value]
+        ctx.recorder.ignored += max(0, len(page) - len(records))
+        return records

@@ -1,0 +1,245 @@
+"""Admin forms: write-only secrets, checked scripts, validated pipelines."""
+
+import json
+
+from django import forms
+
+from apps.flows.engine.templates import template_errors
+from apps.flows.models import Connection, Export, Flow, Import, Script
+from apps.flows.pipeline import pipeline_errors
+from apps.flows.sandbox import check_syntax
+
+MONOSPACE = {"style": "font-family: ui-monospace, Menlo, Consolas, monospace; width: 90%;"}
+
+
+class ConnectionForm(forms.ModelForm):
+    """Secrets are write-only: never rendered back, kept when left empty."""
+
+    password = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
+    token = forms.CharField(
+        label="Bearer token", required=False, widget=forms.PasswordInput(render_value=False)
+    )
+    api_key = forms.CharField(
+        label="API key", required=False, widget=forms.PasswordInput(render_value=False)
+    )
+    client_secret = forms.CharField(
+        label="OAuth client secret",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+    )
+    clear_secrets = forms.BooleanField(
+        label="Clear stored secrets", required=False, help_text="Forget every stored secret."
+    )
+
+    REQUIRED = {
+        Connection.AuthType.BASIC: ("password",),
+        Connection.AuthType.BEARER: ("token",),
+        Connection.AuthType.API_KEY_HEADER: ("api_key",),
+        Connection.AuthType.OAUTH2: ("client_secret",),
+    }
+
+    class Meta:
+        model = Connection
+        fields = (
+            "name",
+            "type",
+            "base_uri",
+            "headers",
+            "auth_type",
+            "username",
+            "header_name",
+            "token_url",
+            "client_id",
+            "scope",
+            "allowed_private_hosts",
+            "timeout_ms",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in Connection.SECRET_FIELDS:
+            stored = self.instance.pk and self.instance.has_secret(name)
+            self.fields[name].help_text = (
+                "Stored (hidden). Leave empty to keep it." if stored else "Not set."
+            )
+
+    def clean(self):
+        data = super().clean()
+        auth_type = data.get("auth_type")
+        for name in self.REQUIRED.get(auth_type, ()):
+            kept = (
+                self.instance.pk
+                and self.instance.has_secret(name)
+                and not data.get("clear_secrets")
+            )
+            if not data.get(name) and not kept:
+                self.add_error(name, f"Required for {Connection.AuthType(auth_type).label}.")
+        if auth_type == Connection.AuthType.OAUTH2:
+            for name in ("token_url", "client_id"):
+                if not data.get(name):
+                    self.add_error(name, "Required for OAuth 2.0 client credentials.")
+        if auth_type == Connection.AuthType.BASIC and not data.get("username"):
+            self.add_error("username", "Required for basic authentication.")
+        hosts = data.get("allowed_private_hosts")
+        if hosts is not None and not (
+            isinstance(hosts, list) and all(isinstance(h, str) for h in hosts)
+        ):
+            self.add_error("allowed_private_hosts", "A list of host names or networks.")
+        return data
+
+    def save(self, commit=True):
+        connection = super().save(commit=False)
+        if self.cleaned_data.get("clear_secrets"):
+            connection.secrets_encrypted = ""
+        connection.set_secrets(
+            **{name: self.cleaned_data.get(name) or None for name in Connection.SECRET_FIELDS}
+        )
+        if commit:
+            connection.save()
+        return connection
+
+
+class TemplatedForm(forms.ModelForm):
+    TEMPLATED = ("relative_uri", "query", "headers", "body")
+
+    def clean(self):
+        data = super().clean()
+        for name in self.TEMPLATED:
+            if name in data:
+                for message in template_errors(data[name]):
+                    self.add_error(name, message)
+        for name in ("query", "headers"):
+            if name in data and not isinstance(data[name], dict):
+                self.add_error(name, "An object of names and values.")
+        return data
+
+
+class ExportForm(TemplatedForm):
+    class Meta:
+        model = Export
+        fields = (
+            "name",
+            "connection",
+            "method",
+            "relative_uri",
+            "query",
+            "headers",
+            "body",
+            "resource_path",
+            "paging",
+            "page_size",
+            "page_size_param",
+            "page_param",
+            "next_path",
+            "cursor_param",
+            "max_pages",
+        )
+
+    def clean(self):
+        data = super().clean()
+        paging = data.get("paging")
+        if paging in (Export.Paging.NEXTLINK, Export.Paging.CURSOR) and not data.get("next_path"):
+            self.add_error("next_path", "Where the next link or cursor is in the response.")
+        return data
+
+
+class ImportForm(TemplatedForm):
+    class Meta:
+        model = Import
+        fields = ("name", "connection", "method", "relative_uri", "headers", "body", "batch_size")
+
+
+class ScriptForm(forms.ModelForm):
+    class Meta:
+        model = Script
+        fields = ("name", "language", "content")
+        widgets = {
+            "content": forms.Textarea(attrs={**MONOSPACE, "rows": 24, "spellcheck": "false"})
+        }
+
+    def clean_content(self):
+        content = self.cleaned_data["content"]
+        if problem := check_syntax(content):
+            raise forms.ValidationError(problem)
+        return content
+
+
+class PrettyJSONField(forms.JSONField):
+    """JSON shown indented in a monospace box."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", forms.Textarea(attrs={**MONOSPACE, "rows": 10}))
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, str):
+            return value
+        return json.dumps(value, indent=2)
+
+
+class FlowForm(forms.ModelForm):
+    class Meta:
+        model = Flow
+        fields = (
+            "application",
+            "name",
+            "description",
+            "disabled",
+            "page_generators",
+            "page_processors",
+            "variables",
+            "skip_retries",
+            "timeout_ms",
+            "schedule",
+            "timezone",
+            "max_concurrency",
+            "concurrency_policy",
+            "api",
+        )
+        field_classes = {
+            "page_generators": PrettyJSONField,
+            "page_processors": PrettyJSONField,
+            "variables": PrettyJSONField,
+            "api": PrettyJSONField,
+        }
+
+    def clean(self):
+        data = super().clean()
+        if "page_generators" in data and "page_processors" in data:
+            errors = pipeline_errors(data["page_generators"] or [], data["page_processors"] or [])
+            for field, messages in errors.items():
+                for message in messages:
+                    self.add_error(field, message)
+        if "variables" in data and not isinstance(data["variables"], dict):
+            self.add_error("variables", "An object of names and values.")
+        return data
+
+
+class TestRunForm(forms.Form):
+    input = forms.JSONField(
+        label="Sample input",
+        required=False,
+        initial=dict,
+        widget=forms.Textarea(attrs={**MONOSPACE, "rows": 6}),
+        help_text="The trigger's input: the starting record of a flow without page generators.",
+    )
+    query = forms.JSONField(
+        label="Query parameters",
+        required=False,
+        initial=dict,
+        widget=forms.Textarea(attrs={**MONOSPACE, "rows": 3}),
+        help_text='As trigger.args.request.query, e.g. {"name": "Leor"}.',
+    )
+    variables = forms.JSONField(
+        label="Variable overrides",
+        required=False,
+        initial=dict,
+        widget=forms.Textarea(attrs={**MONOSPACE, "rows": 3}),
+    )
+
+    def clean(self):
+        data = super().clean()
+        for name in ("query", "variables"):
+            if data.get(name) is not None and not isinstance(data[name], dict):
+                self.add_error(name, "An object of names and values.")
+        return data

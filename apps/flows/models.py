@@ -1,0 +1,300 @@
+from django.core.validators import MinValueValidator
+from django.db import models
+
+from apps.flows import crypto
+
+
+class Application(models.Model):
+    """A namespace of flows (PhixFlow application, Celigo integration); its name is in URLs."""
+
+    name = models.CharField(
+        "name", max_length=100, unique=True, help_text="Used in flow URLs (%20 for spaces)."
+    )
+    description = models.TextField("description", blank=True)
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    modified_at = models.DateTimeField("modified", auto_now=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Connection(models.Model):
+    """Where exports read and imports write: an HTTP API with its authentication."""
+
+    class Type(models.TextChoices):
+        HTTP = "http", "HTTP API"
+
+    class AuthType(models.TextChoices):
+        NONE = "none", "None"
+        BASIC = "basic", "Basic (username and password)"
+        BEARER = "bearer", "Bearer token"
+        API_KEY_HEADER = "api_key_header", "API key in a header"
+        OAUTH2 = "oauth2_client_credentials", "OAuth 2.0 client credentials"
+
+    SECRET_FIELDS = ("password", "token", "api_key", "client_secret")
+
+    name = models.CharField("name", max_length=100, unique=True)
+    type = models.CharField("type", max_length=16, choices=Type.choices, default=Type.HTTP)
+    base_uri = models.CharField(
+        "base URI", max_length=500, help_text="e.g. https://crm.example.com/api"
+    )
+    headers = models.JSONField(
+        "default headers", default=dict, blank=True, help_text="Sent with every request."
+    )
+    auth_type = models.CharField(
+        "authentication", max_length=32, choices=AuthType.choices, default=AuthType.NONE
+    )
+    username = models.CharField("username", max_length=200, blank=True)
+    header_name = models.CharField(
+        "API key header", max_length=100, blank=True, default="X-API-Key"
+    )
+    token_url = models.CharField("OAuth token URL", max_length=500, blank=True)
+    client_id = models.CharField("OAuth client id", max_length=200, blank=True)
+    scope = models.CharField("OAuth scope", max_length=500, blank=True)
+    secrets_encrypted = models.TextField(
+        "secrets", blank=True, editable=False, help_text="Encrypted; never shown."
+    )
+    allowed_private_hosts = models.JSONField(
+        "allowed private hosts",
+        default=list,
+        blank=True,
+        help_text="Host names or networks (CIDR) on a private network that this connection "
+        'may call, e.g. ["erp.internal", "10.1.0.0/16"].',
+    )
+    timeout_ms = models.PositiveIntegerField(
+        "timeout (ms)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Per call. Empty: FLOWSITE_OUTBOUND_TIMEOUT_MS.",
+    )
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    modified_at = models.DateTimeField("modified", auto_now=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def secrets(self) -> dict[str, str]:
+        return crypto.decrypt_json(self.secrets_encrypted)
+
+    def set_secrets(self, **values: str | None) -> None:
+        """Update the given secrets; None leaves one as it is, "" clears it."""
+        current = self.secrets()
+        for name, value in values.items():
+            if name not in self.SECRET_FIELDS:
+                raise ValueError(f"{name!r} is not a connection secret")
+            if value is None:
+                continue
+            if value:
+                current[name] = value
+            else:
+                current.pop(name, None)
+        self.secrets_encrypted = crypto.encrypt_json(current)
+
+    def has_secret(self, name: str) -> bool:
+        return bool(self.secrets().get(name))
+
+
+class HttpMethod(models.TextChoices):
+    GET = "GET"
+    POST = "POST"
+    PUT = "PUT"
+    PATCH = "PATCH"
+    DELETE = "DELETE"
+
+
+class Export(models.Model):
+    """Reads records from a connection, page by page (a page generator or a lookup)."""
+
+    class Paging(models.TextChoices):
+        NONE = "none", "No paging"
+        PAGE = "page", "Page number"
+        NEXTLINK = "nextlink", "Next link in the response"
+        CURSOR = "cursor", "Cursor in the response"
+
+    name = models.CharField("name", max_length=100)
+    connection = models.ForeignKey(
+        Connection, verbose_name="connection", on_delete=models.PROTECT, related_name="exports"
+    )
+    method = models.CharField("method", max_length=8, choices=HttpMethod.choices, default="GET")
+    relative_uri = models.CharField(
+        "relative URI",
+        max_length=1000,
+        blank=True,
+        help_text="Appended to the connection's base URI; templates allowed, e.g. "
+        "/leads?status={{variables.status}}",
+    )
+    query = models.JSONField("query parameters", default=dict, blank=True)
+    headers = models.JSONField("headers", default=dict, blank=True)
+    body = models.JSONField(
+        "body", null=True, blank=True, help_text="JSON body; templates allowed."
+    )
+    resource_path = models.CharField(
+        "resource path",
+        max_length=200,
+        blank=True,
+        help_text="Where the records are in the response, e.g. data.items. Empty: the whole "
+        "response (a list, or one object).",
+    )
+    paging = models.CharField("paging", max_length=16, choices=Paging.choices, default=Paging.NONE)
+    page_size = models.PositiveIntegerField("page size", null=True, blank=True)
+    page_size_param = models.CharField(
+        "page size parameter", max_length=100, blank=True, default="pageSize"
+    )
+    page_param = models.CharField(
+        "page parameter",
+        max_length=100,
+        blank=True,
+        default="page",
+        help_text="Page number paging: the query parameter carrying the page number.",
+    )
+    next_path = models.CharField(
+        "next link / cursor path",
+        max_length=200,
+        blank=True,
+        help_text="Next-link or cursor paging: where the next URL or cursor is in the "
+        "response, e.g. links.next.",
+    )
+    cursor_param = models.CharField(
+        "cursor parameter", max_length=100, blank=True, default="cursor"
+    )
+    max_pages = models.PositiveIntegerField(
+        "maximum pages", default=10_000, help_text="A guard against endless paging."
+    )
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    modified_at = models.DateTimeField("modified", auto_now=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Import(models.Model):
+    """Writes records to a connection, one request per record or per batch."""
+
+    name = models.CharField("name", max_length=100)
+    connection = models.ForeignKey(
+        Connection, verbose_name="connection", on_delete=models.PROTECT, related_name="imports"
+    )
+    method = models.CharField("method", max_length=8, choices=HttpMethod.choices, default="POST")
+    relative_uri = models.CharField(
+        "relative URI", max_length=1000, blank=True, help_text="e.g. /leads/{{record.id}}"
+    )
+    headers = models.JSONField("headers", default=dict, blank=True)
+    body = models.JSONField(
+        "body mapping",
+        null=True,
+        blank=True,
+        help_text='Empty: the record itself. Else a JSON template, e.g. {"name": '
+        '"{{record.company}}"}. In batches the body is a list of these.',
+    )
+    batch_size = models.PositiveIntegerField(
+        "batch size",
+        default=1,
+        validators=[MinValueValidator(1)],
+        help_text="1: one request per record. More: one request per batch (a JSON list).",
+    )
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    modified_at = models.DateTimeField("modified", auto_now=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Script(models.Model):
+    """JavaScript run in the sandbox: `main(ctx)` (or a named function) per page."""
+
+    class Language(models.TextChoices):
+        JAVASCRIPT = "javascript", "JavaScript"
+
+    name = models.CharField("name", max_length=100)
+    language = models.CharField(
+        "language", max_length=16, choices=Language.choices, default=Language.JAVASCRIPT
+    )
+    content = models.TextField(
+        "source",
+        help_text="function main(ctx) { … } — ctx has trigger, records, variables, processId. "
+        "debug(…) logs a line; error(message, status) fails the run.",
+    )
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    modified_at = models.DateTimeField("modified", auto_now=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Flow(models.Model):
+    """Page generators feed pages of records through page processors, in order."""
+
+    class ConcurrencyPolicy(models.TextChoices):
+        QUEUE = "queue", "Queue"
+        REJECT = "reject", "Reject (409)"
+
+    application = models.ForeignKey(
+        Application, verbose_name="application", on_delete=models.PROTECT, related_name="flows"
+    )
+    name = models.CharField("name", max_length=100, help_text="Unique in its application.")
+    description = models.TextField("description", blank=True)
+    disabled = models.BooleanField("disabled", default=False)
+    skip_retries = models.BooleanField(
+        "skip retries", default=False, help_text="Do not retry transient HTTP failures."
+    )
+    page_generators = models.JSONField(
+        "page generators",
+        default=list,
+        blank=True,
+        help_text='Exports that produce the records: [{"_exportId": "3"}]. Empty: the run '
+        "starts from one record, its input.",
+    )
+    page_processors = models.JSONField(
+        "page processors",
+        default=list,
+        blank=True,
+        help_text='Steps in order, e.g. [{"type": "script", "_scriptId": "2"}, '
+        '{"type": "import", "_importId": "4", "proceedOnFailure": true}].',
+    )
+    variables = models.JSONField(
+        "variables", default=dict, blank=True, help_text="{{variables.x}} in templates."
+    )
+    api = models.JSONField("API settings", default=dict, blank=True)
+    schedule = models.CharField("schedule", max_length=100, blank=True)
+    timezone = models.CharField("time zone", max_length=64, blank=True, default="UTC")
+    timeout_ms = models.PositiveIntegerField(
+        "run timeout (ms)",
+        default=3_600_000,
+        help_text="Deadline of a run that no caller waits for (schedule, Run now).",
+    )
+    max_concurrency = models.PositiveIntegerField(
+        "maximum concurrent runs", default=0, help_text="0: unlimited."
+    )
+    concurrency_policy = models.CharField(
+        "when at the maximum",
+        max_length=8,
+        choices=ConcurrencyPolicy.choices,
+        default=ConcurrencyPolicy.QUEUE,
+    )
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    modified_at = models.DateTimeField("modified", auto_now=True)
+
+    class Meta:
+        ordering = ("application__name", "name")
+        constraints = [
+            models.UniqueConstraint(fields=("application", "name"), name="flow_name_per_app")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.application.name} / {self.name}" if self.application_id else self.name

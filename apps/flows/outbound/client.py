@@ -1,0 +1,521 @@
+"""Flowsite's one outbound HTTP client: pooled, time-boxed, size-limited, retrying, guarded.
+
+Every call a flow makes goes through `OutboundClient.send`, so the limits below hold for
+all of them: a flow cannot hang a worker, exhaust its memory or reach the private network.
+"""
+
+import json as jsonlib
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import SplitResult, quote, urlencode, urljoin, urlsplit, urlunsplit
+
+from django.conf import settings
+from urllib3 import HTTPHeaderDict, Timeout
+from urllib3.exceptions import (
+    HTTPError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    SSLError,
+)
+from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
+from urllib3.response import BaseHTTPResponse
+
+from apps.flows.outbound.auth import (
+    OAUTH2_CLIENT_CREDENTIALS,
+    Token,
+    credential_headers,
+    parse_token_response,
+    static_headers,
+    token_form,
+)
+from apps.flows.outbound.errors import (
+    DeadlineExceeded,
+    HttpStatusError,
+    OutboundError,
+    ResponseTooLarge,
+    excerpt,
+)
+from apps.flows.outbound.guard import AddressPolicy, GuardedPoolManager
+from apps.flows.outbound.retry import (
+    RETRIABLE_STATUSES,
+    RETRY_AFTER_STATUSES,
+    RetryPolicy,
+    retry_after_seconds,
+)
+from apps.flows.outbound.values import Auth, ConnectionConfig, HttpRequest, HttpResponse
+
+logger = logging.getLogger("flowsite.outbound")
+
+USER_AGENT = "Flowsite"
+MAX_REDIRECTS = 5
+# Pool managers kept at once (one per connection key); the least recently used is closed.
+MAX_POOL_MANAGERS = 256
+# Idle keep-alive connections kept per host and connection.
+POOL_MAXSIZE = 10
+_READ_CHUNK_BYTES = 64 * 1024
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Any scheme counts as absolute, so "ftp://..." is refused rather than appended to the base.
+_ABSOLUTE_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_SINGLE_ATTEMPT = RetryPolicy(max_attempts=1)
+
+
+def build_url(base_uri: str, url: str, query: Mapping[str, Any]) -> str:
+    """The absolute URL to call: `url` joined to `base_uri` unless absolute, plus `query`.
+
+    Query values may be lists (the key repeats); booleans are written as true/false, as JSON
+    APIs expect; None values are left out. Parameters already in `url` are kept.
+    """
+    if _ABSOLUTE_URL.match(url):
+        target = url
+    elif url:
+        target = f"{base_uri.rstrip('/')}/{url.lstrip('/')}"
+    else:
+        target = base_uri
+    parts = check_url(target)
+    pairs = [
+        (name, _query_value(item))
+        for name, value in query.items()
+        for item in (value if isinstance(value, list | tuple) else [value])
+        if item is not None
+    ]
+    query_string = "&".join(filter(None, [parts.query, urlencode(pairs, quote_via=quote)]))
+    return urlunsplit(parts._replace(query=query_string, fragment=""))
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def check_url(url: str) -> SplitResult:
+    """`url` split, if the client can call it: absolute http(s), without credentials in it."""
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        # The URL is not repeated: its user info may be a password.
+        raise OutboundError(
+            "URLs must not contain credentials (user:password@host); "
+            "use the connection's authentication instead"
+        )
+    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
+        raise OutboundError(f"Cannot call {url!r}: only absolute http and https URLs can be called")
+    try:
+        parts.port  # noqa: B018 - parsed lazily; an invalid port raises here
+    except ValueError as exc:
+        raise OutboundError(f"Cannot call {url!r}: {exc}") from exc
+    return parts
+
+
+def _keeps_credentials(old_url: str, new_url: str) -> bool:
+    """Whether a redirect stays where the credentials were meant to go.
+
+    Same host and same scheme and port, or the plain upgrade from http:80 to https:443.
+    """
+    old, new = urlsplit(old_url), urlsplit(new_url)
+    if old.hostname != new.hostname:
+        return False
+    old_origin = (old.scheme.lower(), old.port or _DEFAULT_PORTS[old.scheme.lower()])
+    new_origin = (new.scheme.lower(), new.port or _DEFAULT_PORTS[new.scheme.lower()])
+    return old_origin == new_origin or (old_origin, new_origin) == (("http", 80), ("https", 443))
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """The time one try may take: every redirect hop and a token request share it."""
+
+    started: float
+    deadline: float  # a clock() value
+    timeout_ms: int  # for messages
+
+
+class _Slot:
+    """One connection's pool manager and OAuth2 token, evicted together."""
+
+    def __init__(self, manager: GuardedPoolManager) -> None:
+        self.manager = manager
+        self.token: Token | None = None
+        # Held while fetching, so concurrent calls wait for one token request.
+        self.token_lock = threading.Lock()
+
+
+def _reason(error: HTTPError) -> str:
+    """The underlying cause of a urllib3 error, without urllib3's object dump."""
+    cause = error.__cause__
+    if cause is None and isinstance(error, ProtocolError) and len(error.args) > 1:
+        cause = error.args[1]
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return str(cause or error)
+
+
+def _netloc(url: str) -> str:
+    return urlsplit(url).netloc
+
+
+def _timed_out(url: str, budget: _Budget) -> OutboundError:
+    return OutboundError(
+        f"Timed out after {budget.timeout_ms} ms waiting for {url}", retriable=True, url=url
+    )
+
+
+def _translate(error: HTTPError, url: str, budget: _Budget) -> OutboundError:
+    """A urllib3 failure as an OutboundError with a message a flow author can act on."""
+    if isinstance(error, NameResolutionError):
+        message = f"Could not connect to {_netloc(url)}: the host name did not resolve"
+        return OutboundError(f"{message} ({_reason(error)})", retriable=True, url=url)
+    # NewConnectionError subclasses ConnectTimeoutError, so it is tested before timeouts.
+    if isinstance(error, NewConnectionError):
+        message = f"Could not connect to {_netloc(url)}: {_reason(error)}"
+        return OutboundError(message, retriable=True, url=url)
+    if isinstance(error, Urllib3TimeoutError):
+        return _timed_out(url, budget)
+    if isinstance(error, SSLError):
+        message = f"Could not connect to {_netloc(url)}: TLS failed: {_reason(error)}"
+        return OutboundError(message, retriable=True, url=url)
+    if isinstance(error, ProtocolError):
+        message = f"Connection to {_netloc(url)} broke off: {_reason(error)}"
+        return OutboundError(message, retriable=True, url=url)
+    return OutboundError(f"Request to {url} failed: {error}", url=url)
+
+
+def _encode_body(request: HttpRequest, headers: HTTPHeaderDict) -> bytes | None:
+    if request.json is None:
+        return request.body
+    if request.body is not None:
+        raise OutboundError("An HttpRequest has either a json or a raw body, not both")
+    try:
+        data = jsonlib.dumps(request.json, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise OutboundError(f"The request body cannot be sent as JSON: {exc}") from exc
+    headers.setdefault("Content-Type", "application/json")
+    return data.encode()
+
+
+class OutboundClient:
+    """Sends requests for flows; one instance serves every thread of a process.
+
+    `sleep` and `clock` are injectable so tests can record backoff delays instead of
+    waiting; `clock` must be monotonic, and deadlines passed to `send` are its values.
+    """
+
+    def __init__(
+        self,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sleep = sleep
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._slots: OrderedDict[str, _Slot] = OrderedDict()
+
+    def send(
+        self,
+        connection: ConnectionConfig,
+        request: HttpRequest,
+        *,
+        deadline: float | None = None,
+        retry: RetryPolicy | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> HttpResponse:
+        """One logical call: the response for a status below 400, else an OutboundError.
+
+        Transient failures are retried per `retry` (None means a single attempt). Each try
+        may take the connection's timeout, but never past `deadline` (a clock() value), and
+        no backoff sleeps past it either. Whether to retry a non-idempotent request is the
+        caller's choice: it passes `retry` or not.
+        """
+        policy = retry or _SINGLE_ATTEMPT
+        url = build_url(connection.base_uri, request.url, request.query)
+        slot = self._slot(connection)
+        failure: OutboundError | None = None
+        attempt = 0
+        while True:
+            attempt += 1
+            if cancelled is not None and cancelled():
+                raise OutboundError("Cancelled", url=url, attempts=attempt - 1)
+            budget = self._budget(connection, deadline, url, attempt, failure)
+            retry_after = None
+            try:
+                response = self._try(slot, connection, request, url, budget)
+            except OutboundError as error:
+                failure = error
+            else:
+                if response.status < 400:
+                    return response
+                failure = HttpStatusError(
+                    f"HTTP {response.status} from {response.url}",
+                    retriable=response.status in RETRIABLE_STATUSES,
+                    status=response.status,
+                    body_excerpt=excerpt(response.body),
+                    url=response.url,
+                )
+                if response.status in RETRY_AFTER_STATUSES:
+                    retry_after = retry_after_seconds(response.headers.get("retry-after"))
+            failure.attempts = attempt
+            if not failure.retriable or attempt >= policy.max_attempts:
+                raise failure
+            delay = policy.delay_before(attempt + 1, retry_after)
+            if deadline is not None and self._clock() + delay >= deadline:
+                raise self._deadline_exceeded(url, attempt, failure) from failure
+            logger.info(
+                "Retrying %s %s in %.2f s after attempt %d: %s",
+                request.method.upper(),
+                url,
+                delay,
+                attempt,
+                failure.message,
+            )
+            self._sleep(delay)
+
+    def close(self) -> None:
+        """Close every pooled connection; the client stays usable and reconnects on demand."""
+        with self._lock:
+            slots = list(self._slots.values())
+            self._slots.clear()
+        for slot in slots:
+            slot.manager.clear()
+
+    def _slot(self, connection: ConnectionConfig) -> _Slot:
+        with self._lock:
+            slot = self._slots.get(connection.key)
+            if slot is not None:
+                self._slots.move_to_end(connection.key)
+                return slot
+            policy = AddressPolicy.from_allowlist(connection.allowed_private_hosts)
+            slot = _Slot(GuardedPoolManager(policy, maxsize=POOL_MAXSIZE, block=False))
+            self._slots[connection.key] = slot
+            evicted = None
+            if len(self._slots) > MAX_POOL_MANAGERS:
+                evicted = self._slots.popitem(last=False)[1]
+        if evicted is not None:
+            # Connections in use finish normally: a closed pool discards them when returned.
+            evicted.manager.clear()
+        return slot
+
+    def _budget(
+        self,
+        connection: ConnectionConfig,
+        deadline: float | None,
+        url: str,
+        attempt: int,
+        failure: OutboundError | None,
+    ) -> _Budget:
+        now = self._clock()
+        timeout_s = (connection.timeout_ms or settings.FLOWSITE_OUTBOUND_TIMEOUT_MS) / 1000
+        if deadline is not None:
+            if deadline <= now:
+                raise self._deadline_exceeded(url, attempt - 1, failure)
+            timeout_s = min(timeout_s, deadline - now)
+        return _Budget(started=now, deadline=now + timeout_s, timeout_ms=round(timeout_s * 1000))
+
+    @staticmethod
+    def _deadline_exceeded(
+        url: str, attempts: int, failure: OutboundError | None
+    ) -> DeadlineExceeded:
+        if failure is None:
+            return DeadlineExceeded(f"Deadline passed before calling {url}", url=url, attempts=0)
+        return DeadlineExceeded(
+            f"Deadline leaves no time to retry after {attempts} attempt(s); "
+            f"last error: {failure.message}",
+            status=failure.status,
+            body_excerpt=failure.body_excerpt,
+            url=failure.url or url,
+            attempts=attempts,
+        )
+
+    def _try(
+        self,
+        slot: _Slot,
+        connection: ConnectionConfig,
+        request: HttpRequest,
+        url: str,
+        budget: _Budget,
+    ) -> HttpResponse:
+        """One try: the request with its redirects, plus one token refresh on a 401.
+
+        Header precedence: connection defaults, then the request's own, then authentication,
+        which the connection manages.
+        """
+        auth = connection.auth
+        headers = HTTPHeaderDict({"User-Agent": USER_AGENT})
+        headers.update(connection.headers)
+        headers.update(request.headers)
+        headers.update(static_headers(auth))
+        body = _encode_body(request, headers)
+        method = request.method.upper()
+        if auth.type != OAUTH2_CLIENT_CREDENTIALS:
+            return self._follow(slot.manager, method, url, headers, body, budget, auth)
+        token, fresh = self._token(slot, auth, budget, stale=None)
+        headers["Authorization"] = f"Bearer {token}"
+        response = self._follow(slot.manager, method, url, headers, body, budget, auth)
+        if response.status != 401 or fresh:
+            return response
+        # The cached token was revoked or expired early: fetch another and try once more.
+        token, _ = self._token(slot, auth, budget, stale=token)
+        headers["Authorization"] = f"Bearer {token}"
+        return self._follow(slot.manager, method, url, headers, body, budget, auth)
+
+    def _token(
+        self, slot: _Slot, auth: Auth, budget: _Budget, stale: str | None
+    ) -> tuple[str, bool]:
+        """A bearer token and whether it was fetched just now.
+
+        `stale` is a token the API rejected: it is not reused, but a newer one that another
+        thread fetched meanwhile is.
+        """
+        with slot.token_lock:
+            cached = slot.token
+            if cached is not None and cached.value != stale and cached.expires_at > self._clock():
+                return cached.value, False
+            slot.token = None
+            token_url = urlunsplit(check_url(auth.token_url))
+            headers = HTTPHeaderDict(
+                {
+                    "User-Agent": USER_AGENT,
+                    "Accept": "application/json",
+                    "Content-Type": "application/x-www-form-urlencoded",
+                }
+            )
+            # Redirects are not followed: they would carry the client secret elsewhere.
+            response = self._exchange(
+                slot.manager, "POST", token_url, headers, token_form(auth), budget
+            )
+            if not 200 <= response.status < 300:
+                raise OutboundError(
+                    f"Token request to {token_url} failed with HTTP {response.status}",
+                    retriable=response.status in RETRIABLE_STATUSES,
+                    status=response.status,
+                    body_excerpt=excerpt(response.body),
+                    url=token_url,
+                )
+            slot.token = parse_token_response(response, self._clock())
+            return slot.token.value, True
+
+    def _follow(
+        self,
+        manager: GuardedPoolManager,
+        method: str,
+        url: str,
+        headers: HTTPHeaderDict,
+        body: bytes | None,
+        budget: _Budget,
+        auth: Auth,
+    ) -> HttpResponse:
+        """Send, following redirects here so every hop goes through the guarded pools.
+
+        303 (and 301/302 after a POST, as browsers do) become a GET without body; 307/308
+        keep method and body. Credentials are dropped when a redirect leaves the host.
+        """
+        headers = headers.copy()
+        hops = 0
+        while True:
+            response = self._exchange(manager, method, url, headers, body, budget)
+            location = response.headers.get("location")
+            if response.status not in _REDIRECT_STATUSES or not location:
+                return response
+            if hops == MAX_REDIRECTS:
+                raise OutboundError(
+                    f"Too many redirects (more than {MAX_REDIRECTS}); the last was from {url}",
+                    status=response.status,
+                    url=url,
+                )
+            next_url = urlunsplit(check_url(urljoin(url, location)))
+            if (response.status == 303 and method != "HEAD") or (
+                response.status in (301, 302) and method == "POST"
+            ):
+                method, body = "GET", None
+                headers.discard("Content-Type")
+                headers.discard("Content-Length")
+            if not _keeps_credentials(url, next_url):
+                for name in credential_headers(auth):
+                    headers.discard(name)
+            url = next_url
+            hops += 1
+
+    def _exchange(
+        self,
+        manager: GuardedPoolManager,
+        method: str,
+        url: str,
+        headers: HTTPHeaderDict,
+        body: bytes | None,
+        budget: _Budget,
+    ) -> HttpResponse:
+        """One HTTP round trip within the budget, its body read up to the size limit."""
+        remaining = budget.deadline - self._clock()
+        if remaining <= 0:
+            raise _timed_out(url, budget)
+        try:
+            raw = manager.urlopen(
+                method,
+                url,
+                body=body,
+                headers=headers,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                timeout=Timeout(connect=remaining, read=remaining),
+            )
+            try:
+                data = self._read_body(raw, url, budget)
+            finally:
+                if not raw.closed:
+                    # Unread data would corrupt the next request on this connection.
+                    raw.close()
+                raw.release_conn()
+        except OutboundError as error:
+            error.url = error.url or url
+            raise
+        except HTTPError as error:
+            raise _translate(error, url, budget) from error
+        except ValueError as error:  # http.client's verdict on an invalid method or header
+            raise OutboundError(f"Invalid request to {url}: {error}", url=url) from error
+        return HttpResponse(
+            status=raw.status,
+            headers={name.lower(): raw.headers[name] for name in raw.headers},
+            body=data,
+            url=url,
+            elapsed_ms=(self._clock() - budget.started) * 1000,
+        )
+
+    def _read_body(self, raw: BaseHTTPResponse, url: str, budget: _Budget) -> bytes:
+        """Read at most limit + 1 bytes: enough to know the body is too large, never more.
+
+        The deadline is checked between chunks, as a socket timeout only bounds each read.
+        """
+        limit = settings.FLOWSITE_OUTBOUND_MAX_RESPONSE_BYTES
+        body = bytearray()
+        while chunk := raw.read(min(_READ_CHUNK_BYTES, limit + 1 - len(body))):
+            body += chunk
+            if len(body) > limit:
+                raise ResponseTooLarge(
+                    f"Response from {url} is larger than {limit} bytes "
+                    "(FLOWSITE_OUTBOUND_MAX_RESPONSE_BYTES)",
+                    status=raw.status,
+                    url=url,
+                )
+            if self._clock() > budget.deadline:
+                raise _timed_out(url, budget)
+        return bytes(body)
+
+
+_shared_client: OutboundClient | None = None
+_shared_lock = threading.Lock()
+
+
+def get_client() -> OutboundClient:
+    """The process-wide client, created on first use, so all flows share its pools."""
+    global _shared_client
+    with _shared_lock:
+        if _shared_client is None:
+            _shared_client = OutboundClient()
+        return _shared_client

@@ -1,0 +1,222 @@
+"""SSRF guard: outbound calls reach only public addresses unless told otherwise.
+
+Flow authors choose the URLs, so without a guard a flow could read cloud metadata
+(169.254.169.254), the database or admin services on the private network. The check runs
+inside urllib3's connection objects, on the very addresses the socket connects to after
+DNS resolution: no redirect, and no DNS answer that changes between a check and the
+connect (DNS rebinding), can slip past it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from urllib3 import PoolManager
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.util.connection import allowed_gai_family
+
+from apps.flows.outbound.errors import BlockedAddress, OutboundError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+AddrInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]
+
+# NAT64 gateways forward 64:ff9b::a.b.c.d to the IPv4 address a.b.c.d.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def resolve(host: str, port: int) -> list[AddrInfo]:
+    """Every address `host` resolves to.
+
+    Module-level so tests can fake DNS answers (e.g. a public name resolving to 127.0.0.1).
+    """
+    return socket.getaddrinfo(host.strip("[]"), port, allowed_gai_family(), socket.SOCK_STREAM)
+
+
+def _effective_address(address: IPAddress) -> IPAddress:
+    """The IPv4 address an IPv6 address really reaches, when it embeds one."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        if address in _NAT64:
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address
+
+
+def address_kind(address: str | IPAddress) -> str | None:
+    """Why `address` needs permission ("loopback", "private", ...), or None when it is public.
+
+    IPv4-mapped (::ffff:127.0.0.1) and NAT64 addresses are judged by the IPv4 address they
+    reach. The order picks the most telling name: ::1 is "loopback" rather than "reserved".
+    """
+    ip = _effective_address(ipaddress.ip_address(address) if isinstance(address, str) else address)
+    if ip.is_unspecified:
+        return "unspecified"
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link-local"
+    if ip.is_multicast:
+        return "multicast"
+    if ip.is_reserved:
+        return "reserved"
+    if ip.is_private:
+        return "private"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
+        return "site-local"
+    if not ip.is_global:
+        return "non-public"
+    return None
+
+
+def _normalize_host(host: str) -> str:
+    return host.strip("[]").lower()
+
+
+def refusal_message(host: str, address: IPAddress, kind: str) -> str:
+    shown = host if _normalize_host(host) == str(address) else f"{host} ({address})"
+    article = "an" if kind[0] in "aeiou" else "a"
+    return (
+        f"Refused to connect to {shown}: it is {article} {kind} address. Outbound calls to "
+        "private networks are off; set FLOWSITE_ALLOW_PRIVATE_NETWORKS=1 or add the host to "
+        "the connection's allowed private hosts."
+    )
+
+
+@dataclass(frozen=True)
+class AddressPolicy:
+    """Which non-public destinations one connection may reach, from its allowlist.
+
+    A host name entry permits that host (as written in the URL) whatever it resolves to; a
+    CIDR entry permits resolved addresses inside it. A bare IP address is a host name entry,
+    so allowing "127.0.0.1" does not allow "localhost".
+    """
+
+    hosts: frozenset[str] = frozenset()
+    networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def from_allowlist(cls, entries: Iterable[str]) -> AddressPolicy:
+        hosts: set[str] = set()
+        networks: list[IPNetwork] = []
+        for raw in entries:
+            entry = raw.strip()
+            if "/" not in entry:
+                hosts.add(_normalize_host(entry))
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError as exc:
+                raise OutboundError(
+                    f"Invalid allowed private host {entry!r}: {exc}. Use a host name or a "
+                    "network in CIDR notation such as 10.0.0.0/8."
+                ) from exc
+        return cls(hosts=frozenset(hosts), networks=tuple(networks))
+
+    def permitted(self, host: str, candidates: list[AddrInfo]) -> list[AddrInfo]:
+        """The candidates `host` may connect to; BlockedAddress when some exist but none may.
+
+        The setting is read on every connect so that it can change without a restart (and
+        tests can override it).
+        """
+        if settings.FLOWSITE_ALLOW_PRIVATE_NETWORKS or _normalize_host(host) in self.hosts:
+            return candidates
+        permitted: list[AddrInfo] = []
+        refusal: str | None = None
+        for candidate in candidates:
+            ip = _effective_address(ipaddress.ip_address(candidate[4][0]))
+            kind = address_kind(ip)
+            if kind is None or any(ip in network for network in self.networks):
+                permitted.append(candidate)
+            elif refusal is None:
+                refusal = refusal_message(host, ip, kind)
+        if refusal is not None and not permitted:
+            raise BlockedAddress(refusal)
+        return permitted
+
+
+class GuardedHTTPConnection(HTTPConnection):
+    """An HTTP connection that resolves its host itself and connects only where permitted.
+
+    `self.host` stays the name from the URL, so the Host header, TLS SNI and certificate
+    checks are unchanged; only the address the socket connects to is vetted.
+    """
+
+    def __init__(self, *args: Any, address_policy: AddressPolicy, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.address_policy = address_policy
+
+    def _new_conn(self) -> socket.socket:
+        try:
+            candidates = resolve(self._dns_host, self.port)
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        last_error = OSError("the host name resolved to no address")
+        for family, kind, proto, _, sockaddr in self.address_policy.permitted(
+            self.host, candidates
+        ):
+            sock = socket.socket(family, kind, proto)
+            try:
+                for option in self.socket_options or ():
+                    sock.setsockopt(*option)
+                sock.settimeout(self.timeout)
+                sock.connect(sockaddr)
+            except TimeoutError as exc:
+                sock.close()
+                raise ConnectTimeoutError(
+                    self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
+                ) from exc
+            except OSError as exc:
+                sock.close()
+                last_error = exc
+                continue
+            sys.audit("http.client.connect", self, self.host, self.port)
+            return sock
+        raise NewConnectionError(
+            self, f"Failed to establish a new connection: {last_error}"
+        ) from last_error
+
+
+class GuardedHTTPSConnection(GuardedHTTPConnection, HTTPSConnection):
+    """The HTTPS variant: HTTPSConnection.connect() wraps the socket from the guarded _new_conn."""
+
+
+class GuardedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = GuardedHTTPConnection
+
+
+class GuardedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = GuardedHTTPSConnection
+
+
+class GuardedPoolManager(PoolManager):
+    """A PoolManager whose every connection enforces `address_policy`."""
+
+    def __init__(self, address_policy: AddressPolicy, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.address_policy = address_policy
+        self.pool_classes_by_scheme = {
+            "http": GuardedHTTPConnectionPool,
+            "https": GuardedHTTPSConnectionPool,
+        }
+
+    def _new_pool(
+        self,
+        scheme: str,
+        host: str,
+        port: int,
+        request_context: dict[str, Any] | None = None,
+    ) -> HTTPConnectionPool:
+        # The policy cannot travel in connection_pool_kw: urllib3 builds pool keys from it
+        # and rejects unknown fields. Pools hand extra keywords on to their connections.
+        context = dict(self.connection_pool_kw if request_context is None else request_context)
+        context["address_policy"] = self.address_policy
+        return super()._new_pool(scheme, host, port, context)

@@ -1,0 +1,276 @@
+"""The flow document's pipeline: validation at save, and the FlowSpec the engine runs.
+
+Flows reference exports, imports and scripts by id inside JSON (Celigo's
+pageGenerators/pageProcessors), so references are checked here, not by foreign keys.
+"""
+
+from typing import Any
+
+from apps.flows.engine.spec import (
+    ExportSpec,
+    FieldMapping,
+    FlowSpec,
+    ImportSpec,
+    ListMapping,
+    ResponseMapping,
+    ScriptSpec,
+    StepSpec,
+)
+from apps.flows.engine.steps import STEP_KINDS
+from apps.flows.models import Connection, Export, Flow, Import, Script
+from apps.flows.outbound import Auth, ConnectionConfig
+
+RESOURCES = {
+    "export": ("_exportId", Export),
+    "import": ("_importId", Import),
+    "script": ("_scriptId", Script),
+}
+PROCESSOR_KEYS = {
+    "type",
+    "_exportId",
+    "_importId",
+    "_scriptId",
+    "proceedOnFailure",
+    "responseMapping",
+    "function",
+    "name",
+}
+
+
+def _as_id(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _mapping_errors(mapping: Any, where: str) -> list[str]:
+    if mapping is None:
+        return []
+    if not isinstance(mapping, dict) or set(mapping) - {"lists", "fields"}:
+        return [f"{where}.responseMapping must be an object with 'fields' and 'lists'."]
+    errors = []
+    for index, field in enumerate(mapping.get("fields") or []):
+        if not (
+            isinstance(field, dict)
+            and isinstance(field.get("extract"), str)
+            and isinstance(field.get("generate"), str)
+            and field["generate"]
+        ):
+            errors.append(
+                f"{where}.responseMapping.fields[{index}] needs 'extract' and 'generate' paths."
+            )
+    for index, item in enumerate(mapping.get("lists") or []):
+        if not (
+            isinstance(item, dict) and isinstance(item.get("generate"), str) and item["generate"]
+        ):
+            errors.append(f"{where}.responseMapping.lists[{index}] needs a 'generate' path.")
+        else:
+            errors.extend(
+                _mapping_errors(
+                    {"fields": item.get("fields") or []}, f"{where}.responseMapping.lists[{index}]"
+                )
+            )
+    return errors
+
+
+def pipeline_errors(page_generators: Any, page_processors: Any) -> dict[str, list[str]]:
+    """Problems with a flow's pipeline, by field; empty when it can run."""
+    errors: dict[str, list[str]] = {}
+    wanted: dict[str, set[int]] = {kind: set() for kind in RESOURCES}
+    where_of: dict[tuple[str, int], list[str]] = {}
+
+    if not isinstance(page_generators, list):
+        errors["page_generators"] = ["pageGenerators must be a list."]
+        page_generators = []
+    for index, generator in enumerate(page_generators):
+        where = f"pageGenerators[{index}]"
+        export_id = _as_id(generator.get("_exportId")) if isinstance(generator, dict) else None
+        if export_id is None:
+            errors.setdefault("page_generators", []).append(f"{where} needs an _exportId.")
+            continue
+        wanted["export"].add(export_id)
+        where_of.setdefault(("export", export_id), []).append(where)
+
+    if not isinstance(page_processors, list):
+        errors["page_processors"] = ["pageProcessors must be a list."]
+        page_processors = []
+    for index, processor in enumerate(page_processors):
+        where = f"pageProcessors[{index}]"
+        problems = errors.setdefault("page_processors", [])
+        if not isinstance(processor, dict):
+            problems.append(f"{where} must be an object.")
+            continue
+        kind = processor.get("type")
+        if kind not in STEP_KINDS:
+            problems.append(f"{where}.type must be one of {', '.join(sorted(STEP_KINDS))}.")
+            continue
+        if unknown := set(processor) - PROCESSOR_KEYS:
+            problems.append(f"{where} has unknown fields: {', '.join(sorted(unknown))}.")
+        key, _ = RESOURCES[kind]
+        resource_id = _as_id(processor.get(key))
+        if resource_id is None:
+            problems.append(f"{where} ({kind}) needs {key}.")
+            continue
+        if not isinstance(processor.get("proceedOnFailure", False), bool):
+            problems.append(f"{where}.proceedOnFailure must be true or false.")
+        problems.extend(_mapping_errors(processor.get("responseMapping"), where))
+        wanted[kind].add(resource_id)
+        where_of.setdefault((kind, resource_id), []).append(where)
+
+    for kind, ids in wanted.items():
+        _, model = RESOURCES[kind]
+        missing = ids - set(model.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        for resource_id in sorted(missing):
+            for where in where_of[(kind, resource_id)]:
+                field = (
+                    "page_generators" if where.startswith("pageGenerators") else "page_processors"
+                )
+                errors.setdefault(field, []).append(
+                    f"{where}: {kind} {resource_id} does not exist."
+                )
+    return {field: problems for field, problems in errors.items() if problems}
+
+
+def connection_config(connection: Connection) -> ConnectionConfig:
+    secrets = connection.secrets()
+    return ConnectionConfig(
+        key=f"{connection.pk}:{connection.modified_at.timestamp()}",
+        base_uri=connection.base_uri,
+        headers=dict(connection.headers or {}),
+        auth=Auth(
+            type=connection.auth_type,
+            username=connection.username,
+            password=secrets.get("password", ""),
+            token=secrets.get("token", ""),
+            header_name=connection.header_name or "X-API-Key",
+            api_key=secrets.get("api_key", ""),
+            token_url=connection.token_url,
+            client_id=connection.client_id,
+            client_secret=secrets.get("client_secret", ""),
+            scope=connection.scope,
+        ),
+        allowed_private_hosts=tuple(connection.allowed_private_hosts or ()),
+        timeout_ms=connection.timeout_ms,
+    )
+
+
+def export_spec(export: Export, config: ConnectionConfig) -> ExportSpec:
+    return ExportSpec(
+        id=export.pk,
+        name=export.name,
+        connection=config,
+        method=export.method,
+        relative_uri=export.relative_uri,
+        query=export.query or {},
+        headers=export.headers or {},
+        body=export.body,
+        resource_path=export.resource_path,
+        paging=export.paging,
+        page_size=export.page_size,
+        page_size_param=export.page_size_param or "pageSize",
+        page_param=export.page_param or "page",
+        next_path=export.next_path,
+        cursor_param=export.cursor_param or "cursor",
+        max_pages=export.max_pages,
+    )
+
+
+def import_spec(record_import: Import, config: ConnectionConfig) -> ImportSpec:
+    return ImportSpec(
+        id=record_import.pk,
+        name=record_import.name,
+        connection=config,
+        method=record_import.method,
+        relative_uri=record_import.relative_uri,
+        headers=record_import.headers or {},
+        body=record_import.body,
+        batch_size=record_import.batch_size,
+    )
+
+
+def _mapping(document: dict | None) -> ResponseMapping:
+    document = document or {}
+    return ResponseMapping(
+        fields=tuple(
+            FieldMapping(f["extract"], f["generate"]) for f in document.get("fields") or []
+        ),
+        lists=tuple(
+            ListMapping(
+                item["generate"],
+                tuple(FieldMapping(f["extract"], f["generate"]) for f in item.get("fields") or []),
+            )
+            for item in document.get("lists") or []
+        ),
+    )
+
+
+class PipelineError(ValueError):
+    """The flow references something that is gone: it cannot run."""
+
+
+def build_flow_spec(flow: Flow) -> FlowSpec:
+    """Load everything the flow uses in four queries and describe it for the engine."""
+    if errors := pipeline_errors(flow.page_generators, flow.page_processors):
+        raise PipelineError(
+            " ".join(message for messages in errors.values() for message in messages)
+        )
+    ids = {kind: set() for kind in RESOURCES}
+    for generator in flow.page_generators:
+        ids["export"].add(int(generator["_exportId"]))
+    for processor in flow.page_processors:
+        key, _ = RESOURCES[processor["type"]]
+        ids[processor["type"]].add(int(processor[key]))
+    exports = Export.objects.select_related("connection").in_bulk(ids["export"])
+    imports = Import.objects.select_related("connection").in_bulk(ids["import"])
+    scripts = Script.objects.in_bulk(ids["script"])
+    configs: dict[int, ConnectionConfig] = {}
+
+    def config_of(resource) -> ConnectionConfig:
+        if resource.connection_id not in configs:
+            configs[resource.connection_id] = connection_config(resource.connection)
+        return configs[resource.connection_id]
+
+    def resource_spec(kind: str, resource_id: int):
+        if kind == "export":
+            return export_spec(exports[resource_id], config_of(exports[resource_id]))
+        if kind == "import":
+            return import_spec(imports[resource_id], config_of(imports[resource_id]))
+        script = scripts[resource_id]
+        return ScriptSpec(id=script.pk, name=script.name, source=script.content)
+
+    generators = tuple(
+        StepSpec(
+            kind="export",
+            path=f"pageGenerators[{index}]",
+            position=index,
+            name=exports[int(g["_exportId"])].name,
+            resource=resource_spec("export", int(g["_exportId"])),
+        )
+        for index, g in enumerate(flow.page_generators)
+    )
+    processors = []
+    for index, processor in enumerate(flow.page_processors):
+        kind = processor["type"]
+        key, _ = RESOURCES[kind]
+        resource = resource_spec(kind, int(processor[key]))
+        processors.append(
+            StepSpec(
+                kind=kind,
+                path=f"pageProcessors[{index}]",
+                position=len(generators) + index,
+                name=processor.get("name") or resource.name,
+                resource=resource,
+                proceed_on_failure=bool(processor.get("proceedOnFailure", False)),
+                response_mapping=_mapping(processor.get("responseMapping")),
+                function=processor.get("function") or "main",
+            )
+        )
+    return FlowSpec(
+        id=flow.pk,
+        name=str(flow),
+        generators=generators,
+        processors=tuple(processors),
+        variables=dict(flow.variables or {}),
+        skip_retries=flow.skip_retries,
+    )

@@ -1,0 +1,95 @@
+"""A worker SIGKILLed mid-run leaves no execution 'running' forever."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+from celery import Celery
+from werkzeug.wrappers import Response
+
+from apps.executions import services
+from apps.executions.models import Execution
+from apps.flows.models import Export, Flow
+from tests.conftest import live_database_url, wait_for
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def broker(tmp_path, monkeypatch):
+    """An embedded broker folder shared by the test and its workers."""
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)  # Celery lets it override code
+    var_dir = tmp_path / "var"
+    (var_dir / "broker").mkdir(parents=True)
+    client = Celery(broker="filesystem://")
+    client.conf.broker_transport_options = {
+        "data_folder_in": str(var_dir / "broker"),
+        "data_folder_out": str(var_dir / "broker"),
+    }
+    env = {
+        "FLOWSITE_VAR_DIR": str(var_dir),
+        "CELERY_BROKER_URL": "filesystem://",
+        "CELERY_RESULT_BACKEND": "",
+        "DATABASE_URL": live_database_url(),
+        "FLOWSITE_STALE_EXECUTION_SECONDS": "1",
+    }
+    return client, env
+
+
+def test_a_killed_worker_s_execution_is_recovered_as_failed(
+    broker, start_worker, httpserver, application, local_api, owner
+):
+    client, env = broker
+    release = threading.Event()
+    reached = threading.Event()
+
+    def slow(request):
+        reached.set()
+        release.wait(30)
+        return Response("[]", content_type="application/json")
+
+    httpserver.expect_request("/slow").respond_with_handler(slow)
+    export = Export.objects.create(name="Slow", connection=local_api, relative_uri="/slow")
+    flow = Flow.objects.create(
+        application=application, name="slow", page_generators=[{"_exportId": str(export.pk)}]
+    )
+    execution = services.create_execution(flow=flow, trigger=Execution.Trigger.RUN, caller=owner)
+
+    worker = start_worker(**env)
+    try:
+        client.send_task("flowsite.run_execution", args=[str(execution.pk)])
+        assert reached.wait(30), f"the worker never called the slow API:\n{worker.log()}"
+        execution.refresh_from_db()
+        assert execution.status == "running"
+
+        os.kill(worker.process.pid, signal.SIGKILL)
+        worker.process.wait(10)
+        time.sleep(1.5)  # longer than FLOWSITE_STALE_EXECUTION_SECONDS without a heartbeat
+        execution.refresh_from_db()
+        assert execution.status == "running"  # nothing has noticed yet
+
+        recovery = start_worker(**env)
+        client.send_task("flowsite.recover_stale_executions")
+
+        def recovered():
+            execution.refresh_from_db()
+            return execution.status != "running"
+
+        wait_for(recovered, timeout=30, message=f"recovery; worker log:\n{recovery.log()}")
+    finally:
+        release.set()
+    assert execution.status == "failed"
+    assert "worker was killed or crashed" in execution.error
+    assert execution.finished_at is not None
+
+
+def test_recovery_leaves_live_runs_alone(application, owner, settings):
+    flow = Flow.objects.create(application=application, name="live")
+    execution = services.create_execution(flow=flow, trigger=Execution.Trigger.RUN, caller=owner)
+    Execution.objects.filter(pk=execution.pk).update(
+        status="running", heartbeat_at=services.timezone.now()
+    )
+    settings.FLOWSITE_STALE_EXECUTION_SECONDS = 60
+    assert services.recover_stale_executions() == 0

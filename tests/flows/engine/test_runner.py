@@ -1,0 +1,244 @@
+"""The engine alone, with in-memory adapters: semantics, not the network."""
+
+import itertools
+
+from apps.flows.engine.context import RunContext
+from apps.flows.engine.runner import run_flow
+from apps.flows.outbound import HttpStatusError
+from apps.flows.sandbox import ScriptAbort, ScriptError
+from tests.flows.engine.fakes import (
+    FakeHttp,
+    FakeScripts,
+    export,
+    flow,
+    json_response,
+    record_import,
+    script,
+)
+
+
+def context(http=None, scripts=None, **options) -> RunContext:
+    return RunContext(
+        process_id="p-1", http=http or FakeHttp({}), scripts=scripts or FakeScripts({}), **options
+    )
+
+
+def test_the_seed_orchestrated_flow_maps_lookups_into_records_and_imports_them():
+    users = [{"id": 1, "email": "a@x"}, {"id": 2, "email": "b@x"}, {"id": 3, "email": "c@x"}]
+    posted_stats, posted_audit = [], []
+
+    def stats_import(request):
+        posted_stats.append(request.json)
+        if request.json["id"] == 2:
+            return HttpStatusError(
+                "422 from /stats", retriable=False, status=422, body_excerpt='{"error": "bad"}'
+            )
+        return {"ok": True}
+
+    http = FakeHttp(
+        {
+            "GET /trialers": lambda r: {"data": users},
+            "GET /connections/1": lambda r: {"data": 4},
+            "GET /connections/2": lambda r: {"data": 5},
+            "GET /connections/3": lambda r: {"data": 6},
+            "GET /flows": lambda r: {"data": {"count": 9}},
+            "POST /stats": stats_import,
+            "POST /audit": lambda r: posted_audit.append(r.json) or {"id": "a1"},
+        }
+    )
+    spec = flow(
+        generators=[export("Trialers", "/trialers", resource_path="data")],
+        processors=[
+            (
+                "export",
+                export("Connections", "/connections/{{record.id}}", resource_path="data"),
+                {"fields": [("data[0]", "numConnections")]},
+            ),
+            (
+                "export",
+                export("Flows", "/flows", resource_path="data"),
+                {"fields": [("data[0].count", "numFlows")]},
+            ),
+            ("import", record_import("Stats", "/stats"), {"proceed_on_failure": True}),
+            ("import", record_import("Audit", "/audit"), {}),
+        ],
+    )
+    outcome = run_flow(spec, context(http))
+    assert outcome.status == "succeeded"
+    assert posted_stats[0] == {"id": 1, "email": "a@x", "numConnections": 4, "numFlows": 9}
+    assert [r["id"] for r in posted_audit] == [1, 2, 3]  # 2 failed Stats but proceeded
+    assert (outcome.num_success, outcome.num_error) == (3, 1)
+
+
+def test_a_failing_record_leaves_the_page_and_the_others_go_on():
+    http = FakeHttp(
+        {
+            "GET /n": lambda r: [{"n": 1}, {"n": 2}, {"n": 3}],
+            "POST /a": lambda r: (
+                HttpStatusError("400", retriable=False, status=400, body_excerpt="nope")
+                if r.json["n"] == 2
+                else {"ok": 1}
+            ),
+            "POST /b": lambda r: {"ok": 1},
+        }
+    )
+    spec = flow(
+        generators=[export("N", "/n")],
+        processors=[
+            ("import", record_import("A", "/a"), {}),
+            ("import", record_import("B", "/b"), {}),
+        ],
+    )
+    ctx = context(http)
+    outcome = run_flow(spec, ctx)
+    assert [r["n"] for r in outcome.output] == [1, 3]
+    [error] = ctx.recorder.errors
+    assert (error.step_path, error.http_status, error.body_excerpt, error.record) == (
+        "pageProcessors[0]",
+        400,
+        "nope",
+        {"n": 2},
+    )
+    assert [c.url for c in http.calls].count("/b") == 2
+
+
+def test_a_flow_without_generators_starts_from_its_input():
+    scripts = FakeScripts(
+        {"greet": lambda ctx: {"statusCode": 200, "result": "Hello " + ctx["records"][0]["name"]}}
+    )
+    outcome = run_flow(
+        flow(processors=[("script", script("greet"), {})]),
+        context(scripts=scripts),
+        initial_record={"name": "Leor"},
+    )
+    assert outcome.response == {"statusCode": 200, "result": "Hello Leor"}
+    assert outcome.status_code == 200
+
+
+def test_script_error_with_status_fails_the_run_with_that_status():
+    def abort(ctx):
+        raise ScriptAbort("Bad input", status=422)
+
+    outcome = run_flow(
+        flow(processors=[("script", script("abort"), {})]),
+        context(scripts=FakeScripts({"abort": abort})),
+    )
+    assert (outcome.status, outcome.status_code, outcome.error) == ("failed", 422, "Bad input")
+
+
+def test_a_throwing_script_fails_its_page_records_with_the_line():
+    def throw(ctx):
+        raise ScriptError("TypeError: x is undefined", kind="error", line=3)
+
+    ctx = context(scripts=FakeScripts({"throw": throw}))
+    outcome = run_flow(
+        flow(processors=[("script", script("throw"), {})]), ctx, initial_record={"a": 1}
+    )
+    assert outcome.status == "succeeded"
+    assert outcome.num_error == 1
+    assert ctx.recorder.errors[0].message == "Script throw at line 3: TypeError: x is undefined"
+
+
+def test_a_script_that_drops_records_counts_them_as_ignored():
+    scripts = FakeScripts({"keep_even": lambda ctx: [r for r in ctx["records"] if r["n"] % 2 == 0]})
+    http = FakeHttp({"GET /n": lambda r: [{"n": i} for i in range(5)]})
+    outcome = run_flow(
+        flow(generators=[export("N", "/n")], processors=[("script", script("keep_even"), {})]),
+        context(http, scripts),
+    )
+    assert (outcome.num_success, outcome.num_ignore, outcome.num_error) == (3, 2, 0)
+
+
+def test_page_number_paging_stops_at_a_short_page():
+    pages = {1: [{"i": 1}, {"i": 2}], 2: [{"i": 3}, {"i": 4}], 3: [{"i": 5}]}
+    http = FakeHttp({"GET /items": lambda r: pages[r.query["page"]]})
+    outcome = run_flow(
+        flow(generators=[export("Items", "/items", paging="page", page_size=2)]), context(http)
+    )
+    assert [r["i"] for r in outcome.output] == [1, 2, 3, 4, 5]
+    assert [c.query for c in http.calls] == [{"pageSize": 2, "page": n} for n in (1, 2, 3)]
+
+
+def test_next_link_and_cursor_paging_follow_the_response():
+    http = FakeHttp(
+        {
+            "GET /a": lambda r: {"items": [1], "links": {"next": "https://api.test/a2"}},
+            "GET https://api.test/a2": lambda r: {"items": [2], "links": {}},
+            "GET /c": lambda r: {
+                "items": [r.query.get("cursor", "start")],
+                "next": None if r.query.get("cursor") else "k2",
+            },
+        }
+    )
+    nextlink = export("A", "/a", resource_path="items", paging="nextlink", next_path="links.next")
+    cursor = export("C", "/c", resource_path="items", paging="cursor", next_path="next")
+    outcome = run_flow(flow(generators=[nextlink, cursor]), context(http))
+    assert outcome.output == [1, 2, "start", "k2"]
+
+
+def test_the_run_stops_at_its_deadline_between_records():
+    ticks = itertools.count(0, 1)  # every look at the clock is a second later
+    http = FakeHttp(
+        {"GET /n": lambda r: [{"n": i} for i in range(10)], "POST /slow": lambda r: {"ok": 1}}
+    )
+    ctx = context(http, deadline=6.5, clock=lambda: next(ticks))
+    spec = flow(
+        generators=[export("N", "/n")], processors=[("import", record_import("Slow", "/slow"), {})]
+    )
+    outcome = run_flow(spec, ctx)
+    assert outcome.status == "timed_out"
+    assert "deadline" in outcome.error
+    assert 0 < len([c for c in http.calls if c.url == "/slow"]) < 10
+
+
+def test_cancellation_is_seen_at_the_next_checkpoint():
+    calls = {"n": 0}
+
+    def cancelled():
+        calls["n"] += 1
+        return calls["n"] > 2
+
+    http = FakeHttp({"GET /n": lambda r: [{"n": i} for i in range(10)], "POST /x": lambda r: {}})
+    outcome = run_flow(
+        flow(generators=[export("N", "/n")], processors=[("import", record_import("X", "/x"), {})]),
+        context(http, cancelled=cancelled),
+    )
+    assert outcome.status == "cancelled"
+    assert len([c for c in http.calls if c.url == "/x"]) < 10
+
+
+def test_a_failing_page_generator_fails_the_run_with_the_reason():
+    http = FakeHttp(
+        {
+            "GET /down": lambda r: HttpStatusError(
+                "503 from /down after 4 attempts", retriable=True, status=503, body_excerpt="busy"
+            )
+        }
+    )
+    ctx = context(http)
+    outcome = run_flow(flow(generators=[export("Down", "/down")]), ctx)
+    assert outcome.status == "failed"
+    assert "Page generator Down failed" in outcome.error
+    assert ctx.recorder.errors[0].http_status == 503
+
+
+def test_batched_imports_send_lists_and_fail_whole_batches():
+    sent = []
+
+    def batch(request):
+        sent.append(request.json)
+        if any(r["n"] == 3 for r in request.json):
+            return HttpStatusError("500", retriable=True, status=500, body_excerpt="")
+        return {"ok": True}
+
+    http = FakeHttp({"GET /n": lambda r: [{"n": i} for i in range(5)], "POST /batch": batch})
+    outcome = run_flow(
+        flow(
+            generators=[export("N", "/n")],
+            processors=[("import", record_import("B", "/batch", batch_size=2), {})],
+        ),
+        context(http),
+    )
+    assert [len(b) for b in sent] == [2, 2, 1]
+    assert (outcome.num_success, outcome.num_error) == (3, 2)
+    assert json_response({}).status == 200

@@ -1,0 +1,88 @@
+"""HTTPS goes through the guarded connection and verifies certificates."""
+
+import datetime
+import ssl
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from pytest_httpserver import HTTPServer
+
+from apps.flows.outbound import BlockedAddress, HttpRequest, OutboundError
+from tests.flows.outbound.helpers import connection
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    """A local HTTPS server with a self-signed certificate for localhost (one per module:
+    stopping a server takes half a second)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    directory = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    server = HTTPServer(host="127.0.0.1", ssl_context=context)
+    server.start()
+    server.expect_request("/").respond_with_data("secret")
+    server.cert_path = cert_path
+    yield server
+    server.stop()
+
+
+def test_an_untrusted_certificate_is_refused(client, tls_server, private_allowed):
+    config = connection(f"https://localhost:{tls_server.port}")
+
+    with pytest.raises(OutboundError, match=r"TLS failed: .*certificate verify failed") as caught:
+        client.send(config, HttpRequest("GET", "/"))
+
+    assert caught.value.retriable
+
+
+def test_https_to_a_private_address_is_refused_before_the_handshake(
+    client, tls_server, private_refused
+):
+    config = connection(f"https://localhost:{tls_server.port}")
+
+    requests_before = len(tls_server.log)
+
+    with pytest.raises(BlockedAddress):
+        client.send(config, HttpRequest("GET", "/"))
+
+    assert len(tls_server.log) == requests_before
+
+
+def test_a_trusted_certificate_is_checked_against_the_host_name_of_the_url(
+    client, tls_server, private_refused, monkeypatch
+):
+    # OpenSSL reads SSL_CERT_FILE whenever a context loads the default trust store.
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_server.cert_path))
+    allowed = ("localhost", "127.0.0.1")
+    by_name = connection(f"https://localhost:{tls_server.port}", allowed_private_hosts=allowed)
+    by_address = connection(f"https://127.0.0.1:{tls_server.port}", allowed_private_hosts=allowed)
+
+    assert client.send(by_name, HttpRequest("GET", "/")).text == "secret"
+    with pytest.raises(OutboundError, match=r"TLS failed: .*(mismatch|doesn't match)"):
+        client.send(by_address, HttpRequest("GET", "/"))

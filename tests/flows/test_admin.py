@@ -1,0 +1,183 @@
+import json
+
+import pytest
+from django.db import connection as db
+
+from apps.executions.models import Execution
+from apps.flows.models import Connection, Flow, Script
+
+
+@pytest.mark.parametrize(
+    "model", ["application", "connection", "export", "import", "script", "flow"]
+)
+def test_changelist_and_add_pages_render(admin_client, model):
+    assert admin_client.get(f"/admin/flows/{model}/").status_code == 200
+    assert admin_client.get(f"/admin/flows/{model}/add/").status_code == 200
+
+
+def test_the_execution_changelist_renders_with_few_queries(
+    admin_client, application, django_assert_max_num_queries
+):
+    flow = Flow.objects.create(application=application, name="f")
+    for _ in range(5):
+        Execution.objects.create(flow=flow, flow_name="f", trigger="run")
+    with django_assert_max_num_queries(12):
+        assert admin_client.get("/admin/executions/execution/").status_code == 200
+
+
+def dump_all_tables() -> str:
+    rows = []
+    with db.cursor() as cursor:
+        for table in db.introspection.table_names():
+            cursor.execute(f"SELECT * FROM {db.ops.quote_name(table)}")  # noqa: S608
+            rows.extend(repr(row) for row in cursor.fetchall())
+    return "\n".join(rows)
+
+
+def test_connection_secrets_are_write_only_and_encrypted_at_rest(admin_client):
+    response = admin_client.post(
+        "/admin/flows/connection/add/",
+        {
+            "name": "CRM",
+            "type": "http",
+            "base_uri": "https://crm.example.com",
+            "headers": "{}",
+            "auth_type": "bearer",
+            "token": "tok-SECRET-123",
+            "header_name": "X-API-Key",
+            "allowed_private_hosts": "[]",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    connection = Connection.objects.get(name="CRM")
+    assert connection.secrets() == {"token": "tok-SECRET-123"}
+    assert "tok-SECRET-123" not in dump_all_tables()
+    page = admin_client.get(f"/admin/flows/connection/{connection.pk}/change/").content.decode()
+    assert "tok-SECRET-123" not in page
+    assert "Stored (hidden)" in page
+
+    # Saving again without the secret keeps it.
+    admin_client.post(
+        f"/admin/flows/connection/{connection.pk}/change/",
+        {
+            "name": "CRM",
+            "type": "http",
+            "base_uri": "https://crm.example.com/v2",
+            "headers": "{}",
+            "auth_type": "bearer",
+            "token": "",
+            "header_name": "X-API-Key",
+            "allowed_private_hosts": "[]",
+        },
+    )
+    connection.refresh_from_db()
+    assert connection.base_uri.endswith("/v2")
+    assert connection.secrets() == {"token": "tok-SECRET-123"}
+
+
+def test_a_bearer_connection_without_a_token_is_refused(admin_client):
+    response = admin_client.post(
+        "/admin/flows/connection/add/",
+        {
+            "name": "CRM",
+            "type": "http",
+            "base_uri": "https://crm.example.com",
+            "headers": "{}",
+            "auth_type": "bearer",
+            "header_name": "X-API-Key",
+            "allowed_private_hosts": "[]",
+        },
+    )
+    assert response.status_code == 200
+    assert "Required for Bearer token" in response.content.decode()
+
+
+def test_invalid_javascript_is_refused_at_save_with_the_line(admin_client):
+    response = admin_client.post(
+        "/admin/flows/script/add/",
+        {
+            "name": "broken",
+            "language": "javascript",
+            "content": "function main(ctx) {\n  return {;\n}",
+        },
+    )
+    assert response.status_code == 200
+    assert "SyntaxError" in response.content.decode()
+    assert not Script.objects.exists()
+
+
+def test_a_flow_referencing_a_missing_resource_is_refused_at_save(admin_client, application):
+    response = admin_client.post(
+        "/admin/flows/flow/add/",
+        {
+            "application": application.pk,
+            "name": "f",
+            "page_generators": "[]",
+            "page_processors": json.dumps([{"type": "script", "_scriptId": "404"}]),
+            "variables": "{}",
+            "api": "{}",
+            "timezone": "UTC",
+            "timeout_ms": 60000,
+            "max_concurrency": 0,
+            "concurrency_policy": "queue",
+        },
+    )
+    assert response.status_code == 200
+    assert "pageProcessors[0]: script 404 does not exist." in response.content.decode()
+    assert not Flow.objects.exists()
+
+
+def test_test_run_shows_the_result_and_each_step(admin_client, application):
+    script = Script.objects.create(
+        name="prepareResponse",
+        content="function main(ctx) { return {statusCode: 200, result: 'Hello ' + "
+        "ctx.trigger.args.request.query.name} }",
+    )
+    flow = Flow.objects.create(
+        application=application,
+        name="greeting",
+        page_processors=[{"type": "script", "_scriptId": str(script.pk)}],
+    )
+    change = admin_client.get(f"/admin/flows/flow/{flow.pk}/change/").content.decode()
+    assert f"/admin/flows/flow/{flow.pk}/test-run/" in change
+    assert "transforms" in change  # the readable pipeline
+    response = admin_client.post(
+        f"/admin/flows/flow/{flow.pk}/test-run/",
+        {"input": "{}", "query": '{"name": "Leor"}', "variables": "{}"},
+    )
+    page = response.content.decode()
+    assert "Succeeded" in page
+    assert "Hello Leor" in page
+    execution = Execution.objects.get()
+    detail = admin_client.get(
+        f"/admin/executions/execution/{execution.pk}/change/"
+    ).content.decode()
+    assert "pageProcessors[0]" in detail
+    assert "Hello Leor" in detail
+
+
+def test_run_now_queues_a_run_on_commit(
+    admin_client, application, django_capture_on_commit_callbacks, monkeypatch
+):
+    from apps.executions import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.run_execution, "delay", queued.append)
+    flow = Flow.objects.create(application=application, name="f")
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(
+            "/admin/flows/flow/", {"action": "run_now", "_selected_action": [flow.pk]}
+        )
+    execution = Execution.objects.get()
+    assert queued == [str(execution.pk)]
+    assert (execution.trigger, execution.status) == ("run", "queued")
+
+
+def test_clone_and_enable_disable_actions(admin_client, application):
+    flow = Flow.objects.create(application=application, name="f")
+    admin_client.post("/admin/flows/flow/", {"action": "clone", "_selected_action": [flow.pk]})
+    clone = Flow.objects.get(name="f (copy)")
+    assert clone.disabled
+    admin_client.post("/admin/flows/flow/", {"action": "enable", "_selected_action": [clone.pk]})
+    clone.refresh_from_db()
+    assert not clone.disabled
