@@ -43,6 +43,12 @@ def fill_json(page, field: str, value: str) -> None:
     page.fill(f"[name={field}]", value)
 
 
+def save(page, button: str = "_save") -> None:
+    page.click(f"input[name={button}]")
+    message = page.wait_for_selector(".messagelist .success, .errornote")
+    assert "was added successfully" in message.inner_text(), page.inner_text("#content")
+
+
 def test_a_builder_creates_a_flow_test_runs_it_and_reads_the_execution(
     page, live_server, httpserver
 ):
@@ -60,23 +66,21 @@ def test_a_builder_creates_a_flow_test_runs_it_and_reads_the_execution(
 
     page.goto(f"{base}/admin/flows/application/add/")
     page.fill("#id_name", "Sales")
-    page.click("input[name=_save]")
+    save(page)
 
     page.goto(f"{base}/admin/flows/connection/add/")
     page.fill("#id_name", "Lead API")
     page.fill("#id_base_uri", httpserver.url_for("/").rstrip("/"))
-    page.click("text=Show")  # the collapsed Advanced section
+    page.click("summary:has-text('Advanced')")  # the collapsed section
     fill_json(page, "allowed_private_hosts", '["localhost", "127.0.0.1"]')
-    page.click("input[name=_save]")
-    assert "was added successfully" in page.content()
+    save(page)
 
     page.goto(f"{base}/admin/flows/export/add/")
     page.fill("#id_name", "Hot leads")
     page.select_option("#id_connection", label="Lead API")
     page.fill("#id_relative_uri", "/leads")
     page.fill("#id_resource_path", "data")
-    page.click("input[name=_save]")
-    assert "was added successfully" in page.content()
+    save(page)
 
     page.goto(f"{base}/admin/flows/script/add/")
     page.fill("#id_name", "Shout")
@@ -85,8 +89,7 @@ def test_a_builder_creates_a_flow_test_runs_it_and_reads_the_execution(
         "function main(ctx) {\n  debug('got', ctx.records.length);\n"
         "  return ctx.records.map(function (r) { return {company: r.company.toUpperCase()}; });\n}",
     )
-    page.click("input[name=_save]")
-    assert "was added successfully" in page.content()
+    save(page)
 
     from apps.flows.models import Export, Script
 
@@ -96,8 +99,7 @@ def test_a_builder_creates_a_flow_test_runs_it_and_reads_the_execution(
     page.fill("#id_name", "Shout leads")
     fill_json(page, "page_generators", f'[{{"_exportId": "{export_id}"}}]')
     fill_json(page, "page_processors", f'[{{"type": "script", "_scriptId": "{script_id}"}}]')
-    page.click("input[name=_continue]")
-    assert "was added successfully" in page.content()
+    save(page, "_continue")
     assert "transforms" in page.inner_text("div.field-pipeline")
 
     page.click("a.test-run-link")

@@ -31,7 +31,7 @@ from apps.flows.sandbox.results import ScriptAbort, ScriptError, ScriptResult
 WORKER_MODULE = "apps.flows.sandbox.worker"
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 # The child gets no secrets from our environment: only what running Python itself may need.
-CHILD_ENVIRONMENT = ("PATH", "LD_LIBRARY_PATH", "LANG", "LC_ALL", "TZ")
+CHILD_ENVIRONMENT = ("PATH", "PYTHONPATH", "LD_LIBRARY_PATH", "LANG", "LC_ALL", "TZ")
 STARTUP_TIMEOUT_SECONDS = 15
 WALL_CLOCK_SLACK_MS = 1000
 READ_CHUNK = 2**20

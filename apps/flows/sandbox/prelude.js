@@ -66,7 +66,7 @@
   }
 
   function error(message, status) {
-    const abort = new ErrorType(message === undefined ? 'The script failed the run' : toText(message));
+    const abort = new ErrorType(message === undefined ? 'The script failed the run' : describe(message));
     abort[ABORT_STATUS] = status === undefined ? 500 : status;
     throw abort;
   }

@@ -1,19 +1,14 @@
 """What a sandboxed script call gives back: a result, or an error saying what went wrong."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-
-#: The kinds of ScriptError; ScriptAbort adds "abort".
-ERROR_KINDS = frozenset(
-    {"error", "syntax", "timeout", "memory", "crashed", "invalid_return", "missing_function"}
-)
 
 
 @dataclass
 class ScriptResult:
     value: Any
     """JSON-compatible return value of the called function (undefined -> None)."""
-    debug: list[str] = field(default_factory=list)
+    debug: list[str]
     """Lines written by debug(...) / console.log(...) during the call, in order."""
 
 
@@ -24,8 +19,9 @@ def _rebuild(cls: type["ScriptError"], message: str, options: dict[str, Any]) ->
 class ScriptError(Exception):
     """A script failed.
 
-    `kind` is one of ERROR_KINDS: "error" (it threw), "syntax", "timeout", "memory", "crashed"
-    (the sandbox process died), "invalid_return" (not JSON-serialisable), "missing_function".
+    `kind` is one of "error" (it threw), "syntax", "timeout", "memory", "crashed" (the sandbox
+    process died), "invalid_return" (not JSON-serialisable), "missing_function"; ScriptAbort's
+    is "abort".
     `message` says what happened and, for limits, which limit and which setting. `line` is the
     1-based line of the builder's source where it threw, when known; `debug` holds the lines
     logged before the failure, which are often the best clue.

@@ -94,7 +94,7 @@ class _OutOfTime(Exception):
 
 
 def limit_kind(text: str) -> str | None:
-    """ "timeout" or "memory" when a QuickJS exception's text is one of the limits firing."""
+    """Which limit fired ("timeout", "memory"), judging by a QuickJS exception's text."""
     if text.startswith("InternalError: interrupted"):
         return "timeout"
     if text.startswith(("InternalError: out of memory", "null\n")):
@@ -241,11 +241,12 @@ class Sandbox:
 
     def _load(self, source: str, deadline: float) -> _Script:
         context = self._new_context()
-        self._arm(context, deadline)
-        context.eval(PRELUDE)
-        script = _Script(context, *(context.get(name) for name in ENTRY_POINTS), source)
-        context.eval("".join(f"delete globalThis.{name};" for name in ENTRY_POINTS))
+        script = None
         try:
+            self._arm(context, deadline)
+            context.eval(PRELUDE)
+            script = _Script(context, *(context.get(name) for name in ENTRY_POINTS), source)
+            context.eval("".join(f"delete globalThis.{name};" for name in ENTRY_POINTS))
             self._arm(context, deadline)
             context.eval(source)
         except _OutOfTime:
@@ -264,7 +265,7 @@ class Sandbox:
             raise _Failed(
                 "error",
                 message,
-                line=error_line(stack, source) if stack else None,
+                line=error_line(stack, source),
                 debug=self._salvage_debug(script),
             ) from None
         return script
@@ -289,8 +290,10 @@ class Sandbox:
             message = split_exception(text)[0] if kind == "error" else ""
             raise _Failed(kind, message, debug=self._salvage_debug(script)) from None
 
-    def _salvage_debug(self, script: _Script) -> list[str]:
+    def _salvage_debug(self, script: _Script | None) -> list[str]:
         """The lines logged before a failure, if the context can still hand them over."""
+        if script is None:
+            return []
         try:
             script.context.set_time_limit(0.1)
             return json.loads(script.take_debug())

@@ -72,6 +72,23 @@ def test_timeout_ms_lowers_the_cpu_limit_for_one_call_but_never_raises_it(pool):
     assert raised.value.kind == "timeout"
 
 
+def test_a_budget_too_small_even_to_load_the_script_fails_cleanly(pool):
+    pool.call(ECHO, "main", {})
+    [pid] = pool.pids()
+    kinds = set()
+
+    for n in range(100):
+        source = f"var table = [];\nfor (let i = 0; i < 2000; i++) table.push(i);\nvar n = {n};"
+        try:
+            pool.call(source + "\nfunction main() { return n }", "main", {}, timeout_ms=1)
+            kinds.add("ok")
+        except ScriptError as exc:
+            kinds.add(exc.kind)
+
+    assert kinds <= {"ok", "timeout"}
+    assert pool.pids() == [pid]  # the sandbox process never had to be replaced
+
+
 def test_what_quickjs_cannot_interrupt_is_killed_by_the_wall_clock_and_replaced(pool):
     pool.call(ECHO, "main", {})
     [first_pid] = pool.pids()

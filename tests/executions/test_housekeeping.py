@@ -1,0 +1,72 @@
+import logging
+from datetime import timedelta
+
+from django.utils import timezone
+
+from apps.executions import services
+from apps.executions.models import Execution
+from apps.flows.models import Connection, Export, Flow
+
+
+def make_execution(flow, **fields) -> Execution:
+    execution = services.create_execution(flow=flow, trigger=Execution.Trigger.RUN)
+    Execution.objects.filter(pk=execution.pk).update(**fields)
+    execution.refresh_from_db()
+    return execution
+
+
+def test_purge_deletes_only_executions_past_retention(application):
+    flow = Flow.objects.create(application=application, name="f")
+    old = make_execution(flow, created_at=timezone.now() - timedelta(days=31))
+    recent = make_execution(flow)
+    assert services.purge_executions(older_than_days=30) >= 1
+    assert not Execution.objects.filter(pk=old.pk).exists()
+    assert Execution.objects.filter(pk=recent.pk).exists()
+
+
+def test_cancelling_a_queued_run_cancels_it_at_once(application):
+    flow = Flow.objects.create(application=application, name="f")
+    execution = make_execution(flow)
+    assert services.cancel_execution(execution)
+    assert execution.status == "cancelled"
+    assert services.run_execution(execution.pk).status == "cancelled"  # a late task does nothing
+
+
+def test_a_run_sees_a_cancel_request_and_stops(application, local_api, httpserver):
+    httpserver.expect_request("/n").respond_with_json([{"n": i} for i in range(3)])
+    export = Export.objects.create(name="N", connection=local_api, relative_uri="/n")
+    flow = Flow.objects.create(
+        application=application, name="f", page_generators=[{"_exportId": str(export.pk)}]
+    )
+    execution = make_execution(flow, cancel_requested=True)
+    execution = services.run_execution(execution.pk)
+    assert execution.status == "cancelled"
+
+
+def test_connection_secrets_never_reach_the_logs_or_the_execution(application, httpserver, caplog):
+    httpserver.expect_request(
+        "/secure", headers={"Authorization": "Bearer tok-LOG-SECRET"}
+    ).respond_with_json({"error": "denied"}, status=403)
+    connection = Connection.objects.create(
+        name="Secure",
+        base_uri=httpserver.url_for("/").rstrip("/"),
+        auth_type="bearer",
+        allowed_private_hosts=["localhost"],
+    )
+    connection.set_secrets(token="tok-LOG-SECRET")
+    connection.save()
+    export = Export.objects.create(name="S", connection=connection, relative_uri="/secure")
+    flow = Flow.objects.create(
+        application=application,
+        name="f",
+        page_processors=[{"type": "export", "_exportId": str(export.pk)}],
+    )
+    with caplog.at_level(logging.DEBUG):
+        execution = services.execute_test_run(flow=flow, caller=None)
+    assert execution.num_error == 1
+    stored = [execution.error, str(execution.response), str(execution.request)]
+    stored += [f"{e.message} {e.body_excerpt} {e.record}" for e in execution.errors.all()]
+    stored += [f"{s.sample_in} {s.sample_out} {s.debug_lines}" for s in execution.steps.all()]
+    assert "tok-LOG-SECRET" not in caplog.text
+    assert all("tok-LOG-SECRET" not in text for text in stored)
+    assert execution.errors.get().http_status == 403
