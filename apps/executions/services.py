@@ -71,8 +71,13 @@ def enqueue_execution(execution: Execution) -> None:
     """Hand the run to a Celery worker once the row is committed."""
     from apps.executions.tasks import run_execution as run_execution_task
 
+    # The process id doubles as the Celery task id: one id to look for in logs and Flower.
     execution_id = str(execution.pk)
-    transaction.on_commit(lambda: run_execution_task.delay(execution_id))
+    Execution.objects.filter(pk=execution.pk).update(celery_task_id=execution_id)
+    execution.celery_task_id = execution_id
+    transaction.on_commit(
+        lambda: run_execution_task.apply_async(args=[execution_id], task_id=execution_id)
+    )
 
 
 class _Heartbeat(threading.Thread):

@@ -162,14 +162,17 @@ def test_run_now_queues_a_run_on_commit(
     from apps.executions import tasks
 
     queued = []
-    monkeypatch.setattr(tasks.run_execution, "delay", queued.append)
+    monkeypatch.setattr(
+        tasks.run_execution, "apply_async", lambda args, task_id: queued.append((args, task_id))
+    )
     flow = Flow.objects.create(application=application, name="f")
     with django_capture_on_commit_callbacks(execute=True):
         admin_client.post(
             "/admin/flows/flow/", {"action": "run_now", "_selected_action": [flow.pk]}
         )
     execution = Execution.objects.get()
-    assert queued == [str(execution.pk)]
+    assert queued == [([str(execution.pk)], str(execution.pk))]
+    assert execution.celery_task_id == str(execution.pk)
     assert (execution.trigger, execution.status) == ("run", "queued")
 
 
