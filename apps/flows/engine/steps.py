@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urljoin
 
-from apps.flows.engine.context import RunAborted, RunContext
+from apps.flows.engine.context import DeadlineReached, RunAborted, RunCancelled, RunContext
 from apps.flows.engine.mapping import apply_mapping
 from apps.flows.engine.paths import get_path
 from apps.flows.engine.spec import ExportSpec, ImportSpec, ScriptSpec, StepSpec
 from apps.flows.engine.templates import render, render_string
-from apps.flows.outbound import HttpRequest, HttpResponse, OutboundError
+from apps.flows.outbound import DeadlineExceeded, HttpRequest, HttpResponse, OutboundError
 from apps.flows.sandbox import ScriptAbort, ScriptError
 
 STEP_KINDS: dict[str, type["Step"]] = {}
@@ -42,7 +42,12 @@ class StepFailed(Exception):
         }
 
     @classmethod
-    def from_outbound(cls, step: StepSpec, error: OutboundError) -> "StepFailed":
+    def from_outbound(cls, step: StepSpec, error: OutboundError, ctx: RunContext) -> "StepFailed":
+        """A failed call fails its record, unless the run itself has to stop."""
+        if isinstance(error, DeadlineExceeded):
+            raise DeadlineReached from None
+        if ctx.cancelled():
+            raise RunCancelled from None
         return cls(
             f"{step.name}: {error}",
             http_status=error.status,
@@ -138,7 +143,7 @@ def generator_pages(step: StepSpec, ctx: RunContext) -> Iterator[list]:
         for records, _ in export_pages(step.resource, ctx, ctx.scope(record={})):
             yield records
     except OutboundError as error:
-        failure = StepFailed.from_outbound(step, error)
+        failure = StepFailed.from_outbound(step, error, ctx)
         ctx.recorder.error(step, failure.message, **failure.details)
         raise RunAborted(f"Page generator {step.name} failed: {error}", status=502) from None
 
@@ -158,7 +163,7 @@ class LookupStep(Step):
                     found.extend(records)
                     status = response.status
             except OutboundError as error:
-                raise StepFailed.from_outbound(self.spec, error) from None
+                raise StepFailed.from_outbound(self.spec, error, ctx) from None
             if self.spec.response_mapping and isinstance(record, dict):
                 apply_mapping(
                     record, self.spec.response_mapping, {"data": found, "statusCode": status}
@@ -226,7 +231,7 @@ class ImportStep(Step):
         try:
             return ctx.send(spec.connection, request)
         except OutboundError as error:
-            raise StepFailed.from_outbound(self.spec, error) from None
+            raise StepFailed.from_outbound(self.spec, error, ctx) from None
 
     def map_response(self, record: Any, response: HttpResponse) -> Any:
         if not self.spec.response_mapping or not isinstance(record, dict):

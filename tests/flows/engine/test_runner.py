@@ -242,3 +242,29 @@ def test_batched_imports_send_lists_and_fail_whole_batches():
     assert [len(b) for b in sent] == [2, 2, 1]
     assert (outcome.num_success, outcome.num_error) == (3, 2)
     assert json_response({}).status == 200
+
+
+def test_a_call_that_runs_out_of_deadline_times_the_run_out_instead_of_failing_a_record():
+    from apps.flows.outbound import DeadlineExceeded
+
+    http = FakeHttp(
+        {"POST /x": lambda r: DeadlineExceeded("no time left", retriable=False, status=None)}
+    )
+    ctx = context(http)
+    outcome = run_flow(flow(processors=[("import", record_import("X", "/x"), {})]), ctx)
+    assert outcome.status == "timed_out"
+    assert ctx.recorder.errors == []
+
+
+def test_a_call_stopped_by_cancellation_cancels_the_run():
+    from apps.flows.outbound import OutboundError
+
+    state = {"cancel": False}
+
+    def cancelling(request):
+        state["cancel"] = True
+        return OutboundError("Cancelled", retriable=False)
+
+    ctx = context(FakeHttp({"POST /x": cancelling}), cancelled=lambda: state["cancel"])
+    outcome = run_flow(flow(processors=[("import", record_import("X", "/x"), {})]), ctx)
+    assert outcome.status == "cancelled"
