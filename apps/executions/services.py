@@ -2,13 +2,14 @@
 
 import json
 import logging
+import math
 import threading
 import time
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from apps.executions.models import Execution, ExecutionError, StepRun
@@ -92,9 +93,14 @@ class _Heartbeat(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stopped.wait(HEARTBEAT_SECONDS):
-                Execution.objects.filter(pk=self.execution_id, status=Status.RUNNING).update(
-                    heartbeat_at=timezone.now()
-                )
+                try:
+                    Execution.objects.filter(pk=self.execution_id, status=Status.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except DatabaseError:  # e.g. a locked SQLite file: beat again next time
+                    logger.warning(
+                        "Heartbeat of execution %s failed", self.execution_id, exc_info=True
+                    )
         finally:
             connection.close()
 
@@ -131,11 +137,27 @@ def _initial_record(execution: Execution) -> Any:
     return body if isinstance(body, dict) else {}
 
 
+def storable(value: Any) -> Any:
+    """A JSON value every database accepts: no NaN/Infinity, no NUL characters."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {storable(str(key)): storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    if value is None or isinstance(value, bool | int):
+        return value
+    return str(value)
+
+
 def _clip(record: Any) -> Any:
-    """Keep stored error records small: a huge record is replaced by an excerpt."""
-    text = json.dumps(record, default=str)
+    """Keep stored records small and clean: a huge one is replaced by an excerpt."""
+    record = storable(redact(record))
+    text = json.dumps(record)
     if len(text) <= MAX_STORED_RECORD_BYTES:
-        return redact(record)
+        return record
     return {"_truncated": True, "excerpt": text[:MAX_STORED_RECORD_BYTES]}
 
 
@@ -160,16 +182,32 @@ def run_execution(execution_id, *, deadline_ms: int | None = None) -> Execution:
     heartbeat.start()
     try:
         outcome, steps, errors = _run(execution, deadline_ms)
+    except Exception as exc:  # whatever a flow does, the run ends recorded
+        logger.exception("Execution %s crashed while starting", execution.pk)
+        outcome, steps, errors = _crashed(exc), {}, []
     finally:
         heartbeat.stopped.set()
-    _record(execution, outcome, steps, errors)
+        heartbeat.join()
+    try:
+        _record(execution, outcome, steps, errors)
+    except DatabaseError as exc:
+        logger.exception("Execution %s: its outcome could not be stored", execution.pk)
+        _record(execution, _crashed(exc, "Its outcome could not be stored"), {}, [])
     return execution
+
+
+def _crashed(exc: Exception, what: str = "The run could not start") -> Outcome:
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return Outcome(status=Status.FAILED, error=f"{what}: {first_line}", status_code=500)
 
 
 def _run(execution: Execution, deadline_ms: int | None):
     flow = execution.flow
     if flow is None:
         return Outcome(status=Status.FAILED, error="The flow was deleted.", status_code=410), {}, []
+    if flow.disabled and execution.trigger != Trigger.TEST:
+        message = "The flow was disabled before this run started."
+        return Outcome(status=Status.CANCELLED, error=message, status_code=409), {}, []
     try:
         spec = build_flow_spec(flow)
     except PipelineError as exc:
@@ -207,12 +245,12 @@ def _record(execution: Execution, outcome: Outcome, steps: dict, errors: list) -
                 position=position,
                 path=stats.path,
                 kind=stats.kind,
-                name=stats.name,
+                name=stats.name[:200],
                 records_in=stats.records_in,
                 records_out=stats.records_out,
                 errors=stats.errors,
                 duration_ms=round(stats.duration_ms, 3),
-                debug_lines=stats.debug_lines,
+                debug_lines=storable(stats.debug_lines),
                 sample_in=[_clip(record) for record in stats.sample_in],
                 sample_out=[_clip(record) for record in stats.sample_out],
             )
@@ -222,11 +260,11 @@ def _record(execution: Execution, outcome: Outcome, steps: dict, errors: list) -
             ExecutionError(
                 execution=execution,
                 step_path=error.step_path,
-                step_name=error.step_name,
+                step_name=error.step_name[:200],
                 record=_clip(error.record) if error.record is not None else None,
-                message=error.message[:5000],
+                message=storable(error.message[:5000]),
                 http_status=error.http_status,
-                body_excerpt=error.body_excerpt[:2000],
+                body_excerpt=storable(error.body_excerpt[:2000]),
                 retriable=error.retriable,
             )
             for error in errors
@@ -235,9 +273,9 @@ def _record(execution: Execution, outcome: Outcome, steps: dict, errors: list) -
         execution.num_success = outcome.num_success
         execution.num_error = outcome.num_error
         execution.num_ignore = outcome.num_ignore
-        execution.error = outcome.error
+        execution.error = storable(outcome.error)
         execution.status_code = outcome.status_code
-        execution.response = _response_document(execution, outcome)
+        execution.response = storable(_response_document(execution, outcome))
         execution.finished_at = timezone.now()
         execution.save(
             update_fields=[

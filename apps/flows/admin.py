@@ -17,7 +17,7 @@ from apps.flows.forms import (
     TestRunForm,
 )
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
-from apps.flows.pipeline import RESOURCES
+from apps.flows.pipeline import RESOURCES, as_id
 
 
 @admin.register(Application)
@@ -101,44 +101,49 @@ class ScriptAdmin(admin.ModelAdmin):
     fields = ("name", "language", "content")
 
 
+ROLES = {"export": "looks up", "import": "writes", "script": "transforms"}
+
+
+def _steps(value) -> list[dict]:
+    return [step for step in value if isinstance(step, dict)] if isinstance(value, list) else []
+
+
 def pipeline_html(flow: Flow):
-    """The flow's steps as a numbered list with links to the resources."""
-    names = {}
+    """The flow's steps as a numbered list with links; tolerant of a half-edited document."""
+    generators = [{"type": "export", **g} for g in _steps(flow.page_generators)]
+    processors = _steps(flow.page_processors)
+    names: dict[tuple[str, int], str] = {}
     for kind, (key, model) in RESOURCES.items():
-        ids = [
-            step.get(key)
-            for step in [*flow.page_generators, *flow.page_processors]
-            if isinstance(step, dict) and step.get(key) is not None
-        ]
-        names[kind] = {
-            str(pk): name for pk, name in model.objects.filter(pk__in=ids).values_list("pk", "name")
-        }
-    rows = []
-    for generator in flow.page_generators:
-        export_id = str(generator.get("_exportId"))
-        rows.append(
-            ("export", "reads pages", export_id, names["export"].get(export_id, "missing!"), "")
-        )
-    if not flow.page_generators:
-        rows.append(("input", "starts from one record: the trigger's input", None, "", ""))
-    for processor in flow.page_processors:
-        kind = processor.get("type", "?")
-        key = RESOURCES.get(kind, ("", None))[0]
-        resource_id = str(processor.get(key))
-        role = {"export": "looks up", "import": "writes", "script": "transforms"}.get(kind, kind)
-        note = " · proceeds on failure" if processor.get("proceedOnFailure") else ""
-        rows.append(
-            (kind, role, resource_id, names.get(kind, {}).get(resource_id, "missing!"), note)
+        ids = {as_id(step.get(key)) for step in generators + processors if step.get("type") == kind}
+        names.update(
+            ((kind, pk), name)
+            for pk, name in model.objects.filter(pk__in=ids - {None}).values_list("pk", "name")
         )
     items = []
-    for kind, role, resource_id, name, note in rows:
-        if resource_id is None:
-            items.append(format_html("<li><b>{}</b> {}</li>", kind, role))
-            continue
-        url = reverse(f"admin:flows_{kind}_change", args=[resource_id])
+    if not generators:
         items.append(
-            format_html('<li><b>{}</b> {} <a href="{}">{}</a>{}</li>', kind, role, url, name, note)
+            format_html(
+                "<li><b>{}</b> {}</li>", "input", "starts from one record: the trigger's input"
+            )
         )
+    for index, step in enumerate(generators + processors):
+        kind = step.get("type")
+        if kind not in RESOURCES:
+            items.append(format_html("<li><b>{}</b> is not a step kind</li>", kind))
+            continue
+        resource_id = as_id(step.get(RESOURCES[kind][0]))
+        name = names.get((kind, resource_id))
+        role = "reads pages" if index < len(generators) else ROLES[kind]
+        note = " · proceeds on failure" if step.get("proceedOnFailure") is True else ""
+        if name is None:
+            items.append(format_html("<li><b>{}</b> {} a missing {}</li>", kind, role, kind))
+        else:
+            url = reverse(f"admin:flows_{kind}_change", args=[resource_id])
+            items.append(
+                format_html(
+                    '<li><b>{}</b> {} <a href="{}">{}</a>{}</li>', kind, role, url, name, note
+                )
+            )
     return format_html("<ol>{}</ol>", format_html_join("", "{}", ((item,) for item in items)))
 
 

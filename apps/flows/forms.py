@@ -4,6 +4,7 @@ import json
 
 from django import forms
 
+from apps.executions.redaction import is_secret_name
 from apps.flows.engine.templates import template_errors
 from apps.flows.models import Connection, Export, Flow, Import, Script
 from apps.flows.pipeline import pipeline_errors
@@ -57,22 +58,31 @@ class ConnectionForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        try:
+            stored = self.instance.secrets() if self.instance.pk else {}
+            self.undecryptable = False
+        except ValueError:
+            stored, self.undecryptable = {}, True
         for name in Connection.SECRET_FIELDS:
-            stored = self.instance.pk and self.instance.has_secret(name)
             self.fields[name].help_text = (
-                "Stored (hidden). Leave empty to keep it." if stored else "Not set."
+                "Stored (hidden). Leave empty to keep it." if stored.get(name) else "Not set."
+            )
+        if self.undecryptable:
+            self.fields["clear_secrets"].help_text = (
+                "The stored secrets cannot be decrypted (FLOWSITE_ENCRYPTION_KEY changed): "
+                "tick this and enter them again."
             )
 
     def clean(self):
         data = super().clean()
+        if self.undecryptable and not data.get("clear_secrets"):
+            self.add_error("clear_secrets", self.fields["clear_secrets"].help_text)
+            return data
+        self._check_headers(data.get("headers"))
         auth_type = data.get("auth_type")
+        kept = {} if data.get("clear_secrets") or not self.instance.pk else self.instance.secrets()
         for name in self.REQUIRED.get(auth_type, ()):
-            kept = (
-                self.instance.pk
-                and self.instance.has_secret(name)
-                and not data.get("clear_secrets")
-            )
-            if not data.get(name) and not kept:
+            if not data.get(name) and not kept.get(name):
                 self.add_error(name, f"Required for {Connection.AuthType(auth_type).label}.")
         if auth_type == Connection.AuthType.OAUTH2:
             for name in ("token_url", "client_id"):
@@ -86,6 +96,21 @@ class ConnectionForm(forms.ModelForm):
         ):
             self.add_error("allowed_private_hosts", "A list of host names or networks.")
         return data
+
+    def _check_headers(self, headers) -> None:
+        if headers is None:
+            return
+        if not isinstance(headers, dict) or not all(
+            isinstance(value, str) for value in headers.values()
+        ):
+            self.add_error("headers", "An object of header names and text values.")
+        elif secret := [name for name in headers if is_secret_name(name)]:
+            self.add_error(
+                "headers",
+                f"{', '.join(secret)} looks like a credential: default headers are stored in "
+                "plain text. Use the authentication settings (e.g. API key in a header), "
+                "which are encrypted.",
+            )
 
     def save(self, commit=True):
         connection = super().save(commit=False)
@@ -205,9 +230,12 @@ class FlowForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        if "page_generators" in data and "page_processors" in data:
-            errors = pipeline_errors(data["page_generators"] or [], data["page_processors"] or [])
-            for field, messages in errors.items():
+        # Each list is checked even when the other one is not valid JSON.
+        errors = pipeline_errors(
+            data.get("page_generators") or [], data.get("page_processors") or []
+        )
+        for field, messages in errors.items():
+            if field in data:
                 for message in messages:
                     self.add_error(field, message)
         if "variables" in data and not isinstance(data["variables"], dict):

@@ -276,6 +276,7 @@ class Flow(models.Model):
     timeout_ms = models.PositiveIntegerField(
         "run timeout (ms)",
         default=3_600_000,
+        validators=[MinValueValidator(1)],
         help_text="Deadline of a run that no caller waits for (schedule, Run now).",
     )
     max_concurrency = models.PositiveIntegerField(

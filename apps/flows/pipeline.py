@@ -6,6 +6,7 @@ pageGenerators/pageProcessors), so references are checked here, not by foreign k
 
 from typing import Any
 
+from apps.flows.engine.paths import parse
 from apps.flows.engine.spec import (
     ExportSpec,
     FieldMapping,
@@ -37,11 +38,22 @@ PROCESSOR_KEYS = {
 }
 
 
-def _as_id(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+MAX_ID = 2**63 - 1
+
+
+def as_id(value: Any) -> int | None:
+    """A resource id from the document ("12" or 12), or None when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
         return None
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    return number if 0 < number <= MAX_ID else None
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, str) and bool(parse(value))
 
 
 def _mapping_errors(mapping: Any, where: str) -> list[str]:
@@ -49,21 +61,21 @@ def _mapping_errors(mapping: Any, where: str) -> list[str]:
         return []
     if not isinstance(mapping, dict) or set(mapping) - {"lists", "fields"}:
         return [f"{where}.responseMapping must be an object with 'fields' and 'lists'."]
+    fields, lists = mapping.get("fields") or [], mapping.get("lists") or []
+    if not isinstance(fields, list) or not isinstance(lists, list):
+        return [f"{where}.responseMapping: 'fields' and 'lists' must be lists."]
     errors = []
-    for index, field in enumerate(mapping.get("fields") or []):
+    for index, field in enumerate(fields):
         if not (
             isinstance(field, dict)
             and isinstance(field.get("extract"), str)
-            and isinstance(field.get("generate"), str)
-            and field["generate"]
+            and _is_path(field.get("generate"))
         ):
             errors.append(
                 f"{where}.responseMapping.fields[{index}] needs 'extract' and 'generate' paths."
             )
-    for index, item in enumerate(mapping.get("lists") or []):
-        if not (
-            isinstance(item, dict) and isinstance(item.get("generate"), str) and item["generate"]
-        ):
+    for index, item in enumerate(lists):
+        if not (isinstance(item, dict) and _is_path(item.get("generate"))):
             errors.append(f"{where}.responseMapping.lists[{index}] needs a 'generate' path.")
         else:
             errors.extend(
@@ -85,7 +97,7 @@ def pipeline_errors(page_generators: Any, page_processors: Any) -> dict[str, lis
         page_generators = []
     for index, generator in enumerate(page_generators):
         where = f"pageGenerators[{index}]"
-        export_id = _as_id(generator.get("_exportId")) if isinstance(generator, dict) else None
+        export_id = as_id(generator.get("_exportId")) if isinstance(generator, dict) else None
         if export_id is None:
             errors.setdefault("page_generators", []).append(f"{where} needs an _exportId.")
             continue
@@ -102,19 +114,22 @@ def pipeline_errors(page_generators: Any, page_processors: Any) -> dict[str, lis
             problems.append(f"{where} must be an object.")
             continue
         kind = processor.get("type")
-        if kind not in STEP_KINDS:
+        if not isinstance(kind, str) or kind not in STEP_KINDS:
             problems.append(f"{where}.type must be one of {', '.join(sorted(STEP_KINDS))}.")
             continue
         if unknown := set(processor) - PROCESSOR_KEYS:
             problems.append(f"{where} has unknown fields: {', '.join(sorted(unknown))}.")
         key, _ = RESOURCES[kind]
-        resource_id = _as_id(processor.get(key))
+        resource_id = as_id(processor.get(key))
         if resource_id is None:
             problems.append(f"{where} ({kind}) needs {key}.")
             continue
         if not isinstance(processor.get("proceedOnFailure", False), bool):
             problems.append(f"{where}.proceedOnFailure must be true or false.")
         problems.extend(_mapping_errors(processor.get("responseMapping"), where))
+        for text_key in ("function", "name"):
+            if text_key in processor and not isinstance(processor[text_key], str):
+                problems.append(f"{where}.{text_key} must be a string.")
         wanted[kind].add(resource_id)
         where_of.setdefault((kind, resource_id), []).append(where)
 

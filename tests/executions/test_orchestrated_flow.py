@@ -193,3 +193,29 @@ def test_secrets_in_the_trigger_request_are_redacted_before_storage(application,
     assert '"k"' not in stored
     assert execution.request["headers"]["x-trace"] == "t"
     assert execution.request["body"]["user"] == "ann"
+
+
+def test_values_a_database_rejects_are_cleaned_before_storage(
+    application, local_api, httpserver, owner
+):
+    httpserver.expect_request("/odd").respond_with_data(
+        '[{"score": NaN, "name": "nul\\u0000byte"}]', content_type="application/json"
+    )
+    export = Export.objects.create(name="Odd", connection=local_api, relative_uri="/odd")
+    flow = Flow.objects.create(
+        application=application, name="odd", page_generators=[{"_exportId": str(export.pk)}]
+    )
+    execution = services.execute_test_run(flow=flow, caller=owner)
+    assert execution.status == "succeeded", execution.error
+    execution.refresh_from_db()
+    assert execution.response["data"]["records"] == [{"score": None, "name": "nulbyte"}]
+    assert execution.steps.get().sample_out == [{"score": None, "name": "nulbyte"}]
+
+
+def test_a_queued_run_of_a_flow_disabled_since_is_cancelled(application, owner):
+    flow = Flow.objects.create(application=application, name="later")
+    execution = services.create_execution(flow=flow, trigger=Execution.Trigger.RUN, caller=owner)
+    Flow.objects.filter(pk=flow.pk).update(disabled=True)
+    execution = services.run_execution(execution.pk)
+    assert execution.status == "cancelled"
+    assert "disabled" in execution.error

@@ -184,3 +184,101 @@ def test_clone_and_enable_disable_actions(admin_client, application):
     admin_client.post("/admin/flows/flow/", {"action": "enable", "_selected_action": [clone.pk]})
     clone.refresh_from_db()
     assert not clone.disabled
+
+
+FLOW_FORM = {
+    "name": "f",
+    "page_generators": "[]",
+    "variables": "{}",
+    "api": "{}",
+    "timezone": "UTC",
+    "timeout_ms": 60000,
+    "max_concurrency": 0,
+    "concurrency_policy": "queue",
+}
+
+
+@pytest.mark.parametrize(
+    ("processors", "message"),
+    [
+        (
+            '[{"type": "export", "_exportId": "1", "responseMapping": {"fields": 5}}]',
+            "must be lists",
+        ),
+        ('[{"type": [], "_scriptId": "1"}]', "type must be one of"),
+        ('[{"type": "script", "_scriptId": 1000000000000000000000000000000}]', "needs _scriptId"),
+        ('[{"type": "script", "_scriptId": "1", "function": 5}]', "function must be a string"),
+        ('[{"type": "bogus"}, 7]', "type must be one of"),
+        (
+            '[{"type": "export", "_exportId": "1", '
+            '"responseMapping": {"fields": [{"extract": "a", "generate": ""}]}}]',
+            "responseMapping.fields[0] needs",
+        ),
+    ],
+)
+def test_a_malformed_pipeline_is_refused_with_a_message_not_a_crash(
+    admin_client, application, processors, message
+):
+    form = {**FLOW_FORM, "application": application.pk, "page_processors": processors}
+    response = admin_client.post("/admin/flows/flow/add/", form)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+
+
+def test_the_change_page_survives_invalid_json_in_one_list(admin_client, application):
+    flow = Flow.objects.create(application=application, name="f")
+    form = {
+        **FLOW_FORM,
+        "application": application.pk,
+        "page_generators": "[{",
+        "page_processors": '[{"type": "bogus"}, 5]',
+    }
+    response = admin_client.post(f"/admin/flows/flow/{flow.pk}/change/", form)
+    assert response.status_code == 200
+    assert "type must be one of" in response.content.decode()
+
+
+def test_credentials_in_default_headers_are_refused(admin_client):
+    response = admin_client.post(
+        "/admin/flows/connection/add/",
+        {
+            "name": "CRM",
+            "type": "http",
+            "base_uri": "https://crm.example.com",
+            "headers": '{"X-Api-Key": "k"}',
+            "auth_type": "none",
+            "header_name": "X-API-Key",
+            "allowed_private_hosts": "[]",
+        },
+    )
+    assert response.status_code == 200
+    assert "looks like a credential" in response.content.decode()
+
+
+def test_a_connection_whose_secrets_cannot_be_decrypted_can_be_reset(admin_client, settings):
+    connection = Connection.objects.create(
+        name="Old", base_uri="https://x.example", auth_type="bearer"
+    )
+    connection.set_secrets(token="t")
+    connection.save()
+    settings.FLOWSITE_ENCRYPTION_KEY = "a-completely-different-key-of-32-bytes!!"
+    page = admin_client.get(f"/admin/flows/connection/{connection.pk}/change/")
+    assert page.status_code == 200
+    assert "cannot be decrypted" in page.content.decode()
+    response = admin_client.post(
+        f"/admin/flows/connection/{connection.pk}/change/",
+        {
+            "name": "Old",
+            "type": "http",
+            "base_uri": "https://x.example",
+            "headers": "{}",
+            "auth_type": "bearer",
+            "token": "new",
+            "clear_secrets": "on",
+            "header_name": "X-API-Key",
+            "allowed_private_hosts": "[]",
+        },
+    )
+    assert response.status_code == 302
+    connection.refresh_from_db()
+    assert connection.secrets() == {"token": "new"}

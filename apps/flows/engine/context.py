@@ -118,6 +118,8 @@ class Recorder:
         self.error_count += 1
         self.stats(step).errors += 1
         if len(self.errors) < MAX_ERRORS_KEPT:
+            if details.get("record") is not None:  # as it was when it failed
+                details["record"] = sample(details["record"])
             self.errors.append(RecordedError(step.path, step.name, message, **details))
 
 

@@ -4,7 +4,6 @@ The same syntax is used everywhere a flow points into data: templates, resourceP
 next-link and cursor paths, and responseMapping's extract/generate.
 """
 
-import itertools
 import re
 from functools import lru_cache
 from typing import Any
@@ -44,25 +43,34 @@ def get_path(data: Any, path: str, default: Any = None) -> Any:
 
 
 def set_path(data: dict, path: str, value: Any) -> None:
-    """Set `value` at `path` in `data`, creating objects (and list slots) on the way."""
+    """Set `value` at `path` in `data`, creating objects (and list slots) on the way.
+
+    ValueError when the path is empty or runs through a value of the wrong kind (a key
+    into a list, an index into an object).
+    """
     parts = parse(path)
     if not parts:
-        raise ValueError("an empty path cannot be set")
+        raise ValueError(f"{path!r} is not a path to set")
     current: Any = data
-    for part, following in itertools.pairwise(parts):
-        container = [] if isinstance(following, int) else {}
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
         if isinstance(part, int):
+            if not isinstance(current, list):
+                kind = type(current).__name__
+                raise ValueError(f"cannot set {path!r}: [{part}] indexes a {kind}")
+            if part > len(current) + 10_000:
+                raise ValueError(f"cannot set {path!r}: index {part} is too far past the end")
             while len(current) <= part:
                 current.append(None)
-            if not isinstance(current[part], dict | list):
-                current[part] = container
-            current = current[part]
-        else:
-            if not isinstance(current.get(part), dict | list):
-                current[part] = container
-            current = current[part]
-    last = parts[-1]
-    if isinstance(last, int):
-        while len(current) <= last:
-            current.append(None)
-    current[last] = value
+        elif not isinstance(current, dict):
+            kind = type(current).__name__
+            raise ValueError(f"cannot set {path!r}: {part!r} is a key into a {kind}")
+        if last:
+            current[part] = value
+            return
+        following = parts[depth + 1]
+        child = current[part] if isinstance(part, int) else current.get(part)
+        if not isinstance(child, dict | list):
+            child = [] if isinstance(following, int) else {}
+            current[part] = child
+        current = child

@@ -34,11 +34,14 @@ class Outcome:
 
 
 def script_response(spec: FlowSpec, output: list) -> dict | None:
-    """DESIGN §4: the last processor returning one object with a numeric statusCode."""
+    """DESIGN §4: the last processor returning one object with an HTTP statusCode."""
     if not spec.processors or spec.processors[-1].kind != "script" or len(output) != 1:
         return None
     candidate = output[0]
-    if isinstance(candidate, dict) and isinstance(candidate.get("statusCode"), int | float):
+    if not isinstance(candidate, dict):
+        return None
+    status = candidate.get("statusCode")
+    if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
         return candidate
     return None
 

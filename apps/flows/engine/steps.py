@@ -7,9 +7,9 @@ processor says `proceedOnFailure`; the others go on.
 
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
-from apps.flows.engine.context import DeadlineReached, RunAborted, RunCancelled, RunContext
+from apps.flows.engine.context import DeadlineReached, RunAborted, RunContext
 from apps.flows.engine.mapping import apply_mapping
 from apps.flows.engine.paths import get_path
 from apps.flows.engine.spec import ExportSpec, ImportSpec, ScriptSpec, StepSpec
@@ -46,8 +46,7 @@ class StepFailed(Exception):
         """A failed call fails its record, unless the run itself has to stop."""
         if isinstance(error, DeadlineExceeded):
             raise DeadlineReached from None
-        if ctx.cancelled():
-            raise RunCancelled from None
+        ctx.checkpoint()  # a timeout capped by the deadline, or a cancelled call, stops the run
         return cls(
             f"{step.name}: {error}",
             http_status=error.status,
@@ -99,6 +98,30 @@ def export_request(export: ExportSpec, scope: dict, extra_query: dict) -> HttpRe
     )
 
 
+def same_origin(export: ExportSpec, url: str) -> str:
+    """A next link may not leave the connection's host: its credentials would follow it."""
+    base, target = urlsplit(export.connection.base_uri), urlsplit(url)
+    if (target.scheme, target.netloc.lower()) != (base.scheme, base.netloc.lower()):
+        raise OutboundError(
+            f"The next link {url} leaves the connection's host {base.netloc}; it was not "
+            "followed, so the connection's credentials are not sent elsewhere.",
+            retriable=False,
+        )
+    return url
+
+
+def mapped(step: StepSpec, record: Any, source: dict) -> Any:
+    """Apply the step's responseMapping; a mapping that cannot apply fails the record."""
+    if not step.response_mapping:
+        return record
+    if not isinstance(record, dict):
+        raise StepFailed(f"{step.name}: responseMapping needs an object record, got {record!r:.80}")
+    try:
+        return apply_mapping(record, step.response_mapping, source)
+    except ValueError as exc:
+        raise StepFailed(f"{step.name}: responseMapping: {exc}") from None
+
+
 def export_pages(
     export: ExportSpec, ctx: RunContext, scope: dict
 ) -> Iterator[tuple[list, HttpResponse]]:
@@ -128,7 +151,7 @@ def export_pages(
             link = get_path(body, export.next_path)
             if not link:
                 return
-            next_url = urljoin(response.url, str(link))
+            next_url = same_origin(export, urljoin(response.url, str(link)))
         elif export.paging == "cursor":
             cursor = get_path(body, export.next_path)
             if cursor in (None, ""):
@@ -164,11 +187,7 @@ class LookupStep(Step):
                     status = response.status
             except OutboundError as error:
                 raise StepFailed.from_outbound(self.spec, error, ctx) from None
-            if self.spec.response_mapping and isinstance(record, dict):
-                apply_mapping(
-                    record, self.spec.response_mapping, {"data": found, "statusCode": status}
-                )
-            return record
+            return mapped(self.spec, record, {"data": found, "statusCode": status})
 
         return self.each_record(page, ctx, lookup)
 
@@ -234,7 +253,7 @@ class ImportStep(Step):
             raise StepFailed.from_outbound(self.spec, error, ctx) from None
 
     def map_response(self, record: Any, response: HttpResponse) -> Any:
-        if not self.spec.response_mapping or not isinstance(record, dict):
+        if not self.spec.response_mapping:
             return record
         body = response_body(response)
         source = {
@@ -242,7 +261,7 @@ class ImportStep(Step):
             "id": body.get("id") if isinstance(body, dict) else None,
             "statusCode": response.status,
         }
-        return apply_mapping(record, self.spec.response_mapping, source)
+        return mapped(self.spec, record, source)
 
 
 # --- Scripts ------------------------------------------------------------------------------
@@ -276,6 +295,7 @@ class ScriptStep(Step):
             raise RunAborted(abort.message, status=abort.status) from None
         except ScriptError as error:
             stats.log(error.debug or [])
+            ctx.checkpoint()  # stopped by the run's deadline (or cancelled): the run stops
             where = f" at line {error.line}" if error.line else ""
             message = f"Script {script.name}{where}: {error.message}"
             for record in page:

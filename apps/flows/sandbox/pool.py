@@ -252,7 +252,7 @@ class SandboxPool:
     ) -> tuple[dict[str, Any], list[bytes]]:
         message = protocol.encode(header, *parts)
         wall_ms = 2 * limit_ms + WALL_CLOCK_SLACK_MS
-        process = self._checkout()
+        process = self._checkout(wall_ms)
         try:
             reply = process.exchange(message, time.monotonic() + wall_ms / 1000)
         except _Overran:
@@ -283,8 +283,17 @@ class SandboxPool:
         self._slots.put(process)
         return reply
 
-    def _checkout(self) -> _Process:
-        slot = self._slots.get()
+    def _checkout(self, wait_ms: int) -> _Process:
+        # Bounded: a caller never waits for a busy pool past its own time budget (which the
+        # engine derives from the run's deadline).
+        try:
+            slot = self._slots.get(timeout=wait_ms / 1000)
+        except queue.Empty:
+            raise ScriptError(
+                f"No script sandbox was free within {wait_ms} ms: all {self.size} sandbox "
+                "processes are busy (FLOWSITE_SANDBOX_PROCESSES).",
+                kind="timeout",
+            ) from None
         try:
             if self._closed:
                 raise RuntimeError("The script sandbox pool is closed.")

@@ -268,3 +268,94 @@ def test_a_call_stopped_by_cancellation_cancels_the_run():
     ctx = context(FakeHttp({"POST /x": cancelling}), cancelled=lambda: state["cancel"])
     outcome = run_flow(flow(processors=[("import", record_import("X", "/x"), {})]), ctx)
     assert outcome.status == "cancelled"
+
+
+def test_a_next_link_to_another_host_is_not_followed_with_the_connection_s_credentials():
+    http = FakeHttp(
+        {"GET /a": lambda r: {"items": [1], "links": {"next": "https://evil.test/steal"}}}
+    )
+    ctx = context(http)
+    spec = flow(
+        generators=[
+            export("A", "/a", resource_path="items", paging="nextlink", next_path="links.next")
+        ]
+    )
+    outcome = run_flow(spec, ctx)
+    assert outcome.status == "failed"
+    assert "leaves the connection's host" in outcome.error
+    assert [c.url for c in http.calls] == ["/a"]
+
+
+def test_a_mapping_that_cannot_apply_fails_only_its_record():
+    http = FakeHttp(
+        {"GET /n": lambda r: [{"tags": ["x"]}, {"tags": {}}], "GET /look": lambda r: {"data": [7]}}
+    )
+    lookup = export("Look", "/look", resource_path="data")
+    spec = flow(
+        generators=[export("N", "/n")],
+        processors=[("export", lookup, {"fields": [("data[0]", "tags.id")]})],
+    )
+    ctx = context(http)
+    outcome = run_flow(spec, ctx)
+    assert (outcome.status, outcome.num_success, outcome.num_error) == ("succeeded", 1, 1)
+    assert "cannot set 'tags.id'" in ctx.recorder.errors[0].message
+    assert outcome.output == [{"tags": {"id": 7}}]
+
+
+def test_a_failed_record_is_stored_as_it_was_when_it_failed():
+    http = FakeHttp(
+        {
+            "POST /a": lambda r: HttpStatusError("400", retriable=False, status=400),
+            "GET /b": lambda r: {"data": [1]},
+        }
+    )
+    spec = flow(
+        processors=[
+            ("import", record_import("A", "/a"), {"proceed_on_failure": True}),
+            ("export", export("B", "/b", resource_path="data"), {"fields": [("data[0]", "later")]}),
+        ]
+    )
+    ctx = context(http)
+    run_flow(spec, ctx, initial_record={"id": 1})
+    assert ctx.recorder.errors[0].record == {"id": 1}
+
+
+def test_only_an_http_status_makes_a_script_s_object_the_response():
+    for status, is_response in (
+        (200, True),
+        (-1, False),
+        (True, False),
+        (70000, False),
+        (204.0, False),
+    ):
+        scripts = FakeScripts({"s": lambda ctx, status=status: {"statusCode": status}})
+        outcome = run_flow(flow(processors=[("script", script("s"), {})]), context(scripts=scripts))
+        assert (outcome.response is not None) is is_response, status
+
+
+def test_a_call_cut_short_by_the_deadline_times_the_run_out():
+    from apps.flows.outbound import OutboundError
+
+    now = {"t": 0}
+
+    def slow(request):
+        now["t"] = 10  # the call used up the time left
+        return OutboundError("Timed out after 900 ms", retriable=True)
+
+    http = FakeHttp({"GET /slow": slow})
+    ctx = context(http, deadline=5, clock=lambda: now["t"])
+    outcome = run_flow(flow(generators=[export("Slow", "/slow")]), ctx)
+    assert outcome.status == "timed_out"
+
+
+def test_a_script_stopped_by_the_deadline_times_the_run_out():
+    now = {"t": 0}
+
+    def slow(ctx):
+        now["t"] = 10  # stopped at the limit the deadline set
+        raise ScriptError("Script exceeded its CPU-time limit", kind="timeout")
+
+    ctx = context(scripts=FakeScripts({"slow": slow}), deadline=5, clock=lambda: now["t"])
+    outcome = run_flow(flow(processors=[("script", script("slow"), {})]), ctx)
+    assert outcome.status == "timed_out"
+    assert ctx.recorder.errors == []
