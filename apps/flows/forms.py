@@ -243,27 +243,26 @@ class FlowForm(forms.ModelForm):
         return data
 
 
+def json_field(label: str, rows: int, help_text: str = "") -> forms.JSONField:
+    return forms.JSONField(
+        label=label,
+        required=False,
+        initial=dict,
+        widget=forms.Textarea(attrs={**MONOSPACE, "rows": rows}),
+        help_text=help_text,
+    )
+
+
 class TestRunForm(forms.Form):
-    input = forms.JSONField(
-        label="Sample input",
-        required=False,
-        initial=dict,
-        widget=forms.Textarea(attrs={**MONOSPACE, "rows": 6}),
-        help_text="The trigger's input: the starting record of a flow without page generators.",
+    input = json_field(
+        "Sample input",
+        6,
+        "The trigger's input: the starting record of a flow without page generators.",
     )
-    query = forms.JSONField(
-        label="Query parameters",
-        required=False,
-        initial=dict,
-        widget=forms.Textarea(attrs={**MONOSPACE, "rows": 3}),
-        help_text='As trigger.args.request.query, e.g. {"name": "Leor"}.',
+    query = json_field(
+        "Query parameters", 3, 'As trigger.args.request.query, e.g. {"name": "Leor"}.'
     )
-    variables = forms.JSONField(
-        label="Variable overrides",
-        required=False,
-        initial=dict,
-        widget=forms.Textarea(attrs={**MONOSPACE, "rows": 3}),
-    )
+    variables = json_field("Variable overrides", 3)
 
     def clean(self):
         data = super().clean()

@@ -4,15 +4,23 @@ from django.db import models
 from apps.flows import crypto
 
 
-class Application(models.Model):
+class Timestamped(models.Model):
+    """When a resource was created and last changed (Celigo's createdAt/lastModified)."""
+
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    modified_at = models.DateTimeField("modified", auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Application(Timestamped):
     """A namespace of flows (PhixFlow application, Celigo integration); its name is in URLs."""
 
     name = models.CharField(
         "name", max_length=100, unique=True, help_text="Used in flow URLs (%20 for spaces)."
     )
     description = models.TextField("description", blank=True)
-    created_at = models.DateTimeField("created", auto_now_add=True)
-    modified_at = models.DateTimeField("modified", auto_now=True)
 
     class Meta:
         ordering = ("name",)
@@ -21,7 +29,7 @@ class Application(models.Model):
         return self.name
 
 
-class Connection(models.Model):
+class Connection(Timestamped):
     """Where exports read and imports write: an HTTP API with its authentication."""
 
     class Type(models.TextChoices):
@@ -71,8 +79,6 @@ class Connection(models.Model):
         validators=[MinValueValidator(1)],
         help_text="Per call. Empty: FLOWSITE_OUTBOUND_TIMEOUT_MS.",
     )
-    created_at = models.DateTimeField("created", auto_now_add=True)
-    modified_at = models.DateTimeField("modified", auto_now=True)
 
     class Meta:
         ordering = ("name",)
@@ -109,7 +115,7 @@ class HttpMethod(models.TextChoices):
     DELETE = "DELETE"
 
 
-class Export(models.Model):
+class Export(Timestamped):
     """Reads records from a connection, page by page (a page generator or a lookup)."""
 
     class Paging(models.TextChoices):
@@ -167,8 +173,6 @@ class Export(models.Model):
     max_pages = models.PositiveIntegerField(
         "maximum pages", default=10_000, help_text="A guard against endless paging."
     )
-    created_at = models.DateTimeField("created", auto_now_add=True)
-    modified_at = models.DateTimeField("modified", auto_now=True)
 
     class Meta:
         ordering = ("name",)
@@ -177,7 +181,7 @@ class Export(models.Model):
         return self.name
 
 
-class Import(models.Model):
+class Import(Timestamped):
     """Writes records to a connection, one request per record or per batch."""
 
     name = models.CharField("name", max_length=100)
@@ -202,8 +206,6 @@ class Import(models.Model):
         validators=[MinValueValidator(1)],
         help_text="1: one request per record. More: one request per batch (a JSON list).",
     )
-    created_at = models.DateTimeField("created", auto_now_add=True)
-    modified_at = models.DateTimeField("modified", auto_now=True)
 
     class Meta:
         ordering = ("name",)
@@ -212,7 +214,7 @@ class Import(models.Model):
         return self.name
 
 
-class Script(models.Model):
+class Script(Timestamped):
     """JavaScript run in the sandbox: `main(ctx)` (or a named function) per page."""
 
     class Language(models.TextChoices):
@@ -227,8 +229,6 @@ class Script(models.Model):
         help_text="function main(ctx) { … } — ctx has trigger, records, variables, processId. "
         "debug(…) logs a line; error(message, status) fails the run.",
     )
-    created_at = models.DateTimeField("created", auto_now_add=True)
-    modified_at = models.DateTimeField("modified", auto_now=True)
 
     class Meta:
         ordering = ("name",)
@@ -237,7 +237,7 @@ class Script(models.Model):
         return self.name
 
 
-class Flow(models.Model):
+class Flow(Timestamped):
     """Page generators feed pages of records through page processors, in order."""
 
     class ConcurrencyPolicy(models.TextChoices):
@@ -288,8 +288,6 @@ class Flow(models.Model):
         choices=ConcurrencyPolicy.choices,
         default=ConcurrencyPolicy.QUEUE,
     )
-    created_at = models.DateTimeField("created", auto_now_add=True)
-    modified_at = models.DateTimeField("modified", auto_now=True)
 
     class Meta:
         ordering = ("application__name", "name")

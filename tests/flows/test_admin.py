@@ -25,6 +25,16 @@ def test_the_execution_changelist_renders_with_few_queries(
         assert admin_client.get("/admin/executions/execution/").status_code == 200
 
 
+CONNECTION_FORM = {
+    "type": "http",
+    "base_uri": "https://crm.example.com",
+    "headers": "{}",
+    "auth_type": "none",
+    "header_name": "X-API-Key",
+    "allowed_private_hosts": "[]",
+}
+
+
 def dump_all_tables() -> str:
     rows = []
     with db.cursor() as cursor:
@@ -38,14 +48,10 @@ def test_connection_secrets_are_write_only_and_encrypted_at_rest(admin_client):
     response = admin_client.post(
         "/admin/flows/connection/add/",
         {
-            "name": "CRM",
-            "type": "http",
-            "base_uri": "https://crm.example.com",
-            "headers": "{}",
+            **CONNECTION_FORM,
             "auth_type": "bearer",
             "token": "tok-SECRET-123",
-            "header_name": "X-API-Key",
-            "allowed_private_hosts": "[]",
+            "name": "CRM",
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -60,14 +66,11 @@ def test_connection_secrets_are_write_only_and_encrypted_at_rest(admin_client):
     admin_client.post(
         f"/admin/flows/connection/{connection.pk}/change/",
         {
-            "name": "CRM",
-            "type": "http",
+            **CONNECTION_FORM,
             "base_uri": "https://crm.example.com/v2",
-            "headers": "{}",
             "auth_type": "bearer",
             "token": "",
-            "header_name": "X-API-Key",
-            "allowed_private_hosts": "[]",
+            "name": "CRM",
         },
     )
     connection.refresh_from_db()
@@ -79,13 +82,9 @@ def test_a_bearer_connection_without_a_token_is_refused(admin_client):
     response = admin_client.post(
         "/admin/flows/connection/add/",
         {
-            "name": "CRM",
-            "type": "http",
-            "base_uri": "https://crm.example.com",
-            "headers": "{}",
+            **CONNECTION_FORM,
             "auth_type": "bearer",
-            "header_name": "X-API-Key",
-            "allowed_private_hosts": "[]",
+            "name": "CRM",
         },
     )
     assert response.status_code == 200
@@ -242,13 +241,9 @@ def test_credentials_in_default_headers_are_refused(admin_client):
     response = admin_client.post(
         "/admin/flows/connection/add/",
         {
-            "name": "CRM",
-            "type": "http",
-            "base_uri": "https://crm.example.com",
+            **CONNECTION_FORM,
             "headers": '{"X-Api-Key": "k"}',
-            "auth_type": "none",
-            "header_name": "X-API-Key",
-            "allowed_private_hosts": "[]",
+            "name": "CRM",
         },
     )
     assert response.status_code == 200
@@ -268,15 +263,12 @@ def test_a_connection_whose_secrets_cannot_be_decrypted_can_be_reset(admin_clien
     response = admin_client.post(
         f"/admin/flows/connection/{connection.pk}/change/",
         {
-            "name": "Old",
-            "type": "http",
+            **CONNECTION_FORM,
             "base_uri": "https://x.example",
-            "headers": "{}",
             "auth_type": "bearer",
             "token": "new",
             "clear_secrets": "on",
-            "header_name": "X-API-Key",
-            "allowed_private_hosts": "[]",
+            "name": "Old",
         },
     )
     assert response.status_code == 302
