@@ -168,8 +168,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-    # A file (not :memory:) so that a real Celery worker started by a test sees the rows.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # A file (not :memory:) so that a real Celery worker started by a test sees the rows;
+    # one per test session, so two sessions on one checkout do not share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and throttling -------------------------------------------------------------
@@ -278,6 +279,10 @@ FLOWSITE_SANDBOX_PROCESSES = env_int("FLOWSITE_SANDBOX_PROCESSES", 2)
 # beats every few seconds) is recovered as failed: its worker was killed or crashed.
 FLOWSITE_STALE_EXECUTION_SECONDS = env_int("FLOWSITE_STALE_EXECUTION_SECONDS", 60)
 FLOWSITE_EXECUTION_RETENTION_DAYS = env_int("FLOWSITE_EXECUTION_RETENTION_DAYS", 30)
+# Flows as APIs: the longest a caller may make a sync/auto call wait (?timeout= is capped),
+# and how long an Idempotency-Key is remembered.
+FLOWSITE_MAX_SYNC_TIMEOUT_MS = env_int("FLOWSITE_MAX_SYNC_TIMEOUT_MS", 300_000)
+FLOWSITE_IDEMPOTENCY_TTL_HOURS = env_int("FLOWSITE_IDEMPOTENCY_TTL_HOURS", 24)
 
 # --- Celery ---------------------------------------------------------------------------
 

@@ -84,6 +84,13 @@ class ApiKey(models.Model):
         "last used", null=True, editable=False, help_text="Updated at most once a minute."
     )
     revoked_at = models.DateTimeField("revoked", null=True, blank=True, editable=False)
+    flows = models.ManyToManyField(
+        "flows.Flow",
+        verbose_name="restricted to flows",
+        blank=True,
+        related_name="api_keys",
+        help_text="Empty: the key reaches every flow its account may run. Else only these.",
+    )
 
     class Meta:
         verbose_name = "API key"

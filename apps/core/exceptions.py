@@ -15,3 +15,21 @@ class ProblemException(exceptions.APIException):
     def __init__(self, detail: str | None = None, **extensions: Any):
         super().__init__(detail)
         self.extensions = extensions
+
+
+class ApiProblem(ProblemException):
+    """Any problem answer: `ApiProblem(409, "…", code="flow-disabled", headers=…)`."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        code: str,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ):
+        super().__init__(detail, **extensions)
+        self.status_code = status
+        self.default_code = code
+        self.headers = headers or {}

@@ -37,3 +37,20 @@ class JSONParser(parsers.JSONParser):
                 column=exc.colno,
                 position=exc.pos,
             ) from None
+
+
+class TextParser(parsers.BaseParser):
+    """Text bodies (text/plain, text/csv, XML) reach flows as a string."""
+
+    media_type = "text/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        charset = (parser_context or {}).get("encoding") or "utf-8"
+        try:
+            return stream.read().decode(charset)
+        except (UnicodeDecodeError, LookupError):
+            raise MalformedJSON(f"The request body is not valid {charset} text.") from None
+
+
+class XMLTextParser(TextParser):
+    media_type = "application/xml"

@@ -81,7 +81,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if not isinstance(exc, exceptions.APIException):
         return None
 
-    headers = {}
+    headers = dict(getattr(exc, "headers", None) or {})
     if auth_header := getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = auth_header
     if (wait := getattr(exc, "wait", None)) is not None:

@@ -88,10 +88,25 @@ class Execution(models.Model):
     )
     celery_task_id = models.CharField("Celery task id", max_length=64, blank=True)
     idempotency_key = models.CharField("idempotency key", max_length=200, blank=True)
+    caller_scope = models.CharField(
+        "caller scope",
+        max_length=80,
+        blank=True,
+        help_text="Who an idempotency key belongs to: user:<id> or anon:<ip>.",
+    )
+    request_fingerprint = models.CharField("request fingerprint", max_length=64, blank=True)
 
     class Meta:
         ordering = ("-created_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("flow", "caller_scope", "idempotency_key"),
+                condition=~models.Q(idempotency_key=""),
+                name="execution_idempotency_key",
+            )
+        ]
         indexes = [
+            models.Index(fields=("flow", "status"), name="execution_flow_status"),
             models.Index(fields=("flow", "-created_at"), name="execution_flow_recent"),
             models.Index(fields=("status", "heartbeat_at"), name="execution_status_heartbeat"),
         ]

@@ -46,6 +46,8 @@ def create_execution(
     variables: dict | None = None,
     parent: Execution | None = None,
     idempotency_key: str = "",
+    caller_scope: str = "",
+    request_fingerprint: str = "",
     timeout_ms: int | None = None,
 ) -> Execution:
     execution = Execution(
@@ -61,9 +63,12 @@ def create_execution(
         variables=variables or {},
         parent=parent,
         idempotency_key=idempotency_key,
+        caller_scope=caller_scope,
+        request_fingerprint=request_fingerprint,
         timeout_ms=timeout_ms or flow.timeout_ms,
     )
-    execution.full_clean()
+    # The idempotency constraint is left to the database: only it decides a race.
+    execution.full_clean(validate_constraints=False)
     execution.save()
     return execution
 
@@ -161,38 +166,78 @@ def _clip(record: Any) -> Any:
     return {"_truncated": True, "excerpt": text[:MAX_STORED_RECORD_BYTES]}
 
 
+def _claim(execution_id) -> str:
+    """Move a queued execution to running: "claimed", "busy" (its flow is at its
+    maximum concurrency: try again later) or "gone" (not queued any more)."""
+    with transaction.atomic():
+        execution = (
+            Execution.objects.select_related("flow").filter(pk=execution_id, status=Status.QUEUED)
+        ).first()
+        if execution is None:
+            return "gone"
+        flow = execution.flow
+        if flow is not None and flow.max_concurrency:
+            # Lock the flow row: claims of one flow are serialised on every machine
+            # (SQLite serialises all writers already).
+            Flow.objects.select_for_update().filter(pk=flow.pk).first()
+            running = Execution.objects.filter(flow=flow, status=Status.RUNNING).count()
+            if running >= flow.max_concurrency:
+                return "busy"
+        now = timezone.now()
+        Execution.objects.filter(pk=execution_id).update(
+            status=Status.RUNNING, started_at=now, heartbeat_at=now
+        )
+        return "claimed"
+
+
 def run_execution(execution_id, *, deadline_ms: int | None = None) -> Execution:
     """Run a queued execution in this process and record its outcome.
 
     Only one process ever runs an execution: it is claimed by moving it from queued to
     running. A redelivered task (after its worker died) finds it claimed and leaves it to
-    stale recovery, because a half-done run may have written to other systems.
+    stale recovery, because a half-done run may have written to other systems. When the
+    flow is at its maximum concurrency the execution stays queued (the caller retries).
     """
-    now = timezone.now()
-    claimed = Execution.objects.filter(pk=execution_id, status=Status.QUEUED).update(
-        status=Status.RUNNING, started_at=now, heartbeat_at=now
-    )
+    claim = _claim(execution_id)
     execution = Execution.objects.select_related("flow__application").get(pk=execution_id)
-    if not claimed:
-        logger.info(
-            "Execution %s is %s already; not running it again", execution_id, execution.status
-        )
+    if claim != "claimed":
+        if claim == "gone":
+            logger.info(
+                "Execution %s is %s already; not running it", execution_id, execution.status
+            )
         return execution
-    heartbeat = _Heartbeat(execution.pk)
-    heartbeat.start()
+    timeout_ms = deadline_ms or execution.timeout_ms or 0
+    # A run shorter than half the stale threshold can never look stale: no heartbeat thread.
+    heartbeat = None
+    if timeout_ms > settings.FLOWSITE_STALE_EXECUTION_SECONDS * 500:
+        heartbeat = _Heartbeat(execution.pk)
+        heartbeat.start()
     try:
         outcome, steps, errors = _run(execution, deadline_ms)
     except Exception as exc:  # whatever a flow does, the run ends recorded
         logger.exception("Execution %s crashed while starting", execution.pk)
         outcome, steps, errors = _crashed(exc), {}, []
     finally:
-        heartbeat.stopped.set()
-        heartbeat.join()
+        if heartbeat is not None:
+            heartbeat.stopped.set()
+            heartbeat.join()
     try:
         _record(execution, outcome, steps, errors)
     except DatabaseError as exc:
         logger.exception("Execution %s: its outcome could not be stored", execution.pk)
         _record(execution, _crashed(exc, "Its outcome could not be stored"), {}, [])
+    return execution
+
+
+def give_up_waiting(execution: Execution) -> Execution:
+    """A queued run whose caller's deadline passed before a slot was free."""
+    Execution.objects.filter(pk=execution.pk, status=Status.QUEUED).update(
+        status=Status.TIMED_OUT,
+        finished_at=timezone.now(),
+        status_code=504,
+        error="The flow was at its maximum concurrency until the call's deadline; it never ran.",
+    )
+    execution.refresh_from_db()
     return execution
 
 
@@ -347,8 +392,15 @@ def recover_stale_executions(*, now=None) -> int:
 
 
 def purge_executions(*, older_than_days: int) -> int:
-    cutoff = timezone.now() - timedelta(days=older_than_days)
-    deleted, _ = Execution.objects.filter(created_at__lt=cutoff).delete()
+    """Delete runs past retention and forget idempotency keys past their lifetime."""
+    now = timezone.now()
+    key_cutoff = now - timedelta(hours=settings.FLOWSITE_IDEMPOTENCY_TTL_HOURS)
+    Execution.objects.filter(created_at__lt=key_cutoff).exclude(idempotency_key="").update(
+        idempotency_key=""
+    )
+    deleted, _ = Execution.objects.filter(
+        created_at__lt=now - timedelta(days=older_than_days)
+    ).delete()
     return deleted
 
 

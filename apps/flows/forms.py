@@ -5,6 +5,7 @@ import json
 from django import forms
 
 from apps.executions.redaction import is_secret_name
+from apps.flows.api_settings import FlowApi, api_errors
 from apps.flows.engine.templates import template_errors
 from apps.flows.models import Connection, Export, Flow, Import, Script
 from apps.flows.pipeline import pipeline_errors
@@ -240,7 +241,27 @@ class FlowForm(forms.ModelForm):
                     self.add_error(field, message)
         if "variables" in data and not isinstance(data["variables"], dict):
             self.add_error("variables", "An object of names and values.")
+        if "api" in data:
+            self._check_api(data["api"])
         return data
+
+    def _check_api(self, document) -> None:
+        if errors := api_errors(document):
+            for message in errors:
+                self.add_error("api", message)
+            return
+        api = FlowApi.of(document)
+        if api.enabled and api.path:
+            taken = (
+                Flow.objects.filter(api_enabled=True, api_method=api.method, api_path=api.path)
+                .exclude(pk=self.instance.pk)
+                .select_related("application")
+                .first()
+            )
+            if taken:
+                self.add_error(
+                    "api", f"{api.method} {api.path} is already the API of flow {taken}."
+                )
 
 
 def json_field(label: str, rows: int, help_text: str = "") -> forms.JSONField:

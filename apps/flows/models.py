@@ -2,6 +2,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 
 from apps.flows import crypto
+from apps.flows.api_settings import FlowApi, api_errors
 
 
 class Timestamped(models.Model):
@@ -279,6 +280,10 @@ class Flow(Timestamped):
         validators=[MinValueValidator(1)],
         help_text="Deadline of a run that no caller waits for (schedule, Run now).",
     )
+    # Derived from `api` on clean/save so a resource call finds its flow by an index.
+    api_enabled = models.BooleanField("API enabled", default=False, editable=False)
+    api_method = models.CharField("API method", max_length=8, blank=True, editable=False)
+    api_path = models.CharField("API path", max_length=300, blank=True, editable=False)
     max_concurrency = models.PositiveIntegerField(
         "maximum concurrent runs", default=0, help_text="0: unlimited."
     )
@@ -292,8 +297,33 @@ class Flow(Timestamped):
     class Meta:
         ordering = ("application__name", "name")
         constraints = [
-            models.UniqueConstraint(fields=("application", "name"), name="flow_name_per_app")
+            models.UniqueConstraint(fields=("application", "name"), name="flow_name_per_app"),
+            models.UniqueConstraint(
+                fields=("api_method", "api_path"),
+                condition=models.Q(api_enabled=True) & ~models.Q(api_path=""),
+                name="flow_api_route",
+                violation_error_message="Another enabled flow already answers this API method "
+                "and path.",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.application.name} / {self.name}" if self.application_id else self.name
+
+    def save(self, *args, **kwargs):
+        self._derive_api_columns()
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        super().clean()
+        self._derive_api_columns()
+
+    @property
+    def api_settings(self) -> FlowApi:
+        return FlowApi.of(self.api) if not api_errors(self.api) else FlowApi()
+
+    def _derive_api_columns(self) -> None:
+        settings = self.api_settings
+        self.api_enabled = settings.enabled
+        self.api_method = settings.method if settings.path else ""
+        self.api_path = settings.path

@@ -1,0 +1,123 @@
+"""A flow's API settings (the `api` object of the flow document), parsed and validated.
+
+`{"enabled", "method", "path", "mode": "sync"|"async"|"auto", "timeout" (ms),
+"allowAnonymous", "roles": [role names], "outputName", "inputSchema"}`.
+"""
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+MODES = ("sync", "async", "auto")
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+DEFAULT_TIMEOUT_MS = {"sync": 60_000, "auto": 60_000, "async": 500}
+KEYS = {
+    "enabled",
+    "method",
+    "path",
+    "mode",
+    "timeout",
+    "allowAnonymous",
+    "roles",
+    "outputName",
+    "inputSchema",
+}
+PATH = re.compile(r"^(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$")
+
+
+@dataclass(frozen=True)
+class FlowApi:
+    enabled: bool = False
+    method: str = "GET"
+    path: str = ""
+    mode: str = "sync"
+    timeout_ms: int = 60_000
+    allow_anonymous: bool = False
+    roles: tuple[str, ...] = ()
+    output_name: str = "records"
+    input_schema: dict | None = field(default=None, hash=False)
+
+    @classmethod
+    def of(cls, document: Any) -> "FlowApi":
+        """Settings with defaults; assumes `api_errors(document)` found nothing."""
+        document = document if isinstance(document, dict) else {}
+        mode = document.get("mode") or "sync"
+        return cls(
+            enabled=bool(document.get("enabled", False)),
+            method=(document.get("method") or "GET").upper(),
+            path=normalise_path(document.get("path") or ""),
+            mode=mode,
+            timeout_ms=int(document.get("timeout") or DEFAULT_TIMEOUT_MS[mode]),
+            allow_anonymous=bool(document.get("allowAnonymous", False)),
+            roles=tuple(document.get("roles") or ()),
+            output_name=document.get("outputName") or "records",
+            input_schema=document.get("inputSchema"),
+        )
+
+
+def normalise_path(path: str) -> str:
+    path = path.strip()
+    if path and not path.startswith("/"):
+        path = "/" + path
+    return path.rstrip("/") if path != "/" else path
+
+
+def api_errors(document: Any) -> list[str]:
+    """What is wrong with an `api` object; empty when it is usable."""
+    if document in (None, {}):
+        return []
+    if not isinstance(document, dict):
+        return ["api must be an object."]
+    errors = []
+    if unknown := set(document) - KEYS:
+        errors.append(f"api has unknown fields: {', '.join(sorted(unknown))}.")
+    for name in ("enabled", "allowAnonymous"):
+        if name in document and not isinstance(document[name], bool):
+            errors.append(f"api.{name} must be true or false.")
+    method = document.get("method", "GET")
+    if not isinstance(method, str) or method.upper() not in METHODS:
+        errors.append(f"api.method must be one of {', '.join(METHODS)}.")
+    path = document.get("path", "")
+    if not isinstance(path, str) or (path and not PATH.match(normalise_path(path))):
+        errors.append("api.path must look like /greeting or /customers/search.")
+    mode = document.get("mode", "sync")
+    if mode not in MODES:
+        errors.append(f"api.mode must be one of {', '.join(MODES)}.")
+    timeout = document.get("timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1
+    ):
+        errors.append("api.timeout must be a positive number of milliseconds.")
+    roles = document.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+        errors.append("api.roles must be a list of role names.")
+    output_name = document.get("outputName", "records")
+    if not isinstance(output_name, str) or not output_name:
+        errors.append("api.outputName must be a name such as records.")
+    schema = document.get("inputSchema")
+    if schema is not None:
+        if not isinstance(schema, dict):
+            errors.append("api.inputSchema must be a JSON Schema object.")
+        else:
+            try:
+                Draft202012Validator.check_schema(schema)
+            except SchemaError as exc:
+                errors.append(f"api.inputSchema is not a valid JSON Schema: {exc.message}")
+    return errors
+
+
+def input_errors(schema: dict, value: Any) -> list[dict]:
+    """Every violation of the input schema, as RFC 9457 `errors` entries."""
+    validator = Draft202012Validator(schema)
+    return [
+        {
+            "pointer": "#" + "".join(f"/{part}" for part in error.absolute_path),
+            "detail": error.message,
+        }
+        for error in sorted(
+            validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path))
+        )
+    ]

@@ -1,0 +1,478 @@
+"""Flow schedules: cron / Quartz parsing, beat's PeriodicTask, DST-correct next runs, the
+overlap policy, and a real worker running what beat would send."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from celery import Celery
+from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
+from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
+from django_celery_beat.tzcrontab import TzAwareCrontab
+
+from apps.executions import services
+from apps.executions.models import Execution
+from apps.executions.tasks import run_scheduled_flow
+from apps.flows.models import Flow
+from apps.flows.schedules import (
+    CronFields,
+    delete_flow_schedule,
+    next_run_at,
+    next_runs,
+    parse_schedule,
+    start_scheduled_run,
+    sync_flow_schedule,
+    validate_timezone,
+)
+from flowsite.celery import app as celery_app
+from tests.conftest import live_database_url, wait_for
+
+Status = Execution.Status
+SCHEDULE = Execution.Trigger.SCHEDULE
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def in_utc(instants: list[datetime]) -> list[datetime]:
+    # Aware datetimes in a repeated (fall-back) hour never compare equal across zones
+    # (PEP 495), and ones sharing a tzinfo compare by wall time: compare instants in UTC.
+    return [instant.astimezone(UTC) for instant in instants]
+
+
+# --- parse_schedule -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        # 5-field cron
+        ("*/15 2 * * 1-5", "*/15 2 * * 1-5"),
+        ("0 9 * * *", "0 9 * * *"),
+        ("5/15 * * * *", "5-59/15 * * * *"),
+        ("0 9 * * 7", "0 9 * * 0"),  # cron's 7 is Sunday too
+        ("0 9 * * 5-7", "0 9 * * 0,5,6"),
+        ("0 9 * * mon,wed", "0 9 * * 1,3"),
+        ("0 9 * jan-mar *", "0 9 * 1-3 *"),
+        ("0 9 * * fri-mon", "0 9 * * 0,1,5,6"),  # a range over the weekend
+        ("0 0 1,15 * ?", "0 0 1,15 * *"),
+        # Quartz, 6 and 7 fields, as in the reference documents
+        ("? 0 2 ? * *", "0 2 * * *"),
+        ("0 0 2 ? * MON-FRI", "0 2 * * 1-5"),
+        ("0 30 9 ? * 2-6 *", "30 9 * * 1-5"),
+        ("0 30 9 ? * 2-6", "30 9 * * 1-5"),
+        ("* 0/10 * * * ?", "0-59/10 * * * *"),
+        ("00 0 12 ? JUL,DEC SAT-SUN", "0 12 * 7,12 0,6"),
+        ("0 0 12 ? * 1,7", "0 12 * * 0,6"),  # Quartz 1 = SUN, 7 = SAT
+        ("0 0 12 ? * 1", "0 12 * * 0"),
+        ("0 0 12 ? * 7", "0 12 * * 6"),
+        ("0 0 12 ? * 2/2", "0 12 * * 1-6/2"),  # from MON, every other day
+        ("0 0 12 ? * */2", "0 12 * * 0-6/2"),
+        ("0 0 12 ? * 6-2", "0 12 * * 0,1,5,6"),  # FRI-MON
+        ("0 15 10 15 * ?", "15 10 15 * *"),
+        ("0 0 0 1 1 ? *", "0 0 1 1 *"),
+    ],
+)
+def test_parse_schedule_turns_cron_and_quartz_into_crontab_fields(expression, expected):
+    fields = parse_schedule(expression)
+    assert str(fields) == expected
+    fields.to_crontab()  # celery accepts it as it is stored
+
+
+def test_the_seed_schedule_runs_every_day_at_two():
+    assert parse_schedule("? 0 2 ? * *") == CronFields(
+        minute="0", hour="2", day_of_month="*", month_of_year="*", day_of_week="*"
+    )
+
+
+def test_quartz_weekday_numbers_and_names_mean_the_same_days():
+    by_number = parse_schedule("0 30 9 ? * 2-6 *").to_crontab()
+    by_name = parse_schedule("0 30 9 ? * MON-FRI").to_crontab()
+    assert by_number.day_of_week == by_name.day_of_week == {1, 2, 3, 4, 5}
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("30 0 2 * * ?", "Flowsite schedules have minute resolution: the seconds field must be 0"),
+        ("*/5 * * * * ?", "the seconds field must be 0"),
+        ("0 0 2 ? * * 2027", "year restrictions are not supported"),
+        ("0 0 2 ? * * 2026-2030", "year restrictions are not supported"),
+        ("0 0 0 L * ?", "'L'"),
+        ("0 0 0 ? * 6L", "'L'"),
+        ("0 0 0 15W * ?", "'W'"),
+        ("0 0 0 LW * ?", "'LW'"),
+        ("0 0 0 ? * 6#3", "'#'"),
+        ("61 * * * *", "61 is out of range for the minute field (0-59)"),
+        ("0 24 * * *", "24 is out of range for the hour field"),
+        ("0 0 0 ? * 0", "Quartz: 1 = SUN"),
+        ("0 0 0 ? 13 *", "13 is out of range for the month field"),
+        ("0 0 30 2 *", "never occurs"),
+        ("*/0 * * * *", "the step in '*/0' must be a positive number"),
+        ("0 9 * * funday", "'funday' is not a valid day-of-week value"),
+        ("0 9 1,,2 * *", "has an empty item"),
+        ("0 0 1 * 1", "not both"),
+        ("* * *", "expected 5, 6 or 7 fields, found 3"),
+        ("", "expected 5, 6 or 7 fields, found 0"),
+        ("0 0 0 0 0 0 0 0", "found 8"),
+    ],
+)
+def test_an_invalid_schedule_says_what_is_wrong_and_gives_an_example(expression, message):
+    with pytest.raises(ValueError, match="Invalid schedule") as excinfo:
+        parse_schedule(expression)
+    assert message in str(excinfo.value)
+    assert "'*/15 2 * * 1-5'" in str(excinfo.value)  # the example
+
+
+def test_validate_timezone_accepts_iana_names_and_defaults_to_utc():
+    assert validate_timezone("Europe/Amsterdam") == "Europe/Amsterdam"
+    assert validate_timezone("") == "UTC"
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown time zone 'Mars/Olympus'; use an IANA name such as Europe/Amsterdam",
+    ):
+        validate_timezone("Mars/Olympus")
+    with pytest.raises(ValueError, match="Unknown time zone"):
+        validate_timezone("../etc/passwd")
+
+
+# --- sync_flow_schedule ---------------------------------------------------------------
+
+
+@pytest.fixture
+def flow(application) -> Flow:
+    return Flow.objects.create(
+        application=application,
+        name="Update Usage Stats",
+        schedule="? 0 2 ? * *",
+        timezone="America/Los_Angeles",
+    )
+
+
+def test_sync_flow_schedule_creates_one_periodic_task_in_the_flow_s_time_zone(flow):
+    task = sync_flow_schedule(flow)
+    task.refresh_from_db()
+    assert task.name == f"flow-schedule:{flow.pk}"
+    assert task.task == "flowsite.run_scheduled_flow"
+    assert json.loads(task.args) == [flow.pk]
+    assert task.enabled
+    assert "Update Usage Stats" in task.description
+    crontab = task.crontab
+    assert (crontab.minute, crontab.hour, crontab.day_of_month) == ("0", "2", "*")
+    assert (crontab.month_of_year, crontab.day_of_week) == ("*", "*")
+    assert str(crontab.timezone) == "America/Los_Angeles"
+    assert task.schedule.tz == ZoneInfo("America/Los_Angeles")  # what beat will use
+
+
+def test_sync_flow_schedule_is_idempotent(flow):
+    first = sync_flow_schedule(flow)
+    changed_at = PeriodicTask.objects.get(pk=first.pk).date_changed
+    again = sync_flow_schedule(flow)
+    assert again.pk == first.pk
+    assert PeriodicTask.objects.filter(name__startswith="flow-schedule:").count() == 1
+    assert PeriodicTask.objects.get(pk=first.pk).date_changed == changed_at  # beat not woken
+    assert CrontabSchedule.objects.count() == 1
+
+
+def test_changing_expression_and_time_zone_updates_the_same_periodic_task(flow):
+    first = sync_flow_schedule(flow)
+    PeriodicTask.objects.filter(pk=first.pk).update(last_run_at=timezone.now())
+    flow.schedule = "*/15 2 * * 1-5"
+    flow.timezone = "Asia/Kolkata"
+    flow.save()
+    task = sync_flow_schedule(flow)
+    task.refresh_from_db()
+    assert task.pk == first.pk
+    assert PeriodicTask.objects.filter(name=f"flow-schedule:{flow.pk}").count() == 1
+    assert str(task.crontab.timezone) == "Asia/Kolkata"
+    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == (
+        "*/15",
+        "2",
+        "1-5",
+    )
+    assert task.last_run_at is None  # counts from the change: no catch-up run
+    assert CrontabSchedule.objects.count() == 1  # the old crontab is gone
+
+
+def test_a_crontab_shared_with_another_task_is_kept(flow, application):
+    other = Flow.objects.create(
+        application=application, name="other", schedule=flow.schedule, timezone=flow.timezone
+    )
+    shared = sync_flow_schedule(flow).crontab_id
+    assert sync_flow_schedule(other).crontab_id == shared
+    flow.timezone = "UTC"
+    sync_flow_schedule(flow)
+    assert CrontabSchedule.objects.filter(pk=shared).exists()
+
+
+def test_a_disabled_flow_keeps_its_periodic_task_disabled(flow):
+    sync_flow_schedule(flow)
+    flow.disabled = True
+    assert sync_flow_schedule(flow).enabled is False
+    assert PeriodicTask.objects.get(name=f"flow-schedule:{flow.pk}").enabled is False
+    flow.disabled = False
+    assert sync_flow_schedule(flow).enabled is True
+
+
+def test_a_blank_schedule_deletes_the_periodic_task(flow):
+    sync_flow_schedule(flow)
+    flow.schedule = "  "
+    assert sync_flow_schedule(flow) is None
+    assert not PeriodicTask.objects.filter(name=f"flow-schedule:{flow.pk}").exists()
+    assert not CrontabSchedule.objects.exists()
+    assert sync_flow_schedule(flow) is None  # and again
+
+
+def test_delete_flow_schedule_removes_the_task_of_a_deleted_flow(flow):
+    sync_flow_schedule(flow)
+    flow_id = flow.pk
+    flow.delete()
+    delete_flow_schedule(flow_id)
+    assert not PeriodicTask.objects.filter(name=f"flow-schedule:{flow_id}").exists()
+
+
+def test_sync_flow_schedule_refuses_an_invalid_schedule_and_changes_nothing(flow):
+    sync_flow_schedule(flow)
+    flow.schedule = "0 0 0 L * ?"
+    with pytest.raises(ValueError, match="'L'"):
+        sync_flow_schedule(flow)
+    flow.schedule = "0 9 * * *"
+    flow.timezone = "Nowhere/Special"
+    with pytest.raises(ValueError, match="Unknown time zone"):
+        sync_flow_schedule(flow)
+    assert PeriodicTask.objects.get(name=f"flow-schedule:{flow.pk}").crontab.hour == "2"
+
+
+# --- next_run_at ----------------------------------------------------------------------
+
+
+def unsaved_flow(schedule: str, tz: str, **fields) -> Flow:
+    return Flow(name="f", schedule=schedule, timezone=tz, **fields)
+
+
+def test_next_run_at_is_dst_correct_when_los_angeles_springs_forward():
+    flow = unsaved_flow("0 9 * * *", "America/Los_Angeles")
+    # Saturday 2026-03-07 12:00 PST (20:00 UTC), the day before DST starts.
+    first = next_run_at(flow, now=utc(2026, 3, 7, 20, 0))
+    assert first == utc(2026, 3, 8, 16, 0)  # 09:00 PDT, not 17:00 UTC
+    assert first.utcoffset() == timedelta(hours=-7)
+    assert (first.hour, first.tzinfo) == (9, ZoneInfo("America/Los_Angeles"))
+    assert next_run_at(flow, now=first) == utc(2026, 3, 9, 16, 0)
+
+
+def test_next_run_at_from_noon_utc_is_nine_pst_the_same_morning():
+    # 2026-03-07 12:00 UTC is 04:00 PST: 09:00 PST (17:00 UTC) that day comes first.
+    flow = unsaved_flow("0 9 * * *", "America/Los_Angeles")
+    assert in_utc(next_runs(flow, 3, now=utc(2026, 3, 7, 12, 0))) == [
+        utc(2026, 3, 7, 17, 0),
+        utc(2026, 3, 8, 16, 0),
+        utc(2026, 3, 9, 16, 0),
+    ]
+
+
+def test_a_skipped_wall_time_fires_an_hour_later_on_the_spring_forward_day():
+    flow = unsaved_flow("30 2 * * *", "Europe/Amsterdam")
+    runs = next_runs(flow, 3, now=utc(2026, 3, 28, 12, 0))
+    assert in_utc(runs) == [
+        utc(2026, 3, 29, 1, 30),
+        utc(2026, 3, 30, 0, 30),
+        utc(2026, 3, 31, 0, 30),
+    ]
+    assert (runs[0].hour, runs[0].minute) == (3, 30)  # 02:30 does not exist that night
+    assert [run.hour for run in runs[1:]] == [2, 2]
+
+
+def test_a_repeated_wall_time_fires_once_when_the_clocks_go_back():
+    flow = unsaved_flow("30 2 * * *", "Europe/Amsterdam")
+    runs = next_runs(flow, 2, now=utc(2026, 10, 24, 12, 0))
+    assert in_utc(runs) == [utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30)]  # CEST, then CET
+
+
+@pytest.mark.parametrize(
+    ("schedule", "tz", "start"),
+    [
+        ("0 9 * * *", "America/Los_Angeles", utc(2026, 3, 6, 12)),
+        ("30 2 * * *", "Europe/Amsterdam", utc(2026, 3, 27, 12)),
+        ("30 2 * * *", "Europe/Amsterdam", utc(2026, 10, 23, 12)),
+        ("0 * * * *", "Europe/Amsterdam", utc(2026, 3, 28, 22)),
+        ("*/20 1-3 * * *", "America/New_York", utc(2026, 11, 1, 4)),
+        ("0 9 * * 1-5", "Asia/Kolkata", utc(2026, 3, 5, 12)),
+    ],
+)
+def test_next_runs_agree_with_beat_s_own_crontab_around_dst_changes(schedule, tz, start):
+    flow = unsaved_flow(schedule, tz)
+    beat = TzAwareCrontab(**parse_schedule(schedule).as_kwargs(), tz=ZoneInfo(tz))
+    expected, last = [], start.astimezone(ZoneInfo(tz))
+    for _ in range(6):
+        begin, delta, _now = beat.remaining_delta(last)
+        # Beat's next last_run_at is a clock reading: a real (normalised) time.
+        last = (begin + delta).astimezone(UTC).astimezone(ZoneInfo(tz))
+        expected.append(last)
+    assert in_utc(next_runs(flow, 6, now=start)) == in_utc(expected)
+
+
+def test_there_is_no_next_run_without_a_schedule_or_when_disabled():
+    assert next_run_at(unsaved_flow("", "UTC")) is None
+    assert next_run_at(unsaved_flow("0 9 * * *", "UTC", disabled=True)) is None
+    later = next_run_at(unsaved_flow("* * * * *", ""))  # blank zone: UTC
+    assert timezone.now() < later <= timezone.now() + timedelta(minutes=1)
+
+
+# --- start_scheduled_run (the task beat sends) ----------------------------------------
+
+
+@pytest.fixture
+def empty_flow(application) -> Flow:
+    return Flow.objects.create(application=application, name="nothing", schedule="0 9 * * *")
+
+
+def test_a_scheduled_run_is_created_and_run_on_the_worker_that_got_the_tick(empty_flow):
+    execution_id = start_scheduled_run(empty_flow.pk)
+    execution = Execution.objects.get(pk=execution_id)
+    assert execution.status == Status.SUCCEEDED, execution.error
+    assert execution.trigger == "schedule"
+    assert execution.caller is None
+    assert execution.caller_label == "schedule"
+    assert execution.celery_task_id == ""  # no second queue hop
+
+
+def test_the_celery_task_runs_the_flow_under_its_periodic_task_name(empty_flow):
+    assert run_scheduled_flow.name == "flowsite.run_scheduled_flow"
+    assert "flowsite.run_scheduled_flow" in celery_app.tasks
+    execution_id = run_scheduled_flow(empty_flow.pk)
+    assert Execution.objects.get(pk=execution_id).status == Status.SUCCEEDED
+
+
+@pytest.mark.parametrize("status", [Status.QUEUED, Status.RUNNING])
+def test_a_tick_is_skipped_while_a_scheduled_run_is_queued_or_running(empty_flow, status):
+    busy = services.create_execution(flow=empty_flow, trigger=SCHEDULE, caller_label="schedule")
+    Execution.objects.filter(pk=busy.pk).update(status=status, heartbeat_at=timezone.now())
+    assert start_scheduled_run(empty_flow.pk) is None
+    assert Execution.objects.filter(flow=empty_flow).count() == 1
+
+
+def test_runs_of_other_triggers_do_not_hold_back_the_schedule(empty_flow, owner):
+    other = services.create_execution(flow=empty_flow, trigger=Execution.Trigger.RUN, caller=owner)
+    Execution.objects.filter(pk=other.pk).update(status=Status.RUNNING)
+    finished = services.create_execution(flow=empty_flow, trigger=SCHEDULE)
+    Execution.objects.filter(pk=finished.pk).update(status=Status.FAILED)
+    assert start_scheduled_run(empty_flow.pk) is not None
+
+
+def test_an_abandoned_queued_scheduled_run_is_failed_and_does_not_block(empty_flow, settings):
+    settings.FLOWSITE_STALE_EXECUTION_SECONDS = 60
+    lost = services.create_execution(flow=empty_flow, trigger=SCHEDULE)
+    Execution.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    assert start_scheduled_run(empty_flow.pk) is not None
+    lost.refresh_from_db()
+    assert lost.status == Status.FAILED
+    assert "stopped before it started" in lost.error
+
+
+def test_a_missing_or_disabled_flow_is_not_run(empty_flow):
+    assert start_scheduled_run(10**9) is None
+    Flow.objects.filter(pk=empty_flow.pk).update(disabled=True)
+    assert start_scheduled_run(empty_flow.pk) is None
+    assert not Execution.objects.exists()
+
+
+def test_at_maximum_concurrency_a_scheduled_run_waits_in_the_queue(empty_flow, owner, monkeypatch):
+    enqueued = []
+    monkeypatch.setattr(services, "enqueue_execution", enqueued.append)
+    Flow.objects.filter(pk=empty_flow.pk).update(max_concurrency=1)
+    api_run = services.create_execution(flow=empty_flow, trigger="api", caller=owner)
+    Execution.objects.filter(pk=api_run.pk).update(status=Status.RUNNING)
+    execution_id = start_scheduled_run(empty_flow.pk)
+    assert Execution.objects.get(pk=execution_id).status == Status.QUEUED
+    assert [str(execution.pk) for execution in enqueued] == [execution_id]
+
+
+def test_at_maximum_concurrency_with_the_reject_policy_the_tick_is_skipped(empty_flow, owner):
+    Flow.objects.filter(pk=empty_flow.pk).update(max_concurrency=1, concurrency_policy="reject")
+    api_run = services.create_execution(flow=empty_flow, trigger="api", caller=owner)
+    Execution.objects.filter(pk=api_run.pk).update(status=Status.RUNNING)
+    execution = Execution.objects.get(pk=start_scheduled_run(empty_flow.pk))
+    assert execution.status == Status.CANCELLED
+    assert "maximum" in execution.error
+
+
+# --- what celery beat does with the PeriodicTask --------------------------------------
+
+
+def test_beat_loads_a_non_utc_crontab_in_the_hour_it_is_due(application, monkeypatch):
+    flow = Flow.objects.create(
+        application=application, name="kolkata", schedule="0 9 * * *", timezone="Asia/Kolkata"
+    )
+    task = sync_flow_schedule(flow)
+    # The DatabaseScheduler only loads crontabs near the current hour (converted to the
+    # server's zone): at 03:25 UTC the 09:00 IST (03:30 UTC) task must be among them.
+    scheduler = DatabaseScheduler(app=celery_app, lazy=True)
+    scheduler._finalize.cancel()  # no sync at interpreter exit
+    monkeypatch.setattr("django_celery_beat.schedulers.aware_now", lambda: utc(2026, 3, 8, 3, 25))
+    assert task.name in {model.name for model in scheduler.enabled_models()}
+
+    entry = ModelEntry(PeriodicTask.objects.get(pk=task.pk), app=celery_app)
+    now = utc(2026, 3, 7, 20, 0)
+    entry.schedule.nowfun = lambda: now.astimezone(entry.schedule.tz)
+    remaining = entry.schedule.remaining_estimate(now)
+    assert now + remaining == utc(2026, 3, 8, 3, 30)  # 09:00 IST
+    assert entry.schedule.is_due(now) == (False, remaining.total_seconds())
+    assert next_run_at(flow, now=now) == now + remaining
+
+
+# --- end to end: a real worker runs what beat sends -----------------------------------
+
+
+@pytest.fixture
+def broker(tmp_path, monkeypatch):
+    """An embedded broker folder shared by the test and its worker."""
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)  # Celery lets it override code
+    var_dir = tmp_path / "var"
+    (var_dir / "broker").mkdir(parents=True)
+    client = Celery(broker="filesystem://")
+    client.conf.broker_transport_options = {
+        "data_folder_in": str(var_dir / "broker"),
+        "data_folder_out": str(var_dir / "broker"),
+    }
+    env = {
+        "FLOWSITE_VAR_DIR": str(var_dir),
+        "CELERY_BROKER_URL": "filesystem://",
+        "CELERY_RESULT_BACKEND": "",
+        "DATABASE_URL": live_database_url(),
+    }
+    return client, env
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_runs_the_periodic_task_of_a_flow_in_kolkata_and_beat_finds_it_due(
+    application, broker, start_worker
+):
+    client, env = broker
+    flow = Flow.objects.create(
+        application=application, name="every minute", schedule="* * * * *", timezone="Asia/Kolkata"
+    )
+    task = sync_flow_schedule(flow)
+
+    # Beat: a minute schedule whose last run was two minutes ago is due now.
+    task.last_run_at = timezone.now() - timedelta(minutes=2)
+    entry = ModelEntry(task, app=celery_app)
+    assert entry.schedule.tz == ZoneInfo("Asia/Kolkata")
+    assert entry.schedule.is_due(task.last_run_at).is_due
+    assert entry.is_due().is_due
+
+    # The worker: what beat sends for this entry is exactly the task's name and arguments.
+    worker = start_worker(**env)
+    client.send_task(task.task, args=json.loads(task.args))
+
+    def succeeded():
+        return Execution.objects.filter(
+            flow=flow, trigger=SCHEDULE, status__in=Execution.TERMINAL
+        ).first()
+
+    execution = wait_for(succeeded, timeout=30, message=f"worker log:\n{worker.log()}")
+    assert execution.status == Status.SUCCEEDED, execution.error
+    assert execution.caller_label == "schedule"
