@@ -18,6 +18,7 @@ from apps.flows.forms import (
 )
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.pipeline import RESOURCES, as_id
+from apps.flows.schedules import next_runs
 
 
 @admin.register(Application)
@@ -154,26 +155,17 @@ class FlowAdmin(admin.ModelAdmin):
     list_filter = ("application", "disabled")
     list_select_related = ("application",)
     search_fields = ("name", "description")
-    readonly_fields = ("pipeline",)
+    readonly_fields = ("pipeline", "next_run")
     actions = ("run_now", "clone", "enable", "disable")
     fieldsets = (
         (None, {"fields": ("application", "name", "description", "disabled")}),
         ("Pipeline", {"fields": ("pipeline", "page_generators", "page_processors", "variables")}),
+        ("Schedule", {"fields": ("schedule", "timezone", "next_run")}),
         (
-            "Running",
-            {
-                "classes": ("collapse",),
-                "fields": (
-                    "skip_retries",
-                    "timeout_ms",
-                    "schedule",
-                    "timezone",
-                    "max_concurrency",
-                    "concurrency_policy",
-                    "api",
-                ),
-            },
+            "API",
+            {"classes": ("collapse",), "fields": ("api", "max_concurrency", "concurrency_policy")},
         ),
+        ("Advanced", {"classes": ("collapse",), "fields": ("skip_retries", "timeout_ms")}),
     )
 
     def get_queryset(self, request):
@@ -191,6 +183,17 @@ class FlowAdmin(admin.ModelAdmin):
     @admin.display(description="last run")
     def last_status(self, obj):
         return obj.last_run_status or "—"
+
+    @admin.display(description="next scheduled run")
+    def next_run(self, obj):
+        try:
+            runs = next_runs(obj, count=3) if obj.pk else []
+        except ValueError as exc:
+            return str(exc)
+        return ", ".join(run.strftime("%Y-%m-%d %H:%M %Z") for run in runs) or "—"
+
+    def save_model(self, request, obj, form, change):
+        services.save_flow(flow=obj)
 
     @admin.display(description="pipeline")
     def pipeline(self, obj):

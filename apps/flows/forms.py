@@ -10,6 +10,7 @@ from apps.flows.engine.templates import template_errors
 from apps.flows.models import Connection, Export, Flow, Import, Script
 from apps.flows.pipeline import pipeline_errors
 from apps.flows.sandbox import check_syntax
+from apps.flows.schedules import parse_schedule, validate_timezone
 
 MONOSPACE = {"style": "font-family: ui-monospace, Menlo, Consolas, monospace; width: 90%;"}
 
@@ -244,6 +245,21 @@ class FlowForm(forms.ModelForm):
         if "api" in data:
             self._check_api(data["api"])
         return data
+
+    def clean_schedule(self):
+        schedule = self.cleaned_data.get("schedule", "").strip()
+        if schedule:
+            try:
+                parse_schedule(schedule)
+            except ValueError as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return schedule
+
+    def clean_timezone(self):
+        try:
+            return validate_timezone(self.cleaned_data.get("timezone"))
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     def _check_api(self, document) -> None:
         if errors := api_errors(document):

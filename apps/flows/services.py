@@ -3,6 +3,7 @@
 from django.db import transaction
 
 from apps.flows.models import Flow
+from apps.flows.schedules import sync_flow_schedule
 
 
 def _free_name(flow: Flow, base: str) -> str:
@@ -22,8 +23,22 @@ def clone_flow(*, flow: Flow, name: str | None = None) -> Flow:
     clone.disabled = True
     clone.full_clean()
     clone.save()
+    sync_flow_schedule(clone)
     return clone
 
 
+@transaction.atomic
+def save_flow(*, flow: Flow) -> Flow:
+    """Save a validated flow and keep its schedule's PeriodicTask in step."""
+    flow.save()
+    sync_flow_schedule(flow)
+    return flow
+
+
+@transaction.atomic
 def set_flows_disabled(*, queryset, disabled: bool) -> int:
-    return queryset.exclude(disabled=disabled).update(disabled=disabled)
+    flows = list(queryset.exclude(disabled=disabled))
+    for flow in flows:
+        flow.disabled = disabled
+        save_flow(flow=flow)
+    return len(flows)

@@ -274,3 +274,45 @@ def test_a_connection_whose_secrets_cannot_be_decrypted_can_be_reset(admin_clien
     assert response.status_code == 302
     connection.refresh_from_db()
     assert connection.secrets() == {"token": "new"}
+
+
+def test_a_schedule_saved_in_the_admin_becomes_a_periodic_task_and_goes_with_the_flow(
+    admin_client, application
+):
+    from django_celery_beat.models import PeriodicTask
+
+    form = {
+        **FLOW_FORM,
+        "application": application.pk,
+        "page_processors": "[]",
+        "schedule": "? 0 2 ? * *",
+        "timezone": "America/Los_Angeles",
+    }
+    response = admin_client.post("/admin/flows/flow/add/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    flow = Flow.objects.get()
+    task = PeriodicTask.objects.get()
+    assert (task.crontab.minute, task.crontab.hour, str(task.crontab.timezone)) == (
+        "0",
+        "2",
+        "America/Los_Angeles",
+    )
+    page = admin_client.get(f"/admin/flows/flow/{flow.pk}/change/").content.decode()
+    assert "02:00 PST" in page or "02:00 PDT" in page
+    admin_client.post("/admin/flows/flow/", {"action": "disable", "_selected_action": [flow.pk]})
+    assert not PeriodicTask.objects.get().enabled
+    admin_client.post(f"/admin/flows/flow/{flow.pk}/delete/", {"post": "yes"})
+    assert not PeriodicTask.objects.exists()
+
+
+def test_an_invalid_schedule_or_time_zone_is_refused(admin_client, application):
+    form = {
+        **FLOW_FORM,
+        "application": application.pk,
+        "page_processors": "[]",
+        "schedule": "0 0 2 L * ?",
+        "timezone": "Mars/Olympus",
+    }
+    page = admin_client.post("/admin/flows/flow/add/", form).content.decode()
+    assert "Invalid schedule" in page
+    assert "Unknown time zone" in page
