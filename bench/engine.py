@@ -172,7 +172,7 @@ def main() -> None:
 
 def write(rows, machine: str) -> None:
     lines = [
-        "# Benchmarks",
+        "## Engine",
         "",
         "Measured by `make bench` (bench/engine.py): one process, the real outbound HTTP client",
         "and script sandbox, a local threaded HTTP server on the same 2 cores (so the server's",
@@ -185,7 +185,21 @@ def write(rows, machine: str) -> None:
         *[f"| {label} | {total:,} | {rate:,.0f} |" for label, total, rate in rows],
         "",
     ]
-    (Path(__file__).resolve().parent.parent / "BENCHMARKS.md").write_text("\n".join(lines))
+    write_section("engine", "\n".join(lines))
+
+
+def write_section(name: str, text: str) -> None:
+    """Replace this benchmark's part of BENCHMARKS.md, keeping the others."""
+    path = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+    document = path.read_text() if path.exists() else "# Benchmarks\n"
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    section = f"{start}\n{text.strip()}\n{end}"
+    if start in document and end in document:
+        before, rest = document.split(start, 1)
+        document = before + section + rest.split(end, 1)[1]
+    else:
+        document = document.rstrip() + "\n\n" + section + "\n"
+    path.write_text(document)
 
 
 if __name__ == "__main__":

@@ -287,19 +287,6 @@ def enqueue(execution: Execution) -> None:
         ) from None
 
 
-def run_here(execution: Execution, timeout_ms: int) -> Execution:
-    """Run a sync call in this process, waiting for a free slot (queue policy) in time."""
-    deadline = time.monotonic() + timeout_ms / 1000
-    while True:
-        remaining_ms = int((deadline - time.monotonic()) * 1000)
-        if remaining_ms <= 0:
-            return services.give_up_waiting(execution)
-        execution = services.run_execution(execution.pk, deadline_ms=remaining_ms)
-        if execution.status != Status.QUEUED:  # queued = every slot was taken
-            return execution
-        time.sleep(0.05)
-
-
 def wait_for(execution: Execution, timeout_ms: int) -> Execution:
     """Wait for a run on a worker to finish, at most timeout_ms."""
     deadline = time.monotonic() + timeout_ms / 1000

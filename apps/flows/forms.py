@@ -234,7 +234,9 @@ class FlowForm(forms.ModelForm):
         data = super().clean()
         # Each list is checked even when the other one is not valid JSON.
         errors = pipeline_errors(
-            data.get("page_generators") or [], data.get("page_processors") or []
+            data.get("page_generators") or [],
+            data.get("page_processors") or [],
+            flow_id=self.instance.pk,
         )
         for field, messages in errors.items():
             if field in data:

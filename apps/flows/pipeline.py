@@ -16,6 +16,7 @@ from apps.flows.engine.spec import (
     ResponseMapping,
     ScriptSpec,
     StepSpec,
+    SubflowSpec,
 )
 from apps.flows.engine.steps import STEP_KINDS
 from apps.flows.models import Connection, Export, Flow, Import, Script
@@ -25,12 +26,14 @@ RESOURCES = {
     "export": ("_exportId", Export),
     "import": ("_importId", Import),
     "script": ("_scriptId", Script),
+    "flow": ("_flowId", Flow),
 }
 PROCESSOR_KEYS = {
     "type",
     "_exportId",
     "_importId",
     "_scriptId",
+    "_flowId",
     "proceedOnFailure",
     "responseMapping",
     "function",
@@ -86,7 +89,41 @@ def _mapping_errors(mapping: Any, where: str) -> list[str]:
     return errors
 
 
-def pipeline_errors(page_generators: Any, page_processors: Any) -> dict[str, list[str]]:
+def subflow_ids(page_processors: Any) -> set[int]:
+    if not isinstance(page_processors, list):
+        return set()
+    return {
+        flow_id
+        for step in page_processors
+        if isinstance(step, dict)
+        and step.get("type") == "flow"
+        and (flow_id := as_id(step.get("_flowId"))) is not None
+    }
+
+
+def cycle_through(flow_id: int, called: set[int]) -> list[int] | None:
+    """The chain of sub-flow calls that leads back to `flow_id`, if any."""
+    paths = {called_id: [flow_id, called_id] for called_id in called}
+    seen: set[int] = set()
+    frontier = set(called)
+    while frontier:
+        if flow_id in frontier:
+            return paths[flow_id]
+        seen |= frontier
+        following: set[int] = set()
+        for pk, processors in Flow.objects.filter(pk__in=frontier).values_list(
+            "pk", "page_processors"
+        ):
+            for next_id in subflow_ids(processors) - seen:
+                paths.setdefault(next_id, [*paths[pk], next_id])
+                following.add(next_id)
+        frontier = following
+    return None
+
+
+def pipeline_errors(
+    page_generators: Any, page_processors: Any, *, flow_id: int | None = None
+) -> dict[str, list[str]]:
     """Problems with a flow's pipeline, by field; empty when it can run."""
     errors: dict[str, list[str]] = {}
     wanted: dict[str, set[int]] = {kind: set() for kind in RESOURCES}
@@ -144,6 +181,13 @@ def pipeline_errors(page_generators: Any, page_processors: Any) -> dict[str, lis
                 errors.setdefault(field, []).append(
                     f"{where}: {kind} {resource_id} does not exist."
                 )
+    called = wanted["flow"]
+    if flow_id is not None and called and (chain := cycle_through(flow_id, called)):
+        errors.setdefault("page_processors", []).append(
+            "Sub-flows would call each other in a cycle: flow "
+            + " → flow ".join(str(pk) for pk in chain)
+            + "."
+        )
     return {field: problems for field, problems in errors.items() if problems}
 
 
@@ -225,8 +269,8 @@ class PipelineError(ValueError):
 
 
 def build_flow_spec(flow: Flow) -> FlowSpec:
-    """Load everything the flow uses in four queries and describe it for the engine."""
-    if errors := pipeline_errors(flow.page_generators, flow.page_processors):
+    """Load everything the flow uses in a few queries and describe it for the engine."""
+    if errors := pipeline_errors(flow.page_generators, flow.page_processors, flow_id=flow.pk):
         raise PipelineError(
             " ".join(message for messages in errors.values() for message in messages)
         )
@@ -239,6 +283,7 @@ def build_flow_spec(flow: Flow) -> FlowSpec:
     exports = Export.objects.select_related("connection").in_bulk(ids["export"])
     imports = Import.objects.select_related("connection").in_bulk(ids["import"])
     scripts = Script.objects.in_bulk(ids["script"])
+    subflows = dict(Flow.objects.filter(pk__in=ids["flow"]).values_list("pk", "name"))
     configs: dict[int, ConnectionConfig] = {}
 
     def config_of(resource) -> ConnectionConfig:
@@ -251,6 +296,8 @@ def build_flow_spec(flow: Flow) -> FlowSpec:
             return export_spec(exports[resource_id], config_of(exports[resource_id]))
         if kind == "import":
             return import_spec(imports[resource_id], config_of(imports[resource_id]))
+        if kind == "flow":
+            return SubflowSpec(id=resource_id, name=subflows[resource_id])
         script = scripts[resource_id]
         return ScriptSpec(id=script.pk, name=script.name, source=script.content)
 

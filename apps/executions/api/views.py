@@ -18,7 +18,7 @@ from apps.accounts.privileges import Privilege
 from apps.core.exceptions import ApiProblem
 from apps.core.openapi import problem_responses
 from apps.core.parsers import JSONParser, TextParser, XMLTextParser
-from apps.executions import triggers
+from apps.executions import services, triggers
 from apps.executions.models import Execution
 from apps.flows.api_settings import normalise_path
 from apps.flows.models import Flow
@@ -85,7 +85,7 @@ class FlowCallView(APIView):
         )
         execution, created = triggers.start(call)
         if mode == "sync" and created:
-            execution = triggers.run_here(execution, call.timeout_ms)
+            execution = services.run_in_process(execution, call.timeout_ms)
         elif mode == "async":
             if created:
                 triggers.enqueue(execution)

@@ -32,6 +32,19 @@ class ScriptPort(Protocol):
     ) -> ScriptResult: ...
 
 
+@dataclass
+class SubflowResult:
+    process_id: str
+    status: str  # an execution status
+    output: list = field(default_factory=list)
+    status_code: int | None = None
+    error: str = ""
+
+
+class SubflowPort(Protocol):
+    def run(self, flow_id: int, record: Any, timeout_ms: int | None) -> SubflowResult: ...
+
+
 class RunStopped(Exception):
     """The run must stop between records or steps."""
 
@@ -136,6 +149,7 @@ class RunContext:
     heartbeat: Callable[[], None] = lambda: None
     clock: Callable[[], float] = time.monotonic
     recorder: Recorder = field(default_factory=Recorder)
+    subflows: SubflowPort | None = None
 
     def checkpoint(self) -> None:
         """Between records and steps: stop at the deadline or on cancellation."""

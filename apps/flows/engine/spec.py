@@ -46,6 +46,12 @@ class ScriptSpec:
 
 
 @dataclass(frozen=True)
+class SubflowSpec:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
 class FieldMapping:
     extract: str
     generate: str
@@ -72,7 +78,7 @@ class StepSpec:
     path: str  # "pageGenerators[0]", "pageProcessors[2]": how the flow document names it
     position: int  # 0.. over generators then processors
     name: str
-    resource: ExportSpec | ImportSpec | ScriptSpec
+    resource: ExportSpec | ImportSpec | ScriptSpec | SubflowSpec
     proceed_on_failure: bool = False
     response_mapping: ResponseMapping = ResponseMapping()
     function: str = "main"

@@ -12,7 +12,7 @@ from urllib.parse import urljoin, urlsplit
 from apps.flows.engine.context import DeadlineReached, RunAborted, RunContext
 from apps.flows.engine.mapping import apply_mapping
 from apps.flows.engine.paths import get_path
-from apps.flows.engine.spec import ExportSpec, ImportSpec, ScriptSpec, StepSpec
+from apps.flows.engine.spec import ExportSpec, ImportSpec, ScriptSpec, StepSpec, SubflowSpec
 from apps.flows.engine.templates import render, render_string
 from apps.flows.outbound import DeadlineExceeded, HttpRequest, HttpResponse, OutboundError
 from apps.flows.sandbox import ScriptAbort, ScriptError
@@ -306,3 +306,36 @@ class ScriptStep(Step):
         records = [] if value is None else value if isinstance(value, list) else [value]
         ctx.recorder.ignored += max(0, len(page) - len(records))
         return records
+
+
+# --- Sub-flows ----------------------------------------------------------------------------
+
+
+@register("flow")
+class SubflowStep(Step):
+    """Runs another flow per record (the record is its input), within this run's deadline,
+    and merges its output records into the record via responseMapping (source:
+    `{"data": [output records], "processId", "statusCode"}`)."""
+
+    def process(self, page: list, ctx: RunContext) -> list:
+        subflow: SubflowSpec = self.spec.resource
+
+        def call(record: Any) -> Any:
+            if ctx.subflows is None:
+                raise StepFailed(f"{subflow.name}: sub-flows cannot run here.")
+            result = ctx.subflows.run(subflow.id, record, ctx.remaining_ms())
+            if result.status != "succeeded":
+                ctx.checkpoint()  # the child ran out of this run's time: this run stops too
+                raise StepFailed(
+                    f"{subflow.name}: sub-flow run {result.process_id} {result.status}: "
+                    f"{result.error}",
+                    http_status=result.status_code,
+                )
+            source = {
+                "data": result.output,
+                "processId": result.process_id,
+                "statusCode": result.status_code,
+            }
+            return mapped(self.spec, record, source)
+
+        return self.each_record(page, ctx, call)

@@ -359,3 +359,50 @@ def test_a_script_stopped_by_the_deadline_times_the_run_out():
     outcome = run_flow(flow(processors=[("script", script("slow"), {})]), ctx)
     assert outcome.status == "timed_out"
     assert ctx.recorder.errors == []
+
+
+class FakeSubflows:
+    def __init__(self, results):
+        self.results = results
+        self.calls = []
+
+    def run(self, flow_id, record, timeout_ms):
+        from apps.flows.engine.context import SubflowResult
+
+        self.calls.append((flow_id, record))
+        status, output = self.results(record)
+        return SubflowResult(
+            "child-1",
+            status,
+            output=output,
+            status_code=200 if status == "succeeded" else 500,
+            error="boom",
+        )
+
+
+def subflow_step(**extras):
+    from apps.flows.engine.spec import SubflowSpec
+
+    return ("flow", SubflowSpec(id=9, name="Enrich"), extras)
+
+
+def test_a_sub_flow_runs_per_record_and_its_output_is_mapped_in():
+    subflows = FakeSubflows(lambda record: ("succeeded", [{"score": record["n"] * 10}]))
+    ctx = context(FakeHttp({"GET /n": lambda r: [{"n": 1}, {"n": 2}]}), subflows=subflows)
+    spec = flow(
+        generators=[export("N", "/n")],
+        processors=[subflow_step(fields=[("data[0].score", "score")])],
+    )
+    outcome = run_flow(spec, ctx)
+    assert outcome.output == [{"n": 1, "score": 10}, {"n": 2, "score": 20}]
+    assert [call[0] for call in subflows.calls] == [9, 9]
+
+
+def test_a_failed_sub_flow_fails_its_record():
+    subflows = FakeSubflows(
+        lambda record: ("failed", []) if record["n"] == 2 else ("succeeded", [])
+    )
+    ctx = context(FakeHttp({"GET /n": lambda r: [{"n": 1}, {"n": 2}]}), subflows=subflows)
+    outcome = run_flow(flow(generators=[export("N", "/n")], processors=[subflow_step()]), ctx)
+    assert (outcome.num_success, outcome.num_error) == (1, 1)
+    assert "sub-flow run child-1 failed: boom" in ctx.recorder.errors[0].message
