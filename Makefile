@@ -30,6 +30,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/engine.py --write
+	$(PY) bench/api.py --write
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

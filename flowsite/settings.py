@@ -263,6 +263,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every API-enabled flow appears in the schema with its own path (a governed catalog).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.flows.openapi.add_flow_operations",
+    ],
 }
 
 # --- Flows: outbound HTTP, script sandbox, executions ---------------------------------
