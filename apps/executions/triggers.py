@@ -28,7 +28,7 @@ from apps.core.exceptions import ApiProblem
 from apps.core.problems import PROBLEM_CONTENT_TYPE, problem
 from apps.executions import services
 from apps.executions.models import Execution
-from apps.flows.api_settings import FlowApi, input_errors
+from apps.flows.api_settings import FlowApi, input_errors, typed_query
 from apps.flows.models import Flow
 
 Status = Execution.Status
@@ -194,7 +194,10 @@ def call_timeout(api: FlowApi, mode: str, override: str | None) -> int:
 def check_input(api: FlowApi, request: dict) -> None:
     if api.input_schema is None:
         return
-    value = request["body"] if request["body"] not in (None, "") else request["query"]
+    if request["body"] not in (None, ""):
+        value = request["body"]
+    else:
+        value = typed_query(api.input_schema, request["query"])
     if errors := input_errors(api.input_schema, value):
         raise ApiProblem(
             400,

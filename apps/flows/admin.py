@@ -102,7 +102,7 @@ class ScriptAdmin(admin.ModelAdmin):
     fields = ("name", "language", "content")
 
 
-ROLES = {"export": "looks up", "import": "writes", "script": "transforms"}
+ROLES = {"export": "looks up", "import": "writes", "script": "transforms", "flow": "calls"}
 
 
 def _steps(value) -> list[dict]:
@@ -198,6 +198,14 @@ class FlowAdmin(admin.ModelAdmin):
     @admin.display(description="pipeline")
     def pipeline(self, obj):
         return pipeline_html(obj) if obj.pk else "Save the flow to see its pipeline."
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The "Endpoint" panel needs this request for absolute URLs: passed in the context,
+        # never kept on the (shared) ModelAdmin.
+        from apps.flows.openapi import endpoint_panel
+
+        context["endpoint"] = endpoint_panel(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_urls(self):
         return [

@@ -109,6 +109,42 @@ def api_errors(document: Any) -> list[str]:
     return errors
 
 
+def _coerced(text: Any, kind: Any) -> Any:
+    """A query string value as the type its schema property declares, when it reads as one."""
+    if not isinstance(text, str):
+        return text
+    try:
+        if kind == "integer":
+            return int(text)
+        if kind == "number":
+            return float(text)
+    except ValueError:
+        return text
+    if kind == "boolean" and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+def typed_query(schema: dict, query: dict) -> dict:
+    """Query parameters are text; give them the types the input schema's properties declare."""
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(properties, dict):
+        return query
+    typed = {}
+    for name, value in query.items():
+        kind = (
+            (properties.get(name) or {}).get("type")
+            if isinstance(properties.get(name), dict)
+            else None
+        )
+        typed[name] = (
+            [_coerced(item, kind) for item in value]
+            if isinstance(value, list)
+            else _coerced(value, kind)
+        )
+    return typed
+
+
 def input_errors(schema: dict, value: Any) -> list[dict]:
     """Every violation of the input schema, as RFC 9457 `errors` entries."""
     validator = Draft202012Validator(schema)

@@ -1,8 +1,11 @@
-from django.core.validators import MinValueValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
 from apps.flows import crypto
 from apps.flows.api_settings import FlowApi, api_errors
+
+# Application and flow names are path segments of their flows' URLs.
+url_name = RegexValidator(r"^[^/]+$", "A name is part of URLs and cannot contain '/'.")
 
 
 class Timestamped(models.Model):
@@ -19,7 +22,11 @@ class Application(Timestamped):
     """A namespace of flows (PhixFlow application, Celigo integration); its name is in URLs."""
 
     name = models.CharField(
-        "name", max_length=100, unique=True, help_text="Used in flow URLs (%20 for spaces)."
+        "name",
+        max_length=100,
+        unique=True,
+        validators=[url_name],
+        help_text="Used in flow URLs (%20 for spaces).",
     )
     description = models.TextField("description", blank=True)
 
@@ -248,7 +255,9 @@ class Flow(Timestamped):
     application = models.ForeignKey(
         Application, verbose_name="application", on_delete=models.PROTECT, related_name="flows"
     )
-    name = models.CharField("name", max_length=100, help_text="Unique in its application.")
+    name = models.CharField(
+        "name", max_length=100, validators=[url_name], help_text="Unique in its application."
+    )
     description = models.TextField("description", blank=True)
     disabled = models.BooleanField("disabled", default=False)
     skip_retries = models.BooleanField(
