@@ -298,6 +298,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR),
         "data_folder_out": str(BROKER_DIR),
+        # Broadcast (pidbox) messages; kombu's default is ./control in the working folder.
+        "control_folder": str(VAR_DIR / "broker-control"),
         "polling_interval": 0.05,
     }
 else:
