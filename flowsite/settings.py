@@ -282,7 +282,7 @@ FLOWSITE_SCRIPT_MEMORY_MB = env_int("FLOWSITE_SCRIPT_MEMORY_MB", 64)
 FLOWSITE_SANDBOX_PROCESSES = env_int("FLOWSITE_SANDBOX_PROCESSES", 2)
 # A running execution whose process has not shown a sign of life for this long (it
 # beats every few seconds) is recovered as failed: its worker was killed or crashed.
-FLOWSITE_STALE_EXECUTION_SECONDS = env_int("FLOWSITE_STALE_EXECUTION_SECONDS", 60)
+FLOWSITE_STALE_EXECUTION_SECONDS = env_int("FLOWSITE_STALE_EXECUTION_SECONDS", 120)
 FLOWSITE_EXECUTION_RETENTION_DAYS = env_int("FLOWSITE_EXECUTION_RETENTION_DAYS", 30)
 # Flows as APIs: the longest a caller may make a sync/auto call wait (?timeout= is capped),
 # and how long an Idempotency-Key is remembered.

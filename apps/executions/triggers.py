@@ -75,7 +75,9 @@ def flow_by_legacy_name(name: str) -> Flow:
 def flow_by_resource(method: str, path: str) -> Flow:
     """Axway's flow as a resource: the enabled flow answering this method and path."""
     candidates = list(
-        Flow.objects.select_related("application").filter(api_enabled=True, api_path=path)
+        Flow.objects.select_related("application")
+        .filter(api_enabled=True, api_path=path)
+        .order_by()
     )
     for flow in candidates:
         if flow.api_method == method:
@@ -128,7 +130,7 @@ def check_caller(flow: Flow, api: FlowApi, user, api_key: ApiKey | None) -> None
                 roles=list(api.roles),
             )
     if api_key is not None:
-        allowed = list(api_key.flows.values_list("pk", flat=True))
+        allowed = list(api_key.flows.order_by().values_list("pk", flat=True))
         if allowed and flow.pk not in allowed:
             raise ApiProblem(
                 403, "This API key is restricted to other flows.", code="key-restricted"
@@ -227,6 +229,10 @@ def start(call: Call) -> tuple[Execution, bool]:
                 # A sync run ends with its call; async and auto runs outlive theirs and keep
                 # the flow's own run timeout.
                 timeout_ms=call.timeout_ms if call.mode == "sync" else None,
+                # A sync call without a concurrency limit runs here at once: claim it now.
+                status=Status.RUNNING
+                if call.mode == "sync" and not call.flow.max_concurrency
+                else Status.QUEUED,
             )
     except IntegrityError:
         # Another request with the same key won the race: answer with its run.

@@ -269,11 +269,20 @@ class PipelineError(ValueError):
 
 
 def build_flow_spec(flow: Flow) -> FlowSpec:
-    """Load everything the flow uses in a few queries and describe it for the engine."""
-    if errors := pipeline_errors(flow.page_generators, flow.page_processors, flow_id=flow.pk):
-        raise PipelineError(
-            " ".join(message for messages in errors.values() for message in messages)
-        )
+    """Load everything the flow uses in a few queries and describe it for the engine.
+
+    The pipeline was validated when the flow was saved; a resource deleted since then is
+    reported here (a cycle that slipped in meets the sub-flow depth limit).
+    """
+    try:
+        return _build_flow_spec(flow)
+    except (KeyError, TypeError, ValueError) as exc:
+        errors = pipeline_errors(flow.page_generators, flow.page_processors)
+        messages = [message for found in errors.values() for message in found]
+        raise PipelineError(" ".join(messages) or f"The flow cannot run: {exc!r}") from None
+
+
+def _build_flow_spec(flow: Flow) -> FlowSpec:
     ids = {kind: set() for kind in RESOURCES}
     for generator in flow.page_generators:
         ids["export"].add(int(generator["_exportId"]))

@@ -1,7 +1,10 @@
+import json
 import logging
+import time
 from datetime import timedelta
 
 from django.utils import timezone
+from werkzeug.wrappers import Response
 
 from apps.executions import services
 from apps.executions.models import Execution
@@ -33,7 +36,11 @@ def test_cancelling_a_queued_run_cancels_it_at_once(application):
 
 
 def test_a_run_sees_a_cancel_request_and_stops(application, local_api, httpserver):
-    httpserver.expect_request("/n").respond_with_json([{"n": i} for i in range(3)])
+    def slow_page(request):
+        time.sleep(1.1)  # the run looks for a cancel request about once a second
+        return Response(json.dumps([{"n": i} for i in range(3)]), content_type="application/json")
+
+    httpserver.expect_request("/n").respond_with_handler(slow_page)
     export = Export.objects.create(name="N", connection=local_api, relative_uri="/n")
     flow = Flow.objects.create(
         application=application, name="f", page_generators=[{"_exportId": str(export.pk)}]

@@ -69,6 +69,7 @@ class _Run:
                 started = time.perf_counter()
 
     def process(self, page: list) -> None:
+        self.ctx.checkpoint()  # between pages too
         for step in self.steps:
             if not page:
                 return
