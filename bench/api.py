@@ -6,6 +6,7 @@ integration account with an API key and the Axway greeting flow (sync, plus an a
 copy), and started with `manage.py serve`: gunicorn gthread + Celery worker + beat.
 `wrk` (installed with apt-get when missing) loads it over loopback:
 
+  (h) GET /healthz                                      calibration: no DRF, no database
   (a) GET /api/v1/me                                    bare DRF view, same API-key auth
   (b) GET /api/resources/greeting?name=Leor             the greeting flow, sync
   (c) GET /api/1/action/Bench/greeting/trigger?...      the same flow by its trigger URL
@@ -32,6 +33,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,6 +56,7 @@ RESOURCE = "/api/resources/greeting?name=Leor"
 TRIGGER = "/api/1/action/Bench/greeting/trigger?name=Leor"
 ASYNC_TRIGGER = "/api/1/action/Bench/greeting-async/trigger?name=Leor"
 SCENARIOS = {  # letter: (description, path, expected status)
+    "h": ("calibration: GET /healthz, a plain JsonResponse (no DRF, no database)", "/healthz", 200),
     "a": ("bare DRF view, same API-key auth: GET /api/v1/me", ME, 200),
     "b": ("greeting as a resource, sync: GET /api/resources/greeting", RESOURCE, 200),
     "c": ("greeting by trigger URL, sync: GET /api/1/action/Bench/greeting/trigger", TRIGGER, 200),
@@ -137,7 +140,9 @@ IN_PROCESS = textwrap.dedent(
         ms = (time.perf_counter() - started) * 1000 / n
         out[letter] = {"status": status, "ms": ms, "queries": len(sql),
                        "writes": sum(word in WRITES for word in sql),
-                       "transactions": sql.count("BEGIN")}
+                       # SQLite issues BEGIN as SQL; other backends do not log it.
+                       "transactions": sql.count("BEGIN") if connection.vendor == "sqlite"
+                       else None}
     if profile:
         profiler = cProfile.Profile()
         profiler.enable()
@@ -397,21 +402,43 @@ def wrk_run(wrk, url, key, connections, seconds) -> str:
     return result.stdout
 
 
+DISTURBED = 0.3  # cores used by processes outside the bench: measure again above this
+
+
 def load(wrk, base, key, letter, connections, args, marker) -> dict:
+    """One scenario; measured again once if other processes took a share of the cores."""
+    result = load_once(wrk, base, key, letter, connections, args, marker)
+    if result["other_cores"] > DISTURBED:
+        print(f"   other processes used {result['other_cores']:.2f} cores: measuring again")
+        again = load_once(wrk, base, key, letter, connections, args, marker)
+        result = min(result, again, key=lambda r: r["other_cores"])
+    return result
+
+
+def load_once(wrk, base, key, letter, connections, args, marker) -> dict:
     _, path, _ = SCENARIOS[letter]
     url = base + path
     wrk_run(wrk, url, key, connections, args.warmup)
     cpu_before, ticks_before, wrk_before = role_cpu(marker), machine_ticks(), children_cpu()
+    started = time.monotonic()
     result = parse_wrk(wrk_run(wrk, url, key, connections, args.duration))
+    elapsed = time.monotonic() - started
     cpu_after, ticks_after, wrk_after = role_cpu(marker), machine_ticks(), children_cpu()
     busy = (ticks_after[0] - ticks_before[0]) / max(1, ticks_after[1] - ticks_before[1])
     cpu = {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after}
     per_request = 1000 / max(1, result["requests"])
+    ours = (sum(cpu.values()) + wrk_after - wrk_before) / elapsed  # cores
     result.update(
         letter=letter,
         connections=connections,
         busy=busy,
-        cpu_ms={name: seconds * per_request for name, seconds in cpu.items() if seconds > 0},
+        ours_cores=ours,
+        other_cores=max(0.0, busy * (os.cpu_count() or 1) - ours),
+        cpu_ms={
+            name: seconds * per_request
+            for name, seconds in cpu.items()
+            if seconds * per_request >= 0.005
+        },
         wrk_ms=(wrk_after - wrk_before) * per_request,
         failed=bool(result["non2xx"] or result["socket_errors"]),
     )
@@ -419,8 +446,9 @@ def load(wrk, base, key, letter, connections, args, marker) -> dict:
     print(
         f"({letter}) c={connections}: {result['rps']:,.0f} req/s, p50 {fmt_ms(result['p50'])}, "
         f"p99 {fmt_ms(result['p99'])}, non-2xx {result['non2xx']}, socket errors "
-        f"{result['socket_errors']}; machine {busy:.0%} busy; CPU ms/request: {cpu_text}, "
-        f"wrk {result['wrk_ms']:.2f}" + ("  ** FAILED **" if result["failed"] else "")
+        f"{result['socket_errors']}; cores used: bench {ours:.2f}, other processes "
+        f"{result['other_cores']:.2f}; CPU ms/request: {cpu_text}, wrk {result['wrk_ms']:.2f}"
+        + ("  ** FAILED **" if result["failed"] else "")
     )
     return result
 
@@ -507,16 +535,124 @@ def async_jobs(env, base: str, key: str, jobs: int, threads: int, timeout: float
     return result
 
 
-def drain_rate(env, seconds: float) -> tuple[int, float]:
-    """Runs still queued/running, and how fast the workers finish them with no HTTP load."""
-    before = run_counts(env)
+def drain_rate(env, marker: bytes, seconds: float) -> dict:
+    """Runs still queued/running, how fast the workers finish them with no HTTP load, and
+    how busy they are meanwhile."""
+    before, cpu_before, ticks_before = run_counts(env), role_cpu(marker), machine_ticks()
     t0 = time.monotonic()
     time.sleep(seconds)
-    after = run_counts(env)
+    after, cpu_after, ticks_after = run_counts(env), role_cpu(marker), machine_ticks()
     elapsed = time.monotonic() - t0
     done = sum(after.get(s, 0) for s in TERMINAL) - sum(before.get(s, 0) for s in TERMINAL)
-    backlog = after.get("queued", 0) + after.get("running", 0)
-    return backlog, done / elapsed
+    worker = sum(
+        cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after if "worker" in name
+    )
+    return {
+        "backlog": after.get("queued", 0) + after.get("running", 0),
+        "rate": done / elapsed,
+        "worker_ms_per_run": worker * 1000 / done if done else None,
+        "worker_busy": worker / elapsed,  # in cores
+        "busy": (ticks_after[0] - ticks_before[0]) / max(1, ticks_after[1] - ticks_before[1]),
+    }
+
+
+def single_jobs(env, base: str, key: str, count: int) -> dict:
+    """Async jobs one at a time on an idle queue: the pickup latency of the broker."""
+    http = urllib3.PoolManager(retries=False, timeout=30)
+    headers = {"Authorization": f"Bearer {key}"}
+    client, ids = [], []
+    for _ in range(count):
+        sent = time.perf_counter()
+        document = json.loads(http.request("GET", base + ASYNC_TRIGGER, headers=headers).data)
+        ids.append(document["processId"])
+        while time.perf_counter() - sent < 30:
+            poll = json.loads(http.request("GET", base + document["pollUrl"], headers=headers).data)
+            if poll.get("status") in TERMINAL:
+                break
+            time.sleep(0.01)
+        client.append((time.perf_counter() - sent) * 1000)
+    ids_file = Path(env["FLOWSITE_VAR_DIR"]) / "bench-single-ids.json"
+    ids_file.write_text(json.dumps(ids))
+    server = shell(env, TIMES, IDS_FILE=str(ids_file))
+    return {
+        "client_p50": statistics.median(client),
+        "server_p50": statistics.median(row[1] for row in server if row[1] is not None),
+        "queued_p50": statistics.median(row[0] for row in server if row[0] is not None),
+    }
+
+
+def find_py_spy() -> str | None:
+    local = Path(sys.executable).parent / "py-spy"
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+def spy(py_spy, wrk, base, key, marker, seconds: int, work: Path) -> dict:
+    """Sample the web workers with py-spy while (b) runs (not a measured pass): where do
+    request threads spend their time?"""
+    url = base + SCENARIOS["b"][1]
+    cmd = [wrk, "-t2", "-c16", f"-d{seconds + 4}s", "-H", f"Authorization: Bearer {key}", url]
+    load = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)  # noqa: S603
+    try:
+        time.sleep(2)
+        procs = instance_processes(marker)
+        gunicorns = {pid for pid, (cmdline, owner) in procs.items() if b"gunicorn" in cmdline}
+        workers = [pid for pid in gunicorns if parent(pid) in gunicorns]
+        record = [py_spy, "record", "--idle", "--rate", "100", "--duration", str(seconds)]
+        samplers = [
+            subprocess.Popen(  # noqa: S603
+                [
+                    *record,
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(work / f"spy-{pid}.txt"),
+                    "-p",
+                    str(pid),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for pid in workers
+        ]
+        for sampler in samplers:
+            sampler.wait()
+    finally:
+        load.wait()
+    total = 0
+    shares: dict[str, int] = {}
+    for path in work.glob("spy-*.txt"):
+        for line in path.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            frames = stack.split(";")
+            if not any("handle_request" in frame for frame in frames):
+                continue  # an idle thread or gunicorn's own loop
+            total += int(count)
+            shares[classify(frames)] = shares.get(classify(frames), 0) + int(count)
+    return {name: n / total for name, n in shares.items()} if total else {}
+
+
+def parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
+
+
+def classify(frames: list[str]) -> str:
+    """What a request thread was doing in one py-spy sample."""
+    for index, frame in enumerate(frames):
+        if "_start_transaction_under_autocommit" in frame:
+            opener = next(
+                (f.split(" (")[0] for f in reversed(frames[:index]) if "(apps/" in f), "?"
+            )
+            return f"waiting to begin a write transaction (BEGIN IMMEDIATE) in {opener}()"
+    if any("sandbox/pool.py" in frame for frame in frames):
+        return "script sandbox round trip"
+    if any(frame.startswith("CursorWrapper._execute ") for frame in frames):
+        return "in the database (other statements, COMMIT)"
+    if any("db/backends/" in frame or "models/sql/" in frame for frame in frames):
+        return "ORM (building queries, reading rows)"
+    return "Django, DRF, the app's own Python"
 
 
 # --- Report -----------------------------------------------------------------------------
@@ -547,7 +683,7 @@ def server_config(env) -> str:
 def table(rows: list[dict], e: dict | None, inproc: dict) -> list[str]:
     bare = {row["connections"]: row["rps"] for row in rows if row["letter"] == "a"}
     lines = [
-        "| scenario | conns | req/s | p50 | p99 | vs (a) | non-2xx | machine busy "
+        "| scenario | conns | req/s | p50 | p99 | vs (a) | non-2xx | cores used: bench / other "
         "| server CPU ms/req (web) | in-process ms/req · SQL (writes) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -565,7 +701,9 @@ def table(rows: list[dict], e: dict | None, inproc: dict) -> list[str]:
         lines.append(
             f"| ({row['letter']}) {SCENARIOS[row['letter']][0]} | {row['connections']} "
             f"| {row['rps']:,.0f} | {fmt_ms(row['p50'])} | {fmt_ms(row['p99'])} | {ratio} "
-            f"| {non2xx} | {row['busy']:.0%} | {web:.2f} | {cost_text} |"
+            f"| {non2xx} | {row['ours_cores']:.2f} / {row['other_cores']:.2f}"
+            + (" (disturbed)" if row["other_cores"] > DISTURBED else "")
+            + f" | {web:.2f} | {cost_text} |"
         )
     if e:
         lines.append(
@@ -576,51 +714,102 @@ def table(rows: list[dict], e: dict | None, inproc: dict) -> list[str]:
     return lines
 
 
-def limits(rows: list[dict], e: dict | None, inproc: dict, drain, counts) -> list[str]:
-    """What limits throughput, from this run's measurements."""
+def limits(rows, e, inproc, drain, counts, spied, single) -> list[str]:
+    """What limits throughput, in words built from this run's measurements."""
 
-    def row(letter, conns):
+    def row(letter):
+        conns = min(r["connections"] for r in rows)
         return next((r for r in rows if r["letter"] == letter and r["connections"] == conns), None)
 
-    conns = min(r["connections"] for r in rows)
-    a, b, d = row("a", conns), row("b", conns), row("d", conns)
+    def web_ms(result, sandbox=False):
+        names = ("web sandbox",) if sandbox else ("web", "web sandbox")
+        return sum(ms for name, ms in result["cpu_ms"].items() if name in names)
+
+    a, b, d = row("a"), row("b"), row("d")
     out = []
     if a and b and inproc.get("a") and inproc.get("b"):
         ia, ib = inproc["a"], inproc["b"]
-        web_a = sum(ms for n, ms in a["cpu_ms"].items() if n.startswith("web"))
-        web_b = sum(ms for n, ms in b["cpu_ms"].items() if n.startswith("web"))
-        sandbox_b = sum(ms for n, ms in b["cpu_ms"].items() if n == "web sandbox")
-        bound = (
-            "both cores were saturated, so throughput is CPU per request"
-            if b["busy"] >= 0.9
-            else f"the cores were only {b['busy']:.0%} busy, so requests also wait "
-            "(the SQLite write lock, the sandbox round trip) rather than only compute"
-        )
         out.append(
-            f"- **Sync flow vs bare view.** (a) costs {ia['ms']:.2f} ms in-process with "
-            f"{ia['queries']} SQL statements ({ia['writes']} writes); (b) costs {ib['ms']:.2f} ms "
-            f"with {ib['queries']} statements ({ib['writes']} writes: each sync run inserts its "
-            f"Execution and StepRun rows and updates the Execution twice, each in its own "
-            f"write transaction). Under load the web processes used {web_a:.2f} vs {web_b:.2f} "
-            f"CPU ms per request (of which the script sandbox {sandbox_b:.2f}); during (b) "
-            f"{bound}. wrk itself used {b['wrk_ms']:.2f} CPU ms per request of the same 2 cores."
+            f"- **Cost per request.** In-process (one thread, no HTTP) (a) takes {ia['ms']:.2f} ms "
+            f"and {ia['queries']} SQL statements; (b) takes {ib['ms']:.2f} ms "
+            f"({ib['ms'] / ia['ms']:.1f} times as long) and {ib['queries']} statements, of which "
+            f"{ib['writes']} writes"
+            + (f" in {ib['transactions']} write transactions" if ib.get("transactions") else "")
+            + ": a sync run records itself (its Execution row, a StepRun per step). "
+            "Under load (c="
+            f"{b['connections']}) the web processes spent {web_ms(a):.2f} CPU ms per (a) request "
+            f"and {web_ms(b):.2f} per (b) request, of which {web_ms(b, True):.2f} in the script "
+            f"sandbox; wrk used {b['wrk_ms']:.2f} ms per request of the same cores."
         )
-    if d:
+        cores = os.cpu_count() or 1
+        if b["ours_cores"] >= 0.9 * cores:
+            verdict = f"the bench used {b['ours_cores']:.2f} of {cores} cores: (b) is CPU-bound"
+        elif b["other_cores"] > DISTURBED:
+            verdict = (
+                f"other processes on the machine used {b['other_cores']:.2f} of {cores} cores, "
+                "so this run cannot tell waiting from computing"
+            )
+        else:
+            verdict = (
+                f"the server and wrk used only {b['ours_cores']:.2f} of {cores} cores with "
+                f"{b['connections']} requests always outstanding (during (a): "
+                f"{a['ours_cores']:.2f}), so request threads were waiting, not computing"
+            )
+        out.append(f"- **Waiting vs computing.** During (b) {verdict}.")
+    if spied:
+        top = sorted(spied.items(), key=lambda item: -item[1])
+        lock = sum(share for name, share in spied.items() if name.startswith("waiting"))
+        text = (
+            "- **Where request threads are (py-spy, web workers, during (b)).** "
+            + "; ".join(f"{share:.0%} {name}" for name, share in top)
+            + "."
+        )
+        if lock >= 0.3:
+            text += (
+                f" {lock:.0%} of their time is spent waiting for the SQLite write lock. SQLite "
+                "lets one writer in at a time; a thread that finds the lock taken sleeps in "
+                "SQLite's busy handler (1, 2, 5 … 100 ms steps), so the cores idle while the "
+                "queue of writers grows: this is what caps the sync flow and makes its p99."
+            )
+        out.append(text)
+    if d and drain:
+        faster = e and d["rps"] > e["jobs_per_s"]
         out.append(
-            f"- **Async.** Accepting a call (d) — insert the run, publish to the broker — "
-            f"ran at {d['rps']:,.0f} req/s, far faster than the 2 worker processes finish runs"
-            + (f" ({e['jobs_per_s']:.1f} jobs/s in (e))" if e else "")
-            + f": (d) left {drain[0]:,} runs queued, drained at {drain[1]:.1f} runs/s with no "
-            "HTTP load. Nothing bounds that backlog but the disk."
+            f"- **Async accept vs finish.** Accepting a call (d) — insert the run, publish it — "
+            f"ran at {d['rps']:,.0f} req/s"
+            + (
+                f", faster than the 2 worker processes finish runs ({e['jobs_per_s']:.1f} jobs/s "
+                "in (e))"
+                if faster
+                else ""
+            )
+            + f"; after (d) {drain['backlog']:,} runs were still queued or running. Nothing "
+            "bounds that backlog."
         )
+        per_run = drain["worker_ms_per_run"]
+        if per_run and drain["rate"]:
+            cap = 2 * 1000 / (50 + per_run)
+            out.append(
+                f"- **What caps the workers.** Draining that backlog with no HTTP load: "
+                f"{drain['rate']:.1f} runs/s, while the workers used {drain['worker_busy']:.2f} "
+                f"of 2 cores ({fmt_ms(per_run)} CPU per run) and the machine was "
+                f"{drain['busy']:.0%} busy. Mostly idle workers: the limit is task pickup, not "
+                "run cost. kombu's virtual transports (the filesystem broker) fetch only when "
+                "a prefetch slot is free and otherwise sleep `polling_interval` (0.05 s); with "
+                "concurrency 2, prefetch 1 and acks_late, each slot is refilled at most once per "
+                f"sleep: ≈ 2 / (50 ms + {per_run:.0f} ms) = {cap:.0f} runs/s. One job alone: "
+                f"created→finished {fmt_ms(single.get('server_p50'))} on the server, of which "
+                f"queued {fmt_ms(single.get('queued_p50'))}."
+            )
     if e and e.get("server_p50") is not None:
         out.append(
             f"- **End to end (e).** created→finished on the server: p50 "
             f"{fmt_ms(e['server_p50'])}, p99 {fmt_ms(e['server_p99'])}, of which waiting in the "
-            f"queue p50 {fmt_ms(e['server_wait_p50'])}; the client saw p50 {fmt_ms(e['p50'])} "
-            f"including its polling (every ~50 ms plus a round of {e['jobs']} polls)."
+            f"queue p50 {fmt_ms(e['server_wait_p50'])}; the client, polling every ~50 ms, saw "
+            f"p50 {fmt_ms(e['p50'])}, p99 {fmt_ms(e['p99'])}."
         )
-    out.append(f"- Runs recorded during the bench: {counts}.")
+    runs = ", ".join(f"{n:,} {status}" for status, n in sorted(counts.items()))
+    out.append(f"- Runs recorded by the bench: {runs}.")
     return out
 
 
@@ -648,6 +837,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=300, help="async jobs in (e)")
     parser.add_argument("--profile", action="store_true", help="cProfile (b) in-process")
     parser.add_argument("--keep", action="store_true", help="keep the instance's var dir")
+    parser.add_argument(
+        "--no-spy", action="store_true", help="skip sampling (b) with py-spy even if installed"
+    )
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",") if c.strip()]
 
@@ -671,8 +863,10 @@ def main() -> None:
 
     process = start_server(env, log_path)
     rows: list[dict] = []
+    spied: dict[str, float] = {}
     e = None
-    drain = (0, 0.0)
+    drain: dict = {}
+    single: dict = {}
     failed = False
     try:
         print(f"`manage.py serve` healthy after {wait_healthy(base, process, log_path):.1f} s")
@@ -683,17 +877,35 @@ def main() -> None:
             if response.status != expected or (letter in "bc" and body != '"Hello Leor"'):
                 raise SystemExit(f"({letter}) {path} answered {response.status}: {body[:300]}")
         print("each endpoint answered as expected once; loading")
+        rows.append(load(wrk, base, key, "h", connections[0], args, marker))
         for letter in "abc":
             for conns in connections:
                 rows.append(load(wrk, base, key, letter, conns, args, marker))
+        py_spy = None if args.no_spy else find_py_spy()
+        if py_spy:
+            spied = spy(py_spy, wrk, base, key, marker, 8, var_dir)
+            print("py-spy, web workers during (b) (an extra, unmeasured pass):")
+            for name, share in sorted(spied.items(), key=lambda item: -item[1]):
+                print(f"  {share:6.1%}  {name}")
+        else:
+            print("py-spy is not installed: not sampling where request threads wait")
+        single = single_jobs(env, base, key, 5)
+        print(
+            f"one async job at a time (x5): client sees it finished after "
+            f"{fmt_ms(single['client_p50'])} (p50, polling every 10 ms); on the server "
+            f"created→finished {fmt_ms(single['server_p50'])}, of which queued "
+            f"{fmt_ms(single['queued_p50'])}"
+        )
         print(f"runs before (e): {run_counts(env)}")
         e = async_jobs(env, base, key, args.jobs, 16, timeout=90)
         print(f"runs before (d): {run_counts(env)}")
         rows.append(load(wrk, base, key, "d", connections[0], args, marker))
-        drain = drain_rate(env, 5)
+        drain = drain_rate(env, marker, 5)
         print(
-            f"after (d): {drain[0]:,} runs still queued or running; workers finish "
-            f"{drain[1]:.1f} runs/s with no HTTP load"
+            f"after (d): {drain['backlog']:,} runs still queued or running; the workers finish "
+            f"{drain['rate']:.1f} runs/s with no HTTP load, using "
+            f"{drain['worker_busy']:.2f} cores ({fmt_ms(drain['worker_ms_per_run'])} CPU per "
+            f"run); machine {drain['busy']:.0%} busy"
         )
     except BaseException:
         failed = True
@@ -738,7 +950,7 @@ def main() -> None:
             )
             ratios.append(f"({letter})/(a) at c={conns}: {rate / bare:.0%}")
     print("ratios (budget ≥ 60 %): " + "; ".join(ratios))
-    findings = limits(rows, e, inproc, drain, counts)
+    findings = limits(rows, e, inproc, drain, counts, spied, single)
     print("\n".join(findings))
     any_failed = any(r["failed"] for r in rows) or (e and (e["failed"] or e["unfinished"]))
     if args.write:
@@ -759,8 +971,10 @@ def main() -> None:
                 *lines,
                 "",
                 "Budget: (b) and (c) at ≥ 60 % of (a)'s req/s. " + "; ".join(ratios) + ".",
-                "In-process: one request through Django's test client after the load, one "
-                "thread, no HTTP (200 requests after 30 warm-up).",
+                "(e) runs before (d): (d) creates runs faster than the workers finish them, "
+                "and that backlog would be queued in front of (e)'s jobs. In-process: the same "
+                "requests through Django's test client after the server stopped, one thread, "
+                "no HTTP (200 after 30 warm-up); SQL counted for one request.",
                 "",
                 "What limits it:",
                 "",

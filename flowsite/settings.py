@@ -246,6 +246,9 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "EXCEPTION_HANDLER": "apps.core.problems.exception_handler",
+    # How many proxies in front of Flowsite append to X-Forwarded-For: the client IP used
+    # for anonymous rate limits and recorded on anonymous runs. 0 trusts no header.
+    "NUM_PROXIES": env_int("FLOWSITE_TRUSTED_PROXIES", 0),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 

@@ -113,16 +113,26 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = ("revoked_at", "expires_at")
     list_select_related = ("owner",)
     search_fields = ("prefix", "label", "owner__username")
-    readonly_fields = ("owner", "display_prefix", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = (
+        "owner",
+        "display_prefix",
+        "restricted",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     fields = (
         "owner",
         "display_prefix",
         "label",
         "expires_at",
+        "flows",
+        "restricted",
         "created_at",
         "last_used_at",
         "revoked_at",
     )
+    filter_horizontal = ("flows",)
     actions = ("revoke",)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
@@ -146,6 +156,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             owner=form.cleaned_data["owner"],
             label=form.cleaned_data["label"],
             expires_at=form.cleaned_data["expires_at"],
+            flows=form.cleaned_data["flows"],
         )
         return request.issued_api_key.api_key
 
@@ -155,7 +166,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change):
         if change:
-            super().save_related(request, form, formsets, change)
+            services.restrict_api_key(api_key=form.instance, flows=form.cleaned_data["flows"])
 
     def response_add(self, request, obj, post_url_continue=None):
         return show_issued_keys(request, [request.issued_api_key])

@@ -84,12 +84,17 @@ class ApiKey(models.Model):
         "last used", null=True, editable=False, help_text="Updated at most once a minute."
     )
     revoked_at = models.DateTimeField("revoked", null=True, blank=True, editable=False)
+    restricted = models.BooleanField(
+        "restricted to flows",
+        default=False,
+        help_text="Only the flows below. Stays restricted (to nothing) if they are deleted.",
+    )
     flows = models.ManyToManyField(
         "flows.Flow",
         verbose_name="restricted to flows",
         blank=True,
         related_name="api_keys",
-        help_text="Empty: the key reaches every flow its account may run. Else only these.",
+        help_text="Choose flows to restrict the key to them; none: every flow its account may run.",
     )
 
     class Meta:

@@ -24,7 +24,7 @@ class IssuedKey:
 
 @transaction.atomic
 def create_api_key(
-    *, owner: User, label: str = "", expires_at: datetime | None = None
+    *, owner: User, label: str = "", expires_at: datetime | None = None, flows=()
 ) -> IssuedKey:
     plaintext = keys.generate_key()
     api_key = ApiKey(
@@ -36,7 +36,16 @@ def create_api_key(
     )
     api_key.full_clean()
     api_key.save()
+    restrict_api_key(api_key=api_key, flows=flows)
     return IssuedKey(api_key=api_key, plaintext=plaintext)
+
+
+def restrict_api_key(*, api_key: ApiKey, flows) -> None:
+    """Limit the key to these flows; none lifts the restriction."""
+    flows = list(flows)
+    api_key.flows.set(flows)
+    api_key.restricted = bool(flows)
+    api_key.save(update_fields=["restricted"])
 
 
 def expiry_in_days(days: int | None) -> datetime | None:

@@ -17,6 +17,12 @@ class MalformedJSON(ProblemException):
     default_code = "malformed_json"
 
 
+def _no_constants(name: str):
+    raise ValueError(
+        f"{name} is not valid JSON (JavaScript's NaN/Infinity are not numbers in JSON)"
+    )
+
+
 class JSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         body = stream.read()
@@ -28,8 +34,10 @@ class JSONParser(parsers.JSONParser):
                 position=exc.start,
             ) from None
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
+            return json.loads(text, parse_constant=_no_constants)
+        except (ValueError, RecursionError) as exc:
+            if not isinstance(exc, json.JSONDecodeError):
+                raise MalformedJSON(f"The request body is not usable JSON: {exc}.") from None
             raise MalformedJSON(
                 f"Malformed JSON at line {exc.lineno}, column {exc.colno} "
                 f"(character {exc.pos}): {exc.msg}.",

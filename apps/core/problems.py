@@ -19,12 +19,19 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:flowsite:problem:"
 
 
+def title_of(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:  # a code a flow chose, such as 499
+        return "Client error" if status < 500 else "Server error"
+
+
 def problem(status: int, detail: str, *, code: str | None = None, **extensions: Any) -> dict:
     """A problem document. `code` names the problem type; extensions are added as is."""
-    code = code or HTTPStatus(status).phrase.lower().replace(" ", "-")
+    code = code or title_of(status).lower().replace(" ", "-")
     return {
         "type": TYPE_PREFIX + code,
-        "title": HTTPStatus(status).phrase,
+        "title": title_of(status),
         "status": status,
         "detail": detail,
         **extensions,

@@ -63,8 +63,8 @@ def create_execution(
         caller=caller,
         caller_label=caller_label or (caller.get_username() if caller else "anonymous"),
         caller_ip=caller_ip,
-        input=redact(input),
-        request=redact(request) if request is not None else None,
+        input=storable(redact(input)),
+        request=storable(redact(request)) if request is not None else None,
         variables=variables or {},
         parent=parent,
         idempotency_key=idempotency_key,
@@ -191,10 +191,11 @@ def _claim(execution_id) -> str:
             if running >= flow.max_concurrency:
                 return "busy"
         now = timezone.now()
-        Execution.objects.filter(pk=execution_id).update(
+        # Conditional: of two processes racing for it (a redelivered task, a cancel), one wins.
+        claimed = Execution.objects.filter(pk=execution_id, status=Status.QUEUED).update(
             status=Status.RUNNING, started_at=now, heartbeat_at=now
         )
-        return "claimed"
+        return "claimed" if claimed else "gone"
 
 
 def run_execution(execution_id, *, deadline_ms: int | None = None) -> Execution:
@@ -276,13 +277,21 @@ class SubflowRunner:
 
     def __init__(self, parent: Execution):
         self.parent = parent
+        self._depth: int | None = None
 
     def depth(self) -> int:
-        depth, current = 0, self.parent
-        while current.parent_id is not None and depth <= MAX_SUBFLOW_DEPTH:
-            depth += 1
-            current = Execution.objects.only("parent_id").get(pk=current.parent_id)
-        return depth
+        """How deep this run is nested (computed once per run, not per record)."""
+        if self._depth is None:
+            depth, parent_id = 0, self.parent.parent_id
+            while parent_id is not None and depth <= MAX_SUBFLOW_DEPTH:
+                depth += 1
+                parent_id = (
+                    Execution.objects.filter(pk=parent_id)
+                    .values_list("parent_id", flat=True)
+                    .first()
+                )
+            self._depth = depth
+        return self._depth
 
     def run(self, flow_id: int, record: Any, timeout_ms: int | None) -> SubflowResult:
         flow = Flow.objects.select_related("application").filter(pk=flow_id).first()
@@ -469,6 +478,23 @@ def recover_stale_executions(*, now=None) -> int:
             "It was not re-run automatically because it may have written to other systems "
             "already; retry it if it is safe."
         ),
+    )
+    # A queued run with no task behind it (a sync call waiting for a slot whose web process
+    # died) would count against its flow's concurrency for ever.
+    abandoned_before = now - timedelta(
+        milliseconds=settings.FLOWSITE_MAX_SYNC_TIMEOUT_MS,
+        seconds=settings.FLOWSITE_STALE_EXECUTION_SECONDS,
+    )
+    count += Execution.objects.filter(
+        status=Status.QUEUED,
+        celery_task_id="",
+        trigger=Trigger.API,
+        created_at__lt=abandoned_before,
+    ).update(
+        status=Status.FAILED,
+        finished_at=now,
+        status_code=500,
+        error="The call that queued this run ended before it could start (its process stopped).",
     )
     if count:
         logger.warning("Recovered %d stale execution(s)", count)

@@ -10,6 +10,7 @@ the request (auto answers 202 when the run takes longer than the timeout).
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,6 +34,7 @@ from apps.flows.models import Flow
 
 Status = Execution.Status
 ACTIVE = (Status.QUEUED, Status.RUNNING)
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 HOP_BY_HOP = frozenset(
     {"connection", "content-length", "transfer-encoding", "keep-alive", "upgrade", "set-cookie"}
 )
@@ -56,12 +58,16 @@ def flow_by_name(application: str, name: str) -> Flow:
     return flow
 
 
-def flow_by_legacy_name(name: str) -> Flow:
-    """PhixFlow's /api/1/action/<Flow>/trigger: the name must be unique across apps."""
-    flows = list(Flow.objects.select_related("application").filter(name=name)[:10])
+def flow_by_legacy_name(name: str, user) -> Flow:
+    """PhixFlow's /api/1/action/<Flow>/trigger: the name must be unique among API flows."""
+    flows = list(
+        Flow.objects.select_related("application").filter(name=name, api_enabled=True)[:10]
+    )
     if not flows:
         raise _not_found(f"Flow {name!r}")
     if len(flows) > 1:
+        if not (user and user.is_authenticated):
+            raise unauthenticated()  # only a caller may learn which applications exist
         urls = [trigger_url(flow) for flow in flows]
         raise ApiProblem(
             409,
@@ -109,9 +115,9 @@ def check_caller(flow: Flow, api: FlowApi, user, api_key: ApiKey | None) -> None
     """Raise the 401/403/404/409 problem that applies, or return when the call may run."""
     authenticated = bool(user and user.is_authenticated)
     if not api.enabled:
-        raise _not_found(f"Flow {flow.name!r}") if authenticated else _unauthenticated()
+        raise _not_found(f"Flow {flow.name!r}") if authenticated else unauthenticated()
     if not authenticated and not api.allow_anonymous:
-        raise _unauthenticated()
+        raise unauthenticated()
     if flow.disabled:
         raise ApiProblem(
             409, f"Flow {flow.name!r} is disabled: enable it to call it.", code="flow-disabled"
@@ -129,15 +135,12 @@ def check_caller(flow: Flow, api: FlowApi, user, api_key: ApiKey | None) -> None
                 code="role-required",
                 roles=list(api.roles),
             )
-    if api_key is not None:
-        allowed = list(api_key.flows.order_by().values_list("pk", flat=True))
-        if allowed and flow.pk not in allowed:
-            raise ApiProblem(
-                403, "This API key is restricted to other flows.", code="key-restricted"
-            )
+    restricted = api_key is not None and api_key.restricted
+    if restricted and not api_key.flows.filter(pk=flow.pk).exists():
+        raise ApiProblem(403, "This API key is restricted to other flows.", code="key-restricted")
 
 
-def _unauthenticated() -> ApiProblem:
+def unauthenticated() -> ApiProblem:
     return ApiProblem(
         401,
         "Authentication credentials were not provided: send Authorization: Bearer <API key>.",
@@ -168,9 +171,11 @@ class Call:
 
     @property
     def fingerprint(self) -> str:
+        """The request as far as it matters: not the host it came through or ?timeout."""
         request = self.request
+        query = {key: value for key, value in request["query"].items() if key != "timeout"}
         canonical = json.dumps(
-            [request["method"], request["url"], request["query"], request["body"]],
+            [request["method"], request["path"], query, request["body"]],
             sort_keys=True,
             default=str,
         )
@@ -215,6 +220,8 @@ def start(call: Call) -> tuple[Execution, bool]:
         return existing, False
     try:
         with transaction.atomic():
+            if call.idempotency_key and (existing := _same_key(call)):
+                return existing, False  # a twin got in first; the write lock serialised us
             _check_concurrency(call.flow)
             execution = services.create_execution(
                 flow=call.flow,
@@ -297,15 +304,23 @@ def enqueue(execution: Execution) -> None:
 
 
 def wait_for(execution: Execution, timeout_ms: int) -> Execution:
-    """Wait for a run on a worker to finish, at most timeout_ms."""
+    """Wait for a run on a worker to finish, at most timeout_ms (looking at its status only)."""
     deadline = time.monotonic() + timeout_ms / 1000
     pause = 0.005
-    while True:
-        execution.refresh_from_db()
-        if execution.is_finished or time.monotonic() >= deadline:
-            return execution
+    status = execution.status
+    while status not in Execution.TERMINAL and time.monotonic() < deadline:
         time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
         pause = min(pause * 2, 0.1)
+        status = Execution.objects.filter(pk=execution.pk).values_list("status", flat=True).first()
+        if status is None:  # undone: its broker failed under a twin request
+            raise ApiProblem(
+                503,
+                "The run could not be handed to a worker; retry later.",
+                code="broker-unavailable",
+                headers={"Retry-After": "5"},
+            )
+    execution.refresh_from_db()
+    return execution
 
 
 # --- Answering --------------------------------------------------------------------------
@@ -346,12 +361,19 @@ def answer(execution: Execution) -> HttpResponse:
     return script_answer(document)
 
 
+def _sendable(name: str, value: str) -> bool:
+    """A header a flow may send: a token name and a one-line latin-1 value."""
+    return (
+        bool(TOKEN.fullmatch(name)) and "\r" not in value and "\n" not in value and value.isascii()
+    )
+
+
 def script_answer(document: dict) -> HttpResponse:
     """`{statusCode, headers?, body}` or Axway's `{statusCode, result}`."""
     headers = {
         str(name): str(value)
         for name, value in (document.get("headers") or {}).items()
-        if str(name).lower() not in HOP_BY_HOP
+        if str(name).lower() not in HOP_BY_HOP and _sendable(str(name), str(value))
     }
     body = document.get("body", document.get("result"))
     content_type = next(

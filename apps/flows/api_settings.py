@@ -10,6 +10,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from referencing import Registry
 
 MODES = ("sync", "async", "auto")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -106,6 +107,11 @@ def api_errors(document: Any) -> list[str]:
                 Draft202012Validator.check_schema(schema)
             except SchemaError as exc:
                 errors.append(f"api.inputSchema is not a valid JSON Schema: {exc.message}")
+            if remote := [ref for ref in _refs(schema) if not ref.startswith("#")]:
+                errors.append(
+                    f"api.inputSchema may only use local $ref (#/…), not {remote[0]!r}: "
+                    "schemas are never fetched from elsewhere."
+                )
     return errors
 
 
@@ -145,9 +151,20 @@ def typed_query(schema: dict, query: dict) -> dict:
     return typed
 
 
+def _refs(schema: Any) -> list[str]:
+    if isinstance(schema, dict):
+        found = [schema["$ref"]] if isinstance(schema.get("$ref"), str) else []
+        return found + [ref for value in schema.values() for ref in _refs(value)]
+    if isinstance(schema, list):
+        return [ref for value in schema for ref in _refs(value)]
+    return []
+
+
 def input_errors(schema: dict, value: Any) -> list[dict]:
-    """Every violation of the input schema, as RFC 9457 `errors` entries."""
-    validator = Draft202012Validator(schema)
+    """Every violation of the input schema, as RFC 9457 `errors` entries.
+
+    The empty registry means a $ref is never fetched over the network (refused at save)."""
+    validator = Draft202012Validator(schema, registry=Registry())
     return [
         {
             "pointer": "#" + "".join(f"/{part}" for part in error.absolute_path),

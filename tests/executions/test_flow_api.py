@@ -55,14 +55,21 @@ def test_the_bare_phixflow_key_and_the_legacy_url_work(live_server, leads, calle
 def test_a_flow_name_in_two_applications_is_ambiguous_on_the_legacy_url(
     live_server, leads, caller_key
 ):
-    Flow.objects.create(application=Application.objects.create(name="Other"), name="Hot leads")
+    other = Application.objects.create(name="Other")
+    Flow.objects.create(application=other, name="Hot leads")  # not an API: does not count
+    assert (
+        call(live_server, "GET", "/api/1/action/Hot%20leads/trigger", key=caller_key).status == 200
+    )
+    Flow.objects.create(application=other, name="Hot leads 2")
+    Flow.objects.filter(application=other, name="Hot leads").update(api_enabled=True)
     response = call(live_server, "GET", "/api/1/action/Hot%20leads/trigger", key=caller_key)
     assert response.status == 409
-    problem = as_json(response)
-    assert sorted(problem["urls"]) == [
+    assert sorted(as_json(response)["urls"]) == [
         "/api/1/action/Other/Hot%20leads/trigger",
         "/api/1/action/Sales%20Ops/Hot%20leads/trigger",
     ]
+    anonymous = call(live_server, "GET", "/api/1/action/Hot%20leads/trigger")
+    assert anonymous.status == 401  # an anonymous caller learns no application names
 
 
 def test_anonymous_calls_need_allow_anonymous(live_server, greeting):
@@ -251,13 +258,23 @@ def test_privilege_role_and_key_restriction_are_enforced(
     Role.objects.create(name="Greeters").members.add(integration)
     assert call(live_server, "GET", "/api/resources/greeting?name=x", key=key).status == 200
 
-    restricted = create_api_key(owner=integration)
     other = Flow.objects.create(application=greeting.application, name="other")
-    restricted.api_key.flows.add(other)
+    restricted = create_api_key(owner=integration, flows=[other])
     response = call(live_server, "GET", "/api/resources/greeting", key=restricted.plaintext)
     assert (response.status, as_json(response)["detail"]) == (
         403,
         "This API key is restricted to other flows.",
+    )
+    only_greeting = create_api_key(owner=integration, flows=[greeting])
+    assert (
+        call(
+            live_server, "GET", "/api/resources/greeting?name=y", key=only_greeting.plaintext
+        ).status
+        == 200
+    )
+    other.delete()  # a key restricted to a deleted flow stays restricted: to nothing
+    assert (
+        call(live_server, "GET", "/api/resources/greeting", key=restricted.plaintext).status == 403
     )
 
 

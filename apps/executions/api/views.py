@@ -1,5 +1,7 @@
 """Flows as APIs: PhixFlow's trigger and poll URLs and Axway's flow-as-a-resource."""
 
+from urllib.parse import urlencode
+
 from django.http import JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -11,6 +13,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import parsers
 from rest_framework.permissions import AllowAny
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from apps.accounts.models import ApiKey
@@ -20,9 +23,11 @@ from apps.core.openapi import problem_responses
 from apps.core.parsers import JSONParser, TextParser, XMLTextParser
 from apps.executions import services, triggers
 from apps.executions.models import Execution
+from apps.executions.redaction import redact
 from apps.flows.api_settings import normalise_path
 from apps.flows.models import Flow
 
+MAX_IDEMPOTENCY_KEY = 200
 PARSERS = [
     JSONParser,
     parsers.FormParser,
@@ -44,9 +49,13 @@ def trigger_request(request) -> dict:
         if hasattr(data, "lists"):  # form fields: repeated names become lists
             data = {key: values[0] if len(values) == 1 else values for key, values in data.lists()}
         body = data if data != {} else None
+    redacted_query = urlencode(redact(query), doseq=True)
+    path = request.path
     return {
         "method": request.method,
-        "url": request.build_absolute_uri(),
+        # Rebuilt from the redacted query: ?api_key=… never reaches storage or the flow.
+        "url": request.build_absolute_uri(path) + (f"?{redacted_query}" if redacted_query else ""),
+        "path": path,
         "headers": {name.lower(): value for name, value in request.headers.items()},
         "query": query,
         "body": body,
@@ -55,7 +64,8 @@ def trigger_request(request) -> dict:
 
 
 def client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR")
+    """The caller's address, through FLOWSITE_TRUSTED_PROXIES (as the rate limits see it)."""
+    return BaseThrottle().get_ident(request)
 
 
 class FlowCallView(APIView):
@@ -63,6 +73,27 @@ class FlowCallView(APIView):
 
     permission_classes = [AllowAny]  # who may call is decided per flow (check_caller)
     parser_classes = PARSERS
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        key = request.headers.get("Idempotency-Key", "")
+        if len(key) > MAX_IDEMPOTENCY_KEY:
+            raise ApiProblem(
+                400,
+                f"Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters.",
+                code="invalid-idempotency-key",
+            )
+
+    def handle_exception(self, exc):
+        # An anonymous caller learns nothing about which flows exist: 401, not 404.
+        user = getattr(self.request, "user", None)
+        if (
+            isinstance(exc, ApiProblem)
+            and exc.status_code == 404
+            and not (user and user.is_authenticated)
+        ):
+            exc = triggers.unauthenticated()
+        return super().handle_exception(exc)
 
     def call(self, request, flow: Flow):
         api = flow.api_settings
@@ -81,7 +112,7 @@ class FlowCallView(APIView):
             client_ip=client_ip(request),
             mode=mode,
             timeout_ms=triggers.call_timeout(api, mode, request.query_params.get("timeout")),
-            idempotency_key=request.headers.get("Idempotency-Key", "")[:200],
+            idempotency_key=request.headers.get("Idempotency-Key", ""),
         )
         execution, created = triggers.start(call)
         if mode == "sync" and created:
@@ -169,7 +200,7 @@ class LegacyTriggerView(FlowCallView):
     http_method_names = ["get", "post", "options"]
 
     def get(self, request, flow: str):
-        return self.call(request, triggers.flow_by_legacy_name(flow))
+        return self.call(request, triggers.flow_by_legacy_name(flow, request.user))
 
     def post(self, request, flow: str):
         return self.get(request, flow)
