@@ -476,3 +476,60 @@ def test_a_worker_runs_the_periodic_task_of_a_flow_in_kolkata_and_beat_finds_it_
     execution = wait_for(succeeded, timeout=30, message=f"worker log:\n{worker.log()}")
     assert execution.status == Status.SUCCEEDED, execution.error
     assert execution.caller_label == "schedule"
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_real_beat_fires_a_kolkata_schedule_and_a_real_worker_runs_it(
+    application, broker, start_worker, tmp_path
+):
+    """Up to a minute: beat fires `* * * * *` at the next minute boundary."""
+    import subprocess
+    import sys
+
+    from tests.conftest import BASE_DIR, subprocess_env, wait_for
+
+    _, env = broker
+    flow = Flow.objects.create(
+        application=application, name="beat", schedule="* * * * *", timezone="Asia/Kolkata"
+    )
+    sync_flow_schedule(flow)
+    worker = start_worker(**env)
+    beat_log = (tmp_path / "beat.log").open("w")
+    beat = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "flowsite",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(tmp_path / "beat-schedule"),
+        ],
+        cwd=BASE_DIR,
+        env=subprocess_env(**env),
+        stdout=beat_log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        def ran():
+            return Execution.objects.filter(
+                flow=flow, trigger="schedule", status="succeeded"
+            ).first()
+
+        execution = wait_for(
+            ran,
+            timeout=75,
+            interval=0.5,
+            message=f"a scheduled run; beat log:\n{(tmp_path / 'beat.log').read_text()}\n"
+            f"worker log:\n{worker.log()}",
+        )
+    finally:
+        beat.terminate()
+        beat.wait(15)
+        beat_log.close()
+    assert execution.caller_label == "schedule"
