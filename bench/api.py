@@ -18,7 +18,7 @@ otherwise still be queued in front of (e)'s. Afterwards the server is stopped an
 request of each kind is timed and its SQL counted in-process (Django's test client), so
 the cost of each layer is visible; --profile adds a cProfile of (b).
 
-    .venv/bin/python bench/api.py [--write] [--duration 10] [--connections 16,64] [--profile]
+    .venv/bin/python bench/api.py [--write] [--duration 8] [--connections 16,64] [--profile]
 """
 
 import argparse
@@ -831,7 +831,7 @@ def write_section(lines: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help="write the section in BENCHMARKS.md")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per scenario")
+    parser.add_argument("--duration", type=int, default=8, help="seconds per scenario")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per scenario")
     parser.add_argument("--connections", default="16,64", help="wrk connections, e.g. 16,64")
     parser.add_argument("--jobs", type=int, default=300, help="async jobs in (e)")
@@ -843,6 +843,7 @@ def main() -> None:
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",") if c.strip()]
 
+    begun = time.monotonic()
     wrk = ensure_wrk()
     var_dir = Path(tempfile.mkdtemp(prefix="flowsite-bench-"))
     port = free_port()
@@ -982,6 +983,7 @@ def main() -> None:
                 "",
             ]
         )
+    print(f"bench/api.py took {time.monotonic() - begun:.0f} s")
     if any_failed:
         raise SystemExit("some scenario failed (non-2xx, socket errors or unfinished jobs)")
 
