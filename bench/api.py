@@ -43,6 +43,9 @@ from pathlib import Path
 
 import urllib3
 
+# The embedded broker's polling_interval in flowsite/settings.py (used to explain results).
+BROKER_POLL_MS = 20
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 START, END = "<!-- api -->", "<!-- /api -->"
@@ -671,7 +674,9 @@ def machine() -> str:
 def server_config(env) -> str:
     database = env.get("DATABASE_URL", "")
     db = database.split(":", 1)[0] if database else "SQLite (fresh file, WAL)"
-    broker = env.get("CELERY_BROKER_URL") or "filesystem:// (embedded, polling 0.05 s)"
+    broker = (
+        env.get("CELERY_BROKER_URL") or f"filesystem:// (embedded, polling {BROKER_POLL_MS} ms)"
+    )
     return (
         f"gunicorn gthread {env.get('WEB_WORKERS') or 2} workers x "
         f"{env.get('WEB_THREADS') or 8} threads, --reuse-port, access log on (as `make run`); "
@@ -788,16 +793,18 @@ def limits(rows, e, inproc, drain, counts, spied, single) -> list[str]:
         )
         per_run = drain["worker_ms_per_run"]
         if per_run and drain["rate"]:
-            cap = 2 * 1000 / (50 + per_run)
+            cap = 2 * 1000 / (BROKER_POLL_MS + per_run)
             out.append(
                 f"- **What caps the workers.** Draining that backlog with no HTTP load: "
                 f"{drain['rate']:.1f} runs/s, while the workers used {drain['worker_busy']:.2f} "
                 f"of 2 cores ({fmt_ms(per_run)} CPU per run) and the machine was "
                 f"{drain['busy']:.0%} busy. Mostly idle workers: the limit is task pickup, not "
                 "run cost. kombu's virtual transports (the filesystem broker) fetch only when "
-                "a prefetch slot is free and otherwise sleep `polling_interval` (0.05 s); with "
+                f"a prefetch slot is free and otherwise sleep `polling_interval` "
+                f"({BROKER_POLL_MS} ms); with "
                 "concurrency 2, prefetch 1 and acks_late, each slot is refilled at most once per "
-                f"sleep: ≈ 2 / (50 ms + {per_run:.0f} ms) = {cap:.0f} runs/s. One job alone: "
+                f"sleep: ≈ 2 / ({BROKER_POLL_MS} ms + {per_run:.0f} ms) = {cap:.0f} runs/s. "
+                "One job alone: "
                 f"created→finished {fmt_ms(single.get('server_p50'))} on the server, of which "
                 f"queued {fmt_ms(single.get('queued_p50'))}."
             )
