@@ -42,6 +42,22 @@ def tcp_unreachable(url: str) -> str | None:
     return None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_database_sessions(django_db_setup, django_db_blocker):
+    """Tests start workers, servers and beat on the test database; the backends of the
+    last ones may still be closing when the database is dropped. End them first."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness costs ~0.3 s per account; tests need no protection.
@@ -160,6 +176,29 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST")}
     env.update(overrides)
     return env
+
+
+@pytest.fixture
+def embedded_broker(tmp_path, monkeypatch):
+    """A filesystem broker folder of its own, shared by the test and the workers it starts:
+    returns (a Celery client app, the environment for the workers)."""
+    from celery import Celery
+
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)  # Celery lets it override code
+    var_dir = tmp_path / "var"
+    (var_dir / "broker").mkdir(parents=True)
+    client = Celery(broker="filesystem://")
+    client.conf.broker_transport_options = {
+        "data_folder_in": str(var_dir / "broker"),
+        "data_folder_out": str(var_dir / "broker"),
+    }
+    env = {
+        "FLOWSITE_VAR_DIR": str(var_dir),
+        "CELERY_BROKER_URL": "filesystem://",
+        "CELERY_RESULT_BACKEND": "",
+        "DATABASE_URL": live_database_url(),
+    }
+    return client, env
 
 
 class CeleryWorker:

@@ -1,9 +1,11 @@
 """Fixtures for calling flows over HTTP on a live server."""
 
 import json
+import time
 
 import pytest
 import urllib3
+from werkzeug.wrappers import Response
 
 from apps.accounts.services import create_api_key
 from apps.flows.models import Application, Export, Flow, Script
@@ -64,3 +66,23 @@ def leads(sales, local_api, httpserver) -> Flow:
 @pytest.fixture
 def caller_key(integration) -> str:
     return create_api_key(owner=integration).plaintext
+
+
+@pytest.fixture
+def slow_flow(sales, local_api, httpserver):
+    """make(name, seconds, body, **flow fields): an API flow whose one page takes a while."""
+
+    def make(name: str, seconds: float, body: str = "[]", **fields) -> Flow:
+        path = f"/slow/{name}"
+
+        def slow(request):
+            time.sleep(seconds)
+            return Response(body, content_type="application/json")
+
+        httpserver.expect_request(path).respond_with_handler(slow)
+        export = Export.objects.create(name=name, connection=local_api, relative_uri=path)
+        return Flow.objects.create(
+            application=sales, name=name, page_generators=[{"_exportId": str(export.pk)}], **fields
+        )
+
+    return make

@@ -5,13 +5,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from werkzeug.wrappers import Response
 
 from apps.accounts.models import Role
 from apps.accounts.privileges import Privilege
 from apps.accounts.services import create_api_key
 from apps.executions.models import Execution
-from apps.flows.models import Application, Export, Flow, Script
+from apps.flows.models import Application, Flow, Script
 from tests.conftest import grant
 from tests.executions.conftest import as_json, call
 
@@ -132,21 +131,8 @@ def test_trigger_data_reaches_the_flow_as_in_the_seeds(live_server, sales, calle
     assert as_json(text)["body"] == "hello"
 
 
-def test_a_slow_sync_call_times_out_at_its_timeout_with_504(
-    live_server, sales, local_api, httpserver, caller_key
-):
-    def slow(request):
-        time.sleep(3)
-        return Response("[]", content_type="application/json")
-
-    httpserver.expect_request("/slow").respond_with_handler(slow)
-    export = Export.objects.create(name="Slow", connection=local_api, relative_uri="/slow")
-    Flow.objects.create(
-        application=sales,
-        name="slow",
-        page_generators=[{"_exportId": str(export.pk)}],
-        api={"enabled": True},
-    )
+def test_a_slow_sync_call_times_out_at_its_timeout_with_504(live_server, slow_flow, caller_key):
+    slow_flow("slow", 3, api={"enabled": True})
     started = time.monotonic()
     response = call(
         live_server, "GET", "/api/1/action/Sales%20Ops/slow/trigger?timeout=500", key=caller_key
@@ -299,18 +285,11 @@ def test_same_idempotency_key_same_request_same_run_different_request_422(
 
 
 def test_concurrency_reject_policy_refuses_calls_over_the_maximum(
-    live_server, sales, local_api, httpserver, caller_key
+    live_server, slow_flow, caller_key
 ):
-    def slow(request):
-        time.sleep(1)
-        return Response("[]", content_type="application/json")
-
-    httpserver.expect_request("/slow").respond_with_handler(slow)
-    export = Export.objects.create(name="Slow", connection=local_api, relative_uri="/slow")
-    Flow.objects.create(
-        application=sales,
-        name="one-at-a-time",
-        page_generators=[{"_exportId": str(export.pk)}],
+    slow_flow(
+        "one-at-a-time",
+        1,
         api={"enabled": True},
         max_concurrency=1,
         concurrency_policy="reject",
@@ -333,23 +312,8 @@ def test_concurrency_reject_policy_refuses_calls_over_the_maximum(
     assert Execution.objects.count() == 1
 
 
-def test_concurrency_queue_policy_runs_calls_one_after_another(
-    live_server, sales, local_api, httpserver, caller_key
-):
-    def slow(request):
-        time.sleep(0.3)
-        return Response("[]", content_type="application/json")
-
-    httpserver.expect_request("/slow").respond_with_handler(slow)
-    export = Export.objects.create(name="Slow", connection=local_api, relative_uri="/slow")
-    Flow.objects.create(
-        application=sales,
-        name="queued",
-        page_generators=[{"_exportId": str(export.pk)}],
-        api={"enabled": True},
-        max_concurrency=1,
-        concurrency_policy="queue",
-    )
+def test_concurrency_queue_policy_runs_calls_one_after_another(live_server, slow_flow, caller_key):
+    slow_flow("queued", 0.3, api={"enabled": True}, max_concurrency=1, concurrency_policy="queue")
     with ThreadPoolExecutor(3) as pool:
         responses = list(
             pool.map(

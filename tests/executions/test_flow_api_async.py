@@ -4,10 +4,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from werkzeug.wrappers import Response
 
 from apps.executions.models import Execution
-from apps.flows.models import Export, Flow
 from tests.conftest import live_database_url, wait_for
 from tests.executions.conftest import as_json, call
 
@@ -75,20 +73,9 @@ def test_prefer_respond_async_turns_a_sync_flow_async(live_server, greeting, cal
 
 
 def test_auto_answers_202_when_the_run_outlasts_its_timeout(
-    live_server, sales, local_api, httpserver, caller_key, worker
+    live_server, slow_flow, caller_key, worker
 ):
-    def slow(request):
-        time.sleep(1)
-        return Response('[{"done": true}]', content_type="application/json")
-
-    httpserver.expect_request("/slow").respond_with_handler(slow)
-    export = Export.objects.create(name="Slow", connection=local_api, relative_uri="/slow")
-    Flow.objects.create(
-        application=sales,
-        name="auto",
-        page_generators=[{"_exportId": str(export.pk)}],
-        api={"enabled": True, "mode": "auto", "timeout": 200},
-    )
+    slow_flow("auto", 1, '[{"done": true}]', api={"enabled": True, "mode": "auto", "timeout": 200})
     started = time.monotonic()
     response = call(live_server, "GET", "/api/1/action/Sales%20Ops/auto/trigger", key=caller_key)
     assert response.status == 202

@@ -6,42 +6,21 @@ import threading
 import time
 
 import pytest
-from celery import Celery
 from werkzeug.wrappers import Response
 
 from apps.executions import services
 from apps.executions.models import Execution
 from apps.flows.models import Export, Flow
-from tests.conftest import live_database_url, wait_for
+from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def broker(tmp_path, monkeypatch):
-    """An embedded broker folder shared by the test and its workers."""
-    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)  # Celery lets it override code
-    var_dir = tmp_path / "var"
-    (var_dir / "broker").mkdir(parents=True)
-    client = Celery(broker="filesystem://")
-    client.conf.broker_transport_options = {
-        "data_folder_in": str(var_dir / "broker"),
-        "data_folder_out": str(var_dir / "broker"),
-    }
-    env = {
-        "FLOWSITE_VAR_DIR": str(var_dir),
-        "CELERY_BROKER_URL": "filesystem://",
-        "CELERY_RESULT_BACKEND": "",
-        "DATABASE_URL": live_database_url(),
-        "FLOWSITE_STALE_EXECUTION_SECONDS": "1",
-    }
-    return client, env
-
-
 def test_a_killed_worker_s_execution_is_recovered_as_failed(
-    broker, start_worker, httpserver, application, local_api, owner
+    embedded_broker, start_worker, httpserver, application, local_api, owner
 ):
-    client, env = broker
+    client, env = embedded_broker
+    env = {**env, "FLOWSITE_STALE_EXECUTION_SECONDS": "1"}
     release = threading.Event()
     reached = threading.Event()
 

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from celery import Celery
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
@@ -27,7 +26,7 @@ from apps.flows.schedules import (
     validate_timezone,
 )
 from flowsite.celery import app as celery_app
-from tests.conftest import live_database_url, wait_for
+from tests.conftest import wait_for
 
 Status = Execution.Status
 SCHEDULE = Execution.Trigger.SCHEDULE
@@ -426,32 +425,12 @@ def test_beat_loads_a_non_utc_crontab_in_the_hour_it_is_due(application, monkeyp
 # --- end to end: a real worker runs what beat sends -----------------------------------
 
 
-@pytest.fixture
-def broker(tmp_path, monkeypatch):
-    """An embedded broker folder shared by the test and its worker."""
-    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)  # Celery lets it override code
-    var_dir = tmp_path / "var"
-    (var_dir / "broker").mkdir(parents=True)
-    client = Celery(broker="filesystem://")
-    client.conf.broker_transport_options = {
-        "data_folder_in": str(var_dir / "broker"),
-        "data_folder_out": str(var_dir / "broker"),
-    }
-    env = {
-        "FLOWSITE_VAR_DIR": str(var_dir),
-        "CELERY_BROKER_URL": "filesystem://",
-        "CELERY_RESULT_BACKEND": "",
-        "DATABASE_URL": live_database_url(),
-    }
-    return client, env
-
-
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_runs_the_periodic_task_of_a_flow_in_kolkata_and_beat_finds_it_due(
-    application, broker, start_worker
+    application, embedded_broker, start_worker
 ):
-    client, env = broker
+    client, env = embedded_broker
     flow = Flow.objects.create(
         application=application, name="every minute", schedule="* * * * *", timezone="Asia/Kolkata"
     )
@@ -481,7 +460,7 @@ def test_a_worker_runs_the_periodic_task_of_a_flow_in_kolkata_and_beat_finds_it_
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_a_real_beat_fires_a_kolkata_schedule_and_a_real_worker_runs_it(
-    application, broker, start_worker, tmp_path
+    application, embedded_broker, start_worker, tmp_path
 ):
     """Up to a minute: beat fires `* * * * *` at the next minute boundary."""
     import subprocess
@@ -489,7 +468,7 @@ def test_a_real_beat_fires_a_kolkata_schedule_and_a_real_worker_runs_it(
 
     from tests.conftest import BASE_DIR, subprocess_env, wait_for
 
-    _, env = broker
+    _, env = embedded_broker
     flow = Flow.objects.create(
         application=application, name="beat", schedule="* * * * *", timezone="Asia/Kolkata"
     )
