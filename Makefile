@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 .PHONY: run test lint format bench clean
 
 $(PY):
-	$(shell command -v $(PYTHON) || echo python3) -m venv $(VENV)
+	@command -v $(PYTHON) >/dev/null || { echo "Flowsite needs $(PYTHON) (with venv): install it, or run make PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "Creating the venv failed: on Debian/Ubuntu install python3.11-venv"; exit 1; }
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade "pip>=25.1"

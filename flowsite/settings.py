@@ -5,7 +5,9 @@ clone run on one machine (SQLite under var/, a file-based Celery broker); produc
 sets DEBUG=0, SECRET_KEY, FLOWSITE_API_KEY_SECRET, DATABASE_URL and a real broker.
 """
 
+import contextlib
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -58,6 +60,7 @@ def env_secret(name: str, *, min_bytes: int, allow_generated: bool) -> str:
     start together agree on one value.
     """
     value = os.environ.get(name, "")
+    where = "the environment"
     if not value:
         if not allow_generated:
             sys.exit(
@@ -66,16 +69,22 @@ def env_secret(name: str, *, min_bytes: int, allow_generated: bool) -> str:
                 f"export {name}=$(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
         path = VAR_DIR / name.lower()
+        where = str(path)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
+            if not path.exists():
+                # Written whole, then linked into place: a process starting at the same
+                # moment either finds the complete file or creates it first.
+                temporary = path.with_suffix(f".{os.getpid()}.tmp")
+                temporary.write_text(secrets.token_urlsafe(48))
+                temporary.chmod(0o600)
+                with contextlib.suppress(FileExistsError):
+                    os.link(temporary, path)
+                temporary.unlink()
             value = path.read_text().strip()
-        else:
-            value = secrets.token_urlsafe(48)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(value)
+        except OSError as exc:
+            sys.exit(f"flowsite: cannot read or create {path} ({exc.strerror}); set {name}.")
     if len(value.encode()) < min_bytes:
-        sys.exit(f"flowsite: {name} must be at least {min_bytes} bytes long.")
+        sys.exit(f"flowsite: {name} (from {where}) must be at least {min_bytes} bytes long.")
     return value
 
 
@@ -191,6 +200,11 @@ FLOWSITE_THROTTLE_RATES = {
     "user": env_str("FLOWSITE_THROTTLE_USER", "1200/min"),
     "anon": env_str("FLOWSITE_THROTTLE_ANON", "60/min"),
 }
+for _scope, _rate in FLOWSITE_THROTTLE_RATES.items():
+    if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", _rate):
+        sys.exit(
+            f"flowsite: FLOWSITE_THROTTLE_{_scope.upper()}={_rate!r} is not a rate such as 60/min."
+        )
 
 # --- Request limits -------------------------------------------------------------------
 
@@ -258,7 +272,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Flowsite API",
     "DESCRIPTION": (
-        "Flow endpoints, the integration surface and the management API of Flowsite. "
+        "Flowsite's flow endpoints (PhixFlow trigger/poll, Axway flow-as-a-resource) and "
+        "identity. "
         "Authenticate with `Authorization: Bearer <key>` (or PhixFlow's bare "
         "`Authorization: <key>`). Every error is an RFC 9457 `application/problem+json` "
         "document."

@@ -276,3 +276,9 @@ def pytest_report_header(config):
         f"({database.get('HOST') or database['NAME']}), broker {settings.CELERY_BROKER_URL}, "
         f"cache {settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}, CI={CI}"
     )
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # The test database file is dropped by pytest-django; SQLite's -wal/-shm files are not.
+    for leftover in Path(settings.VAR_DIR).glob(f"test-{os.getpid()}.sqlite3*"):
+        leftover.unlink(missing_ok=True)

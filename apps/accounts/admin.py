@@ -66,11 +66,24 @@ class UserAdmin(DjangoUserAdmin):
     def role_list(self, obj):
         return ", ".join(role.name for role in obj.roles.all()) or "—"
 
-    @admin.action(description="Generate API key")
+    def has_generate_api_key_permission(self, request) -> bool:
+        return request.user.has_perm("accounts.add_apikey")
+
+    @admin.action(description="Generate API key", permissions=["generate_api_key"])
     def generate_api_key(self, request, queryset):
+        owners = list(queryset)
+        allowed = [user for user in owners if services.may_issue_key_for(request.user, user)]
+        if refused := [str(user) for user in owners if user not in allowed]:
+            self.message_user(
+                request,
+                f"No key for {', '.join(refused)}: an account more powerful than yours.",
+                messages.ERROR,
+            )
+        if not allowed:
+            return None
         issued = [
             services.create_api_key(owner=user, label=f"Generated in the admin by {request.user}")
-            for user in queryset
+            for user in allowed
         ]
         return show_issued_keys(request, issued)
 
@@ -139,7 +152,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if obj is None:
             kwargs["form"] = ApiKeyCreateForm
             kwargs["fields"] = ApiKeyCreateForm.Meta.fields
-        return super().get_form(request, obj, change=change, **kwargs)
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.requester = request.user
+        return form
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj else ()
@@ -183,7 +198,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return format_html('<span style="color:#ba2121">{}</span>', "expired")
         return "active"
 
-    @admin.action(description="Revoke selected API keys")
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke(self, request, queryset):
         count = services.revoke_api_keys(queryset=queryset)
         self.message_user(request, f"Revoked {count} API key(s).", messages.SUCCESS)

@@ -1,10 +1,13 @@
 """DRF authentication with API keys: `Authorization: Bearer <key>` or bare `<key>`."""
 
+from django.conf import settings
 from rest_framework import authentication, exceptions
+from rest_framework.throttling import BaseThrottle
 
 from apps.accounts.permissions import MissingPrivilege
 from apps.accounts.privileges import Privilege
 from apps.accounts.services import resolve_api_key
+from apps.core import throttling
 
 INVALID_KEY = "Invalid API key: it is unknown, malformed, expired or revoked."
 
@@ -26,11 +29,16 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         elif len(parts) == 1:
             raw = parts[0]
         else:
-            raise exceptions.AuthenticationFailed(
-                f"Unsupported Authorization scheme {parts[0]!r}: send 'Bearer <API key>'."
-            )
+            return None  # another scheme (e.g. Basic added by a proxy): not ours to judge
+        # Guessing keys is rate-limited per client: failures count against the anonymous
+        # rate, and past it the caller is refused before any lookup.
+        client = BaseThrottle().get_ident(request)
+        rate = settings.FLOWSITE_THROTTLE_RATES["anon"]
+        if (wait := throttling.exhausted("auth-failure", client, rate)) is not None:
+            raise exceptions.Throttled(wait)
         api_key = resolve_api_key(raw)
         if api_key is None:
+            throttling.hit("auth-failure", client, rate)
             raise exceptions.AuthenticationFailed(INVALID_KEY)
         if not api_key.owner.has_perm(Privilege.USE_API_KEY.perm):
             # The caller holds a valid key, so naming the missing privilege leaks nothing.

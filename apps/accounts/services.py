@@ -22,6 +22,15 @@ class IssuedKey:
     plaintext: str
 
 
+def may_issue_key_for(requester: User, owner: User) -> bool:
+    """A key acts as its owner: only issue one for an account no more powerful than you."""
+    if requester.is_superuser:
+        return True
+    if owner.is_superuser:
+        return False
+    return owner.get_all_permissions() <= requester.get_all_permissions()
+
+
 @transaction.atomic
 def create_api_key(
     *, owner: User, label: str = "", expires_at: datetime | None = None, flows=()

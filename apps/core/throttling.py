@@ -4,12 +4,15 @@ DRF's SimpleRateThrottle keeps a list of every request time in the window and re
 it on each request, which costs O(rate) per call at the rates API keys need.
 """
 
+import logging
 import time
 from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
+
+logger = logging.getLogger(__name__)
 
 PERIODS = {
     "s": 1,
@@ -32,6 +35,41 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), PERIODS[period.strip().lower()]
 
 
+def _window(scope: str, ident: str, rate: str) -> tuple[str, int, float]:
+    limit, period = parse_rate(rate)
+    now = time.time()
+    window = int(now // period)
+    return f"throttle:{scope}:{ident}:{window}", limit, (window + 1) * period - now
+
+
+def hit(scope: str, ident: str, rate: str) -> float | None:
+    """Count one request in this window; the seconds to wait when over the limit, else None.
+
+    Fails open: a cache outage must not turn every API call into an error.
+    """
+    key, limit, remaining = _window(scope, ident, rate)
+    try:
+        cache.add(key, 0, timeout=int(remaining) + 2)
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=int(remaining) + 2)
+        count = 1
+    except Exception:
+        logger.warning("Rate limiting is off: the cache is unavailable", exc_info=True)
+        return None
+    return remaining if count > limit else None
+
+
+def exhausted(scope: str, ident: str, rate: str) -> float | None:
+    """Like hit() without counting: the seconds to wait when the limit is used up."""
+    key, limit, remaining = _window(scope, ident, rate)
+    try:
+        count = cache.get(key) or 0
+    except Exception:
+        return None
+    return remaining if count >= limit else None
+
+
 class CallerRateThrottle(BaseThrottle):
     """Limits by API key, else by signed-in user, else by client IP (anonymous)."""
 
@@ -48,20 +86,8 @@ class CallerRateThrottle(BaseThrottle):
 
     def allow_request(self, request, view) -> bool:
         scope, ident = self.scope_and_ident(request)
-        limit, period = parse_rate(settings.FLOWSITE_THROTTLE_RATES[scope])
-        now = time.time()
-        window = int(now // period)
-        cache_key = f"throttle:{scope}:{ident}:{window}"
-        cache.add(cache_key, 0, timeout=period + 1)
-        try:
-            count = cache.incr(cache_key)
-        except ValueError:  # evicted between add and incr
-            cache.set(cache_key, 1, timeout=period + 1)
-            count = 1
-        if count > limit:
-            self.retry_after = (window + 1) * period - now
-            return False
-        return True
+        self.retry_after = hit(scope, ident, settings.FLOWSITE_THROTTLE_RATES[scope])
+        return self.retry_after is None
 
     def wait(self) -> float | None:
         return self.retry_after

@@ -1,19 +1,23 @@
 """Health endpoints for load balancers and orchestrators."""
 
+import logging
+
 from django.http import JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from apps.core.problems import problem_response
 from apps.core.startup import check_broker, check_database
 
+logger = logging.getLogger(__name__)
 
-@require_GET
+
+@require_safe
 def healthz(request):
     """The process is up. Touches nothing else, so it stays cheap and always answers."""
     return JsonResponse({"status": "ok"})
 
 
-@require_GET
+@require_safe
 def readyz(request):
     """Ready to serve: the database and the Celery broker answer."""
     failures = {
@@ -21,8 +25,12 @@ def readyz(request):
         for name, reason in (("database", check_database()), ("broker", check_broker()))
         if reason
     }
-    checks = {name: failures.get(name, "ok") for name in ("database", "broker")}
+    checks = {name: "unavailable" if name in failures else "ok" for name in ("database", "broker")}
     if failures:
-        reasons = "; ".join(f"{name}: {reason}" for name, reason in failures.items())
-        return problem_response(503, f"Not ready. {reasons}", code="not-ready", checks=checks)
+        # The reasons name hosts and addresses: they go to the log, not to the caller.
+        logger.warning("Not ready: %s", failures)
+        down = ", ".join(failures)
+        return problem_response(
+            503, f"Not ready: {down} unavailable.", code="not-ready", checks=checks
+        )
     return JsonResponse({"status": "ready", "checks": checks})

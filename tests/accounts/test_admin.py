@@ -95,3 +95,32 @@ def test_roles_list_shows_member_counts(admin_client, member, callers_role):
     content = admin_client.get("/admin/accounts/role/").content.decode()
     assert "Callers" in content
     assert Role.objects.get().members.count() == 1
+
+
+def test_a_staff_member_cannot_mint_a_key_for_a_superuser(client, owner, member):
+    from django.contrib.auth.models import Permission
+
+    member.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_user", "add_apikey", "view_apikey"])
+    )
+    client.force_login(member)
+    client.post(
+        "/admin/accounts/user/", {"action": "generate_api_key", "_selected_action": [owner.pk]}
+    )
+    assert not ApiKey.objects.filter(owner=owner).exists()
+    page = client.post("/admin/accounts/apikey/add/", {"owner": owner.pk, "label": "x"})
+    assert "more powerful than yours" in page.content.decode()
+    assert not ApiKey.objects.filter(owner=owner).exists()
+
+
+def test_a_view_only_staff_member_cannot_revoke_keys(client, member, outsider):
+    from django.contrib.auth.models import Permission
+
+    from apps.accounts.services import create_api_key
+
+    key = create_api_key(owner=outsider).api_key
+    outsider.user_permissions.add(Permission.objects.get(codename="view_apikey"))
+    client.force_login(outsider)
+    client.post("/admin/accounts/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
+    key.refresh_from_db()
+    assert key.revoked_at is None

@@ -93,10 +93,17 @@ def test_an_account_without_use_api_key_is_told_which_privilege_it_lacks(outside
     assert "use_api_key" in body["detail"]
 
 
-def test_an_unsupported_authorization_scheme_is_refused_with_the_scheme_to_use(member):
+def test_another_authorization_scheme_is_left_to_other_authentication(member):
     response = client_with("Basic bWVtYmVyOnNlY3JldA==").get(ME)
     assert response.status_code == 401
-    assert "Bearer" in response.json()["detail"]
+    assert response.json()["detail"] == "Authentication credentials were not provided."
+
+
+def test_guessing_keys_is_rate_limited_per_client(member, settings):
+    settings.FLOWSITE_THROTTLE_RATES = {**settings.FLOWSITE_THROTTLE_RATES, "anon": "3/min"}
+    guesses = [client_with(f"Bearer {keys.generate_key()}").get(ME) for _ in range(5)]
+    assert [r.status_code for r in guesses] == [401, 401, 401, 429, 429]
+    assert int(guesses[-1]["Retry-After"]) >= 1
 
 
 def test_last_used_is_written_at_most_once_a_minute(member, django_assert_num_queries):

@@ -12,7 +12,7 @@ def test_bootstrap_creates_the_admin_once_and_the_demo_answers(db):
     call_command("bootstrap", stdout=out)
     assert "Created the admin account 'admin' with password" in out.getvalue()
     call_command("bootstrap", stdout=(again := StringIO()))
-    assert "exists already" in again.getvalue()
+    assert "exist already" in again.getvalue()
     client = APIClient()
     client.credentials(
         HTTP_AUTHORIZATION=f"Bearer {create_api_key(owner=User.objects.get()).plaintext}"

@@ -26,3 +26,18 @@ def test_readyz_is_503_when_the_broker_is_unreachable(client, monkeypatch):
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["broker"] != "ok"
     assert "broker" in body["detail"]
+
+
+def test_healthz_answers_head_for_load_balancers(client):
+    assert client.head("/healthz").status_code == 200
+
+
+@pytest.mark.django_db
+def test_readyz_does_not_tell_the_world_where_the_broker_is(client, monkeypatch):
+    from flowsite.celery import app
+
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    monkeypatch.setattr(app.conf, "broker_url", "redis://10.9.8.7:1/0")
+    body = client.get("/readyz").json()
+    assert "10.9.8.7" not in str(body)
+    assert body["detail"] == "Not ready: broker unavailable."

@@ -26,9 +26,12 @@ def test_the_schema_generates_and_validates_without_warnings():
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.django_db
-def test_every_operation_has_a_response_example(client):
-    schema = client.get("/api/schema/?format=json").json()
+def test_the_schema_is_for_callers_only(client, db):
+    assert client.get("/api/schema/?format=json").status_code == 401
+
+
+def test_every_operation_has_a_response_example(admin_client):
+    schema = admin_client.get("/api/schema/?format=json").json()
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             success = [c for c in operation["responses"] if c.startswith("2")]

@@ -86,7 +86,7 @@ def test_a_wrong_method_is_405_with_allow(api_client):
 def test_a_wrong_method_on_a_plain_view_is_405_with_allow(api_client):
     response = api_client.post("/healthz")
     assert_problem(response, 405)
-    assert response["Allow"] == "GET"
+    assert response["Allow"] == "GET, HEAD"
 
 
 def test_throttling_is_429_with_retry_after(api_client, settings):

@@ -96,3 +96,24 @@ def test_serve_runs_web_worker_and_beat_and_ctrl_c_stops_them_all(tmp_path):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(serve.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_serve_refuses_a_port_that_is_taken(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "manage.py", "serve"],
+            cwd=BASE_DIR,
+            env=subprocess_env(
+                PORT=str(port), DATABASE_URL=live_database_url(), FLOWSITE_VAR_DIR=str(tmp_path)
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode != 0
+    assert f"127.0.0.1:{port} is not free" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -47,7 +47,9 @@ def test_a_short_api_key_secret_is_refused(tmp_path):
         FLOWSITE_VAR_DIR=str(tmp_path),
     )
     assert result.returncode != 0
-    assert "FLOWSITE_API_KEY_SECRET must be at least 32 bytes" in result.stderr
+    assert (
+        "FLOWSITE_API_KEY_SECRET (from the environment) must be at least 32 bytes" in result.stderr
+    )
 
 
 def test_locally_generated_secrets_are_kept_in_var_and_reused(tmp_path):
@@ -72,3 +74,19 @@ def test_an_unreachable_database_is_one_clear_line(tmp_path):
         "flowsite: cannot use the database postgres://flowsite:***@127.0.0.1:1/flowsite:"
     )
     assert "pw@" not in lines[0]
+
+
+def test_a_malformed_rate_limit_stops_the_process_with_a_clear_line(tmp_path):
+    result = run_manage(
+        "check", FLOWSITE_THROTTLE_KEY="100/minutes", FLOWSITE_VAR_DIR=str(tmp_path)
+    )
+    assert result.returncode != 0
+    assert "FLOWSITE_THROTTLE_KEY='100/minutes' is not a rate such as 60/min" in result.stderr
+
+
+def test_an_unreadable_secret_file_is_one_clear_line(tmp_path):
+    (tmp_path / "secret_key").mkdir()  # reading it fails: a directory where a file should be
+    result = run_manage("check", FLOWSITE_VAR_DIR=str(tmp_path))
+    assert result.returncode != 0
+    assert result.stderr.strip().startswith("flowsite: cannot read or create")
+    assert "Traceback" not in result.stderr

@@ -62,6 +62,12 @@ def flows(db):
     return greeting, leads, hidden
 
 
+@pytest.fixture
+def client(admin_client):
+    """The schema is served to signed-in callers only."""
+    return admin_client
+
+
 def schema_of(client) -> dict:
     response = client.get("/api/schema/?format=json")
     assert response.status_code == 200

@@ -11,13 +11,13 @@ DEMO_FIXTURE = settings.BASE_DIR / "fixtures" / "demo.json"
 
 class Command(BaseCommand):
     help = (
-        "Prepare a local installation. On a fresh database (no admin account yet) it "
+        "Prepare a local installation. On a fresh database (no account at all) it "
         "creates the account 'admin' and loads the demo data; afterwards it changes nothing, "
         "so a builder's edits survive the next `make run`."
     )
 
     def handle(self, *args, **options):
-        fresh = not User.objects.filter(is_superuser=True).exists()
+        fresh = not User.objects.exists()  # a database nobody has used yet
         if fresh:
             password = secrets.token_urlsafe(12)
             User.objects.create_superuser(username="admin", email="", password=password)
@@ -29,7 +29,7 @@ class Command(BaseCommand):
                 )
             )
         else:
-            self.stdout.write("An admin account exists already.")
+            self.stdout.write("Accounts exist already: nothing to prepare.")
         if fresh and DEMO_FIXTURE.exists():
             call_command("loaddata", str(DEMO_FIXTURE), verbosity=0)
             self.stdout.write("Loaded the demo data.")

@@ -2,6 +2,7 @@
 
 import ctypes
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,8 +15,22 @@ from apps.core.startup import check_database, describe_database
 
 def die_with_parent():
     """Children get SIGTERM if `serve` itself dies (Linux), so none is left orphaned."""
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Refuse to start a second Flowsite (or over another program) on the same port."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return (
+                f"{host}:{port} is not free ({exc.strerror}): is Flowsite already running? "
+                "Stop it, or set PORT."
+            )
+    return None
 
 
 class Command(BaseCommand):
@@ -24,6 +39,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if reason := check_database():
             raise CommandError(f"cannot use the database {describe_database()}: {reason}")
+        if reason := port_problem(settings.HOST, settings.PORT):
+            raise CommandError(reason)
         bin_dir = f"{sys.prefix}/bin"
         commands = {
             "web": [
@@ -37,7 +54,8 @@ class Command(BaseCommand):
                 str(settings.WEB_WORKERS),
                 "--threads",
                 str(settings.WEB_THREADS),
-                # Without it gthread workers do not share keep-alive connections evenly.
+                # Without it gthread workers do not share keep-alive connections evenly. With
+                # it a second server could share the port silently: port_problem() refuses.
                 "--reuse-port",
                 "--access-logfile",
                 "-",
