@@ -253,7 +253,7 @@ REST_FRAMEWORK = {
         # API keys first: their authenticate_header() makes 401 (not 403) the answer
         # to an unauthenticated call.
         "apps.accounts.authentication.ApiKeyAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "apps.accounts.authentication.RegularSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["apps.core.throttling.CallerRateThrottle"],
@@ -261,6 +261,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
+        "apps.core.renderers.ProblemJSONRenderer",
     ],
     "EXCEPTION_HANDLER": "apps.core.problems.exception_handler",
     # How many proxies in front of Flowsite append to X-Forwarded-For: the client IP used

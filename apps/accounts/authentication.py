@@ -47,3 +47,14 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="flowsite"'
+
+
+class RegularSessionAuthentication(authentication.SessionAuthentication):
+    """The admin's session, for the browsable API: never an integration account's (one
+    switched to integration keeps no power from a session it had before)."""
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is not None and getattr(result[0], "is_integration", False):
+            return None
+        return result

@@ -1,14 +1,17 @@
 """Writes for accounts: API keys."""
 
 import hmac
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from apps.accounts import keys
 from apps.accounts.models import ApiKey, User
+
+logger = logging.getLogger(__name__)
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 _NO_MATCH = keys.digest("fs_" + "0" * 43)
@@ -86,6 +89,9 @@ def resolve_api_key(raw: str) -> ApiKey | None:
     if match is None or not match.is_usable(now) or not match.owner.is_active:
         return None
     if match.last_used_at is None or now - match.last_used_at >= LAST_USED_RESOLUTION:
-        ApiKey.objects.filter(pk=match.pk).update(last_used_at=now)
+        try:
+            ApiKey.objects.filter(pk=match.pk).update(last_used_at=now)
+        except DatabaseError:  # bookkeeping only (e.g. a busy SQLite): never fail the call
+            logger.warning("Could not record the use of API key %s", match.prefix)
         match.last_used_at = now
     return match

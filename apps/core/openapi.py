@@ -1,5 +1,6 @@
 """OpenAPI pieces shared by every endpoint: the problem document and the key scheme."""
 
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
 from rest_framework import serializers
@@ -86,3 +87,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "description": "An API key of an account holding `use_api_key`. PhixFlow's bare "
             "`Authorization: <key>` is accepted too.",
         }
+
+
+class RegularSessionScheme(SessionScheme):
+    target_class = "apps.accounts.authentication.RegularSessionAuthentication"

@@ -81,3 +81,19 @@ def test_a_privilege_gate_admits_holders_and_names_what_others_lack(request, who
     if status == 403:
         assert response.data["privilege"] == "run_flows"
         assert "run_flows" in response.data["detail"]
+
+
+def test_an_account_switched_to_integration_loses_its_browser_session_on_the_api(
+    api_client, member
+):
+    api_client.force_login(member)
+    assert api_client.get(ME).status_code == 200
+    member.account_type = "integration"
+    member.save()
+    assert api_client.get(ME).status_code == 401
+
+
+def test_a_client_accepting_only_problem_json_gets_its_error(api_client, db):
+    response = api_client.get(ME, HTTP_ACCEPT="application/problem+json")
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/problem+json"
