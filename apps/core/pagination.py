@@ -1,0 +1,23 @@
+"""Celigo-style lists: a JSON array, the next page in an RFC 8288 Link header.
+
+Cursor pagination, so a page boundary stays correct while rows are inserted.
+"""
+
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+
+
+class LinkHeaderCursorPagination(CursorPagination):
+    page_size = 100
+    page_size_query_param = "limit"
+    max_page_size = 1000
+    ordering = "-created_at"
+
+    def get_paginated_response(self, data):
+        headers = {}
+        if next_link := self.get_next_link():
+            headers["Link"] = f'<{next_link}>; rel="next"'
+        return Response(data, headers=headers)
+
+    def get_paginated_response_schema(self, schema):
+        return schema

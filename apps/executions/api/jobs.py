@@ -1,0 +1,171 @@
+"""GET /api/v1/jobs, GET /api/v1/jobs/<id>, …/errors, POST …/cancel (Celigo's job API)."""
+
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from apps.accounts.permissions import HasPrivilege
+from apps.accounts.privileges import Privilege
+from apps.core.exceptions import ApiProblem
+from apps.core.openapi import problem_responses
+from apps.core.pagination import LinkHeaderCursorPagination
+from apps.executions import selectors, services
+from apps.executions.api.serializers import (
+    JobDetailSerializer,
+    JobErrorSerializer,
+    JobSerializer,
+)
+from apps.executions.models import Execution
+
+JOB_EXAMPLE = {
+    "_id": "3f2c8a9e-8d4b-4f39-9a57-6f1f5e0f9d11",
+    "_flowId": "12",
+    "flowName": "Sales / Update Usage Stats for all Trialers",
+    "status": "succeeded",
+    "trigger": "schedule",
+    "mode": "async",
+    "caller": "schedule",
+    "statusCode": None,
+    "error": "",
+    "numSuccess": 41,
+    "numError": 1,
+    "numIgnore": 0,
+    "input": None,
+    "createdAt": "2026-11-22T02:00:00.012Z",
+    "startedAt": "2026-11-22T02:00:00.051Z",
+    "endedAt": "2026-11-22T02:00:03.870Z",
+    "durationMs": 3819.0,
+    "_parentJobId": None,
+}
+STEP_EXAMPLE = {
+    "step": "pageProcessors[0]",
+    "kind": "export",
+    "name": "Connections",
+    "recordsIn": 42,
+    "recordsOut": 42,
+    "errors": 0,
+    "durationMs": 812.4,
+    "debug": [],
+}
+ERROR_EXAMPLE = {
+    "_id": 7,
+    "step": "pageProcessors[2]",
+    "stepName": "Post stats",
+    "message": "Post stats: 409 from http://crm.example.com/stats",
+    "httpStatus": 409,
+    "responseExcerpt": '{"message": "trialer 2 is archived"}',
+    "record": {"id": 2},
+    "retriable": False,
+    "createdAt": "2026-11-22T02:00:02.101Z",
+}
+
+
+class JobFilters(serializers.Serializer):
+    _flowId = serializers.IntegerField(required=False, min_value=1)
+    status = serializers.ChoiceField(choices=Execution.Status.choices, required=False)
+    createdAt_gte = serializers.DateTimeField(required=False)
+    createdAt_lte = serializers.DateTimeField(required=False)
+    PAGING = frozenset({"cursor", "limit"})
+
+    def to_internal_value(self, data):
+        if unknown := set(data) - set(self.fields) - self.PAGING:
+            raise ValidationError({name: ["Unknown filter."] for name in sorted(unknown)})
+        return super().to_internal_value(data)
+
+
+class ErrorPagination(LinkHeaderCursorPagination):
+    ordering = "id"
+
+
+@extend_schema(tags=["jobs"])
+class JobViewSet(viewsets.ReadOnlyModelViewSet):
+    """Runs of flows, newest first. Reading needs view_executions."""
+
+    permission_classes = [HasPrivilege.of(Privilege.VIEW_EXECUTIONS)]
+    pagination_class = LinkHeaderCursorPagination
+    serializer_class = JobSerializer
+    lookup_value_regex = "[0-9a-fA-F-]{36}"
+
+    def get_queryset(self):
+        if self.action != "list":
+            return Execution.objects.prefetch_related("steps")
+        filters = JobFilters(data=self.request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        return selectors.jobs(
+            flow_id=data.get("_flowId"),
+            status=data.get("status"),
+            created_gte=data.get("createdAt_gte"),
+            created_lte=data.get("createdAt_lte"),
+        )
+
+    def get_serializer_class(self):
+        return JobDetailSerializer if self.action == "retrieve" else JobSerializer
+
+    @extend_schema(
+        summary="List jobs",
+        parameters=[
+            OpenApiParameter("_flowId", int, description="Only this flow's jobs."),
+            OpenApiParameter("status", str, enum=Execution.Status.values),
+            OpenApiParameter("createdAt_gte", str, description="ISO 8601 date-time."),
+            OpenApiParameter("createdAt_lte", str, description="ISO 8601 date-time."),
+            OpenApiParameter("limit", int, description="Page size (100, at most 1000)."),
+            OpenApiParameter("cursor", str, description="From the Link header's next URL."),
+        ],
+        examples=[OpenApiExample("Jobs", value=[JOB_EXAMPLE], response_only=True)],
+        responses={200: JobSerializer(many=True), **problem_responses(400, 401, 403, 429)},
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="A job with its steps",
+        examples=[
+            OpenApiExample(
+                "Job", value={**JOB_EXAMPLE, "steps": [STEP_EXAMPLE]}, response_only=True
+            )
+        ],
+        responses={200: JobDetailSerializer, **problem_responses(401, 403, 404, 429)},
+    )
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="The job's failed records",
+        examples=[OpenApiExample("Errors", value=[ERROR_EXAMPLE], response_only=True)],
+        responses={200: JobErrorSerializer(many=True), **problem_responses(401, 403, 404, 429)},
+    )
+    @action(detail=True, methods=["get"])
+    def errors(self, request, pk=None):
+        job = self.get_object()
+        paginator = ErrorPagination()
+        page = paginator.paginate_queryset(job.errors.all(), request, view=self)
+        return paginator.get_paginated_response(JobErrorSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Cancel a job (stops at its next checkpoint; a queued one at once)",
+        request=None,
+        examples=[
+            OpenApiExample(
+                "Cancelling", value={**JOB_EXAMPLE, "status": "running"}, response_only=True
+            )
+        ],
+        responses={200: JobSerializer, **problem_responses(401, 403, 404, 409, 429)},
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        permission_classes=[
+            HasPrivilege.of(Privilege.VIEW_EXECUTIONS),
+            HasPrivilege.of(Privilege.RUN_FLOWS),
+        ],
+    )
+    def cancel(self, request, pk=None):
+        job = self.get_object()
+        if not services.cancel_execution(job):
+            raise ApiProblem(
+                409, f"Job {job.pk} has finished already ({job.status}).", code="job-finished"
+            )
+        return Response(JobSerializer(job).data)
