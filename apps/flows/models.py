@@ -329,7 +329,9 @@ class Flow(Timestamped):
 
     @property
     def api_settings(self) -> FlowApi:
-        return FlowApi.of(self.api) if not api_errors(self.api) else FlowApi()
+        # Checked in full when saved; per call only what FlowApi.of relies on.
+        usable = not api_errors(self.api, check_schema=False)
+        return FlowApi.of(self.api) if usable else FlowApi()
 
     def _derive_api_columns(self) -> None:
         settings = self.api_settings

@@ -52,3 +52,11 @@ def test_names_used_in_urls_cannot_contain_a_slash(db):
     flow = Flow(application=Application.objects.create(name="Sales"), name="a/b")
     with pytest.raises(ValidationError, match="cannot contain '/'"):
         flow.full_clean()
+
+
+def test_settings_read_per_call_skip_the_metaschema_but_not_the_shape(db):
+    # Saved settings were checked in full; per call only what reading them relies on.
+    odd_schema = Flow(api={"enabled": True, "inputSchema": {"type": "nonsense"}})
+    assert odd_schema.api_settings.enabled
+    not_an_object = Flow(api={"enabled": True, "inputSchema": "a string"})
+    assert not not_an_object.api_settings.enabled
