@@ -29,7 +29,7 @@ from apps.core.exceptions import ApiProblem
 from apps.core.problems import PROBLEM_CONTENT_TYPE, problem
 from apps.executions import services
 from apps.executions.models import Execution
-from apps.flows.api_settings import FlowApi, input_errors, typed_query
+from apps.flows.api_settings import DEFAULT_TIMEOUT_MS, FlowApi, input_errors, typed_query
 from apps.flows.models import Flow
 
 Status = Execution.Status
@@ -185,7 +185,7 @@ class Call:
 def call_timeout(api: FlowApi, mode: str, override: str | None) -> int:
     """The flow's timeout for this mode, or ?timeout=<ms>, capped by the server maximum."""
     if override is None or override == "":
-        timeout = api.timeout_ms if api.mode == mode else FlowApi.of({"mode": mode}).timeout_ms
+        timeout = api.timeout_ms if api.mode == mode else DEFAULT_TIMEOUT_MS[mode]
     else:
         try:
             timeout = int(override)
@@ -232,7 +232,8 @@ def start(call: Call) -> tuple[Execution, bool]:
                 request=call.request,
                 idempotency_key=call.idempotency_key,
                 caller_scope=call.scope,
-                request_fingerprint=call.fingerprint,
+                # Hashing the body is only worth it when a repeat may have to be recognised.
+                request_fingerprint=call.fingerprint if call.idempotency_key else "",
                 # A sync run ends with its call; async and auto runs outlive theirs and keep
                 # the flow's own run timeout.
                 timeout_ms=call.timeout_ms if call.mode == "sync" else None,
