@@ -49,8 +49,10 @@ def create_execution(
     request_fingerprint: str = "",
     timeout_ms: int | None = None,
     status: str = Status.QUEUED,
+    for_worker: bool = False,
 ) -> Execution:
-    """A new run. `status=running` claims it for this process at once (a sync call)."""
+    """A new run. `status=running` claims it for this process at once (a sync call);
+    `for_worker` records now the Celery task id it will be queued under (its own id)."""
     now = timezone.now() if status == Status.RUNNING else None
     execution = Execution(
         status=status,
@@ -72,6 +74,8 @@ def create_execution(
         request_fingerprint=request_fingerprint,
         timeout_ms=timeout_ms or flow.timeout_ms,
     )
+    if for_worker:
+        execution.celery_task_id = str(execution.pk)
     # On the hot path of every call: the foreign keys come from loaded objects and the
     # idempotency constraint is the database's to decide (only it sees a race), so only the
     # plain fields are checked here.
@@ -86,8 +90,9 @@ def enqueue_execution(execution: Execution) -> None:
 
     # The process id doubles as the Celery task id: one id to look for in logs and Flower.
     execution_id = str(execution.pk)
-    Execution.objects.filter(pk=execution.pk).update(celery_task_id=execution_id)
-    execution.celery_task_id = execution_id
+    if execution.celery_task_id != execution_id:  # not recorded when it was created
+        Execution.objects.filter(pk=execution.pk).update(celery_task_id=execution_id)
+        execution.celery_task_id = execution_id
     transaction.on_commit(
         lambda: run_execution_task.apply_async(args=[execution_id], task_id=execution_id)
     )
@@ -517,7 +522,12 @@ def purge_executions(*, older_than_days: int) -> int:
 def start_async_run(*, flow: Flow, caller, input: Any = None, variables=None) -> Execution:
     """Run now: queue a run on a Celery worker."""
     execution = create_execution(
-        flow=flow, trigger=Trigger.RUN, caller=caller, input=input, variables=variables
+        flow=flow,
+        trigger=Trigger.RUN,
+        caller=caller,
+        input=input,
+        variables=variables,
+        for_worker=True,
     )
     enqueue_execution(execution)
     return execution

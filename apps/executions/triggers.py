@@ -241,6 +241,7 @@ def start(call: Call) -> tuple[Execution, bool]:
                 status=Status.RUNNING
                 if call.mode == "sync" and not call.flow.max_concurrency
                 else Status.QUEUED,
+                for_worker=call.mode != "sync",
             )
     except IntegrityError:
         # Another request with the same key won the race: answer with its run.

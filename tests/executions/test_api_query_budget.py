@@ -32,3 +32,31 @@ def test_a_sync_greeting_call_costs_few_queries(db, application, integration):
     # Key, privileges, flow, key restriction; the run's row, its script, its step, its outcome.
     assert len(statements) <= 8, "\n".join(statements)
     assert len(writes) == 3
+
+
+def test_an_async_call_writes_once(
+    db, application, integration, django_capture_on_commit_callbacks, monkeypatch
+):
+    from apps.executions import tasks
+    from apps.executions.models import Execution
+
+    monkeypatch.setattr(tasks.run_execution, "apply_async", lambda args, task_id: None)
+    script = Script.objects.create(name="prepareResponse", content=GREETING)
+    Flow.objects.create(
+        application=application,
+        name="greeting",
+        page_processors=[{"type": "script", "_scriptId": str(script.pk)}],
+        api={"enabled": True, "method": "GET", "path": "/greeting", "mode": "async"},
+    )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {create_api_key(owner=integration).plaintext}")
+    client.get("/api/resources/greeting?name=warm")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/api/resources/greeting?name=Leor")
+    assert response.status_code == 202
+    writes = [
+        q["sql"] for q in queries.captured_queries if q["sql"].split()[0] in {"INSERT", "UPDATE"}
+    ]
+    assert len(writes) == 1, writes
+    execution = Execution.objects.get(pk=response.json()["processId"])
+    assert execution.celery_task_id == str(execution.pk)
