@@ -120,10 +120,13 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "django_filters",
+    "simple_history",
     "apps.core",
     "apps.accounts",
     "apps.flows",
     "apps.executions",
+    "apps.records",
 ]
 
 MIDDLEWARE = [

@@ -19,5 +19,6 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("api/v1/", include("apps.accounts.api.urls")),
     path("api/v1/", include("apps.executions.api.jobs_urls")),
+    path("api/v1/", include("apps.flows.api.urls")),
     path("api/", include("apps.executions.api.urls")),
 ]

@@ -18,6 +18,19 @@ class MissingPrivilege(ProblemException):
         )
 
 
+class MissingPrivileges(ProblemException):
+    status_code = 403
+    default_code = "missing_privilege"
+
+    def __init__(self, privileges: tuple[Privilege, ...]):
+        names = " or ".join(f"'{privilege.value}'" for privilege in privileges)
+        super().__init__(
+            f"Your account lacks the privilege {names}. Ask an administrator to grant one "
+            "through a role.",
+            privileges=[privilege.value for privilege in privileges],
+        )
+
+
 class HasPrivilege(permissions.BasePermission):
     """Use as `HasPrivilege.of(Privilege.RUN_FLOWS)` in `permission_classes`."""
 
@@ -33,4 +46,23 @@ class HasPrivilege(permissions.BasePermission):
             return False  # DRF answers 401 with WWW-Authenticate
         if not user.has_perm(self.privilege.perm):
             raise MissingPrivilege(self.privilege)
+        return True
+
+
+class HasAnyPrivilege(permissions.BasePermission):
+    """Use as `HasAnyPrivilege.of(Privilege.MANAGE_FLOWS, Privilege.VIEW_EXECUTIONS)`."""
+
+    privileges: tuple[Privilege, ...]
+
+    @classmethod
+    def of(cls, *privileges: Privilege) -> type["HasAnyPrivilege"]:
+        name = "_or_".join(privilege.value for privilege in privileges)
+        return type(f"HasAny_{name}", (cls,), {"privileges": privileges})
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        if not any(user.has_perm(privilege.perm) for privilege in self.privileges):
+            raise MissingPrivileges(self.privileges)
         return True

@@ -43,6 +43,12 @@ PROBLEM_EXAMPLES = {
     ),
     404: problem(404, "Not found.", code="not-found"),
     409: problem(409, "The request conflicts with the current state.", code="conflict"),
+    412: problem(
+        412,
+        'The flow changed since you read it (its ETag is now "9b2f0c1d2e3a4b5c6d7e"): GET '
+        "it again, reapply your change and send the new ETag in If-Match.",
+        code="precondition-failed",
+    ),
     413: problem(
         413,
         "The request body exceeds the limit of 10485760 bytes (FLOWSITE_MAX_BODY_BYTES).",

@@ -21,3 +21,9 @@ class LinkHeaderCursorPagination(CursorPagination):
 
     def get_paginated_response_schema(self, schema):
         return schema
+
+
+class ByIdCursorPagination(LinkHeaderCursorPagination):
+    """Oldest first by id: resources, a job's errors."""
+
+    ordering = "id"

@@ -64,6 +64,13 @@ class Execution(models.Model):
     )
     input = models.JSONField("input", null=True, blank=True)
     variables = models.JSONField("variable overrides", default=dict, blank=True)
+    options = models.JSONField(
+        "run options",
+        default=dict,
+        blank=True,
+        help_text="_exportIds (only these page generators), startDate/endDate (a delta "
+        "window), retryOf (the failed records to run again).",
+    )
     response = models.JSONField("response", null=True, blank=True)
     status_code = models.PositiveSmallIntegerField("HTTP status", null=True, blank=True)
     error = models.TextField("error", blank=True, help_text="Why the run failed, if it did.")
@@ -85,6 +92,15 @@ class Execution(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="children",
+    )
+    retry_of = models.ForeignKey(
+        "self",
+        verbose_name="retry of",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="retries",
+        help_text="The run this one retries.",
     )
     celery_task_id = models.CharField("Celery task id", max_length=64, blank=True)
     idempotency_key = models.CharField("idempotency key", max_length=200, blank=True)

@@ -1,5 +1,6 @@
 """Writes for executions: create, run (here or on a worker), cancel, recover, purge."""
 
+import dataclasses
 import json
 import logging
 import math
@@ -16,6 +17,7 @@ from apps.executions.models import Execution, ExecutionError, StepRun
 from apps.executions.redaction import redact
 from apps.flows.engine.context import RunContext, SubflowResult
 from apps.flows.engine.runner import Outcome, run_flow
+from apps.flows.engine.spec import FlowSpec
 from apps.flows.models import Flow
 from apps.flows.outbound import RetryPolicy, get_client
 from apps.flows.pipeline import PipelineError, build_flow_spec
@@ -43,7 +45,9 @@ def create_execution(
     input: Any = None,
     request: dict | None = None,
     variables: dict | None = None,
+    options: dict | None = None,
     parent: Execution | None = None,
+    retry_of: Execution | None = None,
     idempotency_key: str = "",
     caller_scope: str = "",
     request_fingerprint: str = "",
@@ -68,7 +72,9 @@ def create_execution(
         input=storable(redact(input)),
         request=storable(redact(request)) if request is not None else None,
         variables=variables or {},
+        options=options or {},
         parent=parent,
+        retry_of=retry_of,
         idempotency_key=idempotency_key,
         caller_scope=caller_scope,
         request_fingerprint=request_fingerprint,
@@ -79,7 +85,7 @@ def create_execution(
     # On the hot path of every call: the foreign keys come from loaded objects and the
     # idempotency constraint is the database's to decide (only it sees a race), so only the
     # plain fields are checked here.
-    execution.clean_fields(exclude={"flow", "caller", "parent"})
+    execution.clean_fields(exclude={"flow", "caller", "parent", "retry_of"})
     execution.save(force_insert=True)
     return execution
 
@@ -144,7 +150,21 @@ def _trigger_data(execution: Execution) -> dict:
         args["request"] = execution.request
     if execution.input is not None:
         args["input"] = execution.input
+    for window in ("startDate", "endDate"):  # a delta window: {{trigger.args.startDate}}
+        if window in execution.options:
+            args[window] = execution.options[window]
     return {"type": execution.trigger, "args": args}
+
+
+def _only_exports(spec: FlowSpec, export_ids: list[str] | None) -> FlowSpec:
+    """The run's `_exportIds`: only these page generators run."""
+    if not export_ids:
+        return spec
+    wanted = set(export_ids)
+    return dataclasses.replace(
+        spec,
+        generators=tuple(g for g in spec.generators if str(g.resource.id) in wanted),
+    )
 
 
 def _initial_record(execution: Execution) -> Any:
@@ -351,7 +371,7 @@ def _run(execution: Execution, deadline_ms: int | None):
         message = "The flow was disabled before this run started."
         return Outcome(status=Status.CANCELLED, error=message, status_code=409), {}, []
     try:
-        spec = build_flow_spec(flow)
+        spec = _only_exports(build_flow_spec(flow), execution.options.get("_exportIds"))
     except PipelineError as exc:
         return Outcome(status=Status.FAILED, error=str(exc), status_code=500), {}, []
     timeout_ms = deadline_ms or execution.timeout_ms or flow.timeout_ms
@@ -371,6 +391,7 @@ def _run(execution: Execution, deadline_ms: int | None):
         ctx,
         initial_record=_initial_record(execution),
         collect_output=execution.trigger in OUTPUT_TRIGGERS,
+        resume=execution.options.get("resume"),
     )
     positions = {step.path: step.position for step in (*spec.generators, *spec.processors)}
     return (
@@ -517,6 +538,53 @@ def purge_executions(*, older_than_days: int) -> int:
         created_at__lt=now - timedelta(days=older_than_days)
     ).delete()
     return deleted
+
+
+class NotRetriable(ValueError):
+    """The job cannot be retried (still running, nothing failed, flow gone)."""
+
+
+def _failed_records(execution: Execution) -> list[tuple[int, list]]:
+    """The records that failed a processor, grouped by it, in processor order."""
+    by_step: dict[int, list] = {}
+    for step_path, record in execution.errors.values_list("step_path", "record"):
+        if not step_path.startswith("pageProcessors[") or record is None:
+            continue  # a page generator's failure has no record to retry
+        if isinstance(record, dict) and record.get("_truncated"):
+            continue  # only an excerpt was kept
+        by_step.setdefault(int(step_path[len("pageProcessors[") : -1]), []).append(record)
+    return sorted(by_step.items())
+
+
+@transaction.atomic
+def retry_execution(*, execution: Execution, caller) -> Execution:
+    """Run a finished job again, linked to it: only its failed records when it succeeded
+    with record errors, else the whole run with the same input, variables and options."""
+    if not execution.is_finished:
+        raise NotRetriable(f"Job {execution.pk} is still {execution.status}.")
+    if execution.flow is None:
+        raise NotRetriable(f"The flow of job {execution.pk} was deleted.")
+    options = {key: value for key, value in execution.options.items() if key != "resume"}
+    if execution.status == Status.SUCCEEDED:
+        failed = _failed_records(execution)
+        if not failed:
+            raise NotRetriable(
+                f"Job {execution.pk} succeeded without failed records that could be retried."
+            )
+        options["resume"] = failed
+    retry = create_execution(
+        flow=execution.flow,
+        trigger=Trigger.RETRY,
+        caller=caller,
+        input=execution.input,
+        request=execution.request,
+        variables=execution.variables,
+        options=options,
+        retry_of=execution,
+        for_worker=True,
+    )
+    enqueue_execution(retry)
+    return retry
 
 
 def start_async_run(*, flow: Flow, caller, input: Any = None, variables=None) -> Execution:

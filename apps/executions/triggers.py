@@ -151,17 +151,35 @@ def unauthenticated() -> ApiProblem:
 
 # --- Starting a run ---------------------------------------------------------------------
 
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def idempotency_key(request) -> str:
+    """The request's Idempotency-Key header ("" without one)."""
+    key = request.headers.get("Idempotency-Key", "")
+    if len(key) > MAX_IDEMPOTENCY_KEY:
+        raise ApiProblem(
+            400,
+            f"Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters.",
+            code="invalid-idempotency-key",
+        )
+    return key
+
 
 @dataclass
 class Call:
     flow: Flow
     api: FlowApi
-    request: dict  # trigger.args.request
+    request: dict | None  # trigger.args.request; None for a run of the management API
     user: Any
     client_ip: str | None
     mode: str
     timeout_ms: int
     idempotency_key: str = ""
+    trigger: str = Execution.Trigger.API
+    input: Any = None  # trigger.args.input
+    variables: dict | None = None
+    options: dict | None = None
 
     @property
     def scope(self) -> str:
@@ -173,12 +191,12 @@ class Call:
     def fingerprint(self) -> str:
         """The request as far as it matters: not the host it came through or ?timeout."""
         request = self.request
-        query = {key: value for key, value in request["query"].items() if key != "timeout"}
-        canonical = json.dumps(
-            [request["method"], request["path"], query, request["body"]],
-            sort_keys=True,
-            default=str,
-        )
+        if request is None:
+            parts = [self.trigger, self.input, self.variables, self.options]
+        else:
+            query = {key: value for key, value in request["query"].items() if key != "timeout"}
+            parts = [request["method"], request["path"], query, request["body"]]
+        canonical = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -225,11 +243,14 @@ def start(call: Call) -> tuple[Execution, bool]:
             _check_concurrency(call.flow)
             execution = services.create_execution(
                 flow=call.flow,
-                trigger=Execution.Trigger.API,
+                trigger=call.trigger,
                 mode=call.mode,
                 caller=call.user if call.user and call.user.is_authenticated else None,
                 caller_ip=call.client_ip,
                 request=call.request,
+                input=call.input,
+                variables=call.variables,
+                options=call.options,
                 idempotency_key=call.idempotency_key,
                 caller_scope=call.scope,
                 # Hashing the body is only worth it when a repeat may have to be recognised.

@@ -65,7 +65,19 @@ class ExportAdmin(admin.ModelAdmin):
     list_select_related = ("connection",)
     search_fields = ("name", "relative_uri")
     fieldsets = (
-        (None, {"fields": ("name", "connection", "method", "relative_uri", "resource_path")}),
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "application",
+                    "connection",
+                    "method",
+                    "relative_uri",
+                    "resource_path",
+                )
+            },
+        ),
         ("Request", {"classes": ("collapse",), "fields": ("query", "headers", "body")}),
         (
             "Paging",
@@ -91,7 +103,16 @@ class ImportAdmin(admin.ModelAdmin):
     list_filter = ("connection",)
     list_select_related = ("connection",)
     search_fields = ("name", "relative_uri")
-    fields = ("name", "connection", "method", "relative_uri", "headers", "body", "batch_size")
+    fields = (
+        "name",
+        "application",
+        "connection",
+        "method",
+        "relative_uri",
+        "headers",
+        "body",
+        "batch_size",
+    )
 
 
 @admin.register(Script)
@@ -99,7 +120,7 @@ class ScriptAdmin(admin.ModelAdmin):
     form = ScriptForm
     list_display = ("name", "language", "modified_at")
     search_fields = ("name", "content")
-    fields = ("name", "language", "content")
+    fields = ("name", "application", "language", "content")
 
 
 ROLES = {"export": "looks up", "import": "writes", "script": "transforms", "flow": "calls"}

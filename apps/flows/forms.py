@@ -146,6 +146,7 @@ class ExportForm(TemplatedForm):
         model = Export
         fields = (
             "name",
+            "application",
             "connection",
             "method",
             "relative_uri",
@@ -173,13 +174,22 @@ class ExportForm(TemplatedForm):
 class ImportForm(TemplatedForm):
     class Meta:
         model = Import
-        fields = ("name", "connection", "method", "relative_uri", "headers", "body", "batch_size")
+        fields = (
+            "name",
+            "application",
+            "connection",
+            "method",
+            "relative_uri",
+            "headers",
+            "body",
+            "batch_size",
+        )
 
 
 class ScriptForm(forms.ModelForm):
     class Meta:
         model = Script
-        fields = ("name", "language", "content")
+        fields = ("name", "application", "language", "content")
         widgets = {
             "content": forms.Textarea(attrs={**MONOSPACE, "rows": 24, "spellcheck": "false"})
         }
@@ -237,6 +247,7 @@ class FlowForm(forms.ModelForm):
             data.get("page_generators") or [],
             data.get("page_processors") or [],
             flow_id=self.instance.pk,
+            application_id=data["application"].pk if data.get("application") else None,
         )
         for field, messages in errors.items():
             if field in data:

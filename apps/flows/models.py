@@ -1,5 +1,6 @@
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
+from simple_history.models import HistoricalRecords
 
 from apps.flows import crypto
 from apps.flows.api_settings import FlowApi, api_errors
@@ -115,6 +116,23 @@ class Connection(Timestamped):
         return bool(self.secrets().get(name))
 
 
+class Owned(Timestamped):
+    """A resource of one application (Celigo's _integrationId), or shared when empty."""
+
+    application = models.ForeignKey(
+        Application,
+        verbose_name="application",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Empty: any application's flows may use it. Set: only that application's.",
+    )
+
+    class Meta:
+        abstract = True
+
+
 class HttpMethod(models.TextChoices):
     GET = "GET"
     POST = "POST"
@@ -123,7 +141,7 @@ class HttpMethod(models.TextChoices):
     DELETE = "DELETE"
 
 
-class Export(Timestamped):
+class Export(Owned):
     """Reads records from a connection, page by page (a page generator or a lookup)."""
 
     class Paging(models.TextChoices):
@@ -189,7 +207,7 @@ class Export(Timestamped):
         return self.name
 
 
-class Import(Timestamped):
+class Import(Owned):
     """Writes records to a connection, one request per record or per batch."""
 
     name = models.CharField("name", max_length=100)
@@ -222,7 +240,7 @@ class Import(Timestamped):
         return self.name
 
 
-class Script(Timestamped):
+class Script(Owned):
     """JavaScript run in the sandbox: `main(ctx)` (or a named function) per page."""
 
     class Language(models.TextChoices):
@@ -302,6 +320,9 @@ class Flow(Timestamped):
         choices=ConcurrencyPolicy.choices,
         default=ConcurrencyPolicy.QUEUE,
     )
+    # Who changed what and when (GET /api/v1/flows/<id>/audit); the derived API columns
+    # repeat `api` and are left out.
+    history = HistoricalRecords(excluded_fields=("api_enabled", "api_method", "api_path"))
 
     class Meta:
         ordering = ("application__name", "name")

@@ -122,9 +122,16 @@ def cycle_through(flow_id: int, called: set[int]) -> list[int] | None:
 
 
 def pipeline_errors(
-    page_generators: Any, page_processors: Any, *, flow_id: int | None = None
+    page_generators: Any,
+    page_processors: Any,
+    *,
+    flow_id: int | None = None,
+    application_id: int | None = None,
 ) -> dict[str, list[str]]:
-    """Problems with a flow's pipeline, by field; empty when it can run."""
+    """Problems with a flow's pipeline, by field; empty when it can run.
+
+    With `application_id`, exports, imports and scripts of another application are refused
+    (shared ones, without an application, are fine; a sub-flow may be any application's)."""
     errors: dict[str, list[str]] = {}
     wanted: dict[str, set[int]] = {kind: set() for kind in RESOURCES}
     where_of: dict[tuple[str, int], list[str]] = {}
@@ -171,16 +178,23 @@ def pipeline_errors(
         where_of.setdefault((kind, resource_id), []).append(where)
 
     for kind, ids in wanted.items():
+        if not ids:
+            continue
         _, model = RESOURCES[kind]
-        missing = ids - set(model.objects.filter(pk__in=ids).values_list("pk", flat=True))
-        for resource_id in sorted(missing):
+        owner = "application_id" if kind != "flow" else "pk"
+        found = dict(model.objects.filter(pk__in=ids).values_list("pk", owner))
+        for resource_id in sorted(ids):
+            if resource_id not in found:
+                problem = f"{kind} {resource_id} does not exist."
+            elif kind != "flow" and found[resource_id] not in (None, application_id):
+                problem = f"{kind} {resource_id} belongs to another application."
+            else:
+                continue
             for where in where_of[(kind, resource_id)]:
                 field = (
                     "page_generators" if where.startswith("pageGenerators") else "page_processors"
                 )
-                errors.setdefault(field, []).append(
-                    f"{where}: {kind} {resource_id} does not exist."
-                )
+                errors.setdefault(field, []).append(f"{where}: {problem}")
     called = wanted["flow"]
     if flow_id is not None and called and (chain := cycle_through(flow_id, called)):
         errors.setdefault("page_processors", []).append(

@@ -1,26 +1,61 @@
-"""Writes for flows."""
+"""Writes for flows and their resources: save, delete, clone, bundles, connections."""
 
-from django.db import transaction
+from typing import Any
 
-from apps.flows.models import Flow
+from django.db import models, transaction
+from django.utils import timezone
+
+from apps.flows import selectors
+from apps.flows.documents import EXPORT, FLOW, IMPORT, SCRIPT, DocumentError
+from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.schedules import sync_flow_schedule
 
+BUNDLE_VERSION = 1
 
-def _free_name(flow: Flow, base: str) -> str:
-    names = set(Flow.objects.filter(application=flow.application).values_list("name", flat=True))
+
+class InUse(Exception):
+    """A resource that flows still use cannot be deleted."""
+
+    def __init__(self, message: str, flows: list[Flow]):
+        super().__init__(message)
+        self.flows = flows
+
+
+class BundleError(ValueError):
+    """A bundle or connection map that cannot be installed: path → messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("The bundle cannot be installed.")
+        self.errors = errors
+
+
+def _free_name(application: Application, base: str) -> str:
+    names = set(Flow.objects.filter(application=application).values_list("name", flat=True))
     name, number = base, 2
     while name in names:
         name, number = f"{base} ({number})", number + 1
     return name
 
 
+def _without_taken_route(api: Any, *, exclude_pk: int | None = None) -> Any:
+    """A copy's API settings: switched off when another flow already answers its route."""
+    if not (isinstance(api, dict) and api.get("enabled") and api.get("path")):
+        return api
+    taken = Flow.objects.filter(
+        api_enabled=True, api_method=str(api.get("method") or "GET").upper(), api_path=api["path"]
+    ).exclude(pk=exclude_pk)
+    return {**api, "enabled": False} if taken.exists() else api
+
+
 @transaction.atomic
 def clone_flow(*, flow: Flow, name: str | None = None) -> Flow:
-    """A copy of the flow in the same application, using the same resources, disabled."""
+    """A disabled copy of the flow in the same application, using the same resources
+    (the admin's Clone; the API's clone copies the resources too, see install_bundle)."""
     clone = Flow.objects.get(pk=flow.pk)
     clone.pk = None
-    clone.name = _free_name(flow, name or f"{flow.name} (copy)")
+    clone.name = _free_name(flow.application, name or f"{flow.name} (copy)")
     clone.disabled = True
+    clone.api = _without_taken_route(clone.api)
     clone.full_clean()
     clone.save()
     sync_flow_schedule(clone)
@@ -28,17 +63,294 @@ def clone_flow(*, flow: Flow, name: str | None = None) -> Flow:
 
 
 @transaction.atomic
-def save_flow(*, flow: Flow) -> Flow:
+def save_flow(*, flow: Flow, user=None) -> Flow:
     """Save a validated flow and keep its schedule's PeriodicTask in step."""
+    flow._history_user = user
     flow.save()
     sync_flow_schedule(flow)
     return flow
 
 
 @transaction.atomic
-def set_flows_disabled(*, queryset, disabled: bool) -> int:
+def save_resource(*, form, user) -> models.Model:
+    """Save a validated form of the admin or the management API."""
+    instance = form.save(commit=False)
+    if isinstance(instance, Flow):
+        return save_flow(flow=instance, user=user)
+    instance.save()
+    return instance
+
+
+@transaction.atomic
+def set_flows_disabled(*, queryset, disabled: bool, user=None) -> int:
     flows = list(queryset.exclude(disabled=disabled))
     for flow in flows:
         flow.disabled = disabled
-        save_flow(flow=flow)
+        save_flow(flow=flow, user=user)
     return len(flows)
+
+
+def _named(flows: list[Flow]) -> str:
+    return ", ".join(f"{flow} ({flow.pk})" for flow in flows[:20])
+
+
+@transaction.atomic
+def delete_resource(*, instance: models.Model, user=None) -> None:
+    """Delete a resource nothing uses; raise InUse naming the flows that still do."""
+    if isinstance(instance, Flow):
+        flows = selectors.flows_using("flow", [instance.pk])
+        what = "calls it as a sub-flow"
+    elif isinstance(instance, Export | Import | Script):
+        kind = type(instance).__name__.lower()
+        flows = selectors.flows_using(kind, [instance.pk])
+        what = f"uses this {kind}"
+    elif isinstance(instance, Connection):
+        flows = selectors.flows_using_connection(instance)
+        what = "reads or writes through this connection"
+        if not flows and (
+            Export.objects.filter(connection=instance).exists()
+            or Import.objects.filter(connection=instance).exists()
+        ):
+            raise InUse("Exports or imports still use this connection; delete them first.", [])
+    elif isinstance(instance, Application):
+        flows = list(instance.flows.select_related("application"))
+        what = "belongs to this integration"
+        owned = [
+            model.objects.filter(application=instance).exists()
+            for model in (Export, Import, Script)
+        ]
+        if not flows and any(owned):
+            raise InUse(
+                "Exports, imports or scripts still belong to this integration; delete them first.",
+                [],
+            )
+    else:
+        flows = []
+    if flows:
+        raise InUse(f"Still in use: flow {_named(flows)} {what}.", flows)
+    instance._history_user = user
+    instance.delete()
+
+
+@transaction.atomic
+def replace_connection(*, flow: Flow, old: Connection, new: Connection) -> dict[str, list[int]]:
+    """Point the flow's exports and imports at another connection. Runs already going keep
+    the connection they started with: a run reads its whole configuration when it starts."""
+    found = selectors.uses(flow.page_generators, flow.page_processors)
+    changed = {}
+    now = timezone.now()
+    for key, model, ids in (("exports", Export, found.export), ("imports", Import, found.import_)):
+        rows = model.objects.filter(pk__in=ids, connection=old)
+        changed[key] = sorted(rows.values_list("pk", flat=True))
+        rows.update(connection=new, modified_at=now)
+    return changed
+
+
+# --- Bundles: download, clone and import --------------------------------------------------
+
+
+def _subflows(flow: Flow) -> list[Flow]:
+    """The flow and every flow it calls, directly or not (sub-flows have no cycles)."""
+    found: dict[int, Flow] = {flow.pk: flow}
+    frontier = selectors.uses(flow.page_generators, flow.page_processors).flow
+    while frontier - set(found):
+        called = Flow.objects.filter(pk__in=frontier - set(found))
+        frontier = set()
+        for child in called:
+            found[child.pk] = child
+            frontier |= selectors.uses(child.page_generators, child.page_processors).flow
+    return list(found.values())
+
+
+def bundle_of(flow: Flow, *, with_subflows: bool = True) -> dict:
+    """A self-contained JSON bundle: the flow (and the flows it calls), its exports, imports
+    and scripts, and stubs of its connections without secrets."""
+
+    flows = _subflows(flow) if with_subflows else [flow]
+    found = selectors.Uses()
+    for each in flows:
+        used = selectors.uses(each.page_generators, each.page_processors)
+        found.export |= used.export
+        found.import_ |= used.import_
+        found.script |= used.script
+    exports = Export.objects.filter(pk__in=found.export).select_related("connection")
+    imports = Import.objects.filter(pk__in=found.import_).select_related("connection")
+    connections = {r.connection.pk: r.connection for r in (*exports, *imports)}
+    return {
+        "version": BUNDLE_VERSION,
+        "_flowId": str(flow.pk),
+        "flows": [FLOW.render(each) for each in flows],
+        "exports": [EXPORT.render(export) for export in exports],
+        "imports": [IMPORT.render(record_import) for record_import in imports],
+        "scripts": [SCRIPT.render(s) for s in Script.objects.filter(pk__in=found.script)],
+        "connections": [
+            {
+                "_id": str(c.pk),
+                "name": c.name,
+                "type": c.type,
+                "http": {"baseURI": c.base_uri, "auth": {"type": c.auth_type}},
+            }
+            for c in sorted(connections.values(), key=lambda c: c.pk)
+        ],
+    }
+
+
+def _bundle_lists(bundle: Any) -> dict[str, list[dict]]:
+    if not isinstance(bundle, dict):
+        raise BundleError({"bundle": ["A bundle is a JSON object, as GET …/download gives."]})
+    if bundle.get("version") != BUNDLE_VERSION:
+        raise BundleError({"bundle.version": [f"Only version {BUNDLE_VERSION} is supported."]})
+    lists = {}
+    for key in ("flows", "exports", "imports", "scripts", "connections"):
+        items = bundle.get(key, [])
+        if not (isinstance(items, list) and all(isinstance(i, dict) for i in items)):
+            raise BundleError({f"bundle.{key}": ["Expected a list of objects."]})
+        lists[key] = items
+    if not any(str(f.get("_id")) == str(bundle.get("_flowId")) for f in lists["flows"]):
+        raise BundleError({"bundle._flowId": ["Must be the _id of one of the bundle's flows."]})
+    return lists
+
+
+def _connections(lists: dict, connection_map: Any) -> dict[str, Connection]:
+    if not isinstance(connection_map, dict):
+        raise BundleError({"connectionMap": ["An object of old → new connection ids."]})
+    wanted = {str(c.get("_id")): c.get("name", "") for c in lists["connections"]}
+    used = {str(r.get("_connectionId")) for r in (*lists["exports"], *lists["imports"])}
+    for connection_id in used - set(wanted):
+        wanted[connection_id] = ""
+    mapping = {str(key): value for key, value in connection_map.items()}
+    if unmapped := sorted(set(wanted) - set(mapping)):
+        raise BundleError(
+            {
+                "connectionMap": [
+                    "Map every connection the flow uses to one of yours. Unmapped: "
+                    + ", ".join(f"{pk} ({wanted[pk]})" if wanted[pk] else pk for pk in unmapped)
+                    + "."
+                ]
+            }
+        )
+    targets = {}
+    existing = Connection.objects.in_bulk(
+        [int(v) for v in mapping.values() if str(v).isdigit()], field_name="pk"
+    )
+    for old in wanted:
+        new = mapping[old]
+        if not str(new).isdigit() or int(new) not in existing:
+            raise BundleError({f"connectionMap.{old}": [f"Connection {new} does not exist."]})
+        targets[old] = existing[int(new)]
+    return targets
+
+
+def _install(document_type, document: dict, where: str, user, **overrides) -> models.Model:
+
+    content = {k: v for k, v in document.items() if k not in ("_id", "createdAt", "lastModified")}
+    content.update(overrides)
+    try:
+        form = document_type.form_for(content)
+    except DocumentError as exc:
+        raise BundleError(
+            {f"{where}.{path}": messages for path, messages in exc.errors.items()}
+        ) from None
+    return save_resource(form=form, user=user)
+
+
+def _remapped_pipeline(document: dict, ids: dict[str, dict[str, str]]) -> tuple[list, list]:
+    def remap(step: Any, kind: str, key: str) -> Any:
+        if not isinstance(step, dict) or key not in step:
+            return step
+        return {**step, key: ids[kind].get(str(step[key]), step[key])}
+
+    generators = [remap(g, "export", "_exportId") for g in document.get("pageGenerators") or []]
+    processors = []
+    for step in document.get("pageProcessors") or []:
+        kind = step.get("type") if isinstance(step, dict) else None
+        key = {"export": "_exportId", "import": "_importId", "script": "_scriptId"}.get(
+            kind, "_flowId"
+        )
+        processors.append(remap(step, kind if kind in ids else "flow", key))
+    return generators, processors
+
+
+def _called(document: dict) -> set[str]:
+    return {str(pk) for pk in selectors.uses([], document.get("pageProcessors")).flow}
+
+
+@transaction.atomic
+def install_bundle(
+    *,
+    bundle: Any,
+    connection_map: Any,
+    application: Application,
+    user,
+    name: str | None = None,
+) -> Flow:
+    """Install a bundle into an application with its connections remapped: new exports,
+    imports, scripts and flows (disabled until someone enables them). Returns the main flow.
+
+    A flow's API is switched off in the copy when another flow already answers its route.
+    """
+
+    lists = _bundle_lists(bundle)
+    connections = _connections(lists, connection_map)
+    ids: dict[str, dict[str, str]] = {"export": {}, "import": {}, "script": {}, "flow": {}}
+    owner = str(application.pk)
+    for index, document in enumerate(lists["scripts"]):
+        script = _install(SCRIPT, document, f"scripts[{index}]", user, _integrationId=owner)
+        ids["script"][str(document.get("_id"))] = str(script.pk)
+    for kind, document_type in (("export", EXPORT), ("import", IMPORT)):
+        for index, document in enumerate(lists[f"{kind}s"]):
+            connection = connections[str(document.get("_connectionId"))]
+            resource = _install(
+                document_type,
+                document,
+                f"{kind}s[{index}]",
+                user,
+                _integrationId=owner,
+                _connectionId=str(connection.pk),
+            )
+            ids[kind][str(document.get("_id"))] = str(resource.pk)
+
+    # Called flows first: a flow is installed once every flow it calls is.
+    pending = {str(f.get("_id")): (index, f) for index, f in enumerate(lists["flows"])}
+    while pending:
+        ready = [
+            (old, index, document)
+            for old, (index, document) in pending.items()
+            if not (_called(document) & set(pending) - {old})
+        ]
+        if not ready:
+            raise BundleError({"bundle.flows": ["The bundle's flows call each other in a cycle."]})
+        for old, index, document in ready:
+            generators, processors = _remapped_pipeline(document, ids)
+            main = old == str(bundle["_flowId"])
+            flow = _install(
+                FLOW,
+                document,
+                f"flows[{index}]",
+                user,
+                _integrationId=owner,
+                name=_free_name(
+                    application, (name if main and name else document.get("name")) or "flow"
+                ),
+                disabled=True,
+                api=_without_taken_route(document.get("api") or {}),
+                pageGenerators=generators,
+                pageProcessors=processors,
+            )
+            ids["flow"][old] = str(flow.pk)
+            del pending[old]
+    return Flow.objects.select_related("application").get(pk=ids["flow"][str(bundle["_flowId"])])
+
+
+def clone_with_resources(
+    *, flow: Flow, connection_map: Any, name: str | None, application: Application, user
+) -> Flow:
+    """The API's clone: the flow with copies of its exports, imports and scripts, in an
+    application, its connections remapped (every one must be mapped)."""
+    return install_bundle(
+        bundle=bundle_of(flow, with_subflows=False),
+        connection_map=connection_map,
+        application=application,
+        user=user,
+        name=name or f"{flow.name} (copy)",
+    )

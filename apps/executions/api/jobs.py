@@ -1,17 +1,19 @@
 """GET /api/v1/jobs, GET /api/v1/jobs/<id>, …/errors, POST …/cancel (Celigo's job API)."""
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from rest_framework import serializers, viewsets
+import django_filters
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from apps.accounts.permissions import HasPrivilege
 from apps.accounts.privileges import Privilege
 from apps.core.exceptions import ApiProblem
+from apps.core.filters import StrictFilterSet
 from apps.core.openapi import problem_responses
-from apps.core.pagination import LinkHeaderCursorPagination
-from apps.executions import selectors, services
+from apps.core.pagination import ByIdCursorPagination, LinkHeaderCursorPagination
+from apps.executions import services
 from apps.executions.api.serializers import (
     JobDetailSerializer,
     JobErrorSerializer,
@@ -38,6 +40,7 @@ JOB_EXAMPLE = {
     "endedAt": "2026-11-22T02:00:03.870Z",
     "durationMs": 3819.0,
     "_parentJobId": None,
+    "_retryOfJobId": None,
 }
 STEP_EXAMPLE = {
     "step": "pageProcessors[0]",
@@ -62,21 +65,15 @@ ERROR_EXAMPLE = {
 }
 
 
-class JobFilters(serializers.Serializer):
-    _flowId = serializers.IntegerField(required=False, min_value=1)
-    status = serializers.ChoiceField(choices=Execution.Status.choices, required=False)
-    createdAt_gte = serializers.DateTimeField(required=False)
-    createdAt_lte = serializers.DateTimeField(required=False)
-    PAGING = frozenset({"cursor", "limit"})
+class JobFilter(StrictFilterSet):
+    _flowId = django_filters.NumberFilter(field_name="flow_id", min_value=1)
+    status = django_filters.ChoiceFilter(choices=Execution.Status.choices)
+    createdAt_gte = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    createdAt_lte = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lte")
 
-    def to_internal_value(self, data):
-        if unknown := set(data) - set(self.fields) - self.PAGING:
-            raise ValidationError({name: ["Unknown filter."] for name in sorted(unknown)})
-        return super().to_internal_value(data)
-
-
-class ErrorPagination(LinkHeaderCursorPagination):
-    ordering = "id"
+    class Meta:
+        model = Execution
+        fields = ()
 
 
 @extend_schema(tags=["jobs"])
@@ -88,32 +85,19 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = JobSerializer
     lookup_value_regex = "[0-9a-fA-F-]{36}"
 
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = JobFilter
+
     def get_queryset(self):
-        if self.action != "list":
+        if self.action == "retrieve":
             return Execution.objects.prefetch_related("steps")
-        filters = JobFilters(data=self.request.query_params.dict())
-        filters.is_valid(raise_exception=True)
-        data = filters.validated_data
-        return selectors.jobs(
-            flow_id=data.get("_flowId"),
-            status=data.get("status"),
-            created_gte=data.get("createdAt_gte"),
-            created_lte=data.get("createdAt_lte"),
-        )
+        return Execution.objects.all()
 
     def get_serializer_class(self):
         return JobDetailSerializer if self.action == "retrieve" else JobSerializer
 
     @extend_schema(
         summary="List jobs",
-        parameters=[
-            OpenApiParameter("_flowId", int, description="Only this flow's jobs."),
-            OpenApiParameter("status", str, enum=Execution.Status.values),
-            OpenApiParameter("createdAt_gte", str, description="ISO 8601 date-time."),
-            OpenApiParameter("createdAt_lte", str, description="ISO 8601 date-time."),
-            OpenApiParameter("limit", int, description="Page size (100, at most 1000)."),
-            OpenApiParameter("cursor", str, description="From the Link header's next URL."),
-        ],
         examples=[OpenApiExample("Jobs", value=[JOB_EXAMPLE], response_only=True)],
         responses={200: JobSerializer(many=True), **problem_responses(400, 401, 403, 429)},
     )
@@ -140,7 +124,7 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"])
     def errors(self, request, pk=None):
         job = self.get_object()
-        paginator = ErrorPagination()
+        paginator = ByIdCursorPagination()
         page = paginator.paginate_queryset(job.errors.all(), request, view=self)
         return paginator.get_paginated_response(JobErrorSerializer(page, many=True).data)
 
@@ -169,3 +153,41 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
                 409, f"Job {job.pk} has finished already ({job.status}).", code="job-finished"
             )
         return Response(JobSerializer(job).data)
+
+    @extend_schema(
+        summary="Retry a job: its failed records, or the whole run when it failed",
+        description="A job that succeeded with failed records runs only those records again, "
+        "each from the step it failed at; a failed, cancelled or timed-out job runs again "
+        "with the same input, variables and options. The new job links to the original "
+        "(_retryOfJobId).",
+        request=None,
+        examples=[
+            OpenApiExample(
+                "Retrying",
+                value={
+                    **JOB_EXAMPLE,
+                    "_id": "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f",
+                    "status": "queued",
+                    "trigger": "retry",
+                    "_retryOfJobId": JOB_EXAMPLE["_id"],
+                },
+                response_only=True,
+            )
+        ],
+        responses={201: JobSerializer, **problem_responses(401, 403, 404, 409, 429)},
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        permission_classes=[
+            HasPrivilege.of(Privilege.VIEW_EXECUTIONS),
+            HasPrivilege.of(Privilege.RUN_FLOWS),
+        ],
+    )
+    def retry(self, request, pk=None):
+        job = self.get_object()
+        try:
+            retry = services.retry_execution(execution=job, caller=request.user)
+        except services.NotRetriable as exc:
+            raise ApiProblem(409, str(exc), code="not-retriable") from None
+        return Response(JobSerializer(retry).data, status=status.HTTP_201_CREATED)

@@ -30,6 +30,7 @@ class JobSerializer(serializers.ModelSerializer):
     _id = serializers.UUIDField(source="id")
     _flowId = serializers.CharField(source="flow_id", allow_null=True)
     _parentJobId = serializers.UUIDField(source="parent_id", allow_null=True)
+    _retryOfJobId = serializers.UUIDField(source="retry_of_id", allow_null=True)
     flowName = serializers.CharField(source="flow_name")
     caller = serializers.CharField(source="caller_label")
     statusCode = serializers.IntegerField(source="status_code", allow_null=True)
@@ -62,6 +63,7 @@ class JobSerializer(serializers.ModelSerializer):
             "endedAt",
             "durationMs",
             "_parentJobId",
+            "_retryOfJobId",
         )
 
 

@@ -27,7 +27,6 @@ from apps.executions.redaction import redact
 from apps.flows.api_settings import normalise_path
 from apps.flows.models import Flow
 
-MAX_IDEMPOTENCY_KEY = 200
 PARSERS = [
     JSONParser,
     parsers.FormParser,
@@ -76,13 +75,7 @@ class FlowCallView(APIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        key = request.headers.get("Idempotency-Key", "")
-        if len(key) > MAX_IDEMPOTENCY_KEY:
-            raise ApiProblem(
-                400,
-                f"Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters.",
-                code="invalid-idempotency-key",
-            )
+        triggers.idempotency_key(request)  # refuse a bad one before anything else
 
     def handle_exception(self, exc):
         # An anonymous caller learns nothing about which flows exist: 401, not 404.
@@ -112,7 +105,7 @@ class FlowCallView(APIView):
             client_ip=client_ip(request),
             mode=mode,
             timeout_ms=triggers.call_timeout(api, mode, request.query_params.get("timeout")),
-            idempotency_key=request.headers.get("Idempotency-Key", ""),
+            idempotency_key=triggers.idempotency_key(request),
         )
         execution, created = triggers.start(call)
         if mode == "sync" and created:

@@ -18,6 +18,8 @@ from apps.flows.engine.steps import STEP_KINDS, Step, generator_pages
 logger = logging.getLogger(__name__)
 
 MAX_OUTPUT_RECORDS = 10_000
+# (index of the first processor to run, the records to run through it and the rest)
+Resume = list[tuple[int, list]]
 
 
 @dataclass
@@ -68,9 +70,9 @@ class _Run:
                 yield page
                 started = time.perf_counter()
 
-    def process(self, page: list) -> None:
+    def process(self, page: list, start: int = 0) -> None:
         self.ctx.checkpoint()  # between pages too
-        for step in self.steps:
+        for step in self.steps[start:]:
             if not page:
                 return
             self.ctx.checkpoint()
@@ -86,11 +88,15 @@ class _Run:
             self.outcome.output.extend(page[:room])
             self.outcome.output_truncated |= len(page) > room
 
-    def run(self, initial_record: Any) -> Outcome:
+    def run(self, initial_record: Any, resume: Resume | None) -> Outcome:
         outcome = self.outcome
         try:
-            for page in self.pages(initial_record):
-                self.process(page)
+            if resume is None:
+                for page in self.pages(initial_record):
+                    self.process(page)
+            else:
+                for start, records in resume:
+                    self.process(list(records), start)
             outcome.status = "succeeded"
         except DeadlineReached:
             outcome.status = "timed_out"
@@ -117,6 +123,13 @@ class _Run:
 
 
 def run_flow(
-    spec: FlowSpec, ctx: RunContext, *, initial_record: Any = None, collect_output: bool = True
+    spec: FlowSpec,
+    ctx: RunContext,
+    *,
+    initial_record: Any = None,
+    collect_output: bool = True,
+    resume: Resume | None = None,
 ) -> Outcome:
-    return _Run(spec, ctx, collect_output).run(initial_record)
+    """`resume` runs given records from given processors on (a retry of failed records)
+    instead of the page generators."""
+    return _Run(spec, ctx, collect_output).run(initial_record, resume)

@@ -1,0 +1,525 @@
+"""OpenAPI descriptions of the management API, with examples from the seeds and DESIGN §3."""
+
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+
+from apps.core.openapi import problem_responses
+from apps.executions.api.jobs import JOB_EXAMPLE
+from apps.executions.api.serializers import JobSerializer
+from apps.flows.documents import Document
+
+STAMPS = {"lastModified": "2017-08-19T17:04:54.005Z", "createdAt": "2017-08-01T20:43:42.156Z"}
+EXAMPLES = {
+    "integration": {"_id": "3", "name": "MyApp", "description": ""},
+    "connection": {
+        "_id": "4",
+        "name": "CRM",
+        "type": "http",
+        "http": {
+            "baseURI": "https://crm.example.com/api",
+            "headers": {},
+            "auth": {
+                "type": "bearer",
+                "token": "write-only: accepted, never returned",
+                "username": "",
+                "headerName": "X-API-Key",
+                "tokenURL": "",
+                "clientId": "",
+                "scope": "",
+            },
+            "allowedPrivateHosts": [],
+            "timeout": None,
+        },
+    },
+    "export": {
+        "_id": "7",
+        "name": "Open leads",
+        "_integrationId": "3",
+        "_connectionId": "4",
+        "http": {
+            "method": "GET",
+            "relativeURI": "/leads?status={{variables.status}}",
+            "query": {},
+            "headers": {},
+            "body": None,
+            "response": {"resourcePath": "data"},
+            "paging": {
+                "method": "nextlink",
+                "pageSize": None,
+                "pageSizeParam": "pageSize",
+                "pageParam": "page",
+                "path": "links.next",
+                "cursorParam": "cursor",
+                "maxPages": 10000,
+            },
+        },
+    },
+    "import": {
+        "_id": "8",
+        "name": "Post lead",
+        "_integrationId": "3",
+        "_connectionId": "4",
+        "http": {
+            "method": "POST",
+            "relativeURI": "/leads",
+            "headers": {},
+            "body": None,
+            "batchSize": 1,
+        },
+    },
+    "script": {
+        "_id": "9",
+        "name": "prepareResponse",
+        "_integrationId": "3",
+        "language": "javascript",
+        "content": "function main(ctx) { return {statusCode: 200, result: 'Hello ' + "
+        "ctx.trigger.args.request.query.name} }",
+    },
+    "flow": {
+        "_id": "12",
+        "name": "Update Usage Stats for all Trialers",
+        "description": "",
+        "disabled": False,
+        "_integrationId": "3",
+        "schedule": "? 0 2 ? * *",
+        "timezone": "America/Los_Angeles",
+        "skipRetries": False,
+        "pageGenerators": [{"_exportId": "7"}],
+        "pageProcessors": [
+            {
+                "type": "export",
+                "_exportId": "10",
+                "responseMapping": {
+                    "lists": [],
+                    "fields": [{"extract": "data", "generate": "numFlows"}],
+                },
+            },
+            {"type": "import", "_importId": "8", "proceedOnFailure": True},
+        ],
+        "api": {},
+        "variables": {"greeting": "Hello"},
+        "maxConcurrency": 0,
+        "concurrencyPolicy": "queue",
+        "runTimeout": 3600000,
+    },
+}
+
+
+def _example(document: Document) -> dict:
+    return {**EXAMPLES[document.name], **STAMPS}
+
+
+def _request_example(document: Document) -> dict:
+    return {k: v for k, v in EXAMPLES[document.name].items() if k != "_id"}
+
+
+JSON_PATCH_SCHEMA = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["op", "path"],
+        "properties": {
+            "op": {"type": "string", "enum": ["add", "remove", "replace", "move", "copy", "test"]},
+            "path": {"type": "string"},
+            "from": {"type": "string"},
+            "value": {},
+        },
+    },
+}
+
+
+def resource_schema(document: Document, tag: str):
+    """extend_schema_view for a ResourceViewSet: every CRUD operation with examples."""
+    name = document.name
+    schema = document.schema()
+    one = _example(document)
+    body = OpenApiExample(name.capitalize(), value=_request_example(document), request_only=True)
+    answer = OpenApiExample(name.capitalize(), value=one, response_only=True)
+    if_match = OpenApiParameter(
+        "If-Match",
+        str,
+        OpenApiParameter.HEADER,
+        description="Optional: the ETag you read. A changed resource answers 412.",
+    )
+    return extend_schema_view(
+        list=extend_schema(
+            tags=[tag],
+            summary=f"List {tag}",
+            description="A JSON array; the next page is in the Link header (rel=next).",
+            responses={
+                200: {"type": "array", "items": schema},
+                **problem_responses(400, 401, 403, 429),
+            },
+            examples=[OpenApiExample(tag, value=[one], response_only=True)],
+        ),
+        retrieve=extend_schema(
+            tags=[tag],
+            summary=f"Get a {name}",
+            responses={200: schema, **problem_responses(401, 403, 404, 429)},
+            examples=[answer],
+        ),
+        create=extend_schema(
+            tags=[tag],
+            summary=f"Create a {name}",
+            request={"application/json": schema},
+            responses={201: schema, **problem_responses(400, 401, 403, 413, 415, 429)},
+            examples=[body, answer],
+        ),
+        update=extend_schema(
+            tags=[tag],
+            summary=f"Replace a {name} (fields left out take their defaults)",
+            parameters=[if_match],
+            request={"application/json": schema},
+            responses={200: schema, **problem_responses(400, 401, 403, 404, 412, 413, 415, 429)},
+            examples=[body, answer],
+        ),
+        partial_update=extend_schema(
+            tags=[tag],
+            summary=f"Change a {name}: JSON merge patch (200) or JSON Patch (204)",
+            parameters=[if_match],
+            request={
+                "application/json": {**schema, "description": "RFC 7386 merge patch"},
+                "application/merge-patch+json": {**schema, "description": "RFC 7386"},
+                "application/json-patch+json": JSON_PATCH_SCHEMA,
+            },
+            responses={
+                200: schema,
+                204: OpenApiResponse(description="JSON Patch applied; see the ETag."),
+                **problem_responses(400, 401, 403, 404, 412, 413, 415, 429),
+            },
+            examples=[
+                OpenApiExample(
+                    "Merge patch",
+                    value={"name": "Renamed"},
+                    request_only=True,
+                    media_type="application/json",
+                ),
+                OpenApiExample(
+                    "JSON Patch",
+                    value=[{"op": "replace", "path": "/name", "value": "Renamed"}],
+                    request_only=True,
+                    media_type="application/json-patch+json",
+                ),
+                answer,
+            ],
+        ),
+        destroy=extend_schema(
+            tags=[tag],
+            summary=f"Delete a {name} (409 while flows use it)",
+            parameters=[if_match],
+            responses={204: None, **problem_responses(401, 403, 404, 409, 412, 429)},
+        ),
+    )
+
+
+REF = {
+    "type": "object",
+    "properties": {"_id": {"type": "string"}, "name": {"type": "string"}},
+}
+REFS = {"type": "array", "items": REF}
+FLOW_EXAMPLE = {**EXAMPLES["flow"], **STAMPS}
+
+
+def _flow_response(status: int, *problems: int) -> dict:
+    from apps.flows.documents import FLOW
+
+    return {status: FLOW.schema(), **problem_responses(*problems)}
+
+
+clone_schema = extend_schema(
+    tags=["flows"],
+    summary="Clone a flow with copies of its exports, imports and scripts",
+    description="Every connection the flow uses must be mapped (400 lists the unmapped). "
+    "The clone is disabled; its API is switched off when another flow answers its route.",
+    request={
+        "application/json": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "connectionMap": {"type": "object", "additionalProperties": {"type": "string"}},
+                "name": {"type": "string"},
+                "_integrationId": {"type": "string"},
+            },
+        }
+    },
+    responses=_flow_response(201, 400, 401, 403, 404, 429),
+    examples=[
+        OpenApiExample(
+            "Clone",
+            value={"connectionMap": {"4": "5"}, "name": "Usage stats (EU)", "_integrationId": "3"},
+            request_only=True,
+        ),
+        OpenApiExample(
+            "Clone", value={**FLOW_EXAMPLE, "_id": "13", "disabled": True}, response_only=True
+        ),
+    ],
+)
+
+BUNDLE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "version": {"type": "integer"},
+        "_flowId": {"type": "string"},
+        "flows": {"type": "array", "items": {"type": "object"}},
+        "exports": {"type": "array", "items": {"type": "object"}},
+        "imports": {"type": "array", "items": {"type": "object"}},
+        "scripts": {"type": "array", "items": {"type": "object"}},
+        "connections": {"type": "array", "items": {"type": "object"}},
+    },
+}
+BUNDLE_EXAMPLE = {
+    "version": 1,
+    "_flowId": "12",
+    "flows": [FLOW_EXAMPLE],
+    "exports": [{**EXAMPLES["export"], **STAMPS}],
+    "imports": [{**EXAMPLES["import"], **STAMPS}],
+    "scripts": [],
+    "connections": [
+        {
+            "_id": "4",
+            "name": "CRM",
+            "type": "http",
+            "http": {"baseURI": "https://crm.example.com/api", "auth": {"type": "bearer"}},
+        }
+    ],
+}
+
+download_schema = extend_schema(
+    tags=["flows"],
+    summary="Download the flow as a self-contained bundle (no secrets)",
+    responses={200: BUNDLE_SCHEMA, **problem_responses(401, 403, 404, 429)},
+    examples=[OpenApiExample("Bundle", value=BUNDLE_EXAMPLE, response_only=True)],
+)
+
+import_schema = extend_schema(
+    tags=["flows"],
+    summary="Install a downloaded bundle into an integration",
+    description="Creates new exports, imports, scripts and flows (disabled), with the "
+    "bundle's connections mapped to yours. Answers the main flow.",
+    request={
+        "application/json": {
+            "type": "object",
+            "required": ["bundle", "_integrationId"],
+            "additionalProperties": False,
+            "properties": {
+                "bundle": BUNDLE_SCHEMA,
+                "connectionMap": {"type": "object", "additionalProperties": {"type": "string"}},
+                "_integrationId": {"type": "string"},
+                "name": {"type": "string"},
+            },
+        }
+    },
+    responses=_flow_response(201, 400, 401, 403, 413, 429),
+    examples=[
+        OpenApiExample(
+            "Install",
+            value={"bundle": BUNDLE_EXAMPLE, "connectionMap": {"4": "6"}, "_integrationId": "5"},
+            request_only=True,
+        ),
+        OpenApiExample(
+            "Installed",
+            value={**FLOW_EXAMPLE, "_id": "20", "_integrationId": "5", "disabled": True},
+            response_only=True,
+        ),
+    ],
+)
+
+run_schema = extend_schema(
+    tags=["flows"],
+    summary="Run a flow now, with custom input (201: the job)",
+    description="`input` is validated against the flow's api.inputSchema and reaches steps "
+    "as {{trigger.args.input}} (and is the starting record of a flow without page "
+    "generators); `_exportIds` runs only these page generators; `variables` override the "
+    "flow's; `startDate`/`endDate` are {{trigger.args.startDate}}/{{trigger.args.endDate}}. "
+    "The same Idempotency-Key answers the same job (200).",
+    parameters=[
+        OpenApiParameter(
+            "Idempotency-Key", str, OpenApiParameter.HEADER, description="Same key, same job."
+        )
+    ],
+    request={
+        "application/json": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "input": {},
+                "_exportIds": {"type": "array", "items": {"type": "string"}},
+                "variables": {"type": "object"},
+                "startDate": {"type": "string", "format": "date-time"},
+                "endDate": {"type": "string", "format": "date-time"},
+            },
+        }
+    },
+    responses={
+        201: JobSerializer,
+        200: JobSerializer,
+        **problem_responses(400, 401, 403, 404, 409, 429),
+    },
+    examples=[
+        OpenApiExample(
+            "Run with custom input",
+            value={"input": {"skus": ["A-1", "B-2"]}, "variables": {"region": "EU"}},
+            request_only=True,
+        ),
+        OpenApiExample(
+            "Run only some exports in a window",
+            value={
+                "_exportIds": ["7"],
+                "startDate": "2026-11-01T00:00:00Z",
+                "endDate": "2026-11-22T00:00:00Z",
+            },
+            request_only=True,
+        ),
+        OpenApiExample(
+            "Job",
+            value={**JOB_EXAMPLE, "status": "queued", "trigger": "run", "caller": "ci-bot"},
+            response_only=True,
+        ),
+    ],
+)
+
+replace_connection_schema = extend_schema(
+    tags=["flows"],
+    summary="Point the flow's exports and imports at another connection",
+    description="Jobs already running keep the connection they started with.",
+    request={
+        "application/json": {
+            "type": "object",
+            "required": ["_connectionId", "_newConnectionId"],
+            "additionalProperties": False,
+            "properties": {
+                "_connectionId": {"type": "string"},
+                "_newConnectionId": {"type": "string"},
+            },
+        }
+    },
+    responses={
+        200: {
+            "type": "object",
+            "properties": {
+                "_flowId": {"type": "string"},
+                "_connectionId": {"type": "string"},
+                "_newConnectionId": {"type": "string"},
+                "exports": {"type": "array", "items": {"type": "string"}},
+                "imports": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        **problem_responses(400, 401, 403, 404, 429),
+    },
+    examples=[
+        OpenApiExample(
+            "Replace", value={"_connectionId": "4", "_newConnectionId": "5"}, request_only=True
+        ),
+        OpenApiExample(
+            "Replaced",
+            value={
+                "_flowId": "12",
+                "_connectionId": "4",
+                "_newConnectionId": "5",
+                "exports": ["7", "10"],
+                "imports": ["8"],
+            },
+            response_only=True,
+        ),
+    ],
+)
+
+AUDIT_ENTRY = {
+    "_id": "31",
+    "time": "2026-11-22T09:15:02.412Z",
+    "action": "changed",
+    "user": "ci-bot",
+    "changes": [{"field": "schedule", "oldValue": "? 0 2 ? * *", "newValue": "0 3 * * *"}],
+}
+audit_schema = extend_schema(
+    tags=["flows"],
+    summary="Who changed the flow, when, and which fields (newest first)",
+    responses={
+        200: {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "_id": {"type": "string"},
+                    "time": {"type": "string", "format": "date-time"},
+                    "action": {"type": "string", "enum": ["created", "changed", "deleted"]},
+                    "user": {"type": "string", "nullable": True},
+                    "changes": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "field": {"type": "string"},
+                                "oldValue": {},
+                                "newValue": {},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        **problem_responses(401, 403, 404, 429),
+    },
+    examples=[OpenApiExample("Audit", value=[AUDIT_ENTRY], response_only=True)],
+)
+
+logs_schema = extend_schema(
+    tags=["flows"],
+    summary="The flow's recent jobs (newest first)",
+    parameters=[
+        OpenApiParameter("limit", int, description="Page size (100, at most 1000)."),
+        OpenApiParameter("cursor", str, description="From the Link header's next URL."),
+    ],
+    responses={200: JobSerializer(many=True), **problem_responses(401, 403, 404, 429)},
+    examples=[OpenApiExample("Logs", value=[JOB_EXAMPLE], response_only=True)],
+)
+
+dependencies_schema = extend_schema(
+    tags=["flows"],
+    summary="The resources the flow uses, and the flows using it",
+    responses={
+        200: {
+            "type": "object",
+            "properties": {
+                "uses": {
+                    "type": "object",
+                    "properties": {
+                        kind: REFS
+                        for kind in (
+                            "integrations",
+                            "connections",
+                            "exports",
+                            "imports",
+                            "scripts",
+                            "flows",
+                        )
+                    },
+                },
+                "usedBy": {"type": "object", "properties": {"flows": REFS}},
+            },
+        },
+        **problem_responses(401, 403, 404, 429),
+    },
+    examples=[
+        OpenApiExample(
+            "Dependencies",
+            value={
+                "uses": {
+                    "integrations": [{"_id": "3", "name": "MyApp"}],
+                    "connections": [{"_id": "4", "name": "CRM"}],
+                    "exports": [{"_id": "7", "name": "Open leads"}],
+                    "imports": [{"_id": "8", "name": "Post lead"}],
+                    "scripts": [],
+                    "flows": [],
+                },
+                "usedBy": {"flows": [{"_id": "14", "name": "Nightly sync"}]},
+            },
+            response_only=True,
+        )
+    ],
+)

@@ -1,0 +1,560 @@
+"""The management API: Celigo-shaped CRUD of flows and their resources, and flow actions."""
+
+import hashlib
+from typing import Any
+
+import jsonpatch
+from django.db import transaction
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from apps.accounts.permissions import HasAnyPrivilege, HasPrivilege
+from apps.accounts.privileges import Privilege
+from apps.core.exceptions import ApiProblem
+from apps.core.pagination import ByIdCursorPagination, LinkHeaderCursorPagination
+from apps.core.parsers import JSONParser
+from apps.executions import triggers
+from apps.executions.api.serializers import JobSerializer
+from apps.executions.models import Execution
+from apps.flows import selectors, services
+from apps.flows.api import filters
+from apps.flows.api.schema import (
+    audit_schema,
+    clone_schema,
+    dependencies_schema,
+    download_schema,
+    import_schema,
+    logs_schema,
+    replace_connection_schema,
+    resource_schema,
+    run_schema,
+)
+from apps.flows.api_settings import input_errors
+from apps.flows.documents import (
+    CONNECTION,
+    EXPORT,
+    FLOW,
+    IMPORT,
+    INTEGRATION,
+    SCRIPT,
+    Document,
+    DocumentError,
+)
+from apps.flows.models import Application, Connection, Flow
+
+READ = HasAnyPrivilege.of(Privilege.MANAGE_FLOWS, Privilege.VIEW_EXECUTIONS)
+MANAGE = HasPrivilege.of(Privilege.MANAGE_FLOWS)
+JSON_PATCH = "application/json-patch+json"
+
+
+class JSONPatchParser(JSONParser):
+    media_type = JSON_PATCH
+
+
+class MergePatchParser(JSONParser):
+    media_type = "application/merge-patch+json"
+
+
+def invalid(errors: dict[str, list[str]]) -> ValidationError:
+    """Dotted document paths as nested errors, so problem pointers read #/http/paging/path."""
+    nested: dict = {}
+    for path, messages in errors.items():
+        node = nested
+        *parents, leaf = path.split(".")
+        for parent in parents:
+            node = node.setdefault(parent, {})
+            if not isinstance(node, dict):  # a message already sits at the parent
+                break
+        else:
+            node[leaf] = messages
+    return ValidationError(nested)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def etag_of(instance) -> str:
+    version = f"{type(instance).__name__}:{instance.pk}:{instance.modified_at.isoformat()}"
+    return '"' + hashlib.sha256(version.encode()).hexdigest()[:20] + '"'
+
+
+def check_if_match(request, instance) -> None:
+    """Optional optimistic locking: If-Match with an old ETag is a lost update (412)."""
+    header = request.headers.get("If-Match")
+    if not header or header.strip() == "*":
+        return
+    given = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    current = etag_of(instance)
+    if current not in given:
+        raise ApiProblem(
+            412,
+            f"The {type(instance).__name__.lower()} changed since you read it (its ETag is now "
+            f"{current}): GET it again, reapply your change and send the new ETag in If-Match.",
+            code="precondition-failed",
+            etag=current,
+        )
+
+
+class StrictSerializer(serializers.Serializer):
+    """An action's request body: a JSON object with only the fields it names."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise ValidationError({"non_field_errors": ["The body must be a JSON object."]})
+        if unknown := sorted(set(data) - set(self.fields)):
+            known = ", ".join(self.fields)
+            raise ValidationError(
+                {name: [f"Unknown field. The fields are: {known}."] for name in unknown}
+            )
+        return super().to_internal_value(data)
+
+
+def _read(serializer_class, request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class ResourceViewSet(viewsets.GenericViewSet):
+    """GET list/one, POST, PUT, PATCH (merge or JSON Patch), DELETE of one resource kind."""
+
+    document: Document
+    lookup_value_regex = "[0-9]+"
+    pagination_class = ByIdCursorPagination
+    filter_backends = [DjangoFilterBackend]
+    parser_classes = [JSONParser, JSONPatchParser, MergePatchParser]
+
+    def get_queryset(self):
+        return self.document.model.objects.all()
+
+    def get_permissions(self):
+        if self.action in ("list", "retrieve"):
+            return [READ()]
+        return [MANAGE()]
+
+    def _respond(self, instance, status_code: int = 200, **headers) -> Response:
+        return Response(
+            self.document.render(instance),
+            status=status_code,
+            headers={"ETag": etag_of(instance), **headers},
+        )
+
+    def _form(self, document: Any, instance=None):
+        try:
+            return self.document.form_for(document, instance)
+        except DocumentError as exc:
+            raise invalid(exc.errors) from None
+
+    def _locked(self):
+        instance = self.get_object()
+        return type(instance).objects.select_for_update().get(pk=instance.pk)
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response([self.document.render(item) for item in page])
+
+    def retrieve(self, request, *args, **kwargs):
+        return self._respond(self.get_object())
+
+    def create(self, request, *args, **kwargs):
+        instance = services.save_resource(form=self._form(request.data), user=request.user)
+        location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{instance.pk}")
+        return self._respond(instance, status.HTTP_201_CREATED, Location=location)
+
+    def update(self, request, *args, **kwargs):
+        with transaction.atomic():
+            instance = self._locked()
+            check_if_match(request, instance)
+            form = self._form(request.data, instance)
+            instance = services.save_resource(form=form, user=request.user)
+        return self._respond(instance)
+
+    def partial_update(self, request, *args, **kwargs):
+        json_patch = request.content_type.split(";")[0].strip() == JSON_PATCH
+        with transaction.atomic():
+            instance = self._locked()
+            check_if_match(request, instance)
+            current = self.document.render(instance)
+            if json_patch:
+                document = self._json_patched(current, request.data)
+            else:
+                document = merge_patch(current, request.data)
+            form = self._form(document, instance)
+            instance = services.save_resource(form=form, user=request.user)
+        if json_patch:  # as Celigo: 204, the new version in the ETag
+            return Response(status=status.HTTP_204_NO_CONTENT, headers={"ETag": etag_of(instance)})
+        return self._respond(instance)
+
+    @staticmethod
+    def _json_patched(document: dict, operations: Any) -> Any:
+        if not isinstance(operations, list):
+            raise ApiProblem(
+                400,
+                "A JSON Patch (application/json-patch+json) is a list of operations, e.g. "
+                '[{"op": "replace", "path": "/name", "value": "New name"}].',
+                code="invalid-json-patch",
+            )
+        try:
+            return jsonpatch.apply_patch(document, operations)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+            raise ApiProblem(
+                400, f"The JSON Patch cannot be applied: {exc}.", code="invalid-json-patch"
+            ) from None
+        except (TypeError, KeyError, AttributeError) as exc:  # a malformed operation
+            raise ApiProblem(
+                400, f"The JSON Patch is malformed: {exc}.", code="invalid-json-patch"
+            ) from None
+
+    def destroy(self, request, *args, **kwargs):
+        with transaction.atomic():
+            instance = self._locked()
+            check_if_match(request, instance)
+            try:
+                services.delete_resource(instance=instance, user=request.user)
+            except services.InUse as exc:
+                raise ApiProblem(
+                    409,
+                    str(exc),
+                    code="in-use",
+                    flows=[{"_id": str(flow.pk), "name": flow.name} for flow in exc.flows],
+                ) from None
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@resource_schema(INTEGRATION, "integrations")
+class IntegrationViewSet(ResourceViewSet):
+    """Integrations (PhixFlow applications): the namespaces of flows."""
+
+    document = INTEGRATION
+    filterset_class = filters.IntegrationFilter
+
+
+@resource_schema(CONNECTION, "connections")
+class ConnectionViewSet(ResourceViewSet):
+    """Connections: secrets (password, token, apiKey, clientSecret) are write-only."""
+
+    document = CONNECTION
+    filterset_class = filters.ConnectionFilter
+
+
+@resource_schema(EXPORT, "exports")
+class ExportViewSet(ResourceViewSet):
+    document = EXPORT
+    filterset_class = filters.ExportFilter
+
+
+@resource_schema(IMPORT, "imports")
+class ImportViewSet(ResourceViewSet):
+    document = IMPORT
+    filterset_class = filters.ImportFilter
+
+
+@resource_schema(SCRIPT, "scripts")
+class ScriptViewSet(ResourceViewSet):
+    document = SCRIPT
+    filterset_class = filters.ScriptFilter
+
+
+# --- Flows and their actions --------------------------------------------------------------
+
+
+def _id_field(**kwargs) -> serializers.Field:
+    return serializers.RegexField(r"^[0-9]{1,18}$", **kwargs)
+
+
+class CloneRequest(StrictSerializer):
+    connectionMap = serializers.DictField(child=_id_field(), required=False, default=dict)
+    name = serializers.CharField(required=False, max_length=100)
+    _integrationId = _id_field(required=False)
+
+
+class ImportRequest(StrictSerializer):
+    bundle = serializers.JSONField()
+    connectionMap = serializers.DictField(child=_id_field(), required=False, default=dict)
+    _integrationId = _id_field()
+    name = serializers.CharField(required=False, max_length=100)
+
+
+class RunRequest(StrictSerializer):
+    input = serializers.JSONField(required=False)
+    _exportIds = serializers.ListField(child=_id_field(), required=False, allow_empty=False)
+    variables = serializers.DictField(required=False)
+    startDate = serializers.DateTimeField(required=False)
+    endDate = serializers.DateTimeField(required=False)
+
+
+class ReplaceConnectionRequest(StrictSerializer):
+    _connectionId = _id_field()
+    _newConnectionId = _id_field()
+
+
+def _integration(pk: str | None, default: Application) -> Application:
+    if pk is None:
+        return default
+    found = Application.objects.filter(pk=pk).first()
+    if found is None:
+        raise invalid({"_integrationId": [f"Integration {pk} does not exist."]})
+    return found
+
+
+def _ref(instance) -> dict:
+    return {"_id": str(instance.pk), "name": instance.name}
+
+
+class AuditPagination(LinkHeaderCursorPagination):
+    ordering = "-history_id"
+
+
+@resource_schema(FLOW, "flows")
+class FlowViewSet(ResourceViewSet):
+    """Flows (Celigo's Flow API): CRUD and actions."""
+
+    document = FLOW
+    filterset_class = filters.FlowFilter
+
+    def get_permissions(self):
+        if self.action == "run":
+            return [HasPrivilege.of(Privilege.RUN_FLOWS)()]
+        if self.action == "logs":
+            return [HasPrivilege.of(Privilege.VIEW_EXECUTIONS)()]
+        if self.action in ("dependencies",):
+            return [READ()]
+        return super().get_permissions()
+
+    def _bundle_installed(self, install) -> Flow:
+        try:
+            return install()
+        except services.BundleError as exc:
+            raise invalid(exc.errors) from None
+
+    @clone_schema
+    @action(detail=True, methods=["post"])
+    def clone(self, request, pk=None):
+        flow = self.get_object()
+        body = _read(CloneRequest, request)
+        clone = self._bundle_installed(
+            lambda: services.clone_with_resources(
+                flow=flow,
+                connection_map=body["connectionMap"],
+                name=body.get("name"),
+                application=_integration(body.get("_integrationId"), flow.application),
+                user=request.user,
+            )
+        )
+        return self._respond(clone, status.HTTP_201_CREATED)
+
+    @import_schema
+    @action(detail=False, methods=["post"], url_path="import")
+    def install(self, request):
+        body = _read(ImportRequest, request)
+        flow = self._bundle_installed(
+            lambda: services.install_bundle(
+                bundle=body["bundle"],
+                connection_map=body["connectionMap"],
+                application=_integration(body["_integrationId"], None),
+                user=request.user,
+                name=body.get("name"),
+            )
+        )
+        return self._respond(flow, status.HTTP_201_CREATED)
+
+    @download_schema
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        flow = self.get_object()
+        filename = "".join(c if c.isalnum() else "-" for c in flow.name).strip("-") or "flow"
+        return Response(
+            services.bundle_of(flow),
+            headers={"Content-Disposition": f'attachment; filename="{filename}.json"'},
+        )
+
+    @download_schema
+    @action(detail=True, methods=["get"])
+    def template(self, request, pk=None):
+        return self.download(request, pk)
+
+    @run_schema
+    @action(detail=True, methods=["post"])
+    def run(self, request, pk=None):
+        flow = self.get_object()
+        body = _read(RunRequest, request)
+        key = triggers.idempotency_key(request)
+        if flow.disabled:
+            raise ApiProblem(
+                409, f"Flow {flow} is disabled: enable it to run it.", code="flow-disabled"
+            )
+        api = flow.api_settings
+        if api.input_schema is not None and (
+            errors := input_errors(api.input_schema, body.get("input", {}))
+        ):
+            raise ApiProblem(
+                400,
+                f"The input does not match the flow's input schema ({len(errors)} problem(s)).",
+                code="invalid-input",
+                errors=[{**e, "pointer": "#/input" + e["pointer"][1:]} for e in errors],
+            )
+        options = self._run_options(flow, body)
+        execution, created = triggers.start(
+            triggers.Call(
+                flow=flow,
+                api=api,
+                request=None,
+                user=request.user,
+                client_ip=None,
+                mode=Execution.Mode.ASYNC,
+                timeout_ms=flow.timeout_ms,
+                idempotency_key=key,
+                trigger=Execution.Trigger.RUN,
+                input=body.get("input"),
+                variables=body.get("variables"),
+                options=options,
+            )
+        )
+        if created:
+            triggers.enqueue(execution)
+        return Response(
+            JobSerializer(execution).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @staticmethod
+    def _run_options(flow: Flow, body: dict) -> dict:
+        options: dict = {}
+        if export_ids := body.get("_exportIds"):
+            generators = {str(g.get("_exportId")) for g in flow.page_generators}
+            if unknown := [pk for pk in export_ids if pk not in generators]:
+                raise invalid(
+                    {
+                        "_exportIds": [
+                            f"Not page generators of this flow: {', '.join(unknown)}. Its page "
+                            f"generators are: {', '.join(sorted(generators)) or 'none'}."
+                        ]
+                    }
+                )
+            options["_exportIds"] = export_ids
+        start, end = body.get("startDate"), body.get("endDate")
+        if start and end and end < start:
+            raise invalid({"endDate": ["endDate is before startDate."]})
+        for name, moment in (("startDate", start), ("endDate", end)):
+            if moment is not None:
+                options[name] = moment.isoformat().replace("+00:00", "Z")
+        return options
+
+    @replace_connection_schema
+    @action(detail=True, methods=["put"], url_path="replaceConnection")
+    def replace_connection(self, request, pk=None):
+        flow = self.get_object()
+        body = _read(ReplaceConnectionRequest, request)
+        found = Connection.objects.in_bulk([body["_connectionId"], body["_newConnectionId"]])
+        errors = {
+            name: [f"Connection {body[name]} does not exist."]
+            for name in ("_connectionId", "_newConnectionId")
+            if int(body[name]) not in found
+        }
+        if errors:
+            raise invalid(errors)
+        changed = services.replace_connection(
+            flow=flow,
+            old=found[int(body["_connectionId"])],
+            new=found[int(body["_newConnectionId"])],
+        )
+        if not changed["exports"] and not changed["imports"]:
+            raise invalid(
+                {"_connectionId": [f"Flow {flow.pk} uses no export or import of this connection."]}
+            )
+        return Response(
+            {
+                "_flowId": str(flow.pk),
+                "_connectionId": body["_connectionId"],
+                "_newConnectionId": body["_newConnectionId"],
+                "exports": [str(pk) for pk in changed["exports"]],
+                "imports": [str(pk) for pk in changed["imports"]],
+            }
+        )
+
+    @audit_schema
+    @action(detail=True, methods=["get"])
+    def audit(self, request, pk=None):
+        flow = self.get_object()
+        paginator = AuditPagination()
+        records = flow.history.select_related("history_user")
+        page = paginator.paginate_queryset(records, request, view=self)
+        before = None
+        if page:  # the version before the page's oldest: what its change started from
+            before = (
+                Flow.history.filter(id=flow.pk, history_id__lt=page[-1].history_id)
+                .order_by("-history_id")
+                .first()
+            )
+        return paginator.get_paginated_response(
+            [
+                _audit_entry(record, previous)
+                for record, previous in zip(page, [*page[1:], before], strict=True)
+            ]
+        )
+
+    @logs_schema
+    @action(detail=True, methods=["get"])
+    def logs(self, request, pk=None):
+        flow = self.get_object()
+        paginator = LinkHeaderCursorPagination()
+        page = paginator.paginate_queryset(Execution.objects.filter(flow=flow), request, view=self)
+        return paginator.get_paginated_response(JobSerializer(page, many=True).data)
+
+    @dependencies_schema
+    @action(detail=True, methods=["get"])
+    def dependencies(self, request, pk=None):
+        flow = self.get_object()
+        found = selectors.dependencies(flow)
+        return Response(
+            {
+                "uses": {
+                    "integrations": [_ref(flow.application)],
+                    "connections": [_ref(c) for c in found.connections],
+                    "exports": [_ref(e) for e in found.exports],
+                    "imports": [_ref(i) for i in found.imports],
+                    "scripts": [_ref(s) for s in found.scripts],
+                    "flows": [_ref(f) for f in found.flows],
+                },
+                "usedBy": {"flows": [_ref(f) for f in found.used_by]},
+            }
+        )
+
+    def get_queryset(self):
+        return Flow.objects.select_related("application")
+
+
+ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
+DOCUMENT_PATHS = {field.attr: field.path for field in FLOW.fields}
+
+
+def _audit_entry(record, previous) -> dict:
+    changes = []
+    if record.history_type == "~" and previous is not None:
+        delta = record.diff_against(previous)
+        changes = [
+            {"field": DOCUMENT_PATHS[c.field], "oldValue": c.old, "newValue": c.new}
+            for c in delta.changes
+            if c.field in DOCUMENT_PATHS
+        ]
+    user = record.history_user
+    return {
+        "_id": str(record.history_id),
+        "time": record.history_date.isoformat().replace("+00:00", "Z"),
+        "action": ACTIONS.get(record.history_type, record.history_type),
+        "user": user.get_username() if user else None,
+        "changes": changes,
+    }

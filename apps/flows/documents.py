@@ -1,0 +1,408 @@
+"""Celigo-shaped documents of flows and their resources (DESIGN §3).
+
+One table per resource says where each model field lives in the document and which JSON
+type it takes. The same table turns a model into its document, checks a document's shape
+(unknown fields, wrong types) and describes it in OpenAPI. What a value means is checked
+by the admin's ModelForm, so the API and the admin accept exactly the same things.
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.db import models
+
+from apps.flows import forms as flow_forms
+from apps.flows.models import Application, Connection, Export, Flow, Import, Script
+
+READ_ONLY = ("_id", "createdAt", "lastModified")
+JSON_TYPES = {
+    "string": (str,),
+    "boolean": (bool,),
+    "integer": (int,),
+    "object": (dict,),
+    "array": (list,),
+    "id": (str, int),
+    "any": None,
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    path: str  # where it is in the document: "http.paging.method"
+    attr: str  # the model (and form) field
+    type: str  # a key of JSON_TYPES
+    nullable: bool = False
+    write_only: bool = False  # secrets
+    description: str = ""
+    enum: tuple[str, ...] = ()
+
+    def accepts(self, value: Any) -> bool:
+        if value is None:
+            return self.nullable
+        types = JSON_TYPES[self.type]
+        if types is None:
+            return True
+        if isinstance(value, bool) and bool not in types:
+            return False
+        return isinstance(value, types)
+
+    @property
+    def expected(self) -> str:
+        kind = {"id": "an id (string or integer)", "any": "any JSON value"}.get(
+            self.type, f"a{'n' if self.type[0] in 'aeiou' else ''} {self.type}"
+        )
+        return f"{kind} or null" if self.nullable else kind
+
+
+class DocumentError(ValueError):
+    """A document that cannot be read: field path → messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("The document is not valid.")
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Document:
+    """How one resource looks in the management API."""
+
+    name: str  # "flow", "export", …
+    model: type[models.Model]
+    form: type[forms.ModelForm]
+    fields: tuple[Field, ...]
+
+    # --- model → document ---------------------------------------------------------------
+
+    def render(self, instance: models.Model) -> dict:
+        document: dict = {"_id": str(instance.pk)}
+        for field in self.fields:
+            if field.write_only:
+                continue
+            _put(document, field.path, self._value_of(instance, field))
+        document["lastModified"] = _iso(instance.modified_at)
+        document["createdAt"] = _iso(instance.created_at)
+        return document
+
+    def _value_of(self, instance, field: Field) -> Any:
+        model_field = instance._meta.get_field(field.attr)
+        if model_field.is_relation:
+            pk = getattr(instance, model_field.attname)
+            return None if pk is None else str(pk)
+        return getattr(instance, field.attr)
+
+    # --- document → validated form --------------------------------------------------------
+
+    def form_for(self, document: Any, instance: models.Model | None = None) -> forms.ModelForm:
+        """The bound, validated form for a whole document (PUT and POST; PATCH merges
+        first). Raises DocumentError for shape problems and for what the form refuses."""
+        values = self.read(document, instance)
+        data = {}
+        for field in self.fields:
+            if field.path in values:
+                value = values[field.path]
+            elif field.write_only:
+                continue  # a secret left out is kept
+            else:
+                value = self.model._meta.get_field(field.attr).get_default()
+            data[field.attr] = _form_value(self.form.base_fields.get(field.attr), value)
+        form = self.form(data=data, instance=instance)
+        if not form.is_valid():
+            paths = {field.attr: field.path for field in self.fields}
+            raise DocumentError(
+                {
+                    paths.get(name, "document" if name == "__all__" else name): list(messages)
+                    for name, messages in form.errors.items()
+                }
+            )
+        return form
+
+    def read(self, document: Any, instance: models.Model | None) -> dict[str, Any]:
+        """The document's values by path, after checking its shape."""
+        if not isinstance(document, dict):
+            raise DocumentError({"document": [f"A {self.name} document is a JSON object."]})
+        errors: dict[str, list[str]] = {}
+        if "_id" in document and (instance is None or str(document["_id"]) != str(instance.pk)):
+            errors["_id"] = ["_id is read-only: leave it out, or send the resource's own."]
+        leaves = {field.path: field for field in self.fields}
+        branches = {
+            ".".join(field.path.split(".")[:depth])
+            for field in self.fields
+            for depth in range(1, field.path.count(".") + 1)
+        }
+        values: dict[str, Any] = {}
+
+        def walk(node: dict, prefix: str) -> None:
+            for key, value in node.items():
+                path = f"{prefix}{key}"
+                if not isinstance(key, str) or (not prefix and key in READ_ONLY):
+                    continue
+                if path in leaves:
+                    if leaves[path].accepts(value):
+                        values[path] = value
+                    else:
+                        errors[path] = [f"Expected {leaves[path].expected}."]
+                elif path in branches:
+                    if isinstance(value, dict):
+                        walk(value, f"{path}.")
+                    elif value is not None:
+                        errors[path] = ["Expected an object."]
+                else:
+                    known = sorted(
+                        name.removeprefix(prefix)
+                        for name in (*leaves, *branches)
+                        if name.startswith(prefix) and "." not in name.removeprefix(prefix)
+                    )
+                    errors[path] = [f"Unknown field. The fields here are: {', '.join(known)}."]
+
+        walk(document, "")
+        if errors:
+            raise DocumentError(errors)
+        return values
+
+    # --- OpenAPI --------------------------------------------------------------------------
+
+    def schema(self) -> dict:
+        root = {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "_id": {"type": "string", "readOnly": True},
+                "lastModified": {"type": "string", "format": "date-time", "readOnly": True},
+                "createdAt": {"type": "string", "format": "date-time", "readOnly": True},
+            },
+        }
+        for field in self.fields:
+            node = root
+            *parents, leaf = field.path.split(".")
+            for parent in parents:
+                node = node["properties"].setdefault(
+                    parent, {"type": "object", "additionalProperties": False, "properties": {}}
+                )
+            node["properties"][leaf] = _field_schema(field)
+        return root
+
+
+def _field_schema(field: Field) -> dict:
+    schema: dict = {
+        "id": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+        "any": {},
+    }.get(field.type, {"type": field.type})
+    if field.enum:
+        schema["enum"] = list(field.enum)
+    if field.nullable:
+        schema = {**schema, "nullable": True}
+    if field.write_only:
+        schema["writeOnly"] = True
+    if field.description:
+        schema["description"] = field.description
+    return schema
+
+
+def _put(document: dict, path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    for parent in parents:
+        document = document.setdefault(parent, {})
+    document[leaf] = value
+
+
+def _iso(moment) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _form_value(form_field, value: Any) -> Any:
+    if isinstance(form_field, forms.JSONField):
+        return json.dumps(value)
+    if isinstance(form_field, forms.ModelChoiceField):
+        return "" if value is None else str(value)
+    return "" if value is None else value
+
+
+def _choices(model_choices) -> tuple[str, ...]:
+    return tuple(model_choices.values)
+
+
+INTEGRATION = Document(
+    "integration",
+    Application,
+    forms.modelform_factory(Application, fields=("name", "description")),
+    (Field("name", "name", "string"), Field("description", "description", "string")),
+)
+OWNER = Field(
+    "_integrationId",
+    "application",
+    "id",
+    nullable=True,
+    description="The integration (application) it belongs to; null: shared by all.",
+)
+CONNECTION = Document(
+    "connection",
+    Connection,
+    flow_forms.ConnectionForm,
+    (
+        Field("name", "name", "string"),
+        Field("type", "type", "string", enum=_choices(Connection.Type)),
+        Field("http.baseURI", "base_uri", "string"),
+        Field("http.headers", "headers", "object"),
+        Field("http.auth.type", "auth_type", "string", enum=_choices(Connection.AuthType)),
+        Field("http.auth.username", "username", "string"),
+        Field("http.auth.password", "password", "string", write_only=True),
+        Field("http.auth.token", "token", "string", write_only=True),
+        Field("http.auth.headerName", "header_name", "string"),
+        Field("http.auth.apiKey", "api_key", "string", write_only=True),
+        Field("http.auth.tokenURL", "token_url", "string"),
+        Field("http.auth.clientId", "client_id", "string"),
+        Field("http.auth.clientSecret", "client_secret", "string", write_only=True),
+        Field("http.auth.scope", "scope", "string"),
+        Field("http.allowedPrivateHosts", "allowed_private_hosts", "array"),
+        Field("http.timeout", "timeout_ms", "integer", nullable=True, description="ms"),
+    ),
+)
+EXPORT = Document(
+    "export",
+    Export,
+    flow_forms.ExportForm,
+    (
+        Field("name", "name", "string"),
+        OWNER,
+        Field("_connectionId", "connection", "id"),
+        Field("http.method", "method", "string", enum=("GET", "POST", "PUT", "PATCH", "DELETE")),
+        Field("http.relativeURI", "relative_uri", "string"),
+        Field("http.query", "query", "object"),
+        Field("http.headers", "headers", "object"),
+        Field("http.body", "body", "any", nullable=True),
+        Field("http.response.resourcePath", "resource_path", "string"),
+        Field("http.paging.method", "paging", "string", enum=_choices(Export.Paging)),
+        Field("http.paging.pageSize", "page_size", "integer", nullable=True),
+        Field("http.paging.pageSizeParam", "page_size_param", "string"),
+        Field("http.paging.pageParam", "page_param", "string"),
+        Field("http.paging.path", "next_path", "string"),
+        Field("http.paging.cursorParam", "cursor_param", "string"),
+        Field("http.paging.maxPages", "max_pages", "integer"),
+    ),
+)
+IMPORT = Document(
+    "import",
+    Import,
+    flow_forms.ImportForm,
+    (
+        Field("name", "name", "string"),
+        OWNER,
+        Field("_connectionId", "connection", "id"),
+        Field("http.method", "method", "string", enum=("GET", "POST", "PUT", "PATCH", "DELETE")),
+        Field("http.relativeURI", "relative_uri", "string"),
+        Field("http.headers", "headers", "object"),
+        Field("http.body", "body", "any", nullable=True),
+        Field("http.batchSize", "batch_size", "integer"),
+    ),
+)
+SCRIPT = Document(
+    "script",
+    Script,
+    flow_forms.ScriptForm,
+    (
+        Field("name", "name", "string"),
+        OWNER,
+        Field("language", "language", "string", enum=_choices(Script.Language)),
+        Field("content", "content", "string"),
+    ),
+)
+
+
+class FlowDocument(Document):
+    """Celigo's simple flows (one export, one import) also show `_exportId`/`_importId`,
+    and a document may give those two instead of pageGenerators/pageProcessors."""
+
+    SIMPLE = ("_exportId", "_importId")
+
+    def render(self, instance: models.Model) -> dict:
+        document = super().render(instance)
+        generators, processors = instance.page_generators, instance.page_processors
+        if (
+            len(generators) == 1
+            and len(processors) == 1
+            and processors[0].get("type") == "import"
+            and set(processors[0]) <= {"type", "_importId"}
+        ):
+            document["_exportId"] = str(generators[0].get("_exportId"))
+            document["_importId"] = str(processors[0].get("_importId"))
+        return document
+
+    def read(self, document: Any, instance: models.Model | None) -> dict[str, Any]:
+        if not (isinstance(document, dict) and any(key in document for key in self.SIMPLE)):
+            return super().read(document, instance)
+        document = dict(document)
+        export_id, import_id = document.pop("_exportId", None), document.pop("_importId", None)
+        values = super().read(document, instance)
+        errors = {}
+        for key, value in (("_exportId", export_id), ("_importId", import_id)):
+            if value is None or isinstance(value, bool) or not isinstance(value, str | int):
+                errors[key] = ["A simple flow needs both _exportId and _importId (ids)."]
+        if errors:
+            raise DocumentError(errors)
+        simple = (
+            [{"_exportId": export_id}],
+            [{"type": "import", "_importId": import_id}],
+        )
+        for path, shorthand in zip(("pageGenerators", "pageProcessors"), simple, strict=True):
+            given = values.get(path)
+            if given is None:
+                values[path] = shorthand
+            elif self._ids(given) != self._ids(shorthand):
+                errors[path] = [
+                    f"{path} disagrees with _exportId/_importId: change one, or leave "
+                    "_exportId and _importId out."
+                ]
+        if errors:
+            raise DocumentError(errors)
+        return values
+
+    @staticmethod
+    def _ids(steps: list) -> list:
+        keys = ("_exportId", "_importId")
+        return [
+            {key: str(step[key]) for key in keys if key in step}
+            for step in steps
+            if isinstance(step, dict)
+        ]
+
+    def schema(self) -> dict:
+        schema = super().schema()
+        for key in self.SIMPLE:
+            schema["properties"][key] = {
+                "oneOf": [{"type": "string"}, {"type": "integer"}],
+                "description": "A simple flow's one export or import (Celigo's shorthand).",
+            }
+        return schema
+
+
+FLOW = FlowDocument(
+    "flow",
+    Flow,
+    flow_forms.FlowForm,
+    (
+        Field("name", "name", "string"),
+        Field("description", "description", "string"),
+        Field("disabled", "disabled", "boolean"),
+        Field("_integrationId", "application", "id"),
+        Field("schedule", "schedule", "string", description="5-field cron or Quartz."),
+        Field("timezone", "timezone", "string", description="IANA name, e.g. Europe/Paris."),
+        Field("skipRetries", "skip_retries", "boolean"),
+        Field("pageGenerators", "page_generators", "array"),
+        Field("pageProcessors", "page_processors", "array"),
+        Field("api", "api", "object"),
+        Field("variables", "variables", "object"),
+        Field("maxConcurrency", "max_concurrency", "integer", description="0: unlimited."),
+        Field(
+            "concurrencyPolicy",
+            "concurrency_policy",
+            "string",
+            enum=_choices(Flow.ConcurrencyPolicy),
+        ),
+        Field("runTimeout", "timeout_ms", "integer", description="ms, for runs no call waits for."),
+    ),
+)
+DOCUMENTS = {
+    document.name: document for document in (INTEGRATION, CONNECTION, EXPORT, IMPORT, SCRIPT, FLOW)
+}
