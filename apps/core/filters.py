@@ -5,6 +5,8 @@ a 400 naming it and the filters that exist.
 """
 
 import django_filters
+from django.core.exceptions import ValidationError
+from django.forms.utils import ErrorDict
 
 PAGING = frozenset({"cursor", "limit"})
 
@@ -12,10 +14,12 @@ PAGING = frozenset({"cursor", "limit"})
 class StrictFilterSet(django_filters.FilterSet):
     @property
     def errors(self):
-        errors = dict(self.form.errors)
+        errors = ErrorDict(self.form.errors)
         known = ", ".join(sorted(self.filters))
         for name in sorted(set(self.data) - set(self.filters) - PAGING):
-            errors[name] = self.form.error_class([f"Unknown filter. The filters are: {known}."])
+            errors[name] = self.form.error_class(
+                [ValidationError(f"Unknown filter. The filters are: {known}.", code="unknown")]
+            )
         return errors
 
     def is_valid(self) -> bool:

@@ -243,7 +243,9 @@ def _connections(lists: dict, connection_map: Any) -> dict[str, Connection]:
 
 def _install(document_type, document: dict, where: str, user, **overrides) -> models.Model:
 
-    content = {k: v for k, v in document.items() if k not in ("_id", "createdAt", "lastModified")}
+    # Not the ids of the original: nor the simple-flow shorthand that repeats its steps.
+    dropped = {"_id", "createdAt", "lastModified", *getattr(document_type, "SIMPLE", ())}
+    content = {k: v for k, v in document.items() if k not in dropped}
     content.update(overrides)
     try:
         form = document_type.form_for(content)

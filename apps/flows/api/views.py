@@ -330,7 +330,7 @@ class FlowViewSet(ResourceViewSet):
             return [HasPrivilege.of(Privilege.RUN_FLOWS)()]
         if self.action == "logs":
             return [HasPrivilege.of(Privilege.VIEW_EXECUTIONS)()]
-        if self.action in ("dependencies",):
+        if self.action in ("dependencies", "audit", "download", "template"):
             return [READ()]
         return super().get_permissions()
 
