@@ -1,0 +1,248 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from apps.flows.models import Application, Timestamped, url_name
+
+# Every record document carries these (Flowfinity's system fields); ExternalTransactionId
+# is what Execute() callers send to make a call idempotent. No field may take these names.
+SYSTEM_FIELDS = (
+    "RecordID",
+    "CreatedBy",
+    "CreatedOn",
+    "ModifiedBy",
+    "ModifiedOn",
+    "SubmissionId",
+    "ExternalTransactionId",
+)
+
+
+def not_a_system_field(value: str) -> None:
+    if value.casefold() in {name.casefold() for name in SYSTEM_FIELDS}:
+        raise ValidationError(
+            "%(value)s is a system field name; the system fields are: %(names)s.",
+            params={"value": value, "names": ", ".join(SYSTEM_FIELDS)},
+            code="system_field",
+        )
+
+
+def no_surrounding_spaces(value: str) -> None:
+    if value != value.strip():
+        raise ValidationError("A name cannot start or end with a space.", code="spaces")
+
+
+def not_only_digits(value: str) -> None:
+    # Database JSON paths read a key of digits as a list index.
+    if value.isdigit():
+        raise ValidationError("A field name cannot be only digits.", code="digits")
+
+
+class RecordType(Timestamped):
+    """A low-code data table of one application: its fields, and the records that hold
+    values for them (Flowfinity's record type; `recordType` in the management API)."""
+
+    application = models.ForeignKey(
+        Application,
+        verbose_name="application",
+        on_delete=models.PROTECT,
+        related_name="record_types",
+        help_text="Operations and views of this application read and write the table.",
+    )
+    name = models.CharField(
+        "name",
+        max_length=100,
+        validators=[url_name, no_surrounding_spaces],
+        help_text="Unique within the application, e.g. Lead.",
+    )
+    description = models.TextField("description", blank=True)
+
+    class Meta:
+        verbose_name = "record type"
+        ordering = ("application__name", "name")
+        constraints = (
+            models.UniqueConstraint(
+                fields=("application", "name"), name="records_recordtype_unique_name"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RecordField(models.Model):
+    """One field of a record type. Records store its value under its name in `data`;
+    the type names are the ones of the recordType document ("long text", "multi-choice")."""
+
+    class Type(models.TextChoices):
+        TEXT = "text", "Text"
+        LONG_TEXT = "long text", "Long text"
+        NUMBER = "number", "Number"
+        INTEGER = "integer", "Integer"
+        BOOLEAN = "boolean", "Yes / no"
+        DATE = "date", "Date"
+        DATETIME = "datetime", "Date and time"
+        CHOICE = "choice", "Choice"
+        MULTI_CHOICE = "multi-choice", "Multiple choice"
+        EMAIL = "email", "Email address"
+        URL = "url", "URL"
+        JSON = "json", "JSON"
+
+    CHOICE_TYPES = (Type.CHOICE, Type.MULTI_CHOICE)
+
+    record_type = models.ForeignKey(
+        RecordType, verbose_name="record type", on_delete=models.CASCADE, related_name="fields"
+    )
+    name = models.CharField(
+        "name",
+        max_length=100,
+        validators=[no_surrounding_spaces, not_only_digits, not_a_system_field],
+        help_text="The key of the value in record documents, e.g. Company.",
+    )
+    type = models.CharField("type", max_length=16, choices=Type.choices, default=Type.TEXT)
+    required = models.BooleanField(
+        "required", default=False, help_text="Records cannot be saved without a value."
+    )
+    choices = models.JSONField(
+        "choices",
+        default=list,
+        blank=True,
+        help_text='Choice and multiple-choice fields: the allowed values, e.g. ["Hot", "Warm"].',
+    )
+    default = models.JSONField(
+        "default",
+        null=True,
+        blank=True,
+        help_text="Given to new records that have no value for the field.",
+    )
+    position = models.PositiveIntegerField(
+        "position", default=0, help_text="Fields are shown in this order."
+    )
+
+    class Meta:
+        verbose_name = "field"
+        ordering = ("position", "pk")
+        constraints = (
+            models.UniqueConstraint(
+                fields=("record_type", "name"), name="records_recordfield_unique_name"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from apps.records.validation import coerce_value
+
+        errors = {}
+        if self.type in self.CHOICE_TYPES:
+            choices = self.choices
+            if (
+                not isinstance(choices, list)
+                or not choices
+                or not all(isinstance(choice, str) and choice.strip() for choice in choices)
+            ):
+                errors["choices"] = "List the allowed values, as a JSON list of text."
+            elif len(set(choices)) != len(choices):
+                errors["choices"] = "A value is listed twice."
+        elif self.choices:
+            errors["choices"] = "Only choice and multiple-choice fields have choices."
+        if self.default is not None and "choices" not in errors:
+            try:
+                coerce_value(self, self.default)
+            except ValueError as exc:
+                errors["default"] = f"Not a value of this field: {exc}"
+        if errors:
+            raise ValidationError(errors)
+
+
+class SubmissionCounter(models.Model):
+    """The last submission id given to a record of one record type.
+
+    Every create and update of a record takes the next id from this row, locked with
+    SELECT … FOR UPDATE inside the transaction that writes the record (see
+    `services._next_submission_id`). The lock is held until that transaction commits, so
+    the next writer can only read the counter once the previous one has committed: ids are
+    handed out in commit order. A reader that asks for `SubmissionId > last seen` can never
+    miss a row because a smaller id became visible after a larger one. (SQLite serialises
+    writers anyway.) A separate row, not a column of RecordType, so that an admin saving a
+    stale RecordType form cannot set the counter back, and so that the lock does not block
+    other tables' foreign keys to the record type.
+    """
+
+    record_type = models.OneToOneField(
+        RecordType,
+        verbose_name="record type",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="submission_counter",
+    )
+    last_value = models.BigIntegerField("last submission id", default=0)
+
+    class Meta:
+        verbose_name = "submission counter"
+
+    def __str__(self) -> str:
+        return f"{self.record_type_id}: {self.last_value}"
+
+
+class Record(models.Model):
+    """One row of a data table: the values of its record type's fields, by field name.
+
+    `submission_id` changes on every create and update and only grows (per record type):
+    incremental sync reads `SubmissionId > last seen`. Write records through
+    `apps.records.services`, which validate the data and allocate the id; a record's
+    record type cannot be deleted while it has records (empty the table first), so a
+    table's data is never lost by deleting its definition.
+    """
+
+    record_type = models.ForeignKey(
+        RecordType, verbose_name="record type", on_delete=models.PROTECT, related_name="records"
+    )
+    data = models.JSONField(
+        "values", default=dict, blank=True, help_text="The field values, by field name."
+    )
+    submission_id = models.BigIntegerField(
+        "submission id",
+        editable=False,
+        help_text="Grows with every create and update of a record of this type.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name="created by",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
+    modified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name="modified by",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    modified_at = models.DateTimeField("modified", auto_now=True)
+
+    class Meta:
+        ordering = ("record_type_id", "pk")
+        constraints = (
+            models.UniqueConstraint(
+                fields=("record_type", "submission_id"),
+                name="records_record_unique_submission_id",
+            ),
+        )
+        indexes = (
+            models.Index(fields=("record_type", "id"), name="records_record_type_id"),
+            models.Index(fields=("record_type", "created_at"), name="records_record_type_created"),
+        )
+        # On PostgreSQL, migration 0002 adds a GIN index (jsonb_path_ops) on `data` for the
+        # `data @> {...}` equality filters of the selectors.
+
+    def __str__(self) -> str:
+        if self.record_type_id is None:
+            return "New record"
+        return f"{self.record_type} #{self.pk}" if self.pk else f"New {self.record_type}"

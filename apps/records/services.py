@@ -1,0 +1,292 @@
+"""Writes for data tables: records (validated, a new submission id on every write) and
+record types with their fields (from the recordType document of the management API)."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import transaction
+from django.db.models import Max
+
+from apps.accounts.models import User
+from apps.flows.models import Application
+from apps.flows.pipeline import as_id
+from apps.records import selectors
+from apps.records.models import Record, RecordField, RecordType, SubmissionCounter
+from apps.records.validation import REQUIRED, RecordInvalid, clean_record, coerce_value
+
+
+def _locked_counter(record_type: RecordType) -> SubmissionCounter:
+    """The record type's counter row, locked until the current transaction ends.
+
+    Every writer of the record type queues here, so ids are allocated in commit order
+    (see SubmissionCounter). Take it after validating, to hold it briefly, and before
+    any other row lock, so that writers always lock in the same order (no deadlocks).
+    """
+    counters = SubmissionCounter.objects.select_for_update()
+    try:
+        return counters.get(record_type=record_type)
+    except SubmissionCounter.DoesNotExist:
+        # First write: start after any id already used (records loaded by a fixture…).
+        highest = Record.objects.filter(record_type=record_type).aggregate(
+            highest=Max("submission_id")
+        )["highest"]
+        # Two first writers race: the loser's INSERT waits for the winner's commit, fails,
+        # and get_or_create then locks the winner's row.
+        counter, _ = counters.get_or_create(
+            record_type=record_type, defaults={"last_value": highest or 0}
+        )
+        return counter
+
+
+def _advance(counter: SubmissionCounter) -> int:
+    counter.last_value += 1
+    counter.save(update_fields=["last_value"])
+    return counter.last_value
+
+
+def _actor(user: User | None) -> User | None:
+    return user if user is not None and user.is_authenticated else None
+
+
+def _insert(
+    *, record_type: RecordType, values: dict[str, Any], user: User | None, counter
+) -> Record:
+    actor = _actor(user)
+    record = Record(
+        record_type=record_type,
+        data=values,
+        submission_id=_advance(counter),
+        created_by=actor,
+        modified_by=actor,
+    )
+    # The unique (record type, submission id) constraint holds by construction: checking
+    # it would cost a query per write.
+    record.full_clean(validate_constraints=False)
+    record.save()
+    return record
+
+
+def _rewrite(
+    *,
+    record: Record,
+    fields: list[RecordField],
+    values: dict[str, Any],
+    user: User | None,
+    counter,
+) -> Record:
+    current = Record.objects.select_for_update().only("data").get(pk=record.pk)
+    known = {field.name for field in fields}
+    # Values of fields deleted from the record type are dropped on the next write.
+    data = {name: value for name, value in current.data.items() if name in known}
+    data.update(values)
+    record.data = data
+    record.submission_id = _advance(counter)
+    record.modified_by = _actor(user)
+    record.full_clean(validate_constraints=False)
+    record.save(update_fields=["data", "submission_id", "modified_by", "modified_at"])
+    return record
+
+
+@transaction.atomic
+def create_record(
+    *, record_type: RecordType, data: Mapping[str, Any], user: User | None = None
+) -> Record:
+    """A new record: `data` validated (defaults for missing fields), the next submission
+    id. Raises RecordInvalid listing every bad field."""
+    values = clean_record(list(record_type.fields.all()), data)
+    return _insert(
+        record_type=record_type, values=values, user=user, counter=_locked_counter(record_type)
+    )
+
+
+@transaction.atomic
+def update_record(*, record: Record, data: Mapping[str, Any], user: User | None = None) -> Record:
+    """Change the given fields of a record (a partial update); the record gets the next
+    submission id even when no value changed, and `user` as its modifier."""
+    fields = list(record.record_type.fields.all())
+    values = clean_record(fields, data, partial=True)
+    counter = _locked_counter(record.record_type)
+    return _rewrite(record=record, fields=fields, values=values, user=user, counter=counter)
+
+
+@transaction.atomic
+def delete_record(*, record: Record) -> None:
+    """Delete a record. (Incremental sync by submission id does not see deletions.)"""
+    record.delete()
+
+
+@transaction.atomic
+def upsert_record(
+    *,
+    record_type: RecordType,
+    key_field: str,
+    data: Mapping[str, Any],
+    user: User | None = None,
+) -> tuple[Record, bool]:
+    """Update the record whose `key_field` equals the value in `data` (a partial update),
+    else create one. Returns (record, created).
+
+    The lookup runs under the record type's counter lock, so two upserts of the same key
+    cannot both create: the second waits, then finds the first one's record.
+    """
+    fields = list(record_type.fields.all())
+    by_name = {field.name: field for field in fields}
+    key = by_name.get(key_field)
+    if key is None or key.type in (RecordField.Type.MULTI_CHOICE, RecordField.Type.JSON):
+        names = ", ".join(name for name, field in by_name.items() if field is not key)
+        raise RecordInvalid(
+            {NON_FIELD_ERRORS: f"{key_field!r} cannot be the key; the key can be one of: {names}."}
+        )
+    if not isinstance(data, Mapping):
+        raise RecordInvalid({NON_FIELD_ERRORS: "Expected a JSON object of field values."})
+    try:
+        key_value = coerce_value(key, data.get(key_field))
+    except ValueError as exc:
+        raise RecordInvalid({key_field: str(exc)}) from None
+    if key_value is None:
+        raise RecordInvalid({key_field: f"{REQUIRED} It is the key of the upsert."})
+    values = clean_record(fields, data, partial=True)
+    counter = _locked_counter(record_type)
+    matches = list(
+        selectors.filter_records(
+            Record.objects.filter(record_type=record_type),
+            fields,
+            [(key_field, "eq", key_value)],
+        ).order_by("pk")[:2]
+    )
+    if len(matches) > 1:
+        raise RecordInvalid(
+            {key_field: "More than one record has this value; an upsert needs a unique key."}
+        )
+    if matches:
+        record = _rewrite(
+            record=matches[0], fields=fields, values=values, user=user, counter=counter
+        )
+        return record, False
+    values = clean_record(fields, data)
+    return _insert(record_type=record_type, values=values, user=user, counter=counter), True
+
+
+# --- Record types ---------------------------------------------------------------------
+
+FIELD_KEYS = {"name", "type", "required", "choices", "default"}
+
+
+def _document_fields(value: Any, errors: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The well-formed fields of the document, with their index in it."""
+    if not isinstance(value, list):
+        errors["fields"] = "Expected a list of fields."
+        return []
+    fields, seen = [], set()
+    for index, item in enumerate(value):
+        where = f"fields[{index}]"
+        if not isinstance(item, Mapping):
+            errors[where] = "Expected a field object."
+            continue
+        unknown = sorted(set(item) - FIELD_KEYS - {"_id"})
+        if unknown:
+            errors[where] = f"Unknown keys {', '.join(unknown)}; a field has: " + ", ".join(
+                sorted(FIELD_KEYS)
+            )
+            continue
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            errors[f"{where}.name"] = "A field needs a name."
+            continue
+        if name in seen:
+            errors[f"{where}.name"] = f"There are two fields named {name!r}."
+            continue
+        seen.add(name)
+        kind = item.get("type", RecordField.Type.TEXT)
+        if kind not in RecordField.Type.values:
+            errors[f"{where}.type"] = f"{kind!r} is not one of: " + ", ".join(
+                RecordField.Type.values
+            )
+            continue
+        if not isinstance(item.get("required", False), bool):
+            errors[f"{where}.required"] = "Expected true or false."
+            continue
+        fields.append(
+            (
+                index,
+                {
+                    "name": name,
+                    "type": kind,
+                    "required": item.get("required", False),
+                    "choices": item.get("choices") or [],
+                    "default": item.get("default"),
+                },
+            )
+        )
+    return fields
+
+
+@transaction.atomic
+def save_record_type(
+    *, document: Mapping[str, Any], record_type: RecordType | None = None
+) -> RecordType:
+    """Create a record type from a recordType document, or change `record_type`:
+    `{"name", "_integrationId", "description", "fields": [{"name", "type", "required",
+    "choices", "default"}]}`. The fields, when given, replace the current ones (matched
+    by name, so values are kept); raises ValidationError with every problem at once."""
+    if not isinstance(document, Mapping):
+        raise ValidationError({NON_FIELD_ERRORS: "Expected a JSON object."})
+    creating = record_type is None
+    record_type = record_type or RecordType()
+    errors: dict[str, Any] = {}
+    if "name" in document or creating:
+        record_type.name = document.get("name") if isinstance(document.get("name"), str) else ""
+    if "description" in document:
+        description = document["description"]
+        record_type.description = description if isinstance(description, str) else ""
+    if "_integrationId" in document or creating:
+        application = Application.objects.filter(pk=as_id(document.get("_integrationId"))).first()
+        if application is None:
+            errors["_integrationId"] = "Not the id of an integration (application)."
+        else:
+            record_type.application = application
+    fields = _document_fields(document["fields"], errors) if "fields" in document else None
+    try:
+        record_type.full_clean(exclude=["application"] if "_integrationId" in errors else None)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    prepared = _prepare_fields(record_type, fields, errors) if fields is not None else None
+    if errors:
+        raise ValidationError(errors)
+    record_type.save()
+    if prepared is not None:
+        for field in prepared:
+            field.record_type = record_type
+            field.save()
+        record_type.fields.exclude(pk__in=[field.pk for field in prepared]).delete()
+    return record_type
+
+
+def _prepare_fields(
+    record_type: RecordType, fields: list[tuple[int, dict[str, Any]]], errors: dict[str, Any]
+) -> list[RecordField]:
+    """The record type's fields as the document has them, validated, not yet saved."""
+    current = {field.name: field for field in record_type.fields.all()} if record_type.pk else {}
+    prepared = []
+    for position, (index, values) in enumerate(fields):
+        field = current.get(values["name"]) or RecordField(record_type=record_type)
+        for name, value in values.items():
+            setattr(field, name, value)
+        field.position = position
+        try:
+            # Names are unique within the document already; the constraint needs a saved
+            # record type.
+            field.full_clean(exclude=["record_type"], validate_constraints=False)
+        except ValidationError as exc:
+            for name, messages in exc.message_dict.items():
+                errors[f"fields[{index}].{name}"] = messages
+        prepared.append(field)
+    return prepared
+
+
+@transaction.atomic
+def empty_record_type(*, record_type: RecordType) -> int:
+    """Delete every record of the record type (its definition stays); returns how many."""
+    deleted, _ = Record.objects.filter(record_type=record_type).delete()
+    return deleted
