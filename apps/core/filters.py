@@ -5,6 +5,7 @@ a 400 naming it and the filters that exist.
 """
 
 import django_filters
+from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.utils import ErrorDict
 
@@ -24,3 +25,14 @@ class StrictFilterSet(django_filters.FilterSet):
 
     def is_valid(self) -> bool:
         return not self.errors
+
+
+class IdFilter(django_filters.NumberFilter):
+    """A resource id: a positive 64-bit integer (no decimals, nothing SQLite can't hold)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)

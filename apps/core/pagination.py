@@ -3,8 +3,11 @@
 Cursor pagination, so a page boundary stays correct while rows are inserted.
 """
 
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
+
+from apps.core.exceptions import ApiProblem
 
 
 class LinkHeaderCursorPagination(CursorPagination):
@@ -12,6 +15,16 @@ class LinkHeaderCursorPagination(CursorPagination):
     page_size_query_param = "limit"
     max_page_size = 1000
     ordering = "-created_at"
+
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except NotFound:  # DRF's answer; a cursor the client mangled is a bad request
+            raise ApiProblem(
+                400,
+                "Invalid cursor: use the next URL of the Link header as it is.",
+                code="invalid-cursor",
+            ) from None
 
     def get_paginated_response(self, data):
         headers = {}

@@ -17,6 +17,7 @@ from apps.flows import forms as flow_forms
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 
 READ_ONLY = ("_id", "createdAt", "lastModified")
+ROOT = "non_field_errors"  # the document as a whole: the problem's pointer is "#"
 JSON_TYPES = {
     "string": (str,),
     "boolean": (bool,),
@@ -112,7 +113,7 @@ class Document:
             paths = {field.attr: field.path for field in self.fields}
             raise DocumentError(
                 {
-                    paths.get(name, "document" if name == "__all__" else name): list(messages)
+                    paths.get(name, ROOT if name == "__all__" else name): list(messages)
                     for name, messages in form.errors.items()
                 }
             )
@@ -121,7 +122,7 @@ class Document:
     def read(self, document: Any, instance: models.Model | None) -> dict[str, Any]:
         """The document's values by path, after checking its shape."""
         if not isinstance(document, dict):
-            raise DocumentError({"document": [f"A {self.name} document is a JSON object."]})
+            raise DocumentError({ROOT: [f"The {self.name} document must be a JSON object."]})
         errors: dict[str, list[str]] = {}
         if "_id" in document and (instance is None or str(document["_id"]) != str(instance.pk)):
             errors["_id"] = ["_id is read-only: leave it out, or send the resource's own."]

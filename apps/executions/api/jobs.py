@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from apps.accounts.permissions import HasPrivilege
 from apps.accounts.privileges import Privilege
 from apps.core.exceptions import ApiProblem
-from apps.core.filters import StrictFilterSet
+from apps.core.filters import IdFilter, StrictFilterSet
 from apps.core.openapi import problem_responses
 from apps.core.pagination import ByIdCursorPagination, LinkHeaderCursorPagination
 from apps.executions import services
@@ -66,7 +66,7 @@ ERROR_EXAMPLE = {
 
 
 class JobFilter(StrictFilterSet):
-    _flowId = django_filters.NumberFilter(field_name="flow_id", min_value=1)
+    _flowId = IdFilter(field_name="flow_id")
     status = django_filters.ChoiceFilter(choices=Execution.Status.choices)
     createdAt_gte = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     createdAt_lte = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lte")

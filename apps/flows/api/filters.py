@@ -2,12 +2,12 @@
 
 import django_filters
 
-from apps.core.filters import StrictFilterSet
+from apps.core.filters import IdFilter, StrictFilterSet
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 
 
-def _id(field_name: str, help_text: str) -> django_filters.NumberFilter:
-    return django_filters.NumberFilter(field_name=field_name, min_value=1, help_text=help_text)
+def _id(field_name: str, help_text: str) -> IdFilter:
+    return IdFilter(field_name=field_name, help_text=help_text)
 
 
 class IntegrationFilter(StrictFilterSet):

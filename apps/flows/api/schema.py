@@ -152,7 +152,7 @@ def resource_schema(document: Document, tag: str):
             summary=f"List {tag}",
             description="A JSON array; the next page is in the Link header (rel=next).",
             responses={
-                200: {"type": "array", "items": schema},
+                200: schema,  # drf-spectacular makes a list action's answer an array of it
                 **problem_responses(400, 401, 403, 429),
             },
             examples=[OpenApiExample(tag, value=[one], response_only=True)],
