@@ -7,7 +7,7 @@ from django.utils.html import format_html, format_html_join
 
 from apps.executions import services as execution_services
 from apps.executions.models import Execution
-from apps.flows import services
+from apps.flows import selectors, services
 from apps.flows.forms import (
     ConnectionForm,
     ExportForm,
@@ -21,14 +21,37 @@ from apps.flows.pipeline import RESOURCES, as_id
 from apps.flows.schedules import next_runs
 
 
+class InUseProtectedAdmin(admin.ModelAdmin):
+    """Django's delete page refuses what flows still use: flows reference resources inside
+    their JSON pipelines, which Django's collector cannot see."""
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        protected = list(protected)
+        for obj in objs:
+            if usage := selectors.usage_of(obj):
+                protected.extend(
+                    format_html(
+                        'Flow <a href="{}">{}</a> uses {}',
+                        reverse("admin:flows_flow_change", args=[flow.pk]),
+                        flow,
+                        obj,
+                    )
+                    for flow in usage.flows
+                )
+                if not usage.flows:
+                    protected.append(usage.message)
+        return deleted, counts, perms_needed, protected
+
+
 @admin.register(Application)
-class ApplicationAdmin(admin.ModelAdmin):
+class ApplicationAdmin(InUseProtectedAdmin):
     list_display = ("name", "description", "modified_at")
     search_fields = ("name", "description")
 
 
 @admin.register(Connection)
-class ConnectionAdmin(admin.ModelAdmin):
+class ConnectionAdmin(InUseProtectedAdmin):
     form = ConnectionForm
     list_display = ("name", "type", "base_uri", "auth_type", "modified_at")
     list_filter = ("type", "auth_type")
@@ -58,7 +81,7 @@ class ConnectionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Export)
-class ExportAdmin(admin.ModelAdmin):
+class ExportAdmin(InUseProtectedAdmin):
     form = ExportForm
     list_display = ("name", "connection", "method", "relative_uri", "paging")
     list_filter = ("connection", "paging")
@@ -97,7 +120,7 @@ class ExportAdmin(admin.ModelAdmin):
 
 
 @admin.register(Import)
-class ImportAdmin(admin.ModelAdmin):
+class ImportAdmin(InUseProtectedAdmin):
     form = ImportForm
     list_display = ("name", "connection", "method", "relative_uri", "batch_size")
     list_filter = ("connection",)
@@ -116,7 +139,7 @@ class ImportAdmin(admin.ModelAdmin):
 
 
 @admin.register(Script)
-class ScriptAdmin(admin.ModelAdmin):
+class ScriptAdmin(InUseProtectedAdmin):
     form = ScriptForm
     list_display = ("name", "language", "modified_at")
     search_fields = ("name", "content")
@@ -170,7 +193,7 @@ def pipeline_html(flow: Flow):
 
 
 @admin.register(Flow)
-class FlowAdmin(admin.ModelAdmin):
+class FlowAdmin(InUseProtectedAdmin):
     form = FlowForm
     list_display = ("name", "application", "disabled", "step_count", "last_status")
     list_filter = ("application", "disabled")
@@ -214,7 +237,7 @@ class FlowAdmin(admin.ModelAdmin):
         return ", ".join(run.strftime("%Y-%m-%d %H:%M %Z") for run in runs) or "—"
 
     def save_model(self, request, obj, form, change):
-        services.save_flow(flow=obj)
+        services.save_flow(flow=obj, user=request.user)
 
     @admin.display(description="pipeline")
     def pipeline(self, obj):
@@ -282,7 +305,7 @@ class FlowAdmin(admin.ModelAdmin):
 
     @admin.action(description="Clone")
     def clone(self, request, queryset):
-        clones = [services.clone_flow(flow=flow) for flow in queryset]
+        clones = [services.clone_flow(flow=flow, user=request.user) for flow in queryset]
         self.message_user(
             request,
             f"Cloned {len(clones)} flow(s), disabled until you enable them.",
@@ -291,10 +314,10 @@ class FlowAdmin(admin.ModelAdmin):
 
     @admin.action(description="Enable")
     def enable(self, request, queryset):
-        count = services.set_flows_disabled(queryset=queryset, disabled=False)
+        count = services.set_flows_disabled(queryset=queryset, disabled=False, user=request.user)
         self.message_user(request, f"Enabled {count} flow(s).", messages.SUCCESS)
 
     @admin.action(description="Disable")
     def disable(self, request, queryset):
-        count = services.set_flows_disabled(queryset=queryset, disabled=True)
+        count = services.set_flows_disabled(queryset=queryset, disabled=True, user=request.user)
         self.message_user(request, f"Disabled {count} flow(s).", messages.SUCCESS)

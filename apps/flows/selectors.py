@@ -7,7 +7,9 @@ Flows reference exports, imports, scripts and sub-flows inside their JSON docume
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from apps.flows.models import Connection, Export, Flow, Import, Script
+from django.db import models
+
+from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.pipeline import RESOURCES, as_id
 
 
@@ -82,3 +84,44 @@ def dependencies(flow: Flow) -> Dependencies:
         flows=list(Flow.objects.filter(pk__in=found.flow).select_related("application")),
         used_by=flows_using("flow", [flow.pk]),
     )
+
+
+@dataclass
+class Usage:
+    """Why a resource cannot be deleted: what still uses it."""
+
+    message: str
+    flows: list[Flow]
+
+
+def _named(flows: list[Flow]) -> str:
+    return ", ".join(f"{flow} ({flow.pk})" for flow in flows[:20])
+
+
+def usage_of(instance: models.Model) -> Usage | None:
+    """What keeps a flow, resource or integration from being deleted, if anything."""
+    if isinstance(instance, Flow):
+        flows, what = flows_using("flow", [instance.pk]), "calls it as a sub-flow"
+    elif isinstance(instance, Export | Import | Script):
+        kind = type(instance).__name__.lower()
+        flows, what = flows_using(kind, [instance.pk]), f"uses this {kind}"
+    elif isinstance(instance, Connection):
+        flows = flows_using_connection(instance)
+        what = "reads or writes through this connection"
+        if not flows and (
+            Export.objects.filter(connection=instance).exists()
+            or Import.objects.filter(connection=instance).exists()
+        ):
+            return Usage("Exports or imports still use this connection; delete them first.", [])
+    elif isinstance(instance, Application):
+        flows = list(instance.flows.select_related("application"))
+        what = "belongs to this integration"
+        owned = (model.objects.filter(application=instance) for model in (Export, Import, Script))
+        if not flows and any(rows.exists() for rows in owned):
+            return Usage(
+                "Exports, imports or scripts still belong to this integration; delete them first.",
+                [],
+            )
+    else:
+        return None
+    return Usage(f"Still in use: flow {_named(flows)} {what}.", flows) if flows else None

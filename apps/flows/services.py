@@ -48,7 +48,7 @@ def _without_taken_route(api: Any, *, exclude_pk: int | None = None) -> Any:
 
 
 @transaction.atomic
-def clone_flow(*, flow: Flow, name: str | None = None) -> Flow:
+def clone_flow(*, flow: Flow, name: str | None = None, user=None) -> Flow:
     """A disabled copy of the flow in the same application, using the same resources
     (the admin's Clone; the API's clone copies the resources too, see install_bundle)."""
     clone = Flow.objects.get(pk=flow.pk)
@@ -57,9 +57,7 @@ def clone_flow(*, flow: Flow, name: str | None = None) -> Flow:
     clone.disabled = True
     clone.api = _without_taken_route(clone.api)
     clone.full_clean()
-    clone.save()
-    sync_flow_schedule(clone)
-    return clone
+    return save_flow(flow=clone, user=user)
 
 
 @transaction.atomic
@@ -90,44 +88,11 @@ def set_flows_disabled(*, queryset, disabled: bool, user=None) -> int:
     return len(flows)
 
 
-def _named(flows: list[Flow]) -> str:
-    return ", ".join(f"{flow} ({flow.pk})" for flow in flows[:20])
-
-
 @transaction.atomic
 def delete_resource(*, instance: models.Model, user=None) -> None:
     """Delete a resource nothing uses; raise InUse naming the flows that still do."""
-    if isinstance(instance, Flow):
-        flows = selectors.flows_using("flow", [instance.pk])
-        what = "calls it as a sub-flow"
-    elif isinstance(instance, Export | Import | Script):
-        kind = type(instance).__name__.lower()
-        flows = selectors.flows_using(kind, [instance.pk])
-        what = f"uses this {kind}"
-    elif isinstance(instance, Connection):
-        flows = selectors.flows_using_connection(instance)
-        what = "reads or writes through this connection"
-        if not flows and (
-            Export.objects.filter(connection=instance).exists()
-            or Import.objects.filter(connection=instance).exists()
-        ):
-            raise InUse("Exports or imports still use this connection; delete them first.", [])
-    elif isinstance(instance, Application):
-        flows = list(instance.flows.select_related("application"))
-        what = "belongs to this integration"
-        owned = [
-            model.objects.filter(application=instance).exists()
-            for model in (Export, Import, Script)
-        ]
-        if not flows and any(owned):
-            raise InUse(
-                "Exports, imports or scripts still belong to this integration; delete them first.",
-                [],
-            )
-    else:
-        flows = []
-    if flows:
-        raise InUse(f"Still in use: flow {_named(flows)} {what}.", flows)
+    if usage := selectors.usage_of(instance):
+        raise InUse(usage.message, usage.flows)
     instance._history_user = user
     instance.delete()
 

@@ -316,3 +316,29 @@ def test_an_invalid_schedule_or_time_zone_is_refused(admin_client, application):
     page = admin_client.post("/admin/flows/flow/add/", form).content.decode()
     assert "Invalid schedule" in page
     assert "Unknown time zone" in page
+
+
+def test_the_admin_refuses_to_delete_a_script_a_flow_uses_and_shows_the_flow(
+    admin_client, application
+):
+    script = Script.objects.create(name="shape", content="function main(ctx) { return [] }")
+    flow = Flow.objects.create(
+        application=application,
+        name="uses it",
+        page_processors=[{"type": "script", "_scriptId": str(script.pk)}],
+    )
+    page = admin_client.get(f"/admin/flows/script/{script.pk}/delete/").content.decode()
+    assert f'href="/admin/flows/flow/{flow.pk}/change/"' in page
+    admin_client.post(f"/admin/flows/script/{script.pk}/delete/", {"post": "yes"})
+    assert Script.objects.filter(pk=script.pk).exists()
+
+
+def test_an_admin_edit_is_in_the_flows_audit_with_who_made_it(admin_client, application):
+    flow = Flow.objects.create(application=application, name="audited")
+    admin_client.post(
+        "/admin/flows/flow/",
+        {"action": "disable", "_selected_action": [flow.pk]},
+    )
+    latest = flow.history.first()
+    assert latest.history_type == "~"
+    assert latest.history_user.get_username() == "admin"
