@@ -127,6 +127,7 @@ INSTALLED_APPS = [
     "apps.flows",
     "apps.executions",
     "apps.records",
+    "apps.surface",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,256 @@
+"""Writes of the integration surface: its configuration, and Execute() — a record change
+and the operation's flow in one transaction, at most once per ExternalTransactionId."""
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from apps.accounts.models import User
+from apps.executions import services as executions
+from apps.executions.models import Execution, ExecutionError, StepRun
+from apps.flows.api_settings import DEFAULT_TIMEOUT_MS
+from apps.records import services as records
+from apps.records.models import Record
+from apps.records.selectors import record_document
+from apps.surface.models import ExecuteReceipt, Operation, SurfaceConfiguration
+
+Action = Operation.Action
+RECEIPT_WAIT_SECONDS = 30.0
+
+
+def not_integration_accounts(accounts: Iterable[User]) -> list[str]:
+    """Usernames of the accounts that are not of the integration type."""
+    return [account.get_username() for account in accounts if not account.is_integration]
+
+
+@transaction.atomic
+def configure_surface(
+    *,
+    execute: bool | None = None,
+    query: bool | None = None,
+    integration_accounts: Iterable[User] | None = None,
+) -> SurfaceConfiguration:
+    """Change the surface configuration; what is not given stays as it is. Only accounts
+    of the integration type can be chosen (ValidationError otherwise)."""
+    configuration = SurfaceConfiguration.load()
+    if execute is not None:
+        configuration.execute = execute
+    if query is not None:
+        configuration.query = query
+    configuration.full_clean()
+    if integration_accounts is not None:
+        accounts = list(integration_accounts)
+        if regular := not_integration_accounts(accounts):
+            raise ValidationError(
+                {
+                    "integration_accounts": "Only integration accounts can call the surface; "
+                    f"these are not: {', '.join(regular)}."
+                }
+            )
+        configuration.integration_accounts.set(accounts)
+    configuration.save()
+    return configuration
+
+
+# --- Execute() ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What Execute() answers: a status code and the record document (and processId)."""
+
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+class RecordNotFound(LookupError):
+    def __init__(self, record_id: int, operation: Operation):
+        self.record_id = record_id
+        super().__init__(f"Record {record_id} of {operation.record_type} does not exist.")
+
+
+class FlowFailed(Exception):
+    """The operation's flow did not succeed: the record change was rolled back."""
+
+    def __init__(self, execution: Execution):
+        self.execution = execution
+        reason = execution.error or f"it ended {execution.status}"
+        if not execution.error and execution.num_error:
+            reason = f"{execution.num_error} record error(s)"
+        super().__init__(reason)
+
+    @property
+    def status_code(self) -> int:
+        code = self.execution.status_code or 0
+        return code if 400 <= code <= 599 else 422
+
+
+class TransactionIdReused(Exception):
+    """The ExternalTransactionId was used by this account for another operation."""
+
+    def __init__(self, receipt: ExecuteReceipt):
+        self.receipt = receipt
+        name = receipt.operation.name if receipt.operation else "a deleted operation"
+        super().__init__(
+            f"ExternalTransactionId {receipt.external_transaction_id!r} was already used for "
+            f"{name!r}; use a new one for each transaction."
+        )
+
+
+def _receipt(user: User, key: str) -> ExecuteReceipt | None:
+    return (
+        ExecuteReceipt.objects.select_related("operation")
+        .filter(account=user, external_transaction_id=key)
+        .first()
+    )
+
+
+def _replay(receipt: ExecuteReceipt, operation: Operation) -> Answer:
+    if receipt.operation_id != operation.pk:
+        raise TransactionIdReused(receipt)
+    return Answer(receipt.status, receipt.body, replayed=True)
+
+
+def execute_operation(
+    *,
+    operation: Operation,
+    user: User,
+    record_id: int | None,
+    data: Mapping[str, Any],
+    external_transaction_id: str = "",
+    client_ip: str | None = None,
+) -> Answer:
+    """Apply the operation to a record and run its flow with the record, in one
+    transaction: when the flow fails, nothing is changed (FlowFailed).
+
+    With an ExternalTransactionId, a receipt of the answer is inserted in that same
+    transaction; of two concurrent calls with one id, the database lets one insert it and
+    the other gets the stored answer, so the change is applied once. Only changes that
+    were applied leave a receipt: a call refused as invalid can be corrected and sent
+    again with the same id.
+    """
+    key = external_transaction_id
+    if key and (receipt := _receipt(user, key)):
+        return _replay(receipt, operation)
+    try:
+        with transaction.atomic():
+            if key:
+                # First, so that a concurrent twin waits here (PostgreSQL: on the unique
+                # index until we commit; SQLite: for the write lock) before doing any work.
+                receipt = ExecuteReceipt.objects.create(
+                    account=user, external_transaction_id=key, operation=operation, status=0
+                )
+            answer = _apply(operation, user, record_id, data, client_ip)
+            if key:
+                receipt.status, receipt.body = answer.status, answer.body
+                receipt.save(update_fields=["status", "body"])
+            return answer
+    except IntegrityError:
+        if not key:
+            raise
+        return _replay(_wait_for_receipt(user, key), operation)
+    except FlowFailed as failed:
+        _keep_run(failed)
+        raise
+
+
+def _wait_for_receipt(user: User, key: str) -> ExecuteReceipt:
+    """The twin's receipt: committed already when our insert failed on PostgreSQL; looked
+    for a little longer in case a database answers before the winner's commit shows."""
+    deadline = time.monotonic() + RECEIPT_WAIT_SECONDS
+    while True:
+        receipt = _receipt(user, key)
+        if receipt is not None and receipt.status:
+            return receipt
+        if time.monotonic() > deadline:
+            raise IntegrityError(f"ExternalTransactionId {key!r}: no receipt to answer with.")
+        time.sleep(0.05)
+
+
+def _apply(
+    operation: Operation,
+    user: User,
+    record_id: int | None,
+    data: Mapping[str, Any],
+    client_ip: str | None,
+) -> Answer:
+    record_type = operation.record_type
+    fields = list(record_type.fields.all())
+    if operation.action == Action.CREATE:
+        record = records.create_record(record_type=record_type, data=data, user=user)
+        status = 201
+    else:
+        record = (
+            Record.objects.select_related("record_type", "created_by", "modified_by")
+            .filter(record_type=record_type, pk=record_id)
+            .first()
+            if record_id is not None
+            else None
+        )
+        if record is None:
+            raise RecordNotFound(record_id, operation)
+        if operation.action == Action.UPDATE:
+            record = records.update_record(record=record, data=data, user=user)
+        status = 200
+    document = record_document(record, fields)
+    if operation.action == Action.DELETE:
+        records.delete_record(record=record)
+    body = dict(document)
+    if operation.flow_id is not None:
+        execution = _run_flow(operation, user, document, client_ip)
+        body["processId"] = str(execution.pk)
+    return Answer(status, body)
+
+
+def _run_flow(
+    operation: Operation, user: User, document: dict[str, Any], client_ip: str | None
+) -> Execution:
+    flow = operation.flow
+    # The run's rows are invisible to other connections until the transaction commits, so
+    # a heartbeat thread could only wait for locks we hold: keep the deadline below the
+    # length that starts one (executions.services.execute).
+    timeout_ms = min(
+        DEFAULT_TIMEOUT_MS["sync"],
+        settings.FLOWSITE_MAX_SYNC_TIMEOUT_MS,
+        settings.FLOWSITE_STALE_EXECUTION_SECONDS * 500,
+    )
+    execution = executions.create_execution(
+        flow=flow,
+        trigger=Execution.Trigger.EXECUTE,
+        mode=Execution.Mode.SYNC,
+        caller=user,
+        caller_ip=client_ip,
+        input=document,
+        options={"operation": operation.name, "action": operation.action},
+        timeout_ms=timeout_ms,
+        status=Execution.Status.RUNNING,
+    )
+    execution = executions.run_in_process(execution, timeout_ms)
+    if execution.status != Execution.Status.SUCCEEDED or execution.num_error:
+        # Read what the run recorded before the rollback takes it away (_keep_run).
+        execution._surface_rows = (
+            list(StepRun.objects.filter(execution=execution)),
+            list(ExecutionError.objects.filter(execution=execution)),
+        )
+        raise FlowFailed(execution)
+    return execution
+
+
+def _keep_run(failed: FlowFailed) -> None:
+    """Store the failed run again after the rollback, so that its processId leads to its
+    steps, debug lines and errors (the record change it saw stays undone)."""
+    execution = failed.execution
+    steps, errors = getattr(execution, "_surface_rows", ([], []))
+    with transaction.atomic():
+        execution.save(force_insert=True)
+        for row in (*steps, *errors):
+            row.pk = None
+            row._state.adding = True
+        StepRun.objects.bulk_create(steps)
+        ExecutionError.objects.bulk_create(errors)
