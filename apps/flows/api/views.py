@@ -1,6 +1,5 @@
 """The management API: Celigo-shaped CRUD of flows and their resources, and flow actions."""
 
-import hashlib
 from typing import Any
 
 import jsonpatch
@@ -8,11 +7,21 @@ from django.db import transaction
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from apps.accounts.permissions import HasAnyPrivilege, HasPrivilege
 from apps.accounts.privileges import Privilege
+from apps.core.api import (
+    JSON_PATCH,
+    JSONPatchParser,
+    MergePatchParser,
+    StrictSerializer,
+    check_if_match,
+    etag_of,
+    invalid,
+    merge_patch,
+    read_body,
+)
 from apps.core.exceptions import ApiProblem
 from apps.core.pagination import ByIdCursorPagination, LinkHeaderCursorPagination
 from apps.core.parsers import JSONParser
@@ -47,85 +56,6 @@ from apps.flows.models import Application, Connection, Flow
 
 READ = HasAnyPrivilege.of(Privilege.MANAGE_FLOWS, Privilege.VIEW_EXECUTIONS)
 MANAGE = HasPrivilege.of(Privilege.MANAGE_FLOWS)
-JSON_PATCH = "application/json-patch+json"
-
-
-class JSONPatchParser(JSONParser):
-    media_type = JSON_PATCH
-
-
-class MergePatchParser(JSONParser):
-    media_type = "application/merge-patch+json"
-
-
-def invalid(errors: dict[str, list[str]]) -> ValidationError:
-    """Dotted document paths as nested errors, so problem pointers read #/http/paging/path."""
-    nested: dict = {}
-    for path, messages in errors.items():
-        node = nested
-        *parents, leaf = path.split(".")
-        for parent in parents:
-            node = node.setdefault(parent, {})
-            if not isinstance(node, dict):  # a message already sits at the parent
-                break
-        else:
-            node[leaf] = messages
-    return ValidationError(nested)
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def etag_of(instance) -> str:
-    version = f"{type(instance).__name__}:{instance.pk}:{instance.modified_at.isoformat()}"
-    return '"' + hashlib.sha256(version.encode()).hexdigest()[:20] + '"'
-
-
-def check_if_match(request, instance) -> None:
-    """Optional optimistic locking: If-Match with an old ETag is a lost update (412)."""
-    header = request.headers.get("If-Match")
-    if not header or header.strip() == "*":
-        return
-    given = {tag.strip().removeprefix("W/") for tag in header.split(",")}
-    current = etag_of(instance)
-    if current not in given:
-        raise ApiProblem(
-            412,
-            f"The {type(instance).__name__.lower()} changed since you read it (its ETag is now "
-            f"{current}): GET it again, reapply your change and send the new ETag in If-Match.",
-            code="precondition-failed",
-            etag=current,
-        )
-
-
-class StrictSerializer(serializers.Serializer):
-    """An action's request body: a JSON object with only the fields it names."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            raise ValidationError({"non_field_errors": ["The body must be a JSON object."]})
-        if unknown := sorted(set(data) - set(self.fields)):
-            known = ", ".join(self.fields)
-            raise ValidationError(
-                {name: [f"Unknown field. The fields are: {known}."] for name in unknown}
-            )
-        return super().to_internal_value(data)
-
-
-def _read(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class ResourceViewSet(viewsets.GenericViewSet):
@@ -344,7 +274,7 @@ class FlowViewSet(ResourceViewSet):
     @action(detail=True, methods=["post"])
     def clone(self, request, pk=None):
         flow = self.get_object()
-        body = _read(CloneRequest, request)
+        body = read_body(CloneRequest, request)
         clone = self._bundle_installed(
             lambda: services.clone_with_resources(
                 flow=flow,
@@ -359,7 +289,7 @@ class FlowViewSet(ResourceViewSet):
     @import_schema
     @action(detail=False, methods=["post"], url_path="import")
     def install(self, request):
-        body = _read(ImportRequest, request)
+        body = read_body(ImportRequest, request)
         flow = self._bundle_installed(
             lambda: services.install_bundle(
                 bundle=body["bundle"],
@@ -390,7 +320,7 @@ class FlowViewSet(ResourceViewSet):
     @action(detail=True, methods=["post"])
     def run(self, request, pk=None):
         flow = self.get_object()
-        body = _read(RunRequest, request)
+        body = read_body(RunRequest, request)
         key = triggers.idempotency_key(request)
         if flow.disabled:
             raise ApiProblem(
@@ -457,7 +387,7 @@ class FlowViewSet(ResourceViewSet):
     @action(detail=True, methods=["put"], url_path="replaceConnection")
     def replace_connection(self, request, pk=None):
         flow = self.get_object()
-        body = _read(ReplaceConnectionRequest, request)
+        body = read_body(ReplaceConnectionRequest, request)
         found = Connection.objects.in_bulk([body["_connectionId"], body["_newConnectionId"]])
         errors = {
             name: [f"Connection {body[name]} does not exist."]
