@@ -144,6 +144,13 @@ def key_client():
 
 
 @pytest.fixture
+def manager(key_client, member, callers_role) -> APIClient:
+    """A key of an account holding manage_flows, run_flows and view_executions."""
+    grant(callers_role, Privilege.MANAGE_FLOWS, Privilege.VIEW_EXECUTIONS)
+    return key_client(member)
+
+
+@pytest.fixture
 def application(db) -> Application:
     return Application.objects.create(name="Usage Stats")
 

@@ -22,6 +22,7 @@ from apps.flows.models import Flow
 from apps.flows.outbound import RetryPolicy, get_client
 from apps.flows.pipeline import PipelineError, build_flow_spec
 from apps.flows.sandbox import get_pool
+from apps.records.connections import DataTables
 
 logger = logging.getLogger(__name__)
 
@@ -377,6 +378,7 @@ def _run(execution: Execution, deadline_ms: int | None):
     timeout_ms = deadline_ms or execution.timeout_ms or flow.timeout_ms
     ctx = RunContext(
         subflows=SubflowRunner(execution),
+        records=DataTables(caller_id=execution.caller_id),
         process_id=str(execution.pk),
         http=get_client(),
         scripts=get_pool(),

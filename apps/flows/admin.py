@@ -116,6 +116,7 @@ class ExportAdmin(InUseProtectedAdmin):
                 )
             },
         ),
+        ("Data tables connection", {"classes": ("collapse",), "fields": ("records",)}),
     )
 
 
@@ -135,6 +136,7 @@ class ImportAdmin(InUseProtectedAdmin):
         "headers",
         "body",
         "batch_size",
+        "records",
     )
 
 

@@ -281,6 +281,13 @@ EXPORT = Document(
         Field("http.paging.path", "next_path", "string"),
         Field("http.paging.cursorParam", "cursor_param", "string"),
         Field("http.paging.maxPages", "max_pages", "integer"),
+        Field(
+            "records",
+            "records",
+            "object",
+            description='A data tables connection\'s query: {"_recordTypeId", "filters": '
+            '[{"field", "op", "value"}], "ordering": [{"field", "direction"}]}.',
+        ),
     ),
 )
 IMPORT = Document(
@@ -296,6 +303,13 @@ IMPORT = Document(
         Field("http.headers", "headers", "object"),
         Field("http.body", "body", "any", nullable=True),
         Field("http.batchSize", "batch_size", "integer"),
+        Field(
+            "records",
+            "records",
+            "object",
+            description='A data tables connection\'s write: {"_recordTypeId", "action": '
+            'create|update|upsert|delete, "keyField"}.',
+        ),
     ),
 )
 SCRIPT = Document(

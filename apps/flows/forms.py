@@ -11,6 +11,7 @@ from apps.flows.models import Connection, Export, Flow, Import, Script
 from apps.flows.pipeline import pipeline_errors
 from apps.flows.sandbox import check_syntax
 from apps.flows.schedules import parse_schedule, validate_timezone
+from apps.records import connections
 
 MONOSPACE = {"style": "font-family: ui-monospace, Menlo, Consolas, monospace; width: 90%;"}
 
@@ -90,6 +91,8 @@ class ConnectionForm(forms.ModelForm):
             for name in ("token_url", "client_id"):
                 if not data.get(name):
                     self.add_error(name, "Required for OAuth 2.0 client credentials.")
+        if data.get("type") == Connection.Type.HTTP and not data.get("base_uri"):
+            self.add_error("base_uri", "Required for an HTTP connection.")
         if auth_type == Connection.AuthType.BASIC and not data.get("username"):
             self.add_error("username", "Required for basic authentication.")
         hosts = data.get("allowed_private_hosts")
@@ -141,6 +144,18 @@ class TemplatedForm(forms.ModelForm):
         return data
 
 
+def _check_records(form: forms.ModelForm, data: dict, errors_of) -> None:
+    """A data tables connection takes `records` settings; an HTTP one must not have any."""
+    connection, config = data.get("connection"), data.get("records")
+    if connection is None or "records" not in data:
+        return
+    if connection.type == Connection.Type.RECORDS:
+        for message in errors_of(config):
+            form.add_error("records", message)
+    elif config:
+        form.add_error("records", "Only for a data tables connection; this one is HTTP.")
+
+
 class ExportForm(TemplatedForm):
     class Meta:
         model = Export
@@ -161,6 +176,7 @@ class ExportForm(TemplatedForm):
             "next_path",
             "cursor_param",
             "max_pages",
+            "records",
         )
 
     def clean(self):
@@ -168,6 +184,7 @@ class ExportForm(TemplatedForm):
         paging = data.get("paging")
         if paging in (Export.Paging.NEXTLINK, Export.Paging.CURSOR) and not data.get("next_path"):
             self.add_error("next_path", "Where the next link or cursor is in the response.")
+        _check_records(self, data, connections.query_errors)
         return data
 
 
@@ -183,7 +200,13 @@ class ImportForm(TemplatedForm):
             "headers",
             "body",
             "batch_size",
+            "records",
         )
+
+    def clean(self):
+        data = super().clean()
+        _check_records(self, data, connections.write_errors)
+        return data
 
 
 class ScriptForm(forms.ModelForm):

@@ -43,6 +43,7 @@ class Connection(Timestamped):
 
     class Type(models.TextChoices):
         HTTP = "http", "HTTP API"
+        RECORDS = "records", "Flowsite data tables"
 
     class AuthType(models.TextChoices):
         NONE = "none", "None"
@@ -56,7 +57,10 @@ class Connection(Timestamped):
     name = models.CharField("name", max_length=100, unique=True)
     type = models.CharField("type", max_length=16, choices=Type.choices, default=Type.HTTP)
     base_uri = models.CharField(
-        "base URI", max_length=500, help_text="e.g. https://crm.example.com/api"
+        "base URI",
+        max_length=500,
+        blank=True,
+        help_text="e.g. https://crm.example.com/api (HTTP connections).",
     )
     headers = models.JSONField(
         "default headers", default=dict, blank=True, help_text="Sent with every request."
@@ -199,6 +203,14 @@ class Export(Owned):
     max_pages = models.PositiveIntegerField(
         "maximum pages", default=10_000, help_text="A guard against endless paging."
     )
+    records = models.JSONField(
+        "data table query",
+        default=dict,
+        blank=True,
+        help_text='On a data tables connection: {"_recordTypeId": "3", "filters": [{"field": '
+        '"Rating", "op": "eq", "value": "{{variables.rating}}"}], "ordering": [{"field": '
+        '"Company", "direction": "asc"}]}. Page size: the page size above (100).',
+    )
 
     class Meta:
         ordering = ("name",)
@@ -231,6 +243,14 @@ class Import(Owned):
         default=1,
         validators=[MinValueValidator(1)],
         help_text="1: one request per record. More: one request per batch (a JSON list).",
+    )
+    records = models.JSONField(
+        "data table write",
+        default=dict,
+        blank=True,
+        help_text='On a data tables connection: {"_recordTypeId": "3", "action": "create" | '
+        '"update" | "upsert" | "delete", "keyField": "Email" (upsert)}. update and delete '
+        "find the record by its RecordID.",
     )
 
     class Meta:

@@ -246,6 +246,7 @@ def export_spec(export: Export, config: ConnectionConfig) -> ExportSpec:
         next_path=export.next_path,
         cursor_param=export.cursor_param or "cursor",
         max_pages=export.max_pages,
+        records=_records_config(export),
     )
 
 
@@ -259,7 +260,15 @@ def import_spec(record_import: Import, config: ConnectionConfig) -> ImportSpec:
         headers=record_import.headers or {},
         body=record_import.body,
         batch_size=record_import.batch_size,
+        records=_records_config(record_import),
     )
+
+
+def _records_config(resource: Export | Import) -> dict | None:
+    """A data tables connection's settings; None for HTTP."""
+    if resource.connection.type != Connection.Type.RECORDS:
+        return None
+    return dict(resource.records or {})
 
 
 def _mapping(document: dict | None) -> ResponseMapping:

@@ -45,6 +45,22 @@ class SubflowPort(Protocol):
     def run(self, flow_id: int, record: Any, timeout_ms: int | None) -> SubflowResult: ...
 
 
+class RecordsError(Exception):
+    """A records read or write that cannot be done (bad filter, invalid record, unknown id)."""
+
+
+class RecordsPort(Protocol):
+    """Flowsite's own data tables, for exports and imports on a `records` connection."""
+
+    def read(self, query: dict, *, after: str | None, limit: int) -> tuple[list, str | None]:
+        """A page of record documents and the cursor of the next page (None at the end)."""
+        ...
+
+    def write(self, target: dict, data: Any) -> dict:
+        """Create, update, upsert or delete one record; its record document."""
+        ...
+
+
 class RunStopped(Exception):
     """The run must stop between records or steps."""
 
@@ -150,6 +166,7 @@ class RunContext:
     clock: Callable[[], float] = time.monotonic
     recorder: Recorder = field(default_factory=Recorder)
     subflows: SubflowPort | None = None
+    records: RecordsPort | None = None
 
     def checkpoint(self) -> None:
         """Between records and steps: stop at the deadline or on cancellation."""

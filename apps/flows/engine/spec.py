@@ -24,6 +24,8 @@ class ExportSpec:
     next_path: str = ""
     cursor_param: str = "cursor"
     max_pages: int = 10_000
+    # On a records connection: {"_recordTypeId", "filters", "ordering"} (templates allowed)
+    records: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class ImportSpec:
     headers: dict = field(default_factory=dict)
     body: Any = None  # None: the record itself
     batch_size: int = 1
+    # On a records connection: {"_recordTypeId", "action", "keyField"}
+    records: dict | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from apps.flows.engine.context import DeadlineReached, RunAborted, RunContext
+from apps.flows.engine.context import DeadlineReached, RecordsError, RunAborted, RunContext
 from apps.flows.engine.mapping import apply_mapping
 from apps.flows.engine.paths import get_path
 from apps.flows.engine.spec import ExportSpec, ImportSpec, ScriptSpec, StepSpec, SubflowSpec
@@ -122,10 +122,26 @@ def mapped(step: StepSpec, record: Any, source: dict) -> Any:
         raise StepFailed(f"{step.name}: responseMapping: {exc}") from None
 
 
-def export_pages(
-    export: ExportSpec, ctx: RunContext, scope: dict
-) -> Iterator[tuple[list, HttpResponse]]:
-    """Pages of records with the response they came from, following the export's paging."""
+def records_pages(export: ExportSpec, ctx: RunContext, scope: dict) -> Iterator[tuple[list, int]]:
+    """Pages of a records export: the data table's records matching its filters."""
+    if ctx.records is None:
+        raise RecordsError("data tables cannot be read here.")
+    query = render(export.records, scope)
+    limit = min(export.page_size or 100, 1000)
+    after = None
+    for _ in range(export.max_pages):
+        records, after = ctx.records.read(query, after=after, limit=limit)
+        yield records, 200
+        if after is None:
+            return
+        ctx.checkpoint()
+
+
+def export_pages(export: ExportSpec, ctx: RunContext, scope: dict) -> Iterator[tuple[list, int]]:
+    """Pages of records with the status they came with, following the export's paging."""
+    if export.records is not None:
+        yield from records_pages(export, ctx, scope)
+        return
     extra: dict = {}
     if export.page_size and export.paging != "none":
         extra[export.page_size_param] = export.page_size
@@ -140,7 +156,7 @@ def export_pages(
         response = ctx.send(export.connection, request)
         body = response.json()
         records = records_in(export, body)
-        yield records, response
+        yield records, response.status
         if export.paging == "none" or not records:
             return
         if export.paging == "page":
@@ -169,6 +185,9 @@ def generator_pages(step: StepSpec, ctx: RunContext) -> Iterator[list]:
         failure = StepFailed.from_outbound(step, error, ctx)
         ctx.recorder.error(step, failure.message, **failure.details)
         raise RunAborted(f"Page generator {step.name} failed: {error}", status=502) from None
+    except RecordsError as error:
+        ctx.recorder.error(step, f"{step.name}: {error}")
+        raise RunAborted(f"Page generator {step.name} failed: {error}", status=500) from None
 
 
 @register("export")
@@ -182,11 +201,13 @@ class LookupStep(Step):
             found: list = []
             status = None
             try:
-                for records, response in export_pages(export, ctx, ctx.scope(record=record)):
+                for records, page_status in export_pages(export, ctx, ctx.scope(record=record)):
                     found.extend(records)
-                    status = response.status
+                    status = page_status
             except OutboundError as error:
                 raise StepFailed.from_outbound(self.spec, error, ctx) from None
+            except RecordsError as error:
+                raise StepFailed(f"{self.spec.name}: {error}") from None
             return mapped(self.spec, record, {"data": found, "statusCode": status})
 
         return self.each_record(page, ctx, lookup)
@@ -213,6 +234,20 @@ class ImportStep(Step):
 
     def process(self, page: list, ctx: RunContext) -> list:
         spec: ImportSpec = self.spec.resource
+        if spec.records is not None:  # a data table: one write per record
+
+            def write_one(record: Any) -> Any:
+                if ctx.records is None:
+                    raise StepFailed(f"{self.spec.name}: data tables cannot be written here.")
+                data = record if spec.body is None else render(spec.body, ctx.scope(record=record))
+                try:
+                    stored = ctx.records.write(spec.records, data)
+                except RecordsError as error:
+                    raise StepFailed(f"{self.spec.name}: {error}", http_status=400) from None
+                source = {"data": stored, "id": stored.get("RecordID"), "statusCode": 200}
+                return mapped(self.spec, record, source)
+
+            return self.each_record(page, ctx, write_one)
         if spec.batch_size <= 1:
 
             def send_one(record: Any) -> Any:
