@@ -1,10 +1,13 @@
+import json
 import secrets
+from urllib.parse import quote
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from apps.accounts.models import User
+from apps.surface.demo import install_lead_registration
 
 DEMO_FIXTURE = settings.BASE_DIR / "fixtures" / "demo.json"
 
@@ -32,4 +35,30 @@ class Command(BaseCommand):
             self.stdout.write("Accounts exist already: nothing to prepare.")
         if fresh and DEMO_FIXTURE.exists():
             call_command("loaddata", str(DEMO_FIXTURE), verbosity=0)
-            self.stdout.write("Loaded the demo data.")
+            demo = install_lead_registration(owner=User.objects.get(username="admin"))
+            self.stdout.write(self._demo_instructions(demo))
+
+    @staticmethod
+    def _demo_instructions(demo) -> str:
+        base = f"http://{settings.HOST}:{settings.PORT}/api/rest"
+        app = quote(demo.application.name)
+        auth = f"-H 'Authorization: Bearer {demo.key}'"
+        lead = json.dumps(
+            {
+                "RecordID": None,
+                "ExternalTransactionId": "demo-1",
+                "Company": "Wayne Enterprises",
+                "Contact": "Lucius Fox",
+                "Email": "lucius@wayne.example",
+                "Rating": {"Selection": "Hot"},
+            }
+        )
+        return (
+            f"Loaded the demo application {demo.application.name!r}. Its integration account "
+            f"{demo.account.get_username()!r} may call Execute() and Query() (the surface is "
+            "on for the demo; without the demo it is off). Its API key, shown only this once:"
+            f"\n  {demo.key}\nTry:\n"
+            f"  curl {auth} '{base}/query/{app}/Leads%20by%20Rating?rating=Hot'\n"
+            f"  curl -X POST {auth} -H 'Content-Type: application/json' -d '{lead}' "
+            f"'{base}/execute/{app}/Register%20Lead'"
+        )
