@@ -293,6 +293,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.flows.openapi.add_flow_operations",
+        # …and every REST-enabled operation and view of the surface.
+        "apps.surface.openapi.add_surface_operations",
     ],
 }
 

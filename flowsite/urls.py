@@ -20,6 +20,8 @@ urlpatterns = [
     path("api/v1/", include("apps.accounts.api.urls")),
     path("api/v1/", include("apps.executions.api.jobs_urls")),
     path("api/v1/", include("apps.flows.api.urls")),
+    path("api/v1/", include("apps.records.api.urls")),
+    path("api/v1/", include("apps.surface.api.management_urls")),
     path("api/rest/", include("apps.surface.urls")),
     path("api/", include("apps.executions.api.urls")),
 ]

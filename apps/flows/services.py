@@ -94,7 +94,11 @@ def delete_resource(*, instance: models.Model, user=None) -> None:
     if usage := selectors.usage_of(instance):
         raise InUse(usage.message, usage.flows)
     instance._history_user = user
-    instance.delete()
+    try:
+        instance.delete()
+    except models.ProtectedError as exc:  # e.g. a surface operation runs this flow
+        kept = sorted({f"{type(o)._meta.verbose_name} {o}" for o in exc.protected_objects})
+        raise InUse(f"Still in use by {', '.join(kept[:20])}.", []) from None
 
 
 @transaction.atomic

@@ -143,6 +143,8 @@ def _datetime(value: Any) -> str:
 def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("Expected text.")
+    if "\x00" in value:  # PostgreSQL cannot store it in JSON
+        raise ValueError("Text cannot contain NUL (\\u0000) characters.")
     return value
 
 

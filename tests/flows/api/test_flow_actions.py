@@ -17,6 +17,8 @@ from apps.accounts.privileges import Privilege
 from apps.executions import services
 from apps.executions.models import Execution
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
+from apps.records.models import RecordType
+from apps.surface.models import Operation
 from tests.conftest import grant
 
 PROBLEM = "application/problem+json"
@@ -813,3 +815,15 @@ def test_without_a_key_every_flow_endpoint_is_401(api_client, usage_flow):
     ]:
         response = getattr(api_client, method)(path, {}, format="json")
         assert problem_of(response, 401)["status"] == 401, (method, path)
+
+
+def test_deleting_a_flow_that_a_surface_operation_runs_is_409_naming_it(manager, application):
+    flow = Flow.objects.create(application=application, name="on register")
+    lead = RecordType.objects.create(application=application, name="Lead")
+    Operation.objects.create(
+        application=application, name="Register Lead", record_type=lead, flow=flow
+    )
+    answer = manager.delete(f"/api/v1/flows/{flow.pk}")
+    assert answer.status_code == 409
+    assert "Register Lead" in answer.json()["detail"]
+    assert Flow.objects.filter(pk=flow.pk).exists()
