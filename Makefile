@@ -32,6 +32,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/engine.py --write
 	$(PY) bench/api.py --write
+	$(PY) bench/query.py --write
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
