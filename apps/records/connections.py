@@ -20,6 +20,7 @@ from apps.records.selectors import (
     filter_records,
     query_records,
     record_document,
+    record_documents,
 )
 from apps.records.services import create_record, delete_record, update_record, upsert_record
 from apps.records.validation import RecordInvalid
@@ -133,7 +134,7 @@ class DataTables:
             )
         except InvalidQuery as exc:
             raise RecordsError(_message(exc.errors)) from None
-        return [record_document(record, fields) for record in page.records], page.next_cursor
+        return record_documents(page.records, fields), page.next_cursor
 
     def write(self, target: dict, data: Any) -> dict:
         record_type, fields = self._type(target)

@@ -360,9 +360,7 @@ def query_records(
         fields = record_type.fields.all()
     specs = _specs(fields)
     queryset = filter_records(
-        Record.objects.filter(record_type=record_type).select_related(
-            "record_type", "created_by", "modified_by"
-        ),
+        Record.objects.filter(record_type=record_type).select_related("created_by", "modified_by"),
         specs.values(),
         filters,
     )
@@ -412,7 +410,7 @@ def iso(value: datetime | None) -> str | None:
 
 def field_value(field: Any, value: Any) -> Any:
     """A stored value as record documents show it: choices as {"Selection": …}."""
-    spec = as_spec(field)
+    spec = field if isinstance(field, FieldSpec) else as_spec(field)
     if value is None:
         return None
     if spec.type == Type.CHOICE:
@@ -433,10 +431,15 @@ def record_document(record: Record, fields: Iterable[Any]) -> dict[str, Any]:
         "ModifiedOn": iso(record.modified_at),
         "SubmissionId": record.submission_id,
     }
-    for field in fields:
-        spec = as_spec(field)
+    for spec in map(as_spec, fields):
         document[spec.name] = field_value(spec, record.data.get(spec.name))
     return document
+
+
+def record_documents(records: Iterable[Record], fields: Iterable[Any]) -> list[dict[str, Any]]:
+    """record_document of each record, the fields read once for the whole page."""
+    specs = [as_spec(field) for field in fields]
+    return [record_document(record, specs) for record in records]
 
 
 def record_type_document(record_type: RecordType) -> dict[str, Any]:
@@ -469,5 +472,6 @@ __all__ = [
     "filter_records",
     "query_records",
     "record_document",
+    "record_documents",
     "record_type_document",
 ]

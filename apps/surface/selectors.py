@@ -12,7 +12,12 @@ from django.db.models import QuerySet
 from apps.accounts.models import User
 from apps.accounts.privileges import Privilege
 from apps.records.models import RecordField
-from apps.records.selectors import DEFAULT_LIMIT, RecordPage, query_records, record_document
+from apps.records.selectors import (
+    DEFAULT_LIMIT,
+    RecordPage,
+    query_records,
+    record_documents,
+)
 from apps.records.validation import parse_parameter
 from apps.surface.definitions import RESERVED_PARAMETERS, parameter_spec
 from apps.surface.models import Operation, SurfaceConfiguration, View
@@ -235,7 +240,7 @@ def query_view(view: View, query: Mapping[str, str]) -> tuple[list[dict], Record
         limit=limit,
     )
     fields = view_fields(view)
-    return [record_document(record, fields) for record in page.records], page
+    return record_documents(page.records, fields), page
 
 
 # --- Details for the surface configuration page ---------------------------------------
