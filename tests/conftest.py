@@ -33,6 +33,14 @@ def require(service: str, reason: str | None) -> None:
     pytest.skip(message)
 
 
+# Tests of PostgreSQL's own behaviour (locks, indexes): the SQLite pass skips them, even
+# with CI=true, and the PostgreSQL pass of CI runs them.
+postgresql_only = pytest.mark.skipif(
+    "postgresql" not in settings.DATABASES["default"]["ENGINE"],
+    reason="PostgreSQL only: runs in CI's PostgreSQL pass (DATABASE_URL=postgres://…)",
+)
+
+
 def tcp_unreachable(url: str) -> str | None:
     parts = urlsplit(url)
     try:

@@ -12,7 +12,7 @@ from apps.flows.models import Application
 from apps.records import services
 from apps.records.models import Record, RecordField, RecordType
 from apps.records.selectors import query_records
-from tests.conftest import require
+from tests.conftest import postgresql_only
 
 WRITERS = 4
 WRITES_PER_WRITER = 40
@@ -30,10 +30,9 @@ def in_thread(work):
     return run
 
 
-@pytest.mark.services
+@postgresql_only
 @pytest.mark.django_db(transaction=True)
 def test_a_reader_paging_with_since_misses_and_repeats_nothing_while_writers_commit():
-    require("PostgreSQL", None if connection.vendor == "postgresql" else "DATABASE_URL is not set")
     application = Application.objects.create(name="Sync")
     record_type = RecordType.objects.create(application=application, name="Lead")
     RecordField.objects.create(record_type=record_type, name="Company", required=True)
@@ -103,10 +102,9 @@ def test_a_reader_paging_with_since_misses_and_repeats_nothing_while_writers_com
     assert final <= set(seen)
 
 
-@pytest.mark.services
+@postgresql_only
 @pytest.mark.django_db
 def test_record_data_has_a_gin_index_on_postgresql():
-    require("PostgreSQL", None if connection.vendor == "postgresql" else "DATABASE_URL is not set")
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT indexdef FROM pg_indexes WHERE indexname = 'records_record_data_gin'"
