@@ -131,3 +131,31 @@ def test_a_sound_view_passes(all_leads):
 def test_integration_accounts_are_of_the_integration_type(restuser, member):
     assert restuser.account_type == User.AccountType.INTEGRATION
     assert member.account_type == User.AccountType.REGULAR
+
+
+def test_the_four_steps_through_the_management_api(manager, key_client, restuser, leads_app, lead):
+    # 1. The integration account exists (accounts are made in the admin): its key.
+    caller = key_client(restuser)
+    # 2. The surface configuration.
+    surface = {"execute": True, "query": True, "integrationAccounts": ["restuser"]}
+    assert manager.patch("/api/v1/surface", surface, format="json").status_code == 200
+    # 3. An operation for REST Execute().
+    owner = {"_integrationId": str(leads_app.pk), "_recordTypeId": str(lead.pk)}
+    operation = {"name": "Register Lead", "action": "create", "restExecute": True, **owner}
+    assert manager.post("/api/v1/operations", operation, format="json").status_code == 201
+    # 4. A view for REST Query(), with a URL parameter.
+    view = {
+        "name": "All Leads",
+        "restQuery": True,
+        "filters": [{"field": "Rating", "op": "eq", "parameter": "rating"}],
+        "parameters": [{"name": "rating", "type": "text", "required": False}],
+        **owner,
+    }
+    assert manager.post("/api/v1/views", view, format="json").status_code == 201
+
+    for company, rating in (("Acme", "Hot"), ("Globex", "Cold")):
+        lead_document = {"RecordID": None, "Company": company, "Rating": {"Selection": rating}}
+        assert caller.post(REGISTER, lead_document, format="json").status_code == 201
+    hot = caller.get(QUERY, {"rating": "Hot"})
+    assert hot.status_code == 200
+    assert [document["Company"] for document in hot.json()] == ["Acme"]
