@@ -2,7 +2,14 @@
 
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers
 
 from apps.core.problems import PROBLEM_CONTENT_TYPE, problem
@@ -79,6 +86,123 @@ def problem_responses(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:
         )
         for status in statuses
     }
+
+
+JSON_PATCH_SCHEMA = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["op", "path"],
+        "properties": {
+            "op": {"type": "string", "enum": ["add", "remove", "replace", "move", "copy", "test"]},
+            "path": {"type": "string"},
+            "from": {"type": "string"},
+            "value": {},
+        },
+    },
+}
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="Optional: the ETag you read. A changed resource answers 412.",
+)
+READ_ONLY = ("_id", "createdAt", "lastModified")
+
+
+def crud_schema(
+    *,
+    name: str,
+    tag: str,
+    schema: dict,
+    example: dict,
+    request_example: dict | None = None,
+    merge_example: dict | None = None,
+    list_description: str = "A JSON array; the next page is in the Link header (rel=next).",
+    delete_summary: str | None = None,
+):
+    """extend_schema_view for a resource viewset: list, retrieve, create, update,
+    partial_update (merge patch 200 or JSON Patch 204) and destroy, each with examples."""
+    if request_example is None:
+        request_example = {k: v for k, v in example.items() if k not in READ_ONLY}
+    merge_example = merge_example or {"name": "Renamed"}
+    first_key = next(iter(merge_example))
+    body = OpenApiExample(name.capitalize(), value=request_example, request_only=True)
+    answer = OpenApiExample(name.capitalize(), value=example, response_only=True)
+    return extend_schema_view(
+        list=extend_schema(
+            tags=[tag],
+            summary=f"List {tag}",
+            description=list_description,
+            responses={200: schema, **problem_responses(400, 401, 403, 429)},
+            examples=[OpenApiExample(tag, value=[example], response_only=True)],
+        ),
+        retrieve=extend_schema(
+            tags=[tag],
+            summary=f"Get a {name}",
+            responses={200: schema, **problem_responses(401, 403, 404, 429)},
+            examples=[answer],
+        ),
+        create=extend_schema(
+            tags=[tag],
+            summary=f"Create a {name}",
+            request={"application/json": schema},
+            responses={201: schema, **problem_responses(400, 401, 403, 413, 415, 429)},
+            examples=[body, answer],
+        ),
+        update=extend_schema(
+            tags=[tag],
+            summary=f"Replace a {name} (fields left out take their defaults)",
+            parameters=[IF_MATCH],
+            request={"application/json": schema},
+            responses={200: schema, **problem_responses(400, 401, 403, 404, 412, 413, 415, 429)},
+            examples=[body, answer],
+        ),
+        partial_update=extend_schema(
+            tags=[tag],
+            summary=f"Change a {name}: JSON merge patch (200) or JSON Patch (204)",
+            description="The patch is applied to the current document, which then replaces "
+            "the resource as a PUT would.",
+            parameters=[IF_MATCH],
+            request={
+                "application/json": {**schema, "description": "RFC 7386 merge patch"},
+                "application/merge-patch+json": {**schema, "description": "RFC 7386"},
+                "application/json-patch+json": JSON_PATCH_SCHEMA,
+            },
+            responses={
+                200: schema,
+                204: OpenApiResponse(description="JSON Patch applied; see the ETag."),
+                **problem_responses(400, 401, 403, 404, 412, 413, 415, 429),
+            },
+            examples=[
+                OpenApiExample(
+                    "Merge patch",
+                    value=merge_example,
+                    request_only=True,
+                    media_type="application/json",
+                ),
+                OpenApiExample(
+                    "JSON Patch",
+                    value=[
+                        {
+                            "op": "replace",
+                            "path": f"/{first_key}",
+                            "value": merge_example[first_key],
+                        }
+                    ],
+                    request_only=True,
+                    media_type="application/json-patch+json",
+                ),
+                answer,
+            ],
+        ),
+        destroy=extend_schema(
+            tags=[tag],
+            summary=delete_summary or f"Delete a {name}",
+            parameters=[IF_MATCH],
+            responses={204: None, **problem_responses(401, 403, 404, 409, 412, 429)},
+        ),
+    )
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

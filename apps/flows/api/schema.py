@@ -3,12 +3,10 @@
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
-    extend_schema_view,
 )
 
-from apps.core.openapi import problem_responses
+from apps.core.openapi import crud_schema, problem_responses
 from apps.executions.api.jobs import JOB_EXAMPLE
 from apps.executions.api.serializers import JobSerializer
 from apps.flows.documents import Document
@@ -118,102 +116,15 @@ def _request_example(document: Document) -> dict:
     return {k: v for k, v in EXAMPLES[document.name].items() if k != "_id"}
 
 
-JSON_PATCH_SCHEMA = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "required": ["op", "path"],
-        "properties": {
-            "op": {"type": "string", "enum": ["add", "remove", "replace", "move", "copy", "test"]},
-            "path": {"type": "string"},
-            "from": {"type": "string"},
-            "value": {},
-        },
-    },
-}
-
-
 def resource_schema(document: Document, tag: str):
     """extend_schema_view for a ResourceViewSet: every CRUD operation with examples."""
-    name = document.name
-    schema = document.schema()
-    one = _example(document)
-    body = OpenApiExample(name.capitalize(), value=_request_example(document), request_only=True)
-    answer = OpenApiExample(name.capitalize(), value=one, response_only=True)
-    if_match = OpenApiParameter(
-        "If-Match",
-        str,
-        OpenApiParameter.HEADER,
-        description="Optional: the ETag you read. A changed resource answers 412.",
-    )
-    return extend_schema_view(
-        list=extend_schema(
-            tags=[tag],
-            summary=f"List {tag}",
-            description="A JSON array; the next page is in the Link header (rel=next).",
-            responses={
-                200: schema,  # drf-spectacular makes a list action's answer an array of it
-                **problem_responses(400, 401, 403, 429),
-            },
-            examples=[OpenApiExample(tag, value=[one], response_only=True)],
-        ),
-        retrieve=extend_schema(
-            tags=[tag],
-            summary=f"Get a {name}",
-            responses={200: schema, **problem_responses(401, 403, 404, 429)},
-            examples=[answer],
-        ),
-        create=extend_schema(
-            tags=[tag],
-            summary=f"Create a {name}",
-            request={"application/json": schema},
-            responses={201: schema, **problem_responses(400, 401, 403, 413, 415, 429)},
-            examples=[body, answer],
-        ),
-        update=extend_schema(
-            tags=[tag],
-            summary=f"Replace a {name} (fields left out take their defaults)",
-            parameters=[if_match],
-            request={"application/json": schema},
-            responses={200: schema, **problem_responses(400, 401, 403, 404, 412, 413, 415, 429)},
-            examples=[body, answer],
-        ),
-        partial_update=extend_schema(
-            tags=[tag],
-            summary=f"Change a {name}: JSON merge patch (200) or JSON Patch (204)",
-            parameters=[if_match],
-            request={
-                "application/json": {**schema, "description": "RFC 7386 merge patch"},
-                "application/merge-patch+json": {**schema, "description": "RFC 7386"},
-                "application/json-patch+json": JSON_PATCH_SCHEMA,
-            },
-            responses={
-                200: schema,
-                204: OpenApiResponse(description="JSON Patch applied; see the ETag."),
-                **problem_responses(400, 401, 403, 404, 412, 413, 415, 429),
-            },
-            examples=[
-                OpenApiExample(
-                    "Merge patch",
-                    value={"name": "Renamed"},
-                    request_only=True,
-                    media_type="application/json",
-                ),
-                OpenApiExample(
-                    "JSON Patch",
-                    value=[{"op": "replace", "path": "/name", "value": "Renamed"}],
-                    request_only=True,
-                    media_type="application/json-patch+json",
-                ),
-                answer,
-            ],
-        ),
-        destroy=extend_schema(
-            tags=[tag],
-            summary=f"Delete a {name} (409 while flows use it)",
-            parameters=[if_match],
-            responses={204: None, **problem_responses(401, 403, 404, 409, 412, 429)},
-        ),
+    return crud_schema(
+        name=document.name,
+        tag=tag,
+        schema=document.schema(),
+        example=_example(document),
+        request_example=_request_example(document),
+        delete_summary=f"Delete a {document.name} (409 while flows use it)",
     )
 
 

@@ -12,6 +12,7 @@ from rest_framework.exceptions import ValidationError
 
 from apps.core.api import invalid
 from apps.core.exceptions import ApiProblem
+from apps.core.openapi import crud_schema
 from apps.flows.pipeline import as_id
 from apps.records import services
 from apps.records.api import filters
@@ -22,7 +23,6 @@ from apps.records.api.schema import (
     RECORD_SCHEMA,
     RECORD_TYPE_EXAMPLE,
     RECORD_TYPE_SCHEMA,
-    crud_schema,
 )
 from apps.records.models import Record, RecordField, RecordType
 from apps.records.selectors import record_document, record_type_document

@@ -22,13 +22,12 @@ from apps.accounts.models import Role, User
 from apps.core.api import JSONPatchParser, MergePatchParser, invalid
 from apps.core.exceptions import ApiProblem
 from apps.core.filters import IdFilter
-from apps.core.openapi import problem_responses
+from apps.core.openapi import crud_schema, problem_responses
 from apps.core.parsers import JSONParser
 from apps.flows.api.filters import OwnedFilter
 from apps.flows.api.schema import STAMPS
 from apps.flows.documents import Document, DocumentError, Field
 from apps.records.api.base import MANAGE, READ, DocumentViewSet, is_json_patch, patched
-from apps.records.api.schema import crud_schema
 from apps.surface import forms as surface_forms
 from apps.surface import services
 from apps.surface.models import Operation, SurfaceConfiguration, View
