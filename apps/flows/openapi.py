@@ -326,7 +326,8 @@ def _example_name(document: dict) -> str:
     return "".join(part.capitalize() for part in code.split("-"))
 
 
-def _problem(*documents: dict) -> dict:
+def problem_answer(*documents: dict) -> dict:
+    """An OpenAPI response of problem documents, each an example."""
     return {
         "description": documents[0]["title"],
         "content": {
@@ -388,9 +389,9 @@ def _problems(flow: Flow, api: FlowApi, endpoint: Endpoint) -> dict[str, dict]:
                 code="concurrency-limit",
             )
         )
-    responses = {"400": _problem(_invalid_input(api))}
+    responses = {"400": problem_answer(_invalid_input(api))}
     if not api.allow_anonymous:
-        responses["401"] = _problem(
+        responses["401"] = problem_answer(
             problem(
                 401,
                 "Authentication credentials were not provided: send Authorization: Bearer "
@@ -399,14 +400,14 @@ def _problems(flow: Flow, api: FlowApi, endpoint: Endpoint) -> dict[str, dict]:
             ),
             PROBLEM_EXAMPLES[401],
         )
-    responses["403"] = _problem(forbidden)
-    responses["404"] = _problem(
+    responses["403"] = problem_answer(forbidden)
+    responses["404"] = problem_answer(
         problem(404, f"{what} does not exist or is not an API.", code="not-found")
     )
-    responses["409"] = _problem(*conflicts)
+    responses["409"] = problem_answer(*conflicts)
     if endpoint.has_body:
-        responses["413"] = _problem(PROBLEM_EXAMPLES[413])
-    responses["422"] = _problem(
+        responses["413"] = problem_answer(PROBLEM_EXAMPLES[413])
+    responses["422"] = problem_answer(
         problem(
             422,
             "This Idempotency-Key was already used with a different request; use a new key "
@@ -415,11 +416,11 @@ def _problems(flow: Flow, api: FlowApi, endpoint: Endpoint) -> dict[str, dict]:
             processId=PROCESS_ID,
         )
     )
-    responses["429"] = _problem(PROBLEM_EXAMPLES[429])
-    responses["500"] = _problem(
+    responses["429"] = problem_answer(PROBLEM_EXAMPLES[429])
+    responses["500"] = problem_answer(
         problem(500, "The flow failed.", code="flow-failed", processId=PROCESS_ID)
     )
-    responses["503"] = _problem(
+    responses["503"] = problem_answer(
         problem(
             503,
             "No worker can take the run now (the task broker is unavailable). Nothing was "
@@ -428,7 +429,7 @@ def _problems(flow: Flow, api: FlowApi, endpoint: Endpoint) -> dict[str, dict]:
         )
     )
     if api.mode != "async":
-        responses["504"] = _problem(
+        responses["504"] = problem_answer(
             problem(
                 504,
                 "The run passed its deadline and was stopped.",

@@ -15,8 +15,8 @@ from typing import Any
 from django.db import DatabaseError, connection, transaction
 
 from apps.core.openapi import PROBLEM_EXAMPLES
-from apps.core.problems import PROBLEM_CONTENT_TYPE, problem
-from apps.flows.openapi import PROBLEM_COMPONENT, PROBLEM_REF, PROCESS_ID
+from apps.core.problems import problem
+from apps.flows.openapi import PROBLEM_COMPONENT, PROCESS_ID, problem_answer
 from apps.records.models import RecordField
 from apps.surface import selectors
 from apps.surface.definitions import parameter_spec
@@ -149,26 +149,6 @@ def request_schema(operation: Operation) -> dict:
 # --- Answers ----------------------------------------------------------------------------
 
 
-def _example_name(document: dict) -> str:
-    code = document["type"].rsplit(":", 1)[-1]
-    return "".join(part.capitalize() for part in code.split("-"))
-
-
-def _problem(*documents: dict) -> dict:
-    return {
-        "description": documents[0]["title"],
-        "content": {
-            PROBLEM_CONTENT_TYPE: {
-                "schema": PROBLEM_REF,
-                "examples": {
-                    _example_name(doc): {"summary": doc["detail"][:100], "value": doc}
-                    for doc in documents
-                },
-            }
-        },
-    }
-
-
 def _refusals(subject: Operation | View, surface: selectors.Surface) -> dict:
     kind = subject._meta.verbose_name
     names = [role.name for role in subject.roles.all()]
@@ -204,9 +184,9 @@ def _refusals(subject: Operation | View, surface: selectors.Surface) -> dict:
             )
         )
     return {
-        "401": _problem(PROBLEM_EXAMPLES[401]),
-        "403": _problem(*refusals),
-        "429": _problem(PROBLEM_EXAMPLES[429]),
+        "401": problem_answer(PROBLEM_EXAMPLES[401]),
+        "403": problem_answer(*refusals),
+        "429": problem_answer(PROBLEM_EXAMPLES[429]),
     }
 
 
@@ -276,9 +256,9 @@ def execute_operation(operation: Operation, enabled: bool | None) -> dict:
             },
             "content": _json(record_schema(fields, process_id=has_flow), Record=answer),
         },
-        "400": _problem(invalid_record),
+        "400": problem_answer(invalid_record),
         **_refusals(operation, selectors.EXECUTE),
-        "404": _problem(
+        "404": problem_answer(
             problem(
                 404,
                 f"Operation {operation.name!r} of application {operation.application.name!r} "
@@ -298,7 +278,7 @@ def execute_operation(operation: Operation, enabled: bool | None) -> dict:
                 ]
             ),
         ),
-        "409": _problem(
+        "409": problem_answer(
             problem(
                 409,
                 "ExternalTransactionId '2f1c7a52-0001' was already used for 'Other "
@@ -306,11 +286,11 @@ def execute_operation(operation: Operation, enabled: bool | None) -> dict:
                 code="transaction-id-reused",
             )
         ),
-        "413": _problem(PROBLEM_EXAMPLES[413]),
-        "415": _problem(PROBLEM_EXAMPLES[415]),
+        "413": problem_answer(PROBLEM_EXAMPLES[413]),
+        "415": problem_answer(PROBLEM_EXAMPLES[415]),
     }
     if has_flow:
-        responses["422"] = _problem(
+        responses["422"] = problem_answer(
             problem(
                 422,
                 "The operation's flow failed, so the record change was rolled back: no",
@@ -423,9 +403,9 @@ def query_operation(view: View, enabled: bool | None) -> dict:
                 Records=[selectors.example_answer(fields)],
             ),
         },
-        "400": _problem(bad_query),
+        "400": problem_answer(bad_query),
         **_refusals(view, selectors.QUERY),
-        "404": _problem(
+        "404": problem_answer(
             problem(
                 404,
                 f"View {view.name!r} of application {view.application.name!r} does not exist "
