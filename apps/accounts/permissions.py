@@ -31,6 +31,21 @@ class MissingPrivileges(ProblemException):
         )
 
 
+class KeyRestricted(ProblemException):
+    status_code = 403
+    default_code = "key_restricted"
+
+
+def refuse_restricted_key(request) -> None:
+    """A key restricted to flows only calls those flows' endpoints (and polls their runs):
+    not the management API, the jobs API or the integration surface."""
+    if getattr(getattr(request, "auth", None), "restricted", False):
+        raise KeyRestricted(
+            "This API key is restricted to flows: it can only call their endpoints. Use an "
+            "unrestricted key of the account for the rest of the API."
+        )
+
+
 class HasPrivilege(permissions.BasePermission):
     """Use as `HasPrivilege.of(Privilege.RUN_FLOWS)` in `permission_classes`."""
 
@@ -44,6 +59,7 @@ class HasPrivilege(permissions.BasePermission):
         user = request.user
         if not (user and user.is_authenticated):
             return False  # DRF answers 401 with WWW-Authenticate
+        refuse_restricted_key(request)
         if not user.has_perm(self.privilege.perm):
             raise MissingPrivilege(self.privilege)
         return True
@@ -63,6 +79,7 @@ class HasAnyPrivilege(permissions.BasePermission):
         user = request.user
         if not (user and user.is_authenticated):
             return False
+        refuse_restricted_key(request)
         if not any(user.has_perm(privilege.perm) for privilege in self.privileges):
             raise MissingPrivileges(self.privileges)
         return True

@@ -9,6 +9,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.permissions import refuse_restricted_key
 from apps.core.exceptions import ApiProblem
 from apps.core.openapi import ProblemSerializer, problem_responses
 from apps.core.parsers import JSONParser
@@ -49,6 +50,7 @@ class SurfaceView(APIView):
         user = request.user
         if not (user and user.is_authenticated):
             raise unauthenticated()
+        refuse_restricted_key(request)
         try:
             selectors.check_caller(self.surface, user)
         except selectors.SurfaceRefused as exc:
