@@ -13,11 +13,58 @@ from apps.core.parsers import JSONParser
 JSON_PATCH = "application/json-patch+json"
 
 
-class JSONPatchParser(JSONParser):
+def nul_paths(value: Any, path: tuple = ()) -> list[tuple]:
+    """Where a document holds text with NUL characters (keys included)."""
+    if isinstance(value, str):
+        return [path] if "\x00" in value else []
+    if isinstance(value, dict):
+        found = []
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                found.append((*path, key.replace("\x00", "\\u0000")))
+            else:
+                found += nul_paths(item, (*path, str(key)))
+        return found
+    if isinstance(value, list):
+        return [
+            found
+            for index, item in enumerate(value)
+            for found in nul_paths(item, (*path, str(index)))
+        ]
+    return []
+
+
+def refuse_nul(document: Any) -> Any:
+    """No database stores text with NUL characters (PostgreSQL refuses them): a 400 naming
+    where they are, rather than a failed write."""
+    paths = nul_paths(document)
+    if not paths:
+        return document
+    errors: dict = {}
+    for path in paths:
+        node = errors
+        *parents, leaf = path or ("non_field_errors",)
+        for parent in parents:
+            node = node.setdefault(parent, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[leaf] = ["Text cannot contain NUL (\\u0000) characters."]
+    raise ValidationError(errors)
+
+
+class DocumentJSONParser(JSONParser):
+    """JSON documents to store: text with NUL characters is refused where it is."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return refuse_nul(super().parse(stream, media_type, parser_context))
+
+
+class JSONPatchParser(DocumentJSONParser):
     media_type = JSON_PATCH
 
 
-class MergePatchParser(JSONParser):
+class MergePatchParser(DocumentJSONParser):
     media_type = "application/merge-patch+json"
 
 

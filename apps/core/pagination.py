@@ -3,6 +3,7 @@
 Cursor pagination, so a page boundary stays correct while rows are inserted.
 """
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -20,6 +21,17 @@ class LinkHeaderCursorPagination(CursorPagination):
         try:
             return super().decode_cursor(request)
         except NotFound:  # DRF's answer; a cursor the client mangled is a bad request
+            raise ApiProblem(
+                400,
+                "Invalid cursor: use the next URL of the Link header as it is.",
+                code="invalid-cursor",
+            ) from None
+
+    def paginate_queryset(self, queryset, request, view=None):
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except (ValueError, TypeError, DjangoValidationError):
+            # A cursor decoded, but its position is not a value of the ordering field.
             raise ApiProblem(
                 400,
                 "Invalid cursor: use the next URL of the Link header as it is.",

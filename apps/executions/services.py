@@ -562,10 +562,18 @@ def _failed_records(execution: Execution) -> list[tuple[int, list]]:
 def retry_execution(*, execution: Execution, caller) -> Execution:
     """Run a finished job again, linked to it: only its failed records when it succeeded
     with record errors, else the whole run with the same input, variables and options."""
+    Execution.objects.select_for_update().filter(pk=execution.pk).first()  # one retry at once
     if not execution.is_finished:
         raise NotRetriable(f"Job {execution.pk} is still {execution.status}.")
     if execution.flow is None:
         raise NotRetriable(f"The flow of job {execution.pk} was deleted.")
+    if execution.trigger == Trigger.EXECUTE:
+        raise NotRetriable(
+            f"Job {execution.pk} ran with an Execute() whose record change was rolled back: "
+            "send the Execute() again instead."
+        )
+    if pending := execution.retries.filter(status__in=(Status.QUEUED, Status.RUNNING)).first():
+        raise NotRetriable(f"Job {execution.pk} is being retried already by job {pending.pk}.")
     options = {key: value for key, value in execution.options.items() if key != "resume"}
     if execution.status == Status.SUCCEEDED:
         failed = _failed_records(execution)

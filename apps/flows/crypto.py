@@ -1,4 +1,5 @@
-"""Connection secrets at rest: Fernet under FLOWSITE_ENCRYPTION_KEY (rotation-friendly)."""
+"""Connection secrets at rest, and opaque paging cursors: Fernet under
+FLOWSITE_ENCRYPTION_KEY (rotation-friendly)."""
 
 import base64
 import hashlib
@@ -32,7 +33,7 @@ def decrypt_json(token: str) -> dict:
         return {}
     try:
         return json.loads(_fernet(settings.FLOWSITE_ENCRYPTION_KEY).decrypt(token.encode()))
-    except InvalidToken:
+    except (InvalidToken, UnicodeEncodeError):
         raise ValueError(
             "The stored connection secrets cannot be decrypted: FLOWSITE_ENCRYPTION_KEY "
             "changed. Restore the old key (comma-separated after the new one) or re-enter them."

@@ -105,6 +105,11 @@ def delete_resource(*, instance: models.Model, user=None) -> None:
 def replace_connection(*, flow: Flow, old: Connection, new: Connection) -> dict[str, list[int]]:
     """Point the flow's exports and imports at another connection. Runs already going keep
     the connection they started with: a run reads its whole configuration when it starts."""
+    if old.type != new.type:
+        raise ValueError(
+            f"Connection {new.pk} is of type {new.type}, connection {old.pk} of type "
+            f"{old.type}: exports and imports cannot move between kinds."
+        )
     found = selectors.uses(flow.page_generators, flow.page_processors)
     changed = {}
     now = timezone.now()
@@ -292,6 +297,8 @@ def install_bundle(
         if not ready:
             raise BundleError({"bundle.flows": ["The bundle's flows call each other in a cycle."]})
         for old, index, document in ready:
+            if not isinstance(document.get("name"), str):
+                raise BundleError({f"flows[{index}].name": ["Expected a string."]})
             generators, processors = _remapped_pipeline(document, ids)
             main = old == str(bundle["_flowId"])
             flow = _install(

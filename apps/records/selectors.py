@@ -7,8 +7,6 @@ timestamps, on SQLite as on PostgreSQL. On PostgreSQL, equality uses JSON contai
 (`data @> {"Rating": "Hot"}`), which the GIN index on `data` serves.
 """
 
-import base64
-import binascii
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,6 +32,7 @@ from django.db.models.fields.json import KeyTextTransform, KeyTransform, compile
 from django.db.models.functions import Cast
 from django.utils.dateparse import parse_date, parse_datetime
 
+from apps.flows import crypto
 from apps.records.models import SYSTEM_FIELDS, Record, RecordField, RecordType
 from apps.records.validation import FieldSpec, as_spec, format_datetime, parse_parameter
 
@@ -206,7 +205,10 @@ class _Filters:
         if op not in OPS:
             raise InvalidQuery({where: f"{op!r} is not an operator; they are: {', '.join(OPS)}."})
         if op == "isnull":
-            flag = parse_parameter(FieldSpec(name="isnull", type=Type.BOOLEAN), raw)
+            try:
+                flag = parse_parameter(FieldSpec(name="isnull", type=Type.BOOLEAN), raw)
+            except ValueError:
+                flag = None
             if not isinstance(flag, bool):
                 raise InvalidQuery({where: "isnull takes true or false."})
             return self.is_null(key) if flag else ~self.is_null(key)
@@ -298,18 +300,18 @@ def _signature(keys: list[tuple[Key, bool]]) -> list[str]:
 
 
 def _cursor(keys: list[tuple[Key, bool]], values: list[Any]) -> str:
+    """The position after a page, encrypted: it holds the values of the ordering fields,
+    which a view may not show, and what the caller cannot read it cannot forge."""
     payload = {"o": _signature(keys), "v": [_encode(value) for value in values]}
-    text = json.dumps(payload, separators=(",", ":"))
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    return crypto.encrypt_json(payload)
 
 
 def _cursor_values(cursor: str, keys: list[tuple[Key, bool]]) -> list[Any]:
     invalid = InvalidQuery({"after": "Not a cursor of this query; start again without it."})
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        payload = json.loads(text)
+        payload = crypto.decrypt_json(cursor)
         values = [_decode(value) for value in payload["v"]]
-    except (binascii.Error, ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError):
         raise invalid from None
     if payload.get("o") != _signature(keys) or len(values) != len(keys):
         raise invalid

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from apps.accounts.models import User
 from apps.executions import services as executions
@@ -138,6 +138,7 @@ def execute_operation(
     key = external_transaction_id
     if key and (receipt := _receipt(user, key)):
         return _replay(receipt, operation)
+    receipt = None
     try:
         with transaction.atomic():
             if key:
@@ -152,7 +153,7 @@ def execute_operation(
                 receipt.save(update_fields=["status", "body"])
             return answer
     except IntegrityError:
-        if not key:
+        if not key or receipt is not None:  # not a twin's receipt: a real conflict
             raise
         return _replay(_wait_for_receipt(user, key), operation)
     except FlowFailed as failed:
@@ -220,6 +221,11 @@ def _run_flow(
         settings.FLOWSITE_MAX_SYNC_TIMEOUT_MS,
         settings.FLOWSITE_STALE_EXECUTION_SECONDS * 500,
     )
+    if connection.vendor == "sqlite":
+        # The run holds SQLite's only write lock: end it well before other writers give
+        # up waiting for it (the busy timeout).
+        busy_ms = int(connection.settings_dict.get("OPTIONS", {}).get("timeout", 5) * 1000)
+        timeout_ms = min(timeout_ms, busy_ms // 2)
     execution = executions.create_execution(
         flow=flow,
         trigger=Execution.Trigger.EXECUTE,

@@ -13,6 +13,7 @@ from apps.accounts.permissions import HasAnyPrivilege, HasPrivilege
 from apps.accounts.privileges import Privilege
 from apps.core.api import (
     JSON_PATCH,
+    DocumentJSONParser,
     JSONPatchParser,
     MergePatchParser,
     StrictSerializer,
@@ -24,7 +25,6 @@ from apps.core.api import (
 )
 from apps.core.exceptions import ApiProblem
 from apps.core.pagination import ByIdCursorPagination, LinkHeaderCursorPagination
-from apps.core.parsers import JSONParser
 from apps.executions import triggers
 from apps.executions.api.serializers import JobSerializer
 from apps.executions.models import Execution
@@ -65,7 +65,7 @@ class ResourceViewSet(viewsets.GenericViewSet):
     lookup_value_regex = "[0-9]+"
     pagination_class = ByIdCursorPagination
     filter_backends = [DjangoFilterBackend]
-    parser_classes = [JSONParser, JSONPatchParser, MergePatchParser]
+    parser_classes = [DocumentJSONParser, JSONPatchParser, MergePatchParser]
 
     def get_queryset(self):
         return self.document.model.objects.all()
@@ -396,11 +396,14 @@ class FlowViewSet(ResourceViewSet):
         }
         if errors:
             raise invalid(errors)
-        changed = services.replace_connection(
-            flow=flow,
-            old=found[int(body["_connectionId"])],
-            new=found[int(body["_newConnectionId"])],
-        )
+        try:
+            changed = services.replace_connection(
+                flow=flow,
+                old=found[int(body["_connectionId"])],
+                new=found[int(body["_newConnectionId"])],
+            )
+        except ValueError as exc:
+            raise invalid({"_newConnectionId": [str(exc)]}) from None
         if not changed["exports"] and not changed["imports"]:
             raise invalid(
                 {"_connectionId": [f"Flow {flow.pk} uses no export or import of this connection."]}

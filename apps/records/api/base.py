@@ -11,13 +11,13 @@ from typing import Any
 from django.db import transaction
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import status, viewsets
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from apps.accounts.permissions import HasAnyPrivilege, HasPrivilege
 from apps.accounts.privileges import Privilege
 from apps.core.api import (
     JSON_PATCH,
+    DocumentJSONParser,
     JSONPatchParser,
     MergePatchParser,
     check_if_match,
@@ -25,7 +25,6 @@ from apps.core.api import (
     merge_patch,
 )
 from apps.core.pagination import ByIdCursorPagination
-from apps.core.parsers import JSONParser
 from apps.flows.api.views import ResourceViewSet
 
 READ = HasAnyPrivilege.of(Privilege.MANAGE_FLOWS, Privilege.VIEW_EXECUTIONS)
@@ -43,51 +42,11 @@ def patched(current: dict, request) -> Any:
     return merge_patch(current, request.data)
 
 
-def nul_paths(value: Any, path: tuple = ()) -> list[tuple]:
-    """Where a document holds text with NUL characters (keys included)."""
-    if isinstance(value, str):
-        return [path] if "\x00" in value else []
-    if isinstance(value, dict):
-        found = []
-        for key, item in value.items():
-            if isinstance(key, str) and "\x00" in key:
-                found.append((*path, key.replace("\x00", "\\u0000")))
-            else:
-                found += nul_paths(item, (*path, str(key)))
-        return found
-    if isinstance(value, list):
-        return [
-            found
-            for index, item in enumerate(value)
-            for found in nul_paths(item, (*path, str(index)))
-        ]
-    return []
-
-
-def refuse_nul(document: Any) -> Any:
-    """No database stores text with NUL characters (PostgreSQL refuses them): a 400 naming
-    where they are, rather than a failed write."""
-    paths = nul_paths(document)
-    if not paths:
-        return document
-    errors: dict = {}
-    for path in paths:
-        node = errors
-        *parents, leaf = path or ("non_field_errors",)
-        for parent in parents:
-            node = node.setdefault(parent, {})
-            if not isinstance(node, dict):
-                break
-        else:
-            node[leaf] = ["Text cannot contain NUL (\\u0000) characters."]
-    raise ValidationError(errors)
-
-
 class DocumentViewSet(viewsets.GenericViewSet):
     lookup_value_regex = "[0-9]+"
     pagination_class = ByIdCursorPagination
     filter_backends = [DjangoFilterBackend]
-    parser_classes = [JSONParser, JSONPatchParser, MergePatchParser]
+    parser_classes = [DocumentJSONParser, JSONPatchParser, MergePatchParser]
 
     def get_permissions(self):
         if self.action in ("list", "retrieve"):
@@ -132,7 +91,7 @@ class DocumentViewSet(viewsets.GenericViewSet):
 
     def create(self, request, *args, **kwargs):
         with transaction.atomic():
-            instance = self.save(refuse_nul(request.data))
+            instance = self.save(request.data)
         location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{instance.pk}")
         return self.respond(instance, status.HTTP_201_CREATED, Location=location)
 
@@ -140,14 +99,14 @@ class DocumentViewSet(viewsets.GenericViewSet):
         with transaction.atomic():
             instance = self.locked()
             check_if_match(request, instance)
-            instance = self.save(refuse_nul(request.data), instance)
+            instance = self.save(request.data, instance)
         return self.respond(instance)
 
     def partial_update(self, request, *args, **kwargs):
         with transaction.atomic():
             instance = self.locked()
             check_if_match(request, instance)
-            document = refuse_nul(patched(self.render(instance), request))
+            document = patched(self.render(instance), request)
             instance = self.save(document, instance)
         if is_json_patch(request):  # as Celigo: 204, the new version in the ETag
             return Response(status=status.HTTP_204_NO_CONTENT, headers={"ETag": etag_of(instance)})

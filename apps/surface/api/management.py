@@ -19,11 +19,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import Role, User
-from apps.core.api import JSONPatchParser, MergePatchParser, invalid
+from apps.core.api import DocumentJSONParser, JSONPatchParser, MergePatchParser, invalid
 from apps.core.exceptions import ApiProblem
 from apps.core.filters import IdFilter
 from apps.core.openapi import crud_schema, problem_responses
-from apps.core.parsers import JSONParser
 from apps.flows.api.filters import OwnedFilter
 from apps.flows.api.schema import STAMPS
 from apps.flows.documents import Document, DocumentError, Field
@@ -343,7 +342,7 @@ class SurfaceConfigurationView(APIView):
     """GET and PATCH /api/v1/surface: Execute() and Query() switched on or off, and the
     integration accounts that may call them."""
 
-    parser_classes = [JSONParser, JSONPatchParser, MergePatchParser]
+    parser_classes = [DocumentJSONParser, JSONPatchParser, MergePatchParser]
 
     def get_permissions(self):
         if self.request.method in ("GET", "HEAD", "OPTIONS"):

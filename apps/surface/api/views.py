@@ -1,5 +1,6 @@
 """Flowfinity's REST surface: Execute() and Query()."""
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -10,12 +11,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import refuse_restricted_key
+from apps.core.api import DocumentJSONParser
 from apps.core.exceptions import ApiProblem
 from apps.core.openapi import ProblemSerializer, problem_responses
-from apps.core.parsers import JSONParser
 from apps.core.problems import problem
 from apps.executions.api.views import client_ip
 from apps.executions.triggers import unauthenticated
+from apps.flows.pipeline import MAX_ID
 from apps.records.models import RecordField
 from apps.records.selectors import InvalidQuery
 from apps.records.validation import RecordInvalid
@@ -43,7 +45,7 @@ class SurfaceView(APIView):
     operation or view itself and its roles."""
 
     permission_classes = [AllowAny]
-    parser_classes = [JSONParser]
+    parser_classes = [DocumentJSONParser]
     surface: selectors.Surface
 
     def caller(self, request):
@@ -95,9 +97,9 @@ def _record_id(payload: dict, operation: Operation) -> int | None:
                 {"RecordID": "Must be null to create a record."},
             )
         return None
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,18}", value.strip()):
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
         raise invalid(
             f"RecordID is required: {operation.name!r} {operation.action}s a record.",
             {"RecordID": "Expected the RecordID of the record to " + operation.action + "."},
@@ -107,11 +109,12 @@ def _record_id(payload: dict, operation: Operation) -> int | None:
 
 def _transaction_id(payload: dict) -> str:
     value = payload.get("ExternalTransactionId")
-    if value is None:
-        return ""
-    if not isinstance(value, str) or len(value) > MAX_TRANSACTION_ID:
+    if value is None or value == "":
+        return ""  # none: every call applies
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TRANSACTION_ID:
         raise invalid(
-            f"ExternalTransactionId must be text of at most {MAX_TRANSACTION_ID} characters.",
+            f"ExternalTransactionId must be text of 1 to {MAX_TRANSACTION_ID} characters "
+            "(or left out).",
             {"ExternalTransactionId": f"Expected text, {MAX_TRANSACTION_ID} characters at most."},
         )
     return value.strip()

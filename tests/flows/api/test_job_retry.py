@@ -165,3 +165,22 @@ def test_a_job_that_succeeded_without_errors_cannot_be_retried(manager, items_fl
     assert (response.status_code, response["Content-Type"]) == (409, PROBLEM)
     assert "without failed records" in response.json()["detail"]
     assert Execution.objects.count() == 1
+
+
+def test_a_job_is_retried_once_at_a_time(manager, items_flow):
+    job = services.create_execution(flow=items_flow, trigger="run")
+    Execution.objects.filter(pk=job.pk).update(status="failed")
+    first = manager.post(retry_url(job.pk))
+    assert first.status_code == 201
+    again = manager.post(retry_url(job.pk))  # the first retry is still queued
+    assert again.status_code == 409
+    assert first.json()["_id"] in again.json()["detail"]
+    assert Execution.objects.count() == 2
+
+
+def test_a_failed_execute_job_is_not_retried_without_its_record(manager, items_flow):
+    job = services.create_execution(flow=items_flow, trigger="execute")
+    Execution.objects.filter(pk=job.pk).update(status="failed")
+    answer = manager.post(retry_url(job.pk))
+    assert answer.status_code == 409
+    assert "send the Execute() again" in answer.json()["detail"]
