@@ -338,6 +338,24 @@ def _after(keys: list[tuple[Key, bool]], aliases: list[str], values: list[Any]) 
     return condition
 
 
+def ordering_keys(
+    specs: dict[str, FieldSpec], ordering: Iterable[Sequence[str]]
+) -> list[tuple[Key, bool]]:
+    """(key, descending) pairs of an ordering, RecordID last to break ties."""
+    keys: list[tuple[Key, bool]] = []
+    for index, item in enumerate(ordering or [("RecordID", "asc")]):
+        where = f"ordering[{index}]"
+        if not isinstance(item, list | tuple) or len(item) != 2 or item[1] not in ("asc", "desc"):
+            raise InvalidQuery({where: 'Expected (field, "asc" or "desc").'})
+        key = _key(item[0], specs, where)
+        if key.type not in ORDERED:
+            raise InvalidQuery({where: f"Records cannot be ordered by a {key.type} field."})
+        keys.append((key, item[1] == "desc"))
+    if keys[-1][0].name not in UNIQUE_KEYS:
+        keys.append((_key("RecordID", specs, "ordering"), False))
+    return keys
+
+
 def query_records(
     record_type: RecordType,
     *,
@@ -371,17 +389,7 @@ def query_records(
             raise InvalidQuery({"since": "Expected a SubmissionId (0 or more)."})
         queryset = queryset.filter(submission_id__gt=since)
         ordering = [("SubmissionId", "asc")]
-    keys: list[tuple[Key, bool]] = []
-    for index, item in enumerate(ordering or [("RecordID", "asc")]):
-        where = f"ordering[{index}]"
-        if not isinstance(item, list | tuple) or len(item) != 2 or item[1] not in ("asc", "desc"):
-            raise InvalidQuery({where: 'Expected (field, "asc" or "desc").'})
-        key = _key(item[0], specs, where)
-        if key.type not in ORDERED:
-            raise InvalidQuery({where: f"Records cannot be ordered by a {key.type} field."})
-        keys.append((key, item[1] == "desc"))
-    if keys[-1][0].name not in UNIQUE_KEYS:
-        keys.append((_key("RecordID", specs, "ordering"), False))
+    keys = ordering_keys(specs, ordering)
     aliases = [f"_o{index}" for index in range(len(keys))]
     queryset = queryset.annotate(
         **{alias: key.expression for alias, (key, _) in zip(aliases, keys, strict=True)}
