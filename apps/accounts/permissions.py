@@ -83,3 +83,8 @@ class HasAnyPrivilege(permissions.BasePermission):
         if not any(user.has_perm(privilege.perm) for privilege in self.privileges):
             raise MissingPrivileges(self.privileges)
         return True
+
+
+# The management API's definitions (flows, resources, data tables, the surface).
+READ_DEFINITIONS = HasAnyPrivilege.of(Privilege.MANAGE_FLOWS, Privilege.VIEW_EXECUTIONS)
+MANAGE_DEFINITIONS = HasPrivilege.of(Privilege.MANAGE_FLOWS)

@@ -2,29 +2,21 @@
 
 from typing import Any
 
-import jsonpatch
-from django.db import transaction
-from django_filters.rest_framework import DjangoFilterBackend
-from rest_framework import serializers, status, viewsets
+from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from apps.accounts.permissions import HasAnyPrivilege, HasPrivilege
+from apps.accounts.permissions import READ_DEFINITIONS, HasPrivilege
 from apps.accounts.privileges import Privilege
 from apps.core.api import (
-    JSON_PATCH,
-    DocumentJSONParser,
-    JSONPatchParser,
-    MergePatchParser,
+    DocumentViewSet,
     StrictSerializer,
-    check_if_match,
-    etag_of,
     invalid,
-    merge_patch,
     read_body,
+    ref,
 )
 from apps.core.exceptions import ApiProblem
-from apps.core.pagination import ByIdCursorPagination, LinkHeaderCursorPagination
+from apps.core.pagination import LinkHeaderCursorPagination
 from apps.executions import triggers
 from apps.executions.api.serializers import JobSerializer
 from apps.executions.models import Execution
@@ -54,114 +46,36 @@ from apps.flows.documents import (
 )
 from apps.flows.models import Application, Connection, Flow
 
-READ = HasAnyPrivilege.of(Privilege.MANAGE_FLOWS, Privilege.VIEW_EXECUTIONS)
-MANAGE = HasPrivilege.of(Privilege.MANAGE_FLOWS)
 
-
-class ResourceViewSet(viewsets.GenericViewSet):
-    """GET list/one, POST, PUT, PATCH (merge or JSON Patch), DELETE of one resource kind."""
+class ResourceViewSet(DocumentViewSet):
+    """A resource whose document is one of apps.flows.documents: validated by the admin's
+    form, saved and deleted through the flows services."""
 
     document: Document
-    lookup_value_regex = "[0-9]+"
-    pagination_class = ByIdCursorPagination
-    filter_backends = [DjangoFilterBackend]
-    parser_classes = [DocumentJSONParser, JSONPatchParser, MergePatchParser]
 
     def get_queryset(self):
         return self.document.model.objects.all()
 
-    def get_permissions(self):
-        if self.action in ("list", "retrieve"):
-            return [READ()]
-        return [MANAGE()]
+    def render(self, instance) -> dict:
+        return self.document.render(instance)
 
-    def _respond(self, instance, status_code: int = 200, **headers) -> Response:
-        return Response(
-            self.document.render(instance),
-            status=status_code,
-            headers={"ETag": etag_of(instance), **headers},
-        )
-
-    def _form(self, document: Any, instance=None):
+    def save(self, document: Any, instance=None):
         try:
-            return self.document.form_for(document, instance)
+            form = self.document.form_for(document, instance)
         except DocumentError as exc:
             raise invalid(exc.errors) from None
+        return services.save_resource(form=form, user=self.request.user)
 
-    def _locked(self):
-        instance = self.get_object()
-        return type(instance).objects.select_for_update().get(pk=instance.pk)
-
-    def list(self, request, *args, **kwargs):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response([self.document.render(item) for item in page])
-
-    def retrieve(self, request, *args, **kwargs):
-        return self._respond(self.get_object())
-
-    def create(self, request, *args, **kwargs):
-        instance = services.save_resource(form=self._form(request.data), user=request.user)
-        location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{instance.pk}")
-        return self._respond(instance, status.HTTP_201_CREATED, Location=location)
-
-    def update(self, request, *args, **kwargs):
-        with transaction.atomic():
-            instance = self._locked()
-            check_if_match(request, instance)
-            form = self._form(request.data, instance)
-            instance = services.save_resource(form=form, user=request.user)
-        return self._respond(instance)
-
-    def partial_update(self, request, *args, **kwargs):
-        json_patch = request.content_type.split(";")[0].strip() == JSON_PATCH
-        with transaction.atomic():
-            instance = self._locked()
-            check_if_match(request, instance)
-            current = self.document.render(instance)
-            if json_patch:
-                document = self._json_patched(current, request.data)
-            else:
-                document = merge_patch(current, request.data)
-            form = self._form(document, instance)
-            instance = services.save_resource(form=form, user=request.user)
-        if json_patch:  # as Celigo: 204, the new version in the ETag
-            return Response(status=status.HTTP_204_NO_CONTENT, headers={"ETag": etag_of(instance)})
-        return self._respond(instance)
-
-    @staticmethod
-    def _json_patched(document: dict, operations: Any) -> Any:
-        if not isinstance(operations, list):
-            raise ApiProblem(
-                400,
-                "A JSON Patch (application/json-patch+json) is a list of operations, e.g. "
-                '[{"op": "replace", "path": "/name", "value": "New name"}].',
-                code="invalid-json-patch",
-            )
+    def remove(self, instance) -> None:
         try:
-            return jsonpatch.apply_patch(document, operations)
-        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+            services.delete_resource(instance=instance, user=self.request.user)
+        except services.InUse as exc:
             raise ApiProblem(
-                400, f"The JSON Patch cannot be applied: {exc}.", code="invalid-json-patch"
+                409,
+                str(exc),
+                code="in-use",
+                flows=[ref(flow) for flow in exc.flows],
             ) from None
-        except (TypeError, KeyError, AttributeError) as exc:  # a malformed operation
-            raise ApiProblem(
-                400, f"The JSON Patch is malformed: {exc}.", code="invalid-json-patch"
-            ) from None
-
-    def destroy(self, request, *args, **kwargs):
-        with transaction.atomic():
-            instance = self._locked()
-            check_if_match(request, instance)
-            try:
-                services.delete_resource(instance=instance, user=request.user)
-            except services.InUse as exc:
-                raise ApiProblem(
-                    409,
-                    str(exc),
-                    code="in-use",
-                    flows=[{"_id": str(flow.pk), "name": flow.name} for flow in exc.flows],
-                ) from None
-        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 @resource_schema(INTEGRATION, "integrations")
@@ -240,10 +154,6 @@ def _integration(pk: str | None, default: Application) -> Application:
     return found
 
 
-def _ref(instance) -> dict:
-    return {"_id": str(instance.pk), "name": instance.name}
-
-
 class AuditPagination(LinkHeaderCursorPagination):
     ordering = "-history_id"
 
@@ -261,7 +171,7 @@ class FlowViewSet(ResourceViewSet):
         if self.action == "logs":
             return [HasPrivilege.of(Privilege.VIEW_EXECUTIONS)()]
         if self.action in ("dependencies", "audit", "download", "template"):
-            return [READ()]
+            return [READ_DEFINITIONS()]
         return super().get_permissions()
 
     def _bundle_installed(self, install) -> Flow:
@@ -284,7 +194,7 @@ class FlowViewSet(ResourceViewSet):
                 user=request.user,
             )
         )
-        return self._respond(clone, status.HTTP_201_CREATED)
+        return self.respond(clone, status.HTTP_201_CREATED)
 
     @import_schema
     @action(detail=False, methods=["post"], url_path="import")
@@ -299,7 +209,7 @@ class FlowViewSet(ResourceViewSet):
                 name=body.get("name"),
             )
         )
-        return self._respond(flow, status.HTTP_201_CREATED)
+        return self.respond(flow, status.HTTP_201_CREATED)
 
     @download_schema
     @action(detail=True, methods=["get"])
@@ -455,14 +365,14 @@ class FlowViewSet(ResourceViewSet):
         return Response(
             {
                 "uses": {
-                    "integrations": [_ref(flow.application)],
-                    "connections": [_ref(c) for c in found.connections],
-                    "exports": [_ref(e) for e in found.exports],
-                    "imports": [_ref(i) for i in found.imports],
-                    "scripts": [_ref(s) for s in found.scripts],
-                    "flows": [_ref(f) for f in found.flows],
+                    "integrations": [ref(flow.application)],
+                    "connections": [ref(c) for c in found.connections],
+                    "exports": [ref(e) for e in found.exports],
+                    "imports": [ref(i) for i in found.imports],
+                    "scripts": [ref(s) for s in found.scripts],
+                    "flows": [ref(f) for f in found.flows],
                 },
-                "usedBy": {"flows": [_ref(f) for f in found.used_by]},
+                "usedBy": {"flows": [ref(f) for f in found.used_by]},
             }
         )
 

@@ -10,13 +10,12 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import ValidationError
 
-from apps.core.api import invalid
+from apps.core.api import DocumentViewSet, invalid, ref
 from apps.core.exceptions import ApiProblem
 from apps.core.openapi import crud_schema
 from apps.flows.pipeline import as_id
 from apps.records import services
 from apps.records.api import filters
-from apps.records.api.base import DocumentViewSet, ref
 from apps.records.api.schema import (
     RECORD_EXAMPLE,
     RECORD_REQUEST_EXAMPLE,

@@ -19,14 +19,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import Role, User
-from apps.core.api import DocumentJSONParser, JSONPatchParser, MergePatchParser, invalid
+from apps.accounts.permissions import MANAGE_DEFINITIONS, READ_DEFINITIONS
+from apps.core.api import (
+    DocumentJSONParser,
+    DocumentViewSet,
+    JSONPatchParser,
+    MergePatchParser,
+    invalid,
+    is_json_patch,
+    patched,
+)
 from apps.core.exceptions import ApiProblem
 from apps.core.filters import IdFilter
 from apps.core.openapi import crud_schema, problem_responses
 from apps.flows.api.filters import OwnedFilter
 from apps.flows.api.schema import STAMPS
 from apps.flows.documents import Document, DocumentError, Field
-from apps.records.api.base import MANAGE, READ, DocumentViewSet, is_json_patch, patched
 from apps.surface import forms as surface_forms
 from apps.surface import services
 from apps.surface.models import Operation, SurfaceConfiguration, View
@@ -346,8 +354,8 @@ class SurfaceConfigurationView(APIView):
 
     def get_permissions(self):
         if self.request.method in ("GET", "HEAD", "OPTIONS"):
-            return [READ()]
-        return [MANAGE()]
+            return [READ_DEFINITIONS()]
+        return [MANAGE_DEFINITIONS()]
 
     @extend_schema(
         operation_id="surface_configuration_retrieve",
