@@ -107,18 +107,20 @@ def etag_of(instance) -> str:
     return '"' + hashlib.sha256(version.encode()).hexdigest()[:20] + '"'
 
 
-def check_if_match(request, instance) -> None:
-    """Optional optimistic locking: If-Match with an old ETag is a lost update (412)."""
+def check_if_match(request, instance, *, current: str | None = None, what: str = "") -> None:
+    """Optional optimistic locking: If-Match with an old ETag is a lost update (412).
+    `current`/`what` for a resource without a modified_at (an ETag of its document)."""
     header = request.headers.get("If-Match")
     if not header or header.strip() == "*":
         return
     given = {tag.strip().removeprefix("W/") for tag in header.split(",")}
-    current = etag_of(instance)
+    current = current or etag_of(instance)
     if current not in given:
         raise ApiProblem(
             412,
-            f"The {type(instance).__name__.lower()} changed since you read it (its ETag is now "
-            f"{current}): GET it again, reapply your change and send the new ETag in If-Match.",
+            f"The {what or type(instance).__name__.lower()} changed since you read it (its ETag "
+            f"is now {current}): GET it again, reapply your change and send the new ETag in "
+            "If-Match.",
             code="precondition-failed",
             etag=current,
         )

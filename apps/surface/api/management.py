@@ -25,11 +25,11 @@ from apps.core.api import (
     DocumentViewSet,
     JSONPatchParser,
     MergePatchParser,
+    check_if_match,
     invalid,
     is_json_patch,
     patched,
 )
-from apps.core.exceptions import ApiProblem
 from apps.core.filters import IdFilter
 from apps.core.openapi import crud_schema, problem_responses
 from apps.flows.api.filters import OwnedFilter
@@ -282,22 +282,6 @@ def surface_etag(document: dict) -> str:
     return '"' + hashlib.sha256(text.encode()).hexdigest()[:20] + '"'
 
 
-def _check_if_match(request, document: dict) -> None:
-    header = request.headers.get("If-Match")
-    if not header or header.strip() == "*":
-        return
-    given = {tag.strip().removeprefix("W/") for tag in header.split(",")}
-    current = surface_etag(document)
-    if current not in given:
-        raise ApiProblem(
-            412,
-            f"The surface configuration changed since you read it (its ETag is now {current}): "
-            "GET it again, reapply your change and send the new ETag in If-Match.",
-            code="precondition-failed",
-            etag=current,
-        )
-
-
 def _surface_values(document: Any) -> dict:
     """The whole configuration a patched document asks for (left out: the defaults),
     every problem reported at once."""
@@ -428,7 +412,9 @@ class SurfaceConfigurationView(APIView):
                 pk=SurfaceConfiguration.SINGLETON_PK
             )
             current = surface_document(configuration)
-            _check_if_match(request, current)
+            check_if_match(
+                request, None, current=surface_etag(current), what="surface configuration"
+            )
             values = _surface_values(patched(current, request))
             try:
                 configuration = services.configure_surface(**values)
