@@ -42,13 +42,12 @@ import time
 from pathlib import Path
 
 import urllib3
+from sections import write_section
 
 # The embedded broker's polling_interval in flowsite/settings.py (used to explain results).
 BROKER_POLL_MS = 20
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ROOT / "BENCHMARKS.md"
-START, END = "<!-- api -->", "<!-- /api -->"
 THROTTLE = "1000000/min"
 GREETING = (
     "function main(ctx) { return {statusCode: 200, result: 'Hello ' + "
@@ -820,18 +819,6 @@ def limits(rows, e, inproc, drain, counts, spied, single) -> list[str]:
     return out
 
 
-def write_section(lines: list[str]) -> None:
-    section = "\n".join([START, *lines, END])
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-    if START in text and END in text and text.index(START) < text.index(END):
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    BENCHMARKS.write_text(text)
-    print(f"wrote the API section of {BENCHMARKS}")
-
-
 # --- Main -------------------------------------------------------------------------------
 
 
@@ -963,32 +950,36 @@ def main() -> None:
     any_failed = any(r["failed"] for r in rows) or (e and (e["failed"] or e["unfinished"]))
     if args.write:
         write_section(
-            [
-                "",
-                "## HTTP API (bench/api.py)",
-                "",
-                "Measured by `make bench` (bench/api.py): an isolated instance started exactly as "
-                "`make run` does (`manage.py serve`), loaded by `wrk` over loopback on the same "
-                f"cores ({args.warmup} s warm-up, then {args.duration} s per scenario, 2 threads). "
-                "Every call authenticates with an API key; every flow call records its run.",
-                "",
-                f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}.",
-                "",
-                f"Server: {server_config(env)}.",
-                "",
-                *lines,
-                "",
-                "Budget: (b) and (c) at ≥ 60 % of (a)'s req/s. " + "; ".join(ratios) + ".",
-                "(e) runs before (d): (d) creates runs faster than the workers finish them, "
-                "and that backlog would be queued in front of (e)'s jobs. In-process: the same "
-                "requests through Django's test client after the server stopped, one thread, "
-                "no HTTP (200 after 30 warm-up); SQL counted for one request.",
-                "",
-                "What limits it:",
-                "",
-                *findings,
-                "",
-            ]
+            "api",
+            "\n".join(
+                [
+                    "",
+                    "## HTTP API (bench/api.py)",
+                    "",
+                    "Measured by `make bench` (bench/api.py): an isolated instance started "
+                    "exactly as `make run` does (`manage.py serve`), loaded by `wrk` over "
+                    f"loopback on the same cores ({args.warmup} s warm-up, then "
+                    f"{args.duration} s per scenario, 2 threads). Every call authenticates "
+                    "with an API key; every flow call records its run.",
+                    "",
+                    f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}.",
+                    "",
+                    f"Server: {server_config(env)}.",
+                    "",
+                    *lines,
+                    "",
+                    "Budget: (b) and (c) at ≥ 60 % of (a)'s req/s. " + "; ".join(ratios) + ".",
+                    "(e) runs before (d): (d) creates runs faster than the workers finish them, "
+                    "and that backlog would be queued in front of (e)'s jobs. In-process: the same "
+                    "requests through Django's test client after the server stopped, one thread, "
+                    "no HTTP (200 after 30 warm-up); SQL counted for one request.",
+                    "",
+                    "What limits it:",
+                    "",
+                    *findings,
+                    "",
+                ]
+            ),
         )
     print(f"bench/api.py took {time.monotonic() - begun:.0f} s")
     if any_failed:

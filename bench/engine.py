@@ -15,6 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sections import write_section
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flowsite.settings")
 os.environ.setdefault("FLOWSITE_ALLOW_PRIVATE_NETWORKS", "1")
 
@@ -186,20 +189,6 @@ def write(rows, machine: str) -> None:
         "",
     ]
     write_section("engine", "\n".join(lines))
-
-
-def write_section(name: str, text: str) -> None:
-    """Replace this benchmark's part of BENCHMARKS.md, keeping the others."""
-    path = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
-    document = path.read_text() if path.exists() else "# Benchmarks\n"
-    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-    section = f"{start}\n{text.strip()}\n{end}"
-    if start in document and end in document:
-        before, rest = document.split(start, 1)
-        document = before + section + rest.split(end, 1)[1]
-    else:
-        document = document.rstrip() + "\n\n" + section + "\n"
-    path.write_text(document)
 
 
 if __name__ == "__main__":

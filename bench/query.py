@@ -57,10 +57,9 @@ from api import (
     tail,
     wait_healthy,
 )
+from sections import read_section, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ROOT / "BENCHMARKS.md"
-START, END = "<!-- query -->", "<!-- /query -->"
 TITLE = "## Query() and Execute() (bench/query.py)"
 THROTTLE = "1000000/min"
 APP = "Lead Registration"
@@ -787,12 +786,9 @@ def table(rows: list[dict], costs: dict, plans: dict, paths: dict) -> list[str]:
     return lines
 
 
-def write_section(vendor: str, block: list[str]) -> None:
+def write_query_section(vendor: str, block: list[str]) -> None:
     """Replace this database's part of the query section, keeping the other database's."""
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-    current = ""
-    if START in text and END in text:
-        current = text.split(START, 1)[1].split(END, 1)[0]
+    current = read_section("query")
     parts = {}
     for name in ("postgresql", "sqlite"):
         start, end = f"<!-- query:{name} -->", f"<!-- /query:{name} -->"
@@ -813,17 +809,8 @@ def write_section(vendor: str, block: list[str]) -> None:
         "reads the page, by EXPLAIN ANALYZE on PostgreSQL, timed directly on SQLite. "
         "Ratings: Hot 20 %, Warm 35 %, Cold 45 % of the leads.",
     ]
-    body = "\n\n".join(
-        [*["\n".join(intro)], *[parts[n] for n in ("postgresql", "sqlite") if n in parts]]
-    )
-    section = f"{START}\n{body}\n{END}"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    BENCHMARKS.write_text(text)
-    print(f"wrote the {vendor} part of the query section of {BENCHMARKS}")
+    body = [*["\n".join(intro)], *[parts[n] for n in ("postgresql", "sqlite") if n in parts]]
+    write_section("query", "\n\n".join(body))
 
 
 # --- Main -------------------------------------------------------------------------------
@@ -1000,7 +987,7 @@ def main() -> None:
         f"connections, {args.warmup} s warm-up then {args.duration} s per scenario"
     )
     if args.write:
-        write_section(
+        write_query_section(
             vendor,
             [
                 f"### {'PostgreSQL' if vendor == 'postgresql' else 'SQLite'}, "
