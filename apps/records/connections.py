@@ -89,10 +89,6 @@ def write_errors(config: Any) -> list[str]:
     return errors
 
 
-def _message(errors: dict) -> str:
-    return "; ".join(f"{where}: {message}" for where, message in errors.items())
-
-
 class DataTables:
     """The engine's records port for one run: writes are recorded as the run's caller."""
 
@@ -133,7 +129,7 @@ class DataTables:
                 fields=fields,
             )
         except InvalidQuery as exc:
-            raise RecordsError(_message(exc.errors)) from None
+            raise RecordsError(str(exc)) from None
         return record_documents(page.records, fields), page.next_cursor
 
     def write(self, target: dict, data: Any) -> dict:
@@ -159,7 +155,7 @@ class DataTables:
                     return document
                 record = update_record(record=record, data=data, user=self.user)
         except RecordInvalid as exc:
-            raise RecordsError(_message(exc.errors)) from None
+            raise RecordsError(str(exc)) from None
         return record_document(record, fields)
 
     @staticmethod

@@ -34,7 +34,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from apps.flows import crypto
 from apps.records.models import SYSTEM_FIELDS, Record, RecordField, RecordType
-from apps.records.validation import FieldSpec, as_spec, format_datetime, parse_parameter
+from apps.records.validation import FieldSpec, Invalid, as_spec, format_datetime, parse_parameter
 
 Type = RecordField.Type
 OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "contains", "in", "isnull")
@@ -46,13 +46,9 @@ ORDERED = (*TEXTUAL, Type.NUMBER, Type.INTEGER, Type.DATE, Type.DATETIME, Type.B
 CONTAINABLE = (*TEXTUAL, Type.NUMBER, Type.INTEGER, Type.DATE, Type.DATETIME, Type.BOOLEAN)
 
 
-class InvalidQuery(ValueError):
+class InvalidQuery(Invalid, ValueError):
     """A filter, ordering or cursor that does not fit the record type; `errors` maps
     "filters", "ordering", "after", "since" or "limit" to a message."""
-
-    def __init__(self, errors: dict[str, str]):
-        self.errors = errors
-        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
 
 
 @dataclass(frozen=True)

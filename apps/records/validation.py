@@ -32,13 +32,17 @@ email_validator = EmailValidator()
 url_validator = URLValidator()
 
 
-class RecordInvalid(Exception):
-    """Record data that does not fit its record type; `errors` maps field name to message
-    (`__all__` for the data as a whole)."""
+class Invalid(Exception):
+    """Problems by name (`errors`); its text lists them all."""
 
     def __init__(self, errors: dict[str, str]):
         self.errors = errors
         super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
+
+
+class RecordInvalid(Invalid):
+    """Record data that does not fit its record type; `errors` maps field name to message
+    (`__all__` for the data as a whole)."""
 
 
 @dataclass(frozen=True)
