@@ -127,17 +127,6 @@ class ImportAdmin(InUseProtectedAdmin):
     list_filter = ("connection",)
     list_select_related = ("connection",)
     search_fields = ("name", "relative_uri")
-    fields = (
-        "name",
-        "application",
-        "connection",
-        "method",
-        "relative_uri",
-        "headers",
-        "body",
-        "batch_size",
-        "records",
-    )
 
 
 @admin.register(Script)
@@ -145,7 +134,6 @@ class ScriptAdmin(InUseProtectedAdmin):
     form = ScriptForm
     list_display = ("name", "language", "modified_at")
     search_fields = ("name", "content")
-    fields = ("name", "application", "language", "content")
 
 
 ROLES = {"export": "looks up", "import": "writes", "script": "transforms", "flow": "calls"}
