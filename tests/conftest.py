@@ -159,6 +159,19 @@ def manager(key_client, member, callers_role) -> APIClient:
 
 
 @pytest.fixture
+def reader(key_client, member, callers_role) -> APIClient:
+    """A key of an account that may read (view_executions) but not manage flows."""
+    grant(callers_role, Privilege.VIEW_EXECUTIONS)
+    return key_client(member)
+
+
+@pytest.fixture
+def bystander(key_client, member) -> APIClient:
+    """A key of an account with neither manage_flows nor view_executions."""
+    return key_client(member)
+
+
+@pytest.fixture
 def application(db) -> Application:
     return Application.objects.create(name="Usage Stats")
 

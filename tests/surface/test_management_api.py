@@ -3,32 +3,12 @@ admin as Celigo-shaped resources, validated like the admin (every problem report
 roles by name, integration accounts by username."""
 
 import pytest
-from rest_framework.test import APIClient
 
 from apps.accounts.models import Role
-from apps.accounts.privileges import Privilege
 from apps.flows.models import Application, Flow
 from apps.records.models import RecordType
 from apps.surface.models import Operation, SurfaceConfiguration, View
-from tests.conftest import grant
-from tests.records.api.helpers import API, assert_problem, created, json_patch, pointers
-
-
-@pytest.fixture
-def manager(key_client, member, callers_role) -> APIClient:
-    grant(callers_role, Privilege.MANAGE_FLOWS, Privilege.VIEW_EXECUTIONS)
-    return key_client(member)
-
-
-@pytest.fixture
-def reader(key_client, member, callers_role) -> APIClient:
-    grant(callers_role, Privilege.VIEW_EXECUTIONS)
-    return key_client(member)
-
-
-@pytest.fixture
-def bystander(key_client, member) -> APIClient:
-    return key_client(member)
+from tests.management import API, assert_problem, created, json_patch, pointers
 
 
 def operation_document(app: Application, record_type: RecordType, **changes) -> dict:

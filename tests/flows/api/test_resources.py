@@ -8,14 +8,10 @@ from urllib.parse import urlsplit
 import pytest
 from rest_framework.test import APIClient
 
-from apps.accounts.privileges import Privilege
 from apps.executions import services as executions
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
-from tests.conftest import grant
+from tests.management import API, JSON_PATCH, assert_problem, created, json_patch, pointers
 
-API = "/api/v1"
-PROBLEM = "application/problem+json"
-JSON_PATCH = "application/json-patch+json"
 KINDS = ("integrations", "connections", "exports", "imports", "scripts")
 MODELS = {
     "integrations": Application,
@@ -44,19 +40,6 @@ def crm(db) -> Connection:
 @pytest.fixture
 def other_application(db) -> Application:
     return Application.objects.create(name="Other")
-
-
-@pytest.fixture
-def reader(key_client, member, callers_role) -> APIClient:
-    """A key of an account that may read executions but not manage flows."""
-    grant(callers_role, Privilege.VIEW_EXECUTIONS)
-    return key_client(member)
-
-
-@pytest.fixture
-def bystander(key_client, member) -> APIClient:
-    """A key of an account with neither manage_flows nor view_executions."""
-    return key_client(member)
 
 
 def documents(application: Application, connection: Connection) -> dict[str, dict]:
@@ -218,34 +201,6 @@ def assert_shows(document: dict, expected: dict) -> None:
     for path, value in expected.items():
         if path not in WRITE_ONLY:
             assert at(document, path) == value, (path, document)
-
-
-def problem_pointers(answer, status: int = 400) -> list[str]:
-    assert answer.status_code == status, answer.content
-    assert answer["Content-Type"] == PROBLEM
-    return [error["pointer"] for error in answer.json()["errors"]]
-
-
-def assert_problem(answer, status: int) -> dict:
-    assert answer.status_code == status, answer.content
-    assert answer["Content-Type"] == PROBLEM
-    body = answer.json()
-    assert body["status"] == status
-    assert body["detail"]
-    return body
-
-
-def created(client: APIClient, kind: str, document: dict) -> str:
-    """POST a document; its URL."""
-    answer = client.post(f"{API}/{kind}", document, format="json")
-    assert answer.status_code == 201, answer.content
-    return f"{API}/{kind}/{answer.json()['_id']}"
-
-
-def json_patch(client: APIClient, url: str, operations, **extra):
-    import json
-
-    return client.generic("PATCH", url, json.dumps(operations), content_type=JSON_PATCH, **extra)
 
 
 def valid(kind: str, application: Application, connection: Connection) -> dict:
@@ -462,7 +417,7 @@ def test_a_credential_looking_default_header_is_refused(manager, header):
         {"name": "c", "http": {"baseURI": "https://x.example.com", "headers": {header: "x"}}},
         format="json",
     )
-    assert problem_pointers(answer) == ["#/http/headers"]
+    assert pointers(answer) == ["#/http/headers"]
     assert header in answer.json()["errors"][0]["detail"]
     assert not Connection.objects.filter(name="c").exists()
 
@@ -473,7 +428,7 @@ def test_bearer_auth_without_a_token_is_refused_naming_the_token(manager):
         {"name": "c", "http": {"baseURI": "https://x.example.com", "auth": {"type": "bearer"}}},
         format="json",
     )
-    assert problem_pointers(answer) == ["#/http/auth/token"]
+    assert pointers(answer) == ["#/http/auth/token"]
     assert "http/auth/token" in answer.json()["detail"]
 
 
@@ -483,7 +438,7 @@ def test_basic_auth_needs_a_username_and_a_password(manager):
         {"name": "c", "http": {"baseURI": "https://x.example.com", "auth": {"type": "basic"}}},
         format="json",
     )
-    assert set(problem_pointers(answer)) == {"#/http/auth/username", "#/http/auth/password"}
+    assert set(pointers(answer)) == {"#/http/auth/username", "#/http/auth/password"}
 
 
 # --- 3. Bad input ---------------------------------------------------------------------------
@@ -541,7 +496,7 @@ def test_a_bad_document_gets_400_with_a_pointer_to_the_field(
     before = MODELS[kind].objects.count()
     document = deep_merged(valid(kind, application, crm), changes)
     answer = manager.post(f"{API}/{kind}", document, format="json")
-    assert pointer in problem_pointers(answer), answer.json()
+    assert pointer in pointers(answer), answer.json()
     assert pointer.removeprefix("#/") in answer.json()["detail"]
     assert MODELS[kind].objects.count() == before
 
@@ -553,8 +508,8 @@ def test_a_bad_put_gets_the_same_400_and_changes_nothing(
     url = created(manager, kind, valid(kind, application, crm))
     before = manager.get(url).json()
     document = deep_merged(valid(kind, application, crm), changes)
-    assert pointer in problem_pointers(manager.put(url, document, format="json"))
-    assert pointer in problem_pointers(manager.patch(url, changes, format="json"))
+    assert pointer in pointers(manager.put(url, document, format="json"))
+    assert pointer in pointers(manager.patch(url, changes, format="json"))
     assert manager.get(url).json() == before
 
 
@@ -563,7 +518,7 @@ def test_several_problems_are_reported_together(manager, application, crm):
         valid("exports", application, crm), {"name": 5, "http": {"foo": 1, "method": 3}}
     )
     answer = manager.post(f"{API}/exports", document, format="json")
-    assert set(problem_pointers(answer)) >= {"#/name", "#/http/foo", "#/http/method"}
+    assert set(pointers(answer)) >= {"#/name", "#/http/foo", "#/http/method"}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -578,7 +533,7 @@ def test_a_body_that_is_not_a_json_object_is_400_pointing_at_the_whole_document(
         ):
             # The document itself is wrong: its pointer is the root, "#", as for every other
             # error that is not about one field (there is no member "document" to point at).
-            assert problem_pointers(answer) == ["#"], answer.json()
+            assert pointers(answer) == ["#"], answer.json()
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -607,9 +562,9 @@ def test_an_id_other_than_the_urls_is_refused(manager, application, crm, kind):
     before = copy.deepcopy(document)
     other = str(int(document["_id"]) + 1000)
     document["_id"] = other
-    assert problem_pointers(manager.put(url, document, format="json")) == ["#/_id"]
-    assert problem_pointers(manager.patch(url, {"_id": other}, format="json")) == ["#/_id"]
-    assert problem_pointers(
+    assert pointers(manager.put(url, document, format="json")) == ["#/_id"]
+    assert pointers(manager.patch(url, {"_id": other}, format="json")) == ["#/_id"]
+    assert pointers(
         json_patch(manager, url, [{"op": "replace", "path": "/_id", "value": other}])
     ) == ["#/_id"]
     assert manager.get(url).json() == before
@@ -618,7 +573,7 @@ def test_an_id_other_than_the_urls_is_refused(manager, application, crm, kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_post_cannot_choose_its_id(manager, application, crm, kind):
     document = {**valid(kind, application, crm), "_id": "77"}
-    assert "#/_id" in problem_pointers(manager.post(f"{API}/{kind}", document, format="json"))
+    assert "#/_id" in pointers(manager.post(f"{API}/{kind}", document, format="json"))
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -636,7 +591,7 @@ def test_an_unknown_id_is_a_404_problem(manager, application, crm, kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_an_unknown_list_filter_is_400_naming_it(manager, kind):
     answer = manager.get(f"{API}/{kind}?colour=red")
-    assert problem_pointers(answer) == ["#/colour"]
+    assert pointers(answer) == ["#/colour"]
     assert "colour" in answer.json()["detail"]
     assert "name" in answer.json()["errors"][0]["detail"]  # and the filters that exist
 
@@ -671,7 +626,7 @@ def test_a_flow_cannot_use_a_resource_of_another_integration(
         {"name": "f", "_integrationId": str(application.pk), field: [shape(str(foreign.pk))]},
         format="json",
     )
-    assert problem_pointers(answer) == [f"#/{field}"]
+    assert pointers(answer) == [f"#/{field}"]
     assert "another application" in answer.json()["errors"][0]["detail"]
     assert not Flow.objects.exists()
 
@@ -707,7 +662,7 @@ def test_moving_a_flow_to_another_integration_is_refused_while_it_uses_this_ones
         },
     )
     answer = manager.patch(url, {"_integrationId": str(other_application.pk)}, format="json")
-    assert "#/pageGenerators" in problem_pointers(answer)
+    assert "#/pageGenerators" in pointers(answer)
 
 
 # --- 5. Deleting what flows use ------------------------------------------------------------
@@ -866,7 +821,7 @@ def test_exports_and_imports_filter_by_integration_connection_and_name(
     both = {"_integrationId": application.pk, "name": "Leads"}
     assert ids_of(manager.get(url, both)) == {str(a.pk)}
     assert ids_of(manager.get(url, {"_connectionId": MISSING})) == set()
-    assert problem_pointers(manager.get(url, {"_integrationId": "abc"})) == ["#/_integrationId"]
+    assert pointers(manager.get(url, {"_integrationId": "abc"})) == ["#/_integrationId"]
 
 
 def test_scripts_filter_by_integration_and_name(manager, application, other_application):
@@ -876,7 +831,7 @@ def test_scripts_filter_by_integration_and_name(manager, application, other_appl
     url = f"{API}/scripts"
     assert ids_of(manager.get(url, {"_integrationId": application.pk})) == {str(a.pk), str(c.pk)}
     assert ids_of(manager.get(url, {"name": "main"})) == {str(a.pk), str(b.pk)}
-    assert problem_pointers(manager.get(url, {"_connectionId": "1"})) == ["#/_connectionId"]
+    assert pointers(manager.get(url, {"_connectionId": "1"})) == ["#/_connectionId"]
 
 
 def test_integrations_and_connections_filter_by_name(manager, application, other_application, crm):
@@ -1080,14 +1035,14 @@ def test_a_required_field_left_out_is_400_naming_it(
 ):
     document = valid(kind, application, crm)
     del document[left_out]
-    assert pointer in problem_pointers(manager.post(f"{API}/{kind}", document, format="json"))
+    assert pointer in pointers(manager.post(f"{API}/{kind}", document, format="json"))
 
 
 @pytest.mark.parametrize("kind", ["integrations", "connections"])
 def test_a_taken_name_is_400_naming_the_name(manager, application, crm, kind):
     document = valid(kind, application, crm)
     created(manager, kind, document)
-    assert problem_pointers(manager.post(f"{API}/{kind}", document, format="json")) == ["#/name"]
+    assert pointers(manager.post(f"{API}/{kind}", document, format="json")) == ["#/name"]
 
 
 @pytest.mark.parametrize("kind", ["exports", "imports", "scripts"])
@@ -1117,7 +1072,7 @@ ID_FILTERS = [
 @pytest.mark.parametrize("value", ["0", "-1", "abc", "1.5", "99999999999999999999"])
 def test_an_id_filter_that_is_no_id_is_400_not_a_server_error(manager, kind, name, value):
     answer = manager.get(f"{API}/{kind}", {name: value})
-    assert problem_pointers(answer) == [f"#/{name}"]
+    assert pointers(answer) == [f"#/{name}"]
 
 
 def test_a_json_patch_can_set_a_secret_but_never_test_for_it(manager):

@@ -7,7 +7,7 @@ from apps.flows.models import Application
 from apps.records import services
 from apps.records.models import Record, RecordField, RecordType
 from apps.surface.models import Operation, View
-from tests.records.api.helpers import (
+from tests.management import (
     API,
     assert_problem,
     created,

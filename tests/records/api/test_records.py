@@ -5,7 +5,7 @@ import pytest
 
 from apps.records import services
 from apps.records.models import Record, RecordType
-from tests.records.api.helpers import API, assert_problem, created, json_patch, pointers
+from tests.management import API, assert_problem, created, json_patch, pointers
 
 URL = f"{API}/records"
 
