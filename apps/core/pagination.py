@@ -31,6 +31,8 @@ class LinkHeaderCursorPagination(CursorPagination):
         try:
             return super().paginate_queryset(queryset, request, view)
         except (ValueError, TypeError, DjangoValidationError):
+            if not request.query_params.get(self.cursor_query_param):
+                raise  # not the cursor's fault: a defect, to be seen as one
             # A cursor decoded, but its position is not a value of the ordering field.
             raise ApiProblem(
                 400,
