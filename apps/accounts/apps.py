@@ -10,6 +10,12 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and access"
     default_auto_field = "django.db.models.BigAutoField"
 
+    def ready(self):
+        from apps.accounts.permissions import MANAGE_DEFINITIONS, READ_DEFINITIONS
+        from apps.core.api import guard_definitions
+
+        guard_definitions(read=READ_DEFINITIONS, manage=MANAGE_DEFINITIONS)
+
 
 class FlowsiteAdminConfig(admin_apps.AdminConfig):
     """django.contrib.admin, with the site that refuses integration accounts."""

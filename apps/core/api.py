@@ -9,14 +9,24 @@ from django.db import transaction
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import serializers, status, viewsets
 from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
-from apps.accounts.permissions import MANAGE_DEFINITIONS, READ_DEFINITIONS
 from apps.core.exceptions import ApiProblem
 from apps.core.pagination import ByIdCursorPagination
 from apps.core.parsers import JSONParser
 
 JSON_PATCH = "application/json-patch+json"
+
+# Who may read definitions ("read") and who may change them ("manage") through a
+# DocumentViewSet. The accounts app owns the privileges and names both classes from
+# AccountsConfig.ready(), so the shared kernel does not import it.
+DEFINITION_PERMISSIONS: dict[str, type[BasePermission]] = {}
+
+
+def guard_definitions(*, read: type[BasePermission], manage: type[BasePermission]) -> None:
+    """Set the permission classes that DocumentViewSet checks for reads and for writes."""
+    DEFINITION_PERMISSIONS.update(read=read, manage=manage)
 
 
 def nul_paths(value: Any, path: tuple = ()) -> list[tuple]:
@@ -196,9 +206,8 @@ class DocumentViewSet(viewsets.GenericViewSet):
     parser_classes = [DocumentJSONParser, JSONPatchParser, MergePatchParser]
 
     def get_permissions(self):
-        if self.action in ("list", "retrieve"):
-            return [READ_DEFINITIONS()]
-        return [MANAGE_DEFINITIONS()]
+        need = "read" if self.action in ("list", "retrieve") else "manage"
+        return [DEFINITION_PERMISSIONS[need]()]  # unset (no accounts app): refused with a 500
 
     # --- what a subclass provides -----------------------------------------------------
 
