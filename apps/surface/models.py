@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from apps.flows.models import Application, Timestamped, url_name
+from apps.records.definitions import view_errors
 from apps.records.models import RecordType, no_surrounding_spaces
 
 INTEGRATION_ONLY = {"account_type": "integration"}
@@ -213,8 +214,6 @@ class View(Timestamped):
         return self.name
 
     def clean(self) -> None:
-        from apps.surface.definitions import view_errors
-
         errors: dict[str, list[str]] = {}
         record_type = self.record_type if self.record_type_id else None
         same: dict[str, str] = {}

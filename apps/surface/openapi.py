@@ -17,9 +17,9 @@ from django.db import DatabaseError, connection, transaction
 from apps.core.openapi import PROBLEM_EXAMPLES
 from apps.core.problems import problem
 from apps.flows.openapi import PROBLEM_COMPONENT, PROCESS_ID, problem_answer
+from apps.records.definitions import parameter_spec
 from apps.records.models import RecordField
 from apps.surface import selectors
-from apps.surface.definitions import parameter_spec
 from apps.surface.models import Operation, SurfaceConfiguration, View
 
 Type = RecordField.Type

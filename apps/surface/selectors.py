@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 
 from apps.accounts.models import User
 from apps.accounts.privileges import Privilege
+from apps.records.definitions import RESERVED_PARAMETERS, parameter_spec
 from apps.records.models import RecordField
 from apps.records.selectors import (
     DEFAULT_LIMIT,
@@ -19,7 +20,6 @@ from apps.records.selectors import (
     record_documents,
 )
 from apps.records.validation import parse_parameter
-from apps.surface.definitions import RESERVED_PARAMETERS, parameter_spec
 from apps.surface.models import Operation, SurfaceConfiguration, View
 
 Type = RecordField.Type

@@ -23,10 +23,10 @@ from apps.records.api.schema import (
     RECORD_TYPE_EXAMPLE,
     RECORD_TYPE_SCHEMA,
 )
+from apps.records.definitions import view_errors
 from apps.records.models import Record, RecordField, RecordType
 from apps.records.selectors import record_document, record_type_document
 from apps.records.validation import RecordInvalid
-from apps.surface.definitions import view_errors
 
 ROOT = "non_field_errors"
 RECORD_TYPE_KEYS = ("_id", "name", "_integrationId", "description", "fields")

@@ -1,11 +1,21 @@
 """The JSON parts of a view (fields, filters, parameters, ordering) checked against its
-record type's fields: every problem reported at once, by where it is."""
+record type's fields: every problem reported at once, by where it is.
+
+A view is a saved query of the integration surface; it lives here, beside the selectors
+that run it, because records checks the views that use a record type whenever it changes."""
 
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from apps.records.models import RecordField
-from apps.records.selectors import OPS, ORDERED, SYSTEM_KEYS, TEXTUAL
+from apps.records.models import Record, RecordField
+from apps.records.selectors import (
+    OPS,
+    ORDERED,
+    SYSTEM_KEYS,
+    TEXTUAL,
+    InvalidQuery,
+    filter_records,
+)
 from apps.records.validation import FieldSpec, as_spec, parse_parameter
 
 Type = RecordField.Type
@@ -103,9 +113,6 @@ def check_filters(
     parameters: dict[str, Mapping],
     errors: dict[str, str],
 ) -> None:
-    from apps.records.models import Record
-    from apps.records.selectors import InvalidQuery, filter_records
-
     for index, item in enumerate(_check_list(filters, "filters", errors)):
         where = f"filters[{index}]"
         if not _check_object(item, where, FILTER_KEYS, errors):
