@@ -6,12 +6,12 @@ from django import forms
 
 from apps.executions.redaction import is_secret_name
 from apps.flows.api_settings import FlowApi, api_errors
+from apps.flows.connection_kinds import KINDS
 from apps.flows.engine.templates import template_errors
 from apps.flows.models import Connection, Export, Flow, Import, Script
 from apps.flows.pipeline import pipeline_errors
 from apps.flows.sandbox import check_syntax
 from apps.flows.schedules import parse_schedule, validate_timezone
-from apps.records import connections
 
 MONOSPACE = {"style": "font-family: ui-monospace, Menlo, Consolas, monospace; width: 90%;"}
 
@@ -144,13 +144,14 @@ class TemplatedForm(forms.ModelForm):
         return data
 
 
-def _check_records(form: forms.ModelForm, data: dict, errors_of) -> None:
-    """A data tables connection takes `records` settings; an HTTP one must not have any."""
+def _check_records(form: forms.ModelForm, data: dict, *, write: bool) -> None:
+    """A data tables connection takes `records` settings (an import's write, or an export's
+    query), checked by its registered kind; an HTTP one must not have any."""
     connection, config = data.get("connection"), data.get("records")
     if connection is None or "records" not in data:
         return
-    if connection.type == Connection.Type.RECORDS:
-        for message in errors_of(config):
+    if kind := KINDS.get(connection.type):
+        for message in (kind.write_errors if write else kind.query_errors)(config):
             form.add_error("records", message)
     elif config:
         form.add_error("records", "Only for a data tables connection; this one is HTTP.")
@@ -184,7 +185,7 @@ class ExportForm(TemplatedForm):
         paging = data.get("paging")
         if paging in (Export.Paging.NEXTLINK, Export.Paging.CURSOR) and not data.get("next_path"):
             self.add_error("next_path", "Where the next link or cursor is in the response.")
-        _check_records(self, data, connections.query_errors)
+        _check_records(self, data, write=False)
         return data
 
 
@@ -205,7 +206,7 @@ class ImportForm(TemplatedForm):
 
     def clean(self):
         data = super().clean()
-        _check_records(self, data, connections.write_errors)
+        _check_records(self, data, write=True)
         return data
 
 

@@ -10,7 +10,9 @@ from functools import cached_property
 from typing import Any
 
 from apps.accounts.models import User
+from apps.flows.connection_kinds import ConnectionKind
 from apps.flows.engine.context import RecordsError
+from apps.flows.models import Connection
 from apps.flows.pipeline import as_id
 from apps.records.models import Record, RecordType
 from apps.records.selectors import (
@@ -87,6 +89,12 @@ def write_errors(config: Any) -> list[str]:
         if config.get("keyField") not in names:
             errors.append(f"keyField: the field that identifies a record, one of {sorted(names)}.")
     return errors
+
+
+# Registered in RecordsConfig.ready(): flows checks a records export or import with these.
+RECORDS = ConnectionKind(
+    type=Connection.Type.RECORDS, query_errors=query_errors, write_errors=write_errors
+)
 
 
 class DataTables:
