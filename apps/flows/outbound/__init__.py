@@ -4,6 +4,9 @@
 
 See `client.OutboundClient.send` for timeouts, retries and redirects, and `guard` for the
 SSRF guard that keeps calls off private networks.
+
+`values`, `errors` and `retry` are plain Python: the flow engine imports those modules, not
+this package, which also loads `client` and `guard` (they read Django's settings).
 """
 
 from apps.flows.outbound.client import OutboundClient, get_client
