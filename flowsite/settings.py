@@ -323,13 +323,20 @@ BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     BROKER_DIR.mkdir(parents=True, exist_ok=True)
+    # apps.core.broker (registered as `filesystem://` by flowsite.celery): kombu's
+    # filesystem transport with atomic writes, messages kept until acknowledged (a killed
+    # worker's are given back), unreadable files quarantined, and wake-up on arrival.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR),
         "data_folder_out": str(BROKER_DIR),
         # Broadcast (pidbox) messages; kombu's default is ./control in the working folder.
         "control_folder": str(VAR_DIR / "broker-control"),
-        # A worker refills a free slot once per poll: 20 ms allows ~60 runs/s on 2 slots.
+        # inotify wakes a worker when a message arrives or a slot frees; this is only the
+        # poll period where inotify is missing (not Linux), and a 1 s recheck otherwise.
         "polling_interval": 0.02,
+        "idle_recheck": 1.0,
+        # How often a worker gives back the messages held by a consumer that died.
+        "recover_interval": 10.0,
     }
 else:
     # An unacknowledged task is redelivered only after this long (Redis/SQS semantics):
