@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -394,6 +395,299 @@ def brokers(args) -> None:
         write_part("brokers", text)
 
 
+# --- servers ----------------------------------------------------------------------------
+
+MINIMAL_APP = textwrap.dedent(
+    """
+    from django.conf import settings
+    from django.core.wsgi import get_wsgi_application
+    from django.http import JsonResponse
+    from django.urls import path
+
+    def hello(request):
+        return JsonResponse({"hello": "world"})
+
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="minimal-bench",
+        ALLOWED_HOSTS=["*"],
+        ROOT_URLCONF=__name__,
+        MIDDLEWARE=[
+            "django.middleware.security.SecurityMiddleware",
+            "django.middleware.common.CommonMiddleware",
+        ],
+    )
+    urlpatterns = [path("hello", hello)]
+    application = get_wsgi_application()
+    """
+)
+
+
+def server_commands(port: int, workers: int, threads: int) -> dict[str, list[str]]:
+    """The web server lines `serve` used before (gunicorn) and uses now (Granian)."""
+    bin_dir = f"{sys.prefix}/bin"
+    return {
+        f"gunicorn gthread {workers}x{threads} --reuse-port": [
+            f"{bin_dir}/gunicorn",
+            "APP",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--worker-class",
+            "gthread",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--reuse-port",
+            "--access-logfile",
+            "-",
+        ],
+        f"Granian WSGI {workers} workers x {threads} blocking threads": [
+            f"{bin_dir}/granian",
+            "--interface",
+            "wsgi",
+            "APP",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--blocking-threads",
+            str(threads),
+            "--access-log",
+            "--no-ws",
+        ],
+    }
+
+
+def start_web(command: list[str], app: str, env: dict, log: Path, base: str) -> subprocess.Popen:
+    import urllib3
+
+    cmd = [app if part == "APP" else part for part in command]
+    out = log.open("wb")
+    process = subprocess.Popen(  # noqa: S603 - our own venv's servers
+        cmd,
+        env=env,
+        cwd=env.get("BENCH_CWD", str(ROOT)),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    process.out = out
+    http = urllib3.PoolManager(retries=False, timeout=2)
+    deadline = time.monotonic() + 60
+    probe = "/hello" if "minimal" in app else "/healthz"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{cmd} exited:\n{log.read_text(errors='replace')[-3000:]}")
+        with contextlib.suppress(urllib3.exceptions.HTTPError):
+            if http.request("GET", base + probe).status == 200:
+                return process
+        time.sleep(0.2)
+    raise SystemExit(f"{cmd} did not answer {probe}")
+
+
+def stop_web(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=15)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    process.out.close()
+
+
+SLOW_BODY = (
+    b"POST /api/v1/me HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 100\r\n\r\n" + b'{"a": 1'
+)
+SLOW_HEADER = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+
+
+def hold_slow_clients(port: int, count: int) -> list[socket.socket]:
+    """`count` connections that sent headers announcing 100 bytes and then 7 of them, and
+    `count` that sent part of their headers; neither sends more."""
+    held = []
+    for data in (SLOW_BODY, SLOW_HEADER):
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(data)
+            held.append(sock)
+    return held
+
+
+def timed_get(port: int, path: str, timeout: float, headers: dict | None = None):
+    """(status or None, seconds) of one GET on a new connection."""
+    import http.client
+
+    started = time.monotonic()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        connection.request("GET", path, headers=headers or {})
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+        return response.status, time.monotonic() - started
+    except OSError:
+        return None, time.monotonic() - started
+
+
+def slow_clients(port: int, count: int, seconds: float) -> dict:
+    held = hold_slow_clients(port, count)
+    latencies, failures = [], 0
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            status, took = timed_get(port, "/healthz", timeout=5)
+            if status == 200:
+                latencies.append(took * 1000)
+            else:
+                failures += 1
+            time.sleep(max(0.0, 1.0 - took))
+    finally:
+        for sock in held:
+            sock.close()
+    return {
+        "probes": len(latencies) + failures,
+        "failures": failures,
+        "p50": percentile(latencies, 50) if latencies else None,
+        "max": max(latencies) if latencies else None,
+    }
+
+
+def raw_answer(port: int, data: bytes) -> str:
+    """The status line and Content-Type the server itself answers to `data`."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        try:
+            sock.sendall(data)
+            reply = b""
+            while b"\r\n\r\n" not in reply and len(reply) < 65536:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        except OSError as exc:
+            return f"connection error ({type(exc).__name__})"
+    if not reply:
+        return "connection closed, no answer"
+    head = reply.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    ctype = next(
+        (h.split(":", 1)[1].strip() for h in head if h.lower().startswith("content-type")), ""
+    )
+    return f"{head[0].split(' ', 1)[1] if ' ' in head[0] else head[0]}" + (
+        f", {ctype}" if ctype else ""
+    )
+
+
+ERROR_PROBES = {
+    "malformed request line": b"BLAH\r\n\r\n",
+    "URL of 20,000 characters": b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    "headers of 200 KB": b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 2000) for i in range(100))
+    + b"\r\n",
+}
+
+
+def wrk_rps(wrk: str, url: str, connections: int, seconds: int) -> dict:
+    from api import parse_wrk
+
+    result = subprocess.run(  # noqa: S603
+        [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return parse_wrk(result.stdout)
+
+
+def servers(args) -> None:
+    from api import ensure_wrk, free_port, instance_env, manage
+
+    wrk = ensure_wrk()
+    work = Path(tempfile.mkdtemp(prefix="flowsite-servers-"))
+    (work / "minimal").mkdir()
+    (work / "minimal" / "minimal_app.py").write_text(MINIMAL_APP)
+    port = free_port()
+    env = instance_env(work / "var", port)
+    print("migrating a fresh instance …", flush=True)
+    manage(env, "migrate", "--noinput")
+    manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+    results = []
+    try:
+        for name, command in server_commands(port, args.workers, args.threads).items():
+            result = {"name": name}
+            base = f"http://127.0.0.1:{port}"
+            for label, app, path, app_env in (
+                (
+                    "minimal",
+                    "minimal_app:application",
+                    "/hello",
+                    {
+                        **env,
+                        "BENCH_CWD": str(work / "minimal"),
+                        "PYTHONPATH": str(work / "minimal"),
+                    },
+                ),
+                ("healthz", "flowsite.wsgi:application", "/healthz", env),
+            ):
+                print(f"{name}: {label} …", flush=True)
+                process = start_web(command, app, app_env, work / f"{label}.log", base)
+                try:
+                    wrk_rps(wrk, base + path, args.connections, 2)  # warm-up
+                    result[label] = wrk_rps(wrk, base + path, args.connections, args.duration)
+                    if label == "healthz":
+                        print(f"{name}: slow clients …", flush=True)
+                        result["slow"] = slow_clients(port, 20, args.hold)
+                        result["errors"] = {
+                            probe: raw_answer(port, data) for probe, data in ERROR_PROBES.items()
+                        }
+                        result["alive"] = process.poll() is None
+                finally:
+                    stop_web(process)
+            print(json.dumps(result), flush=True)
+            results.append(result)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    rows = [
+        "| server | minimal view req/s (p99) | /healthz req/s (p99) | /healthz while 20 slow "
+        "bodies + 20 slow headers are held | " + " | ".join(ERROR_PROBES) + " |",
+        "|---|---|---|---|" + "---|" * len(ERROR_PROBES),
+    ]
+    for r in results:
+        slow = r["slow"]
+        held = f"{slow['probes'] - slow['failures']} of {slow['probes']} answered" + (
+            f", p50 {slow['p50']:.0f} ms, max {slow['max']:.0f} ms" if slow["p50"] else ""
+        )
+        rows.append(
+            f"| {r['name']} | {r['minimal']['rps']:,.0f} ({r['minimal']['p99']:.0f} ms) "
+            f"| {r['healthz']['rps']:,.0f} ({r['healthz']['p99']:.0f} ms) | {held} | "
+            + " | ".join(r["errors"][probe] for probe in ERROR_PROBES)
+            + " |"
+        )
+    text = "\n".join(
+        [
+            "### The web server",
+            "",
+            f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}.",
+            "",
+            f"wrk -t2 -c{args.connections}, 2 s warm-up then {args.duration} s, on the same "
+            "cores; access log on; DEBUG=0. Minimal view: a Django project of one view and two "
+            "middleware. /healthz: Flowsite's own (its whole middleware stack, no database). "
+            f"Slow clients: 20 connections send `POST /api/v1/me` headers with "
+            "`Content-Length: 100` and 7 bytes of body, 20 send part of their headers; while "
+            f"they are held ({args.hold:.0f} s) a new connection asks /healthz once a second "
+            "(5 s timeout). Last columns: what each server itself answers.",
+            "",
+            *rows,
+        ]
+    )
+    print(text)
+    if args.write:
+        write_part("servers", text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("part", nargs="?", default="soak", choices=["soak", "brokers", "servers"])
@@ -401,8 +695,13 @@ def main() -> None:
     parser.add_argument("--singles", type=int, default=40, help="brokers: idle pickups")
     parser.add_argument("--idle", type=float, default=10.0, help="brokers: idle seconds")
     parser.add_argument("--redis-server", help="brokers: a redis-server binary for (c)")
+    parser.add_argument("--workers", type=int, default=2, help="servers: processes")
+    parser.add_argument("--threads", type=int, default=8, help="servers: threads each")
+    parser.add_argument("--connections", type=int, default=16, help="servers: wrk -c")
+    parser.add_argument("--duration", type=int, default=8, help="servers: wrk seconds")
+    parser.add_argument("--hold", type=float, default=30.0, help="servers: slow clients, s")
     args = parser.parse_args()
-    {"brokers": brokers}[args.part](args)
+    {"brokers": brokers, "servers": servers}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,39 +35,103 @@ def children_of(pid: int) -> list[int]:
     return [int(line) for line in result.stdout.split()]
 
 
+def healthy(port: int) -> bool:
+    try:
+        return get(port, "/healthz").status == 200
+    except OSError:
+        return False
+
+
+def process_group_alive(pgid: int) -> bool:
+    """Whether any live (not zombie) process belongs to the group."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_bytes().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != b"Z":
+                return True
+    return False
+
+
+class Serve:
+    """`manage.py serve` in a process group of its own, as a terminal's foreground job."""
+
+    def __init__(self, tmp_path, port: int, name: str = "serve"):
+        self.port, self.log_path = port, tmp_path / f"{name}.log"
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve"],
+            cwd=BASE_DIR,
+            env=subprocess_env(
+                PORT=str(port),
+                DATABASE_URL=live_database_url(),
+                FLOWSITE_VAR_DIR=str(tmp_path),
+                WEB_WORKERS="1",
+                CELERY_WORKER_CONCURRENCY="1",
+            ),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.groups: set[int] = set()  # each child runs in a process group of its own
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        def up():
+            assert self.process.poll() is None, f"serve exited:\n{self.log()}"
+            return healthy(self.port)
+
+        wait_for(up, timeout=timeout, message=f"/healthz to answer; log:\n{self.log()}")
+        self.groups.update(self.children().values())
+
+    def children(self) -> dict[str, int]:
+        """{'web'|'worker'|'beat': pid} of serve's direct children."""
+        found = {}
+        for pid in children_of(self.process.pid):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(part.endswith(b"granian") for part in cmdline):
+                found["web"] = pid
+            elif b"worker" in cmdline:
+                found["worker"] = pid
+            elif b"beat" in cmdline:
+                found["beat"] = pid
+        return found
+
+    def stop(self) -> int:
+        os.killpg(self.process.pid, signal.SIGINT)  # what Ctrl-C does
+        return self.process.wait(timeout=60)
+
+    def cleanup(self) -> None:
+        """Whatever happened, nothing started by the test may outlive it: a stray server
+        would keep the test database open."""
+        for pgid in {self.process.pid, *self.groups}:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=10)
+        self._log.close()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_serve_runs_web_worker_and_beat_and_ctrl_c_stops_them_all(tmp_path):
     port = free_port()
-    log = (tmp_path / "serve.log").open("w")
-    serve = subprocess.Popen(
-        [sys.executable, "manage.py", "serve"],
-        cwd=BASE_DIR,
-        env=subprocess_env(
-            PORT=str(port),
-            DATABASE_URL=live_database_url(),
-            FLOWSITE_VAR_DIR=str(tmp_path),
-            WEB_WORKERS="1",
-            CELERY_WORKER_CONCURRENCY="1",
-        ),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, like a terminal's foreground job
-    )
+    serve = Serve(tmp_path, port)
     try:
-
-        def healthy():
-            try:
-                return get(port, "/healthz").status == 200
-            except OSError:
-                return False
-
-        wait_for(healthy, timeout=30, message="the web server to answer /healthz")
-        assert len(children_of(serve.pid)) == 3  # gunicorn, celery worker, celery beat
+        serve.wait_healthy()
+        assert set(serve.children()) == {"web", "worker", "beat"}
         login = get(port, "/admin/login/")
         assert login.status == 200
         assert b"Flowsite" in login.body
         docs = get(port, "/api/docs/")
         assert docs.status == 200
+        # Static files are served by whitenoise, inside the application.
         assert (
             get(port, "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui.css").status
             == 200
@@ -80,22 +145,76 @@ def test_serve_runs_web_worker_and_beat_and_ctrl_c_stops_them_all(tmp_path):
             encode_chunked=True,
         )
         assert chunked.getresponse().status == 411
-        children = children_of(serve.pid)
+        # The access log is kept (without query strings, where keys may be).
+        get(port, "/healthz?api_key=secret-in-the-url")
+        wait_for(lambda: '"GET /healthz HTTP/1.1" 200' in serve.log(), timeout=5)
+        assert "secret-in-the-url" not in serve.log()
 
-        os.killpg(serve.pid, signal.SIGINT)  # what Ctrl-C does
-        assert serve.wait(timeout=30) == 0
-        for pid in children:
+        assert serve.stop() == 0  # a clean stop is a success, whatever the children said
+        for pgid in serve.groups:  # web workers and Celery pool processes included
             wait_for(
-                lambda pid=pid: not os.path.exists(f"/proc/{pid}"),
+                lambda pgid=pgid: not process_group_alive(pgid),
                 timeout=15,
-                message=f"child {pid} to exit",
+                message=f"process group {pgid} to exit",
             )
+        # The port is free at once: a server binding it as servers do (SO_REUSEADDR, so
+        # the TIME_WAIT left by closed connections does not count) succeeds.
+        with socket.socket() as again:
+            again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            again.bind(("127.0.0.1", port))
+            again.listen()
     finally:
-        # Whatever happened, nothing of the group (gunicorn's own workers included) may
-        # outlive the test: a stray server would keep the test database open.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(serve.pid, signal.SIGKILL)
-        log.close()
+        serve.cleanup()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_serve_restarts_a_killed_worker_and_stays_up_and_starts_again_right_after_a_stop(
+    tmp_path,
+):
+    port = free_port()
+    serve = Serve(tmp_path, port)
+    try:
+        serve.wait_healthy()
+        worker = serve.children()["worker"]
+        web = serve.children()["web"]
+        os.kill(worker, signal.SIGKILL)
+
+        def restarted():
+            assert serve.process.poll() is None, serve.log()
+            return serve.children().get("worker") not in (None, worker)
+
+        wait_for(restarted, timeout=30, message="serve to start a new worker")
+        assert "worker stopped (killed by SIGKILL); starting it again in 1 s" in serve.log()
+        assert serve.children()["web"] == web  # web (and beat) kept running
+        assert healthy(port)
+        serve.groups.update(serve.children().values())
+        wait_for(
+            lambda: " ready." in serve.log().split("worker started again")[-1],
+            timeout=30,
+            message="the new worker to be ready",
+        )
+
+        # Killing the web server's main process: serve starts a new one on the same port.
+        os.kill(web, signal.SIGKILL)
+        wait_for(
+            lambda: serve.children().get("web") not in (None, web) and healthy(port),
+            timeout=30,
+            message=f"a new web server to answer; log:\n{serve.log()}",
+        )
+        serve.groups.update(serve.children().values())
+
+        assert serve.stop() == 0
+    finally:
+        serve.cleanup()
+
+    # A restart right after the stop is not refused (connections left in TIME_WAIT).
+    again = Serve(tmp_path, port, name="serve-again")
+    try:
+        again.wait_healthy(timeout=60)
+        assert "is not free" not in again.log()
+        assert again.stop() == 0
+    finally:
+        again.cleanup()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,6 +1,16 @@
-"""Start the web server, a Celery worker and Celery beat together; Ctrl-C stops all."""
+"""Start the web server, a Celery worker and Celery beat together, and keep them running.
 
+A child that exits is started again after a pause that doubles with each crash (1 s up to
+30 s, back to 1 s once it has run for a minute), and the restart is logged; the others
+keep running. Ctrl-C (SIGINT) or SIGTERM stops all three and exits 0.
+
+Each child runs in a process group of its own, so that stopping it (or cleaning up after
+its crash) reaches the processes it started: the web server's workers, the Celery pool.
+"""
+
+import contextlib
 import ctypes
+import os
 import signal
 import socket
 import subprocess
@@ -12,6 +22,13 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.startup import check_database, describe_database
 
+# How long a child may take to stop cleanly (Celery finishes the runs in progress) before
+# its whole process group is killed.
+STOP_TIMEOUT = 15.0
+BACKOFF_FIRST, BACKOFF_MAX = 1.0, 30.0
+# A child that ran at least this long before it exited is restarted after BACKOFF_FIRST.
+RAN_WELL = 60.0
+
 
 def die_with_parent():
     """Children get SIGTERM if `serve` itself dies (Linux), so none is left orphaned."""
@@ -21,8 +38,12 @@ def die_with_parent():
 
 
 def port_problem(host: str, port: int) -> str | None:
-    """Refuse to start a second Flowsite (or over another program) on the same port."""
+    """Refuse to start a second Flowsite (or over another program) on the same port.
+
+    SO_REUSEADDR, as servers set it: connections of a server that just stopped, left in
+    TIME_WAIT, do not make the port look taken; a socket listening on it still does."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
@@ -33,32 +54,121 @@ def port_problem(host: str, port: int) -> str | None:
     return None
 
 
-class Command(BaseCommand):
-    help = "Serve Flowsite: gunicorn (web) + Celery worker + Celery beat, on HOST:PORT."
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-returncode).name}"
+        return f"killed by signal {-returncode}"
+    return f"exit {returncode}"
 
-    def handle(self, *args, **options):
-        if reason := check_database():
-            raise CommandError(f"cannot use the database {describe_database()}: {reason}")
-        if reason := port_problem(settings.HOST, settings.PORT):
-            raise CommandError(reason)
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes of a process group (zombies, which hold nothing, left out)."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no /proc: ask the kernel whether the group has any member
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return []
+        except PermissionError:
+            pass
+        return [pgid]
+    members = []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            members.append(int(entry))
+    return members
+
+
+class Child:
+    """One supervised command, in a process group of its own."""
+
+    def __init__(self, name: str, argv: list[str]):
+        self.name, self.argv = name, argv
+        self.process: subprocess.Popen | None = None
+        self.started = 0.0
+        self.restart_at: float | None = None  # set while it waits to be started again
+        self.backoff = BACKOFF_FIRST
+        self.restarts = 0
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(  # noqa: S603 - our own venv's programs
+            self.argv, preexec_fn=die_with_parent, start_new_session=True
+        )
+        self.started, self.restart_at = time.monotonic(), None
+
+    def signal_group(self, signum: int) -> None:
+        """Signal the child and every process of its group (even after it has exited)."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signum)
+
+    def alive(self) -> bool:
+        """Whether the child or any process it started is still running."""
+        if self.process is None:
+            return False
+        self.process.poll()  # reap it if it has exited
+        return bool(group_members(self.process.pid))
+
+    def exited(self, now: float) -> float:
+        """The child exited by itself: kill what is left of its group (web workers or
+        pool processes it leaves behind) and plan its restart; returns the delay."""
+        self.signal_group(signal.SIGKILL)
+        if now - self.started >= RAN_WELL:
+            self.backoff = BACKOFF_FIRST
+        delay = self.backoff
+        self.backoff = min(self.backoff * 2, BACKOFF_MAX)
+        self.restart_at = now + delay
+        self.restarts += 1
+        return delay
+
+
+class Command(BaseCommand):
+    help = (
+        "Serve Flowsite: Granian (web) + Celery worker + Celery beat on HOST:PORT, "
+        "restarting any of them that crashes."
+    )
+
+    def log(self, message: str) -> None:
+        self.stderr.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] serve: {message}")
+        self.stderr.flush()
+
+    def commands(self) -> dict[str, list[str]]:
         bin_dir = f"{sys.prefix}/bin"
-        commands = {
+        return {
             "web": [
-                f"{bin_dir}/gunicorn",
-                "flowsite.wsgi",
-                "--bind",
-                f"{settings.HOST}:{settings.PORT}",
-                "--worker-class",
-                "gthread",
+                f"{bin_dir}/granian",
+                "--interface",
+                "wsgi",
+                "flowsite.wsgi:application",
+                "--working-dir",
+                str(settings.BASE_DIR),
+                "--host",
+                settings.HOST,
+                "--port",
+                str(settings.PORT),
                 "--workers",
                 str(settings.WEB_WORKERS),
-                "--threads",
+                # Threads that run Django, per worker. Granian reads requests (headers and
+                # whole bodies) in Rust first: a slow client never holds one of them.
+                "--blocking-threads",
                 str(settings.WEB_THREADS),
-                # Without it gthread workers do not share keep-alive connections evenly. With
-                # it a second server could share the port silently: port_problem() refuses.
-                "--reuse-port",
-                "--access-logfile",
-                "-",
+                "--http",
+                "1",
+                "--no-ws",
+                # Method, path without the query string (where keys may be), status, time.
+                "--access-log",
+                "--respawn-failed-workers",
+                "--workers-kill-timeout",
+                str(int(STOP_TIMEOUT) - 5),
             ],
             "worker": [
                 f"{bin_dir}/celery",
@@ -72,40 +182,87 @@ class Command(BaseCommand):
             ],
             "beat": [f"{bin_dir}/celery", "-A", "flowsite", "beat", "--loglevel", "INFO"],
         }
-        processes = {
-            name: subprocess.Popen(cmd, preexec_fn=die_with_parent)  # noqa: S603
-            for name, cmd in commands.items()
-        }
+
+    def handle(self, *args, **options):
+        if reason := check_database():
+            raise CommandError(f"cannot use the database {describe_database()}: {reason}")
+        if reason := port_problem(settings.HOST, settings.PORT):
+            raise CommandError(reason)
+        children = [Child(name, argv) for name, argv in self.commands().items()]
+        stop_requests = []
+
+        def request_stop(signum, _frame):
+            stop_requests.append(signum)
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        for child in children:
+            child.start()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Flowsite on http://{settings.HOST}:{settings.PORT}/admin/ "
                 f"(API docs at /api/docs/). Ctrl-C stops web, worker and beat."
             )
         )
-
-        def stop(*_):
-            raise KeyboardInterrupt
-
-        signal.signal(signal.SIGTERM, stop)
-        exit_code = 0
+        self.stdout.flush()
         try:
-            while True:
-                for name, process in processes.items():
-                    if process.poll() is not None:
-                        exit_code = process.returncode or 1
-                        self.stderr.write(f"{name} stopped (exit {process.returncode}).")
-                        raise KeyboardInterrupt
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
+            self.supervise(children, stop_requests)
         finally:
-            for process in processes.values():
-                if process.poll() is None:
-                    process.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 15
-            for process in processes.values():
-                try:
-                    process.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    process.kill()
-        sys.exit(exit_code)
+            self.stop(children, stop_requests)
+        sys.exit(0)
+
+    def supervise(self, children: list[Child], stop_requests: list) -> None:
+        while not stop_requests:
+            now = time.monotonic()
+            for child in children:
+                if child.restart_at is None:
+                    if child.process.poll() is not None:
+                        how = describe_exit(child.process.returncode)
+                        delay = child.exited(now)
+                        self.log(
+                            f"{child.name} stopped ({how}); starting it again in {delay:g} s "
+                            f"(restart {child.restarts})"
+                        )
+                elif now >= child.restart_at:
+                    if child.alive() and now < child.restart_at + STOP_TIMEOUT:
+                        child.signal_group(signal.SIGKILL)  # its old processes first
+                        continue
+                    child.start()
+                    self.log(f"{child.name} started again (pid {child.process.pid})")
+            time.sleep(0.2)
+
+    def stop(self, children: list[Child], stop_requests: list) -> None:
+        """SIGTERM to every child at once, SIGKILL to what is left of their groups after
+        STOP_TIMEOUT or at a second Ctrl-C; returns when no process of any group is left."""
+        self.log("stopping web, worker and beat")
+        for child in children:
+            # The leader only: it stops its own processes (Celery lets the pool finish the
+            # runs in progress; Granian its workers' requests).
+            if child.process is not None and child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        asked = len(stop_requests)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        killed_at = None
+        pending = {child.name for child in children}
+        while any(child.alive() for child in children):
+            now = time.monotonic()
+            for child in children:
+                if child.name in pending and child.process and child.process.poll() is not None:
+                    pending.discard(child.name)
+                    self.log(f"{child.name} stopped ({describe_exit(child.process.returncode)})")
+            if killed_at is None and (now >= deadline or len(stop_requests) > asked):
+                for child in children:
+                    if child.alive():
+                        self.log(f"{child.name} did not stop: killing it")
+                        child.signal_group(signal.SIGKILL)
+                killed_at = now
+            elif killed_at is not None and now - killed_at > 5:
+                self.log("processes still present 5 s after SIGKILL; giving up on them")
+                break
+            time.sleep(0.05)
+        for child in children:
+            if child.process is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.process.wait(timeout=1)
+                if child.name in pending and child.process.returncode is not None:
+                    self.log(f"{child.name} stopped ({describe_exit(child.process.returncode)})")
