@@ -58,7 +58,7 @@ def process_group_alive(pgid: int) -> bool:
 class Serve:
     """`manage.py serve` in a process group of its own, as a terminal's foreground job."""
 
-    def __init__(self, tmp_path, port: int, name: str = "serve"):
+    def __init__(self, tmp_path, port: int, name: str = "serve", **env: str):
         self.port, self.log_path = port, tmp_path / f"{name}.log"
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
@@ -70,6 +70,7 @@ class Serve:
                 FLOWSITE_VAR_DIR=str(tmp_path),
                 WEB_WORKERS="1",
                 CELERY_WORKER_CONCURRENCY="1",
+                **env,
             ),
             stdout=self._log,
             stderr=subprocess.STDOUT,
