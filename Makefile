@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench soak clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null || { echo "Flowsite needs $(PYTHON) (with venv): install it, or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -34,6 +34,10 @@ bench: $(STAMP)
 	$(PY) bench/engine.py --write
 	$(PY) bench/api.py --write
 	$(PY) bench/query.py --write
+
+# Not part of `make test`: about 5 minutes on `manage.py serve`, results in BENCHMARKS.md.
+soak: $(STAMP)
+	$(PY) bench/soak.py soak --write
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -18,6 +18,7 @@ with --write:
 """
 
 import argparse
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -688,6 +690,287 @@ def servers(args) -> None:
         write_part("servers", text)
 
 
+# --- soak -------------------------------------------------------------------------------
+
+SOAK_SETUP = textwrap.dedent(
+    """
+    import json
+    from django.contrib.auth.models import Permission
+    from apps.accounts.models import Role, User
+    from apps.accounts.services import create_api_key
+    from apps.flows.models import Application, Flow, Script
+
+    role, _ = Role.objects.get_or_create(name="Soak callers")
+    role.permissions.add(*Permission.objects.filter(
+        content_type__app_label="accounts", codename__in=["use_api_key", "run_flows"]))
+    user = User.objects.create_user("soak-caller", account_type=User.AccountType.INTEGRATION)
+    role.members.add(user)
+    key = create_api_key(owner=user, label="soak").plaintext
+    app = Application.objects.create(name="Soak")
+    script = Script.objects.create(name="greet", content=GREETING)
+    Flow.objects.create(
+        application=app, name="queued-greeting", max_concurrency=1, concurrency_policy="queue",
+        page_processors=[{"type": "script", "_scriptId": str(script.pk)}],
+        api={"enabled": True, "method": "GET", "path": "/queued-greeting", "mode": "async"})
+    print(json.dumps({"key": key}))
+    """
+)
+SOAK_COUNTS = textwrap.dedent(
+    """
+    import json
+    from apps.executions.models import Execution
+    ids = json.load(open(IDS_FILE))
+    rows = Execution.objects.filter(pk__in=ids).values_list("pk", "status", "error")
+    print(json.dumps([[str(pk), status, (error or "")[:120]] for pk, status, error in rows]))
+    """
+)
+SOAK_PATH = "/api/1/action/Soak/queued-greeting/trigger?name=Leor"
+WAITING = {"queued", "running"}
+
+
+class Load:
+    """Async calls in the background; the 202s' run ids and every other answer counted."""
+
+    def __init__(self, base: str, key: str):
+        import urllib3
+
+        self.http = urllib3.PoolManager(maxsize=32, retries=False, timeout=30)
+        self.url, self.headers = base + SOAK_PATH, {"Authorization": f"Bearer {key}"}
+        self.accepted: list[str] = []
+        self.refused: dict[str, int] = {}
+        self.pool = concurrent.futures.ThreadPoolExecutor(32)
+        self.lock = threading.Lock()
+
+    def call(self) -> None:
+        try:
+            response = self.http.request("GET", self.url, headers=self.headers)
+            outcome = str(response.status)
+            run = json.loads(response.data).get("processId") if response.status == 202 else None
+        except Exception as exc:
+            outcome, run = type(exc).__name__, None
+        with self.lock:
+            if run:
+                self.accepted.append(run)
+            else:
+                self.refused[outcome] = self.refused.get(outcome, 0) + 1
+
+    def burst(self, count: int) -> None:
+        list(self.pool.map(lambda _: self.call(), range(count)))
+
+    def steady(self, rate: float, seconds: float) -> None:
+        """`rate` calls a second for `seconds`."""
+        started, sent, futures = time.monotonic(), 0, []
+        while (elapsed := time.monotonic() - started) < seconds:
+            while sent < elapsed * rate:
+                futures.append(self.pool.submit(self.call))
+                sent += 1
+            time.sleep(0.01)
+        concurrent.futures.wait(futures)
+
+
+def serve_children(serve_pid: int) -> dict[str, int]:
+    found = {}
+    with contextlib.suppress(OSError):
+        children = Path(f"/proc/{serve_pid}/task/{serve_pid}/children").read_text().split()
+        for pid in map(int, children):
+            with contextlib.suppress(OSError):
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if any(part.endswith(b"granian") for part in cmdline):
+                    found["web"] = pid
+                elif b"worker" in cmdline:
+                    found["worker"] = pid
+                elif b"beat" in cmdline:
+                    found["beat"] = pid
+    return found
+
+
+def soak(args) -> None:
+    import urllib3
+    from api import (
+        GREETING,
+        free_port,
+        instance_env,
+        manage,
+        start_server,
+        stop_server,
+        wait_healthy,
+    )
+    from api import tail as log_tail
+
+    var_dir = Path(tempfile.mkdtemp(prefix="flowsite-soak-"))
+    port = free_port()
+    env = instance_env(var_dir, port)
+    env["FLOWSITE_STALE_EXECUTION_SECONDS"] = str(args.stale)
+    marker = f"FLOWSITE_VAR_DIR={var_dir}".encode()
+    print(f"instance in {var_dir}, port {port}: migrating …", flush=True)
+    manage(env, "migrate", "--noinput")
+    manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+    code = SOAK_SETUP.replace("GREETING", repr(GREETING))
+    key = json.loads(manage(env, "shell", "-c", code).strip().splitlines()[-1])["key"]
+    log_path = var_dir / "serve.log"
+    server = start_server(env, log_path)
+    base = f"http://127.0.0.1:{port}"
+    report: dict = {"rounds": args.rounds, "steady": args.steady}
+    health = {"probes": 0, "failures": 0, "slowest": 0.0}
+    watching = threading.Event()
+
+    def watch_health():
+        http = urllib3.PoolManager(retries=False, timeout=5)
+        while not watching.is_set():
+            started = time.monotonic()
+            try:
+                ok = http.request("GET", base + "/healthz").status == 200
+            except urllib3.exceptions.HTTPError:
+                ok = False
+            took = time.monotonic() - started
+            health["probes"] += 1
+            health["failures"] += not ok
+            health["slowest"] = max(health["slowest"], took)
+            watching.wait(max(0.0, 1.0 - took))
+
+    try:
+        wait_healthy(base, server, log_path)
+        time.sleep(2)  # the worker's first poll
+        first = serve_children(server.pid)
+        load = Load(base, key)
+        watcher = threading.Thread(target=watch_health, daemon=True)
+        watcher.start()
+        killed = {}
+
+        def kill_worker():
+            """SIGKILL the worker once it holds messages it has not acknowledged (tasks
+            running or waiting for their retry time), or half-way through the round."""
+            pid = serve_children(server.pid).get("worker")
+            if not pid:
+                return
+            deadline = time.monotonic() + args.steady / 2
+            held = 0
+            while time.monotonic() < deadline:
+                claimed = var_dir / "broker" / ".claimed"
+                with contextlib.suppress(OSError):
+                    held = sum(
+                        len(os.listdir(claimed / owner))
+                        for owner in os.listdir(claimed)
+                        if owner.startswith(f"{pid}-")
+                    )
+                if held >= 2:
+                    break
+                time.sleep(0.02)
+            os.kill(pid, signal.SIGKILL)
+            killed.update(pid=pid, held=held, accepted=len(load.accepted))
+            print(f"SIGKILL to the Celery worker {pid}, holding {held} messages", flush=True)
+
+        load_started = time.monotonic()
+        for number in range(args.rounds):
+            print(
+                f"round {number + 1}: 20 concurrent calls, then 20/s for {args.steady} s",
+                flush=True,
+            )
+            killer = None
+            if number == args.rounds // 2:
+                killer = threading.Thread(target=kill_worker)
+                killer.start()
+            load.burst(20)
+            load.steady(20, args.steady)
+            if killer is not None:
+                killer.join()
+        load_seconds = time.monotonic() - load_started
+        report["accepted"], report["refused"] = len(load.accepted), load.refused
+        ids_file = var_dir / "soak-ids.json"
+        ids_file.write_text(json.dumps(load.accepted))
+        print(f"{len(load.accepted)} runs accepted; waiting for them to finish …", flush=True)
+        deadline, rows = time.monotonic() + args.settle, []
+        while time.monotonic() < deadline:
+            out = manage(env, "shell", "-c", SOAK_COUNTS.replace("IDS_FILE", repr(str(ids_file))))
+            rows = json.loads(out.strip().splitlines()[-1])
+            if not any(status in WAITING for _, status, _ in rows):
+                break
+            time.sleep(5)
+        settled = time.monotonic() - load_started - load_seconds
+        watching.set()
+        watcher.join()
+        report.update(
+            serve_alive=server.poll() is None,
+            web_kept=serve_children(server.pid).get("web") == first.get("web"),
+            worker_restarted=bool(killed)
+            and serve_children(server.pid).get("worker") not in (None, killed.get("pid")),
+            killed=bool(killed),
+            held_at_kill=killed.get("held", 0),
+            health=health,
+            load_seconds=load_seconds,
+            settle_seconds=settled,
+            missing=len(load.accepted) - len(rows),
+        )
+        statuses: dict[str, int] = {}
+        reasons: dict[str, int] = {}
+        for _, status, error in rows:
+            statuses[status] = statuses.get(status, 0) + 1
+            if status != "succeeded":
+                reasons[error[:150]] = reasons.get(error[:150], 0) + 1
+        report["statuses"], report["reasons"] = statuses, reasons
+        log = log_path.read_text(errors="replace")
+        report["serve_log"] = [line for line in log.splitlines() if "serve:" in line]
+        report["broker_log"] = [line for line in log.splitlines() if "Embedded broker" in line]
+        report["worker_errors"] = log.count("Unrecoverable error")
+    finally:
+        watching.set()
+        stop_server(server, marker)
+        if not args.keep:
+            shutil.rmtree(var_dir, ignore_errors=True)
+    print(json.dumps(report, indent=1))
+    ok = (
+        report.get("serve_alive")
+        and report.get("killed")
+        and report.get("worker_restarted")
+        and report.get("missing") == 0
+        and not any(status in WAITING for status in report.get("statuses", {}))
+        and report["health"]["failures"] == 0
+    )
+    text = soak_text(report, args, ok)
+    print(text)
+    if args.write:
+        write_part("soak", text)
+    if not ok:
+        print(log_tail(log_path) if args.keep else "")
+        raise SystemExit("soak: FAILED")
+
+
+def soak_text(r: dict, args, ok: bool) -> str:
+    statuses = ", ".join(f"{n:,} {status}" for status, n in sorted(r["statuses"].items()))
+    refused = ", ".join(f"{n} x {what}" for what, n in r["refused"].items()) or "none"
+    lines = [
+        "### Soak (`make soak`)",
+        "",
+        f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}.",
+        "",
+        f"`manage.py serve` as `make run` starts it (SQLite, the embedded broker, Granian), a "
+        f'flow with `maxConcurrency: 1, concurrencyPolicy: "queue"` called async by its '
+        f"trigger URL: {args.rounds} rounds of 20 concurrent calls, each followed by 20 calls/s "
+        f"for {args.steady:.0f} s; the Celery worker (its main process) SIGKILLed once in round "
+        f"{args.rounds // 2 + 1}, as soon as it held at least 2 unacknowledged messages (here "
+        f"{r['held_at_kill']}). /healthz asked once a second throughout. "
+        f"FLOWSITE_STALE_EXECUTION_SECONDS={args.stale} (beat's recovery runs every 30 s).",
+        "",
+        f"- Result: **{'passed' if ok else 'FAILED'}**.",
+        f"- Server: serve {'stayed up' if r['serve_alive'] else 'DIED'}; the web server "
+        f"{'kept running' if r['web_kept'] else 'was restarted'}; the worker was "
+        f"{'restarted by serve' if r['worker_restarted'] else 'NOT restarted'}; "
+        f"/healthz answered {r['health']['probes'] - r['health']['failures']} of "
+        f"{r['health']['probes']} probes (slowest {r['health']['slowest'] * 1000:.0f} ms); "
+        f"{r['worker_errors']} unrecoverable worker errors.",
+        f"- Calls: {r['accepted']:,} accepted (202) in {r['load_seconds']:.0f} s; others: "
+        f"{refused}.",
+        f"- Runs by final status, {r['settle_seconds']:.0f} s after the load ended: {statuses}"
+        + (f"; {r['missing']} not found" if r["missing"] else "")
+        + ".",
+    ]
+    for reason, n in r["reasons"].items():
+        lines.append(f"  - {n} x {reason or '(no error text)'}")
+    for line in r["serve_log"] + r["broker_log"]:
+        lines.append(f"- log: `{line.strip()[:160]}`")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("part", nargs="?", default="soak", choices=["soak", "brokers", "servers"])
@@ -700,8 +983,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16, help="servers: wrk -c")
     parser.add_argument("--duration", type=int, default=8, help="servers: wrk seconds")
     parser.add_argument("--hold", type=float, default=30.0, help="servers: slow clients, s")
+    parser.add_argument("--rounds", type=int, default=3, help="soak: rounds")
+    parser.add_argument("--steady", type=float, default=60.0, help="soak: s of 20 calls/s")
+    parser.add_argument("--settle", type=float, default=180.0, help="soak: s to finish runs")
+    parser.add_argument("--stale", type=int, default=30, help="soak: stale-run threshold, s")
+    parser.add_argument("--keep", action="store_true", help="soak: keep the instance folder")
     args = parser.parse_args()
-    {"brokers": brokers, "servers": servers}[args.part](args)
+    {"brokers": brokers, "servers": servers, "soak": soak}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -104,7 +104,8 @@ HOST = env_str("HOST", "127.0.0.1")
 PORT = env_int("PORT", 8000)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-# Used by `manage.py serve` (make run): gunicorn gthread workers and threads per worker.
+# Used by `manage.py serve` (make run): Granian worker processes, and the threads of each
+# that run Django (Granian's --blocking-threads).
 WEB_WORKERS = env_int("WEB_WORKERS", 2)
 WEB_THREADS = env_int("WEB_THREADS", 8)
 

@@ -237,3 +237,38 @@ def test_serve_refuses_a_port_that_is_taken(tmp_path):
     assert result.returncode != 0
     assert f"127.0.0.1:{port} is not free" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_15_second_soak_of_serve_leaves_no_run_behind(tmp_path):
+    """bench/soak.py (`make soak`) in short: one round of 20 concurrent async calls to a
+    queue-policy flow, then 20 calls/s for 15 s, the worker SIGKILLed while it holds
+    messages. Its own instance: SQLite and the embedded broker, whatever CI points at."""
+    env = {
+        key: value
+        for key, value in subprocess_env().items()
+        if key not in {"DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDIS_URL"}
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "bench/soak.py",
+            "soak",
+            "--rounds",
+            "1",
+            "--steady",
+            "15",
+            "--stale",
+            "20",
+            "--settle",
+            "150",
+        ],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "Result: **passed**" in result.stdout
+    assert "serve stayed up" in result.stdout
+    assert "the worker was restarted by serve" in result.stdout
