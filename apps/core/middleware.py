@@ -66,6 +66,8 @@ class ApiProblemMiddleware:
         # for the browsable API); everything else on an API path is converted here.
         if response.status_code < 400 or isinstance(response, Response):
             return response
+        if getattr(response, "flow_answer", False):  # a flow's own answer, sent as it set it
+            return response
         if response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE):
             return response
         return self._as_problem(request, response)

@@ -1,13 +1,22 @@
 import json
 
 from django.contrib import admin, messages
+from django.db.models import OuterRef, Subquery
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
-from apps.executions import services
+from apps.executions import launch, services
+from apps.executions.errors import Refused
 from apps.executions.models import Execution
+from apps.flows.admin import FlowAdmin
+from apps.flows.forms import TestRunForm
+from apps.flows.models import Flow
 
 STATUS_COLOURS = {
     "succeeded": "#2e7d32",
+    "completed_with_errors": "#e65100",
     "failed": "#c62828",
     "timed_out": "#c62828",
     "cancelled": "#757575",
@@ -45,7 +54,7 @@ class ExecutionAdmin(admin.ModelAdmin):
     list_select_related = ("flow", "caller")
     search_fields = ("=id", "flow_name", "caller_label", "idempotency_key")
     date_hierarchy = "created_at"
-    actions = ("cancel",)
+    actions = ("retry", "cancel")
     fieldsets = (
         (None, {"fields": ("id", "flow", "coloured_status", "status_code", "error")}),
         (
@@ -120,5 +129,112 @@ class ExecutionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected runs")
     def cancel(self, request, queryset):
-        count = sum(services.cancel_execution(execution) for execution in queryset)
-        self.message_user(request, f"Asked {count} run(s) to stop.", messages.SUCCESS)
+        asked, finished = 0, []
+        for execution in queryset:
+            try:
+                services.cancel_execution(execution)
+                asked += 1
+            except Refused as refused:
+                finished.append(refused.message)
+        if asked:
+            self.message_user(request, f"Asked {asked} run(s) to stop.", messages.SUCCESS)
+        for message in finished:
+            self.message_user(request, message, messages.WARNING)
+
+    @admin.action(description="Retry selected runs (on a worker)")
+    def retry(self, request, queryset):
+        caller = launch.Caller(user=request.user)
+        for execution in queryset.select_related("flow__application"):
+            try:
+                retry = launch.retry(execution, caller=caller)
+            except Refused as refused:
+                self.message_user(request, refused.message, messages.ERROR)
+            else:
+                self.message_user(request, run_link("Queued retry", retry), messages.SUCCESS)
+
+
+def run_link(text: str, execution: Execution) -> str:
+    url = reverse("admin:executions_execution_change", args=[execution.pk])
+    return format_html('{} <a href="{}">{}</a>.', text, url, str(execution.pk)[:8])
+
+
+class RunnableFlowAdmin(FlowAdmin):
+    """The flow page of the admin, with what runs flows: Run now, Test run, last run."""
+
+    list_display = (*FlowAdmin.list_display, "last_status")
+    actions = ("run_now", *FlowAdmin.actions)
+
+    def get_queryset(self, request):
+        last = Execution.objects.filter(flow=OuterRef("pk")).order_by("-created_at")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(last_run_status=Subquery(last.values("status")[:1]))
+        )
+
+    @admin.display(description="last run")
+    def last_status(self, obj):
+        if not obj.last_run_status:
+            return "—"
+        return format_html(
+            '<b style="color:{}">{}</b>',
+            STATUS_COLOURS.get(obj.last_run_status, "inherit"),
+            Execution.Status(obj.last_run_status).label,
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:flow_id>/test-run/",
+                self.admin_site.admin_view(self.test_run_view),
+                name="flows_flow_test_run",
+            ),
+            *super().get_urls(),
+        ]
+
+    def test_run_view(self, request, flow_id: int):
+        flow = get_object_or_404(Flow.objects.select_related("application"), pk=flow_id)
+        if not self.has_change_permission(request, flow):
+            return redirect("admin:index")
+        execution = None
+        form = TestRunForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                execution = launch.admin_test_run(
+                    flow,
+                    caller=launch.Caller(user=request.user),
+                    input=form.cleaned_data["input"],
+                    query=form.cleaned_data["query"],
+                    variables=form.cleaned_data["variables"],
+                )
+            except Refused as refused:
+                messages.error(request, refused.message)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Test run: {flow}",
+            "opts": self.model._meta,
+            "original": flow,
+            "flow": flow,
+            "form": form,
+            "execution": execution,
+            "steps": execution.steps.all() if execution else [],
+            "errors": execution.errors.all()[:50] if execution else [],
+        }
+        return TemplateResponse(request, "admin/flows/flow/test_run.html", context)
+
+    @admin.action(description="Run now (on a worker)")
+    def run_now(self, request, queryset):
+        caller = launch.Caller(user=request.user)
+        for flow in queryset.select_related("application"):
+            try:
+                execution, _ = launch.run(flow, caller=caller)
+            except Refused as refused:
+                self.message_user(request, f"{flow}: {refused.message}", messages.ERROR)
+            else:
+                self.message_user(
+                    request, run_link(f"{flow}: queued run", execution), messages.SUCCESS
+                )
+
+
+admin.site.unregister(Flow)
+admin.site.register(Flow, RunnableFlowAdmin)

@@ -11,11 +11,20 @@ class Execution(models.Model):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
+        COMPLETED_WITH_ERRORS = "completed_with_errors", "Completed with errors"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
         TIMED_OUT = "timed_out", "Timed out"
 
-    TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT})
+    TERMINAL = frozenset(
+        {
+            Status.SUCCEEDED,
+            Status.COMPLETED_WITH_ERRORS,
+            Status.FAILED,
+            Status.CANCELLED,
+            Status.TIMED_OUT,
+        }
+    )
 
     class Trigger(models.TextChoices):
         API = "api", "API call"
@@ -25,6 +34,7 @@ class Execution(models.Model):
         SCHEDULE = "schedule", "Schedule"
         SUBFLOW = "subflow", "Sub-flow"
         RETRY = "retry", "Retry"
+        ERROR_HANDLER = "error_handler", "Error handler"
 
     class Mode(models.TextChoices):
         SYNC = "sync", "Synchronous"
@@ -45,7 +55,7 @@ class Execution(models.Model):
     trigger = models.CharField("trigger", max_length=16, choices=Trigger.choices)
     mode = models.CharField("mode", max_length=8, choices=Mode.choices, default=Mode.ASYNC)
     status = models.CharField(
-        "status", max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+        "status", max_length=24, choices=Status.choices, default=Status.QUEUED, db_index=True
     )
     caller = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -70,6 +80,13 @@ class Execution(models.Model):
         blank=True,
         help_text="_exportIds (only these page generators), startDate/endDate (a delta "
         "window), retryOf (the failed records to run again).",
+    )
+    sealed_trigger = models.TextField(
+        "sealed trigger",
+        blank=True,
+        editable=False,
+        help_text="The request as its steps see it (secrets included), encrypted, kept only "
+        "until the run ends.",
     )
     response = models.JSONField("response", null=True, blank=True)
     status_code = models.PositiveSmallIntegerField("HTTP status", null=True, blank=True)

@@ -1,4 +1,5 @@
-"""Writes for executions: create, run (here or on a worker), cancel, recover, purge."""
+"""Writes for executions: create, run a claimed run and record its outcome, cancel,
+recover, purge. Which runs start, and how, is the front door's (launch.py)."""
 
 import dataclasses
 import json
@@ -13,9 +14,11 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from apps.core.redaction import scrub, secret_values
+from apps.executions.errors import AlreadyFinished
 from apps.executions.models import Execution, ExecutionError, StepRun
-from apps.executions.redaction import redact
-from apps.flows.engine.context import RunContext, SubflowResult
+from apps.flows import crypto
+from apps.flows.engine.context import RecordedError, RunContext, StepStats, SubflowPort
 from apps.flows.engine.runner import Outcome, run_flow
 from apps.flows.engine.spec import FlowSpec
 from apps.flows.models import Flow
@@ -55,9 +58,13 @@ def create_execution(
     timeout_ms: int | None = None,
     status: str = Status.QUEUED,
     for_worker: bool = False,
+    steps_see: dict | None = None,
 ) -> Execution:
     """A new run. `status=running` claims it for this process at once (a sync call);
-    `for_worker` records now the Celery task id it will be queued under (its own id)."""
+    `for_worker` records now the Celery task id it will be queued under (its own id).
+
+    `request` and `input` are stored redacted; `steps_see` is what the steps get instead
+    (`{"request", "input"}` with their secrets), kept only until the run ends."""
     now = timezone.now() if status == Status.RUNNING else None
     execution = Execution(
         status=status,
@@ -70,8 +77,8 @@ def create_execution(
         caller=caller,
         caller_label=caller_label or (caller.get_username() if caller else "anonymous"),
         caller_ip=caller_ip,
-        input=storable(redact(input)),
-        request=storable(redact(request)) if request is not None else None,
+        input=storable(scrub(input, secret_values(input))),
+        request=storable(scrub(request, secret_values(request))) if request is not None else None,
         variables=variables or {},
         options=options or {},
         parent=parent,
@@ -83,26 +90,14 @@ def create_execution(
     )
     if for_worker:
         execution.celery_task_id = str(execution.pk)
+    if steps_see is not None:
+        _seal(execution, steps_see)
     # On the hot path of every call: the foreign keys come from loaded objects and the
     # idempotency constraint is the database's to decide (only it sees a race), so only the
     # plain fields are checked here.
     execution.clean_fields(exclude={"flow", "caller", "parent", "retry_of"})
     execution.save(force_insert=True)
     return execution
-
-
-def enqueue_execution(execution: Execution) -> None:
-    """Hand the run to a Celery worker once the row is committed."""
-    from apps.executions.tasks import run_execution as run_execution_task
-
-    # The process id doubles as the Celery task id: one id to look for in logs and Flower.
-    execution_id = str(execution.pk)
-    if execution.celery_task_id != execution_id:  # not recorded when it was created
-        Execution.objects.filter(pk=execution.pk).update(celery_task_id=execution_id)
-        execution.celery_task_id = execution_id
-    transaction.on_commit(
-        lambda: run_execution_task.apply_async(args=[execution_id], task_id=execution_id)
-    )
 
 
 class _Heartbeat(threading.Thread):
@@ -145,12 +140,29 @@ def _cancel_check(execution_id):
     return cancelled
 
 
-def _trigger_data(execution: Execution) -> dict:
+def _seal(execution: Execution, steps_see: dict) -> None:
+    """Keep what the steps must see (secrets included) with the run: in memory for a run
+    in this process, encrypted in the row for a worker's (wiped when the run ends)."""
+    execution.steps_see = steps_see
+    if execution.celery_task_id and scrub(steps_see, secret_values(steps_see)) != steps_see:
+        execution.sealed_trigger = crypto.encrypt_json(steps_see)
+
+
+def _steps_see(execution: Execution) -> dict:
+    seen = getattr(execution, "steps_see", None)
+    if seen is None and execution.sealed_trigger:
+        seen = crypto.decrypt_json(execution.sealed_trigger)
+    if seen is None:
+        seen = {"request": execution.request, "input": execution.input}
+    return seen
+
+
+def _trigger_data(execution: Execution, seen: dict) -> dict:
     args: dict = {}
-    if execution.request is not None:
-        args["request"] = execution.request
-    if execution.input is not None:
-        args["input"] = execution.input
+    if seen.get("request") is not None:
+        args["request"] = seen["request"]
+    if seen.get("input") is not None:
+        args["input"] = seen["input"]
     for window in ("startDate", "endDate"):  # a delta window: {{trigger.args.startDate}}
         if window in execution.options:
             args[window] = execution.options[window]
@@ -168,10 +180,10 @@ def _only_exports(spec: FlowSpec, export_ids: list[str] | None) -> FlowSpec:
     )
 
 
-def _initial_record(execution: Execution) -> Any:
-    if isinstance(execution.input, dict):
-        return execution.input
-    body = (execution.request or {}).get("body")
+def _initial_record(seen: dict) -> Any:
+    if isinstance(seen.get("input"), dict):
+        return seen["input"]
+    body = (seen.get("request") or {}).get("body")
     return body if isinstance(body, dict) else {}
 
 
@@ -190,16 +202,7 @@ def storable(value: Any) -> Any:
     return str(value)
 
 
-def _clip(record: Any) -> Any:
-    """Keep stored records small and clean: a huge one is replaced by an excerpt."""
-    record = storable(redact(record))
-    text = json.dumps(record)
-    if len(text) <= MAX_STORED_RECORD_BYTES:
-        return record
-    return {"_truncated": True, "excerpt": text[:MAX_STORED_RECORD_BYTES]}
-
-
-def _claim(execution_id) -> str:
+def claim(execution_id) -> str:
     """Move a queued execution to running: "claimed", "busy" (its flow is at its
     maximum concurrency: try again later) or "gone" (not queued any more)."""
     with transaction.atomic():
@@ -224,63 +227,56 @@ def _claim(execution_id) -> str:
         return "claimed" if claimed else "gone"
 
 
-def run_execution(execution_id, *, deadline_ms: int | None = None) -> Execution:
-    """Run a queued execution in this process and record its outcome.
+@dataclasses.dataclass
+class RunResult:
+    """What a run did, in memory, before it is recorded."""
 
-    Only one process ever runs an execution: it is claimed by moving it from queued to
-    running. A redelivered task (after its worker died) finds it claimed and leaves it to
-    stale recovery, because a half-done run may have written to other systems. When the
-    flow is at its maximum concurrency the execution stays queued (the caller retries).
-    """
-    claim = _claim(execution_id)
-    execution = Execution.objects.select_related("flow__application").get(pk=execution_id)
-    if claim != "claimed":
-        if claim == "gone":
-            logger.info(
-                "Execution %s is %s already; not running it", execution_id, execution.status
-            )
-        return execution
-    return execute(execution, deadline_ms=deadline_ms)
+    outcome: Outcome
+    steps: dict[int, StepStats]
+    errors: list[RecordedError]
+    secrets: frozenset[str] = frozenset()
 
 
-def execute(execution: Execution, *, deadline_ms: int | None = None) -> Execution:
-    """Run an execution this process has claimed (status running); record its outcome."""
+def perform(
+    execution: Execution, *, deadline_ms: int | None = None, subflows: SubflowPort | None = None
+) -> RunResult:
+    """Run an execution this process has claimed (status running); record nothing. Data
+    tables a flow writes are written in the caller's transaction."""
     timeout_ms = deadline_ms or execution.timeout_ms or 0
     # A run shorter than half the stale threshold can never look stale: no heartbeat thread.
     heartbeat = None
     if timeout_ms > settings.FLOWSITE_STALE_EXECUTION_SECONDS * 500:
         heartbeat = _Heartbeat(execution.pk)
         heartbeat.start()
+    seen: dict = {}
+    hidden: dict = {}
     try:
-        outcome, steps, errors = _run(execution, deadline_ms)
+        seen = _steps_see(execution)
+        hidden = execution.flow.secret_variables() if execution.flow else {}
+        result = _run(execution, seen, hidden, deadline_ms, subflows)
     except Exception as exc:  # whatever a flow does, the run ends recorded
         logger.exception("Execution %s crashed while starting", execution.pk)
-        outcome, steps, errors = _crashed(exc), {}, []
+        result = RunResult(_crashed(exc), {}, [])
     finally:
         if heartbeat is not None:
             heartbeat.stopped.set()
             heartbeat.join()
+    # What the run must never store: the request's secrets and the secret variables.
+    result.secrets = frozenset(secret_values({**seen, "secretVariables": hidden}))
+    return result
+
+
+def execute(
+    execution: Execution, *, deadline_ms: int | None = None, subflows: SubflowPort | None = None
+) -> Execution:
+    """Run a claimed execution here and record its outcome."""
+    result = perform(execution, deadline_ms=deadline_ms, subflows=subflows)
     try:
-        _record(execution, outcome, steps, errors)
+        record(execution, result)
     except DatabaseError as exc:
         logger.exception("Execution %s: its outcome could not be stored", execution.pk)
-        _record(execution, _crashed(exc, "Its outcome could not be stored"), {}, [])
+        record(execution, RunResult(_crashed(exc, "Its outcome could not be stored"), {}, []))
     return execution
-
-
-def run_in_process(execution: Execution, timeout_ms: int) -> Execution:
-    """Run here within timeout_ms, waiting for a free slot (queue policy) in that time."""
-    if execution.status == Status.RUNNING:  # created claimed: no limit to wait for
-        return execute(execution, deadline_ms=timeout_ms)
-    deadline = time.monotonic() + timeout_ms / 1000
-    while True:
-        remaining_ms = int((deadline - time.monotonic()) * 1000)
-        if remaining_ms <= 0:
-            return give_up_waiting(execution)
-        execution = run_execution(execution.pk, deadline_ms=remaining_ms)
-        if execution.status != Status.QUEUED:  # queued = every slot was taken
-            return execution
-        time.sleep(0.05)
 
 
 def give_up_waiting(execution: Execution) -> Execution:
@@ -295,64 +291,8 @@ def give_up_waiting(execution: Execution) -> Execution:
     return execution
 
 
-MAX_SUBFLOW_DEPTH = 8
-
-
-class SubflowRunner:
-    """The engine's sub-flow port: runs a child flow here, linked to its parent run."""
-
-    def __init__(self, parent: Execution):
-        self.parent = parent
-        self._depth: int | None = None
-
-    def depth(self) -> int:
-        """How deep this run is nested (computed once per run, not per record)."""
-        if self._depth is None:
-            depth, parent_id = 0, self.parent.parent_id
-            while parent_id is not None and depth <= MAX_SUBFLOW_DEPTH:
-                depth += 1
-                parent_id = (
-                    Execution.objects.filter(pk=parent_id)
-                    .values_list("parent_id", flat=True)
-                    .first()
-                )
-            self._depth = depth
-        return self._depth
-
-    def run(self, flow_id: int, record: Any, timeout_ms: int | None) -> SubflowResult:
-        flow = Flow.objects.select_related("application").filter(pk=flow_id).first()
-        if flow is None:
-            return SubflowResult("", Status.FAILED, error=f"flow {flow_id} does not exist.")
-        if self.depth() >= MAX_SUBFLOW_DEPTH:
-            return SubflowResult(
-                "",
-                Status.FAILED,
-                status_code=508,
-                error=f"sub-flows are nested more than {MAX_SUBFLOW_DEPTH} deep; stopped.",
-            )
-        parent = self.parent
-        child = create_execution(
-            flow=flow,
-            trigger=Trigger.SUBFLOW,
-            mode=Execution.Mode.SYNC,
-            caller=parent.caller,
-            caller_label=parent.caller_label,
-            caller_ip=parent.caller_ip,
-            input=record,
-            parent=parent,
-            timeout_ms=timeout_ms,
-        )
-        child = run_in_process(child, timeout_ms or flow.timeout_ms)
-        return SubflowResult(
-            str(child.pk),
-            child.status,
-            output=_output_of(child),
-            status_code=child.status_code,
-            error=child.error,
-        )
-
-
-def _output_of(execution: Execution) -> list:
+def output_of(execution: Execution) -> list:
+    """A finished run's output records (a flow's own answer is one record)."""
     response = execution.response or {}
     if "statusCode" in response:
         return [response]
@@ -364,26 +304,29 @@ def _crashed(exc: Exception, what: str = "The run could not start") -> Outcome:
     return Outcome(status=Status.FAILED, error=f"{what}: {first_line}", status_code=500)
 
 
-def _run(execution: Execution, deadline_ms: int | None):
+def _run(
+    execution: Execution, seen: dict, hidden: dict, deadline_ms: int | None, subflows
+) -> RunResult:
     flow = execution.flow
     if flow is None:
-        return Outcome(status=Status.FAILED, error="The flow was deleted.", status_code=410), {}, []
+        outcome = Outcome(status=Status.FAILED, error="The flow was deleted.", status_code=410)
+        return RunResult(outcome, {}, [])
     if flow.disabled and execution.trigger != Trigger.TEST:
         message = "The flow was disabled before this run started."
-        return Outcome(status=Status.CANCELLED, error=message, status_code=409), {}, []
+        return RunResult(Outcome(status=Status.CANCELLED, error=message, status_code=409), {}, [])
     try:
         spec = _only_exports(build_flow_spec(flow), execution.options.get("_exportIds"))
     except PipelineError as exc:
-        return Outcome(status=Status.FAILED, error=str(exc), status_code=500), {}, []
+        return RunResult(Outcome(status=Status.FAILED, error=str(exc), status_code=500), {}, [])
     timeout_ms = deadline_ms or execution.timeout_ms or flow.timeout_ms
     ctx = RunContext(
-        subflows=SubflowRunner(execution),
+        subflows=subflows,
         records=DataTables(caller_id=execution.caller_id),
         process_id=str(execution.pk),
         http=get_client(),
         scripts=get_pool(),
-        trigger=_trigger_data(execution),
-        variables={**spec.variables, **(execution.variables or {})},
+        trigger=_trigger_data(execution, seen),
+        variables={**spec.variables, **hidden, **(execution.variables or {})},
         deadline=time.monotonic() + timeout_ms / 1000,
         retry=None if spec.skip_retries else RetryPolicy(),
         cancelled=_cancel_check(execution.pk),
@@ -391,20 +334,81 @@ def _run(execution: Execution, deadline_ms: int | None):
     outcome = run_flow(
         spec,
         ctx,
-        initial_record=_initial_record(execution),
+        initial_record=_initial_record(seen),
         collect_output=execution.trigger in OUTPUT_TRIGGERS,
         resume=execution.options.get("resume"),
     )
     positions = {step.path: step.position for step in (*spec.generators, *spec.processors)}
-    return (
-        outcome,
-        {positions[path]: stats for path, stats in ctx.recorder.steps.items()},
-        ctx.recorder.errors,
-    )
+    steps = {positions[path]: stats for path, stats in ctx.recorder.steps.items()}
+    return RunResult(outcome, steps, ctx.recorder.errors)
 
 
-def _record(execution: Execution, outcome: Outcome, steps: dict, errors: list) -> None:
+def _clip(record: Any, secrets: frozenset[str]) -> Any:
+    """Keep stored records small and clean: a huge one is replaced by an excerpt."""
+    record = storable(scrub(record, secrets))
+    text = json.dumps(record)
+    if len(text) <= MAX_STORED_RECORD_BYTES:
+        return record
+    return {"_truncated": True, "excerpt": text[:MAX_STORED_RECORD_BYTES]}
+
+
+def settle(execution: Execution, result: RunResult) -> None:
+    """Put a run's outcome on the execution in memory (`record` stores it)."""
+    outcome, secrets = result.outcome, result.secrets
+    execution.status = outcome.status
+    execution.num_success = outcome.num_success
+    execution.num_error = outcome.num_error
+    execution.num_ignore = outcome.num_ignore
+    execution.error = storable(scrub(outcome.error, secrets))
+    execution.status_code = outcome.status_code
+    document = storable(_response_document(execution, outcome))
+    # The caller of this process gets the flow's answer as it set it; what is stored (and
+    # polled later) is redacted.
+    execution.live_response = document
+    execution.response = scrub(document, secrets)
+    execution.finished_at = timezone.now()
+    execution.sealed_trigger = ""
+
+
+SETTLED_FIELDS = (
+    "status",
+    "num_success",
+    "num_error",
+    "num_ignore",
+    "error",
+    "status_code",
+    "response",
+    "finished_at",
+    "sealed_trigger",
+)
+CANCELLED_AT_THE_END = (
+    "The run was cancelled while it finished its last step; what it had done by then "
+    "was not undone."
+)
+
+
+def record(execution: Execution, result: RunResult, *, insert: bool = False) -> None:
+    """Store a run's outcome, its steps and its errors in one transaction.
+
+    A cancel answered while the run was still running wins: the run ends cancelled even
+    when its last step had finished. `insert` stores a run whose row was rolled back with
+    the work it did (a failed Execute())."""
+    settle(execution, result)
+    secrets = result.secrets
     with transaction.atomic():
+        if insert:
+            execution.save(force_insert=True)
+        else:
+            values = {name: getattr(execution, name) for name in SETTLED_FIELDS}
+            stored = Execution.objects.filter(pk=execution.pk, cancel_requested=False).update(
+                **values
+            )
+            if not stored:  # a cancel came first
+                execution.status = Status.CANCELLED
+                execution.error = CANCELLED_AT_THE_END
+                execution.cancel_requested = True
+                values.update(status=Status.CANCELLED, error=CANCELLED_AT_THE_END)
+                Execution.objects.filter(pk=execution.pk).update(**values)
         StepRun.objects.bulk_create(
             StepRun(
                 execution=execution,
@@ -416,44 +420,24 @@ def _record(execution: Execution, outcome: Outcome, steps: dict, errors: list) -
                 records_out=stats.records_out,
                 errors=stats.errors,
                 duration_ms=round(stats.duration_ms, 3),
-                debug_lines=storable(stats.debug_lines),
-                sample_in=[_clip(record) for record in stats.sample_in],
-                sample_out=[_clip(record) for record in stats.sample_out],
+                debug_lines=storable(scrub(stats.debug_lines, secrets)),
+                sample_in=[_clip(record, secrets) for record in stats.sample_in],
+                sample_out=[_clip(record, secrets) for record in stats.sample_out],
             )
-            for position, stats in sorted(steps.items())
+            for position, stats in sorted(result.steps.items())
         )
         ExecutionError.objects.bulk_create(
             ExecutionError(
                 execution=execution,
                 step_path=error.step_path,
                 step_name=error.step_name[:200],
-                record=_clip(error.record) if error.record is not None else None,
-                message=storable(error.message[:5000]),
+                record=_clip(error.record, secrets) if error.record is not None else None,
+                message=storable(scrub(error.message[:5000], secrets)),
                 http_status=error.http_status,
-                body_excerpt=storable(error.body_excerpt[:2000]),
+                body_excerpt=storable(scrub(error.body_excerpt[:2000], secrets)),
                 retriable=error.retriable,
             )
-            for error in errors
-        )
-        execution.status = outcome.status
-        execution.num_success = outcome.num_success
-        execution.num_error = outcome.num_error
-        execution.num_ignore = outcome.num_ignore
-        execution.error = storable(outcome.error)
-        execution.status_code = outcome.status_code
-        execution.response = storable(_response_document(execution, outcome))
-        execution.finished_at = timezone.now()
-        execution.save(
-            update_fields=[
-                "status",
-                "num_success",
-                "num_error",
-                "num_ignore",
-                "error",
-                "status_code",
-                "response",
-                "finished_at",
-            ]
+            for error in result.errors
         )
 
 
@@ -475,20 +459,28 @@ def _response_document(execution: Execution, outcome: Outcome) -> dict | None:
     return document
 
 
-def cancel_execution(execution: Execution) -> bool:
-    """Ask a run to stop at its next checkpoint; a queued one is cancelled at once."""
-    if execution.is_finished:
-        return False
+def cancel_execution(execution: Execution) -> Execution:
+    """Cancel a queued run at once, or ask a running one to stop: it then always ends
+    cancelled. AlreadyFinished when it had ended (its status stays as it was)."""
+    now = timezone.now()
     cancelled_queued = Execution.objects.filter(pk=execution.pk, status=Status.QUEUED).update(
         status=Status.CANCELLED,
         cancel_requested=True,
-        finished_at=timezone.now(),
+        finished_at=now,
         error="Cancelled before it started.",
+        sealed_trigger="",
     )
     if not cancelled_queued:
-        Execution.objects.filter(pk=execution.pk).update(cancel_requested=True)
+        asked = Execution.objects.filter(pk=execution.pk, status=Status.RUNNING).update(
+            cancel_requested=True
+        )
+        if not asked:
+            execution.refresh_from_db()
+            raise AlreadyFinished(
+                f"Job {execution.pk} has finished already ({execution.status}); nothing to cancel."
+            )
     execution.refresh_from_db()
-    return True
+    return execution
 
 
 def recover_stale_executions(*, now=None) -> int:
@@ -498,6 +490,7 @@ def recover_stale_executions(*, now=None) -> int:
     stale = Execution.objects.filter(status=Status.RUNNING, heartbeat_at__lt=threshold)
     count = stale.update(
         status=Status.FAILED,
+        sealed_trigger="",
         finished_at=now,
         status_code=500,
         error=(
@@ -520,6 +513,7 @@ def recover_stale_executions(*, now=None) -> int:
         created_at__lt=abandoned_before,
     ).update(
         status=Status.FAILED,
+        sealed_trigger="",
         finished_at=now,
         status_code=500,
         error="The call that queued this run ended before it could start (its process stopped).",
@@ -542,11 +536,7 @@ def purge_executions(*, older_than_days: int) -> int:
     return deleted
 
 
-class NotRetriable(ValueError):
-    """The job cannot be retried (still running, nothing failed, flow gone)."""
-
-
-def _failed_records(execution: Execution) -> list[tuple[int, list]]:
+def failed_records(execution: Execution) -> list[tuple[int, list]]:
     """The records that failed a processor, grouped by it, in processor order."""
     by_step: dict[int, list] = {}
     for step_path, record in execution.errors.values_list("step_path", "record"):
@@ -556,83 +546,3 @@ def _failed_records(execution: Execution) -> list[tuple[int, list]]:
             continue  # only an excerpt was kept
         by_step.setdefault(int(step_path[len("pageProcessors[") : -1]), []).append(record)
     return sorted(by_step.items())
-
-
-@transaction.atomic
-def retry_execution(*, execution: Execution, caller) -> Execution:
-    """Run a finished job again, linked to it: only its failed records when it succeeded
-    with record errors, else the whole run with the same input, variables and options."""
-    Execution.objects.select_for_update().filter(pk=execution.pk).first()  # one retry at once
-    if not execution.is_finished:
-        raise NotRetriable(f"Job {execution.pk} is still {execution.status}.")
-    if execution.flow is None:
-        raise NotRetriable(f"The flow of job {execution.pk} was deleted.")
-    if execution.trigger == Trigger.EXECUTE:
-        raise NotRetriable(
-            f"Job {execution.pk} ran with an Execute() whose record change was rolled back: "
-            "send the Execute() again instead."
-        )
-    if pending := execution.retries.filter(status__in=(Status.QUEUED, Status.RUNNING)).first():
-        raise NotRetriable(f"Job {execution.pk} is being retried already by job {pending.pk}.")
-    options = {key: value for key, value in execution.options.items() if key != "resume"}
-    if execution.status == Status.SUCCEEDED:
-        failed = _failed_records(execution)
-        if not failed:
-            raise NotRetriable(
-                f"Job {execution.pk} succeeded without failed records that could be retried."
-            )
-        options["resume"] = failed
-    retry = create_execution(
-        flow=execution.flow,
-        trigger=Trigger.RETRY,
-        caller=caller,
-        input=execution.input,
-        request=execution.request,
-        variables=execution.variables,
-        options=options,
-        retry_of=execution,
-        for_worker=True,
-    )
-    enqueue_execution(retry)
-    return retry
-
-
-def start_async_run(*, flow: Flow, caller, input: Any = None, variables=None) -> Execution:
-    """Run now: queue a run on a Celery worker."""
-    execution = create_execution(
-        flow=flow,
-        trigger=Trigger.RUN,
-        caller=caller,
-        input=input,
-        variables=variables,
-        for_worker=True,
-    )
-    enqueue_execution(execution)
-    return execution
-
-
-TEST_RUN_MAX_MS = 60_000
-
-
-def execute_test_run(
-    *, flow: Flow, caller, input: Any = None, query=None, variables=None
-) -> Execution:
-    """Run in this process now (the admin's Test run), at most a minute, and return it."""
-    execution = create_execution(
-        flow=flow,
-        trigger=Trigger.TEST,
-        mode=Execution.Mode.SYNC,
-        caller=caller,
-        input=input,
-        request={
-            "method": "POST",
-            "url": "admin:test-run",
-            "headers": {},
-            "query": query or {},
-            "body": input,
-            "contentType": "application/json",
-        },
-        variables=variables,
-        timeout_ms=min(flow.timeout_ms, TEST_RUN_MAX_MS),
-    )
-    return run_execution(execution.pk)

@@ -1,18 +1,19 @@
-"""Celery tasks: thin, they take ids and call services."""
+"""Celery tasks: thin, they take ids and call the front door or a service."""
 
 from celery import shared_task
 from django.conf import settings
 
-from apps.executions import services
+from apps.executions import launch, services
 from apps.executions.models import Execution
+from apps.executions.queue import RUN_TASK
 
 QUEUE_RETRY_SECONDS = 0.5
 
 
-@shared_task(bind=True, name="flowsite.run_execution", acks_late=True, max_retries=None)
+@shared_task(bind=True, name=RUN_TASK, acks_late=True, max_retries=None)
 def run_execution(self, execution_id: str) -> None:
     try:
-        execution = services.run_execution(execution_id)
+        execution = launch.run_queued(execution_id)
     except Execution.DoesNotExist:
         return  # deleted meanwhile (e.g. the broker failed and the API call undid it)
     if execution.status == Execution.Status.QUEUED:  # its flow is at maximum concurrency
@@ -32,6 +33,5 @@ def purge_executions() -> int:
 @shared_task(name="flowsite.run_scheduled_flow")
 def run_scheduled_flow(flow_id: int) -> str | None:
     """Beat's tick of a flow's schedule (its PeriodicTask): run the flow here, unless busy."""
-    from apps.flows.schedules import start_scheduled_run
-
-    return start_scheduled_run(flow_id)
+    execution = launch.scheduled(flow_id)
+    return str(execution.pk) if execution is not None else None

@@ -1,12 +1,7 @@
 from django.contrib import admin, messages
-from django.db.models import OuterRef, Subquery
-from django.shortcuts import get_object_or_404, redirect
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from apps.executions import services as execution_services
-from apps.executions.models import Execution
 from apps.flows import selectors, services
 from apps.flows.forms import (
     ConnectionForm,
@@ -14,7 +9,6 @@ from apps.flows.forms import (
     FlowForm,
     ImportForm,
     ScriptForm,
-    TestRunForm,
 )
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.pipeline import RESOURCES, as_id
@@ -48,6 +42,8 @@ class InUseProtectedAdmin(admin.ModelAdmin):
 class ApplicationAdmin(InUseProtectedAdmin):
     list_display = ("name", "description", "modified_at")
     search_fields = ("name", "description")
+    fields = ("name", "description", "error_flow")
+    autocomplete_fields = ("error_flow",)
 
 
 @admin.register(Connection)
@@ -184,39 +180,51 @@ def pipeline_html(flow: Flow):
 
 @admin.register(Flow)
 class FlowAdmin(InUseProtectedAdmin):
+    """How flows are edited. Running them (Run now, Test run, the last run's status) is
+    added by the executions app, which runs flows (apps/executions/admin.py)."""
+
     form = FlowForm
-    list_display = ("name", "application", "disabled", "step_count", "last_status")
+    list_display = ("name", "application", "disabled", "step_count")
     list_filter = ("application", "disabled")
     list_select_related = ("application",)
     search_fields = ("name", "description")
-    readonly_fields = ("pipeline", "next_run")
-    actions = ("run_now", "clone", "enable", "disable")
+    readonly_fields = ("pipeline", "next_run", "stored_secret_variables")
+    autocomplete_fields = ("error_flow",)
+    actions = ("clone", "enable", "disable")
     fieldsets = (
         (None, {"fields": ("application", "name", "description", "disabled")}),
-        ("Pipeline", {"fields": ("pipeline", "page_generators", "page_processors", "variables")}),
+        (
+            "Pipeline",
+            {
+                "fields": (
+                    "pipeline",
+                    "page_generators",
+                    "page_processors",
+                    "variables",
+                    "secret_variables",
+                    "stored_secret_variables",
+                )
+            },
+        ),
         ("Schedule", {"fields": ("schedule", "timezone", "next_run")}),
         (
             "API",
             {"classes": ("collapse",), "fields": ("api", "max_concurrency", "concurrency_policy")},
         ),
-        ("Advanced", {"classes": ("collapse",), "fields": ("skip_retries", "timeout_ms")}),
+        (
+            "Advanced",
+            {"classes": ("collapse",), "fields": ("error_flow", "skip_retries", "timeout_ms")},
+        ),
     )
-
-    def get_queryset(self, request):
-        last = Execution.objects.filter(flow=OuterRef("pk")).order_by("-created_at")
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(last_run_status=Subquery(last.values("status")[:1]))
-        )
 
     @admin.display(description="steps")
     def step_count(self, obj):
         return len(obj.page_generators) + len(obj.page_processors)
 
-    @admin.display(description="last run")
-    def last_status(self, obj):
-        return obj.last_run_status or "—"
+    @admin.display(description="stored secret variables")
+    def stored_secret_variables(self, obj):
+        names = sorted(obj.secret_variables()) if obj.pk else []
+        return ", ".join(names) or "—"  # the names only: values are never shown
 
     @admin.display(description="next scheduled run")
     def next_run(self, obj):
@@ -240,58 +248,6 @@ class FlowAdmin(InUseProtectedAdmin):
 
         context["endpoint"] = endpoint_panel(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
-
-    def get_urls(self):
-        return [
-            path(
-                "<int:flow_id>/test-run/",
-                self.admin_site.admin_view(self.test_run_view),
-                name="flows_flow_test_run",
-            ),
-            *super().get_urls(),
-        ]
-
-    def test_run_view(self, request, flow_id: int):
-        flow = get_object_or_404(Flow.objects.select_related("application"), pk=flow_id)
-        if not self.has_change_permission(request, flow):
-            return redirect("admin:index")
-        execution = None
-        form = TestRunForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            execution = execution_services.execute_test_run(
-                flow=flow,
-                caller=request.user,
-                input=form.cleaned_data["input"],
-                query=form.cleaned_data["query"],
-                variables=form.cleaned_data["variables"],
-            )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Test run: {flow}",
-            "opts": self.model._meta,
-            "original": flow,
-            "flow": flow,
-            "form": form,
-            "execution": execution,
-            "steps": execution.steps.all() if execution else [],
-            "errors": execution.errors.all()[:50] if execution else [],
-        }
-        return TemplateResponse(request, "admin/flows/flow/test_run.html", context)
-
-    @admin.action(description="Run now (on a worker)")
-    def run_now(self, request, queryset):
-        started = [
-            execution_services.start_async_run(flow=flow, caller=request.user)
-            for flow in queryset.select_related("application")
-            if not flow.disabled
-        ]
-        skipped = queryset.count() - len(started)
-        self.message_user(
-            request,
-            f"Queued {len(started)} run(s)"
-            + (f"; skipped {skipped} disabled flow(s)." if skipped else "."),
-            messages.SUCCESS,
-        )
 
     @admin.action(description="Clone")
     def clone(self, request, queryset):

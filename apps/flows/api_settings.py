@@ -1,7 +1,10 @@
 """A flow's API settings (the `api` object of the flow document), parsed and validated.
 
 `{"enabled", "method", "path", "mode": "sync"|"async"|"auto", "timeout" (ms),
-"allowAnonymous", "roles": [role names], "outputName", "inputSchema"}`.
+"allowAnonymous", "roles": [role names], "outputName", "inputSchema", "errorStatus"}`.
+
+`errorStatus` is the HTTP status of a run that completed with record errors: 200 (the
+default), 207, any of 400-599, or "phixflow" (400 when no record is returned, else 200).
 """
 
 import re
@@ -25,6 +28,7 @@ KEYS = {
     "roles",
     "outputName",
     "inputSchema",
+    "errorStatus",
 }
 PATH = re.compile(r"^(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$")
 
@@ -40,6 +44,7 @@ class FlowApi:
     roles: tuple[str, ...] = ()
     output_name: str = "records"
     input_schema: dict | None = field(default=None, hash=False)
+    error_status: int | str = 200
 
     @classmethod
     def of(cls, document: Any) -> "FlowApi":
@@ -56,6 +61,7 @@ class FlowApi:
             roles=tuple(document.get("roles") or ()),
             output_name=document.get("outputName") or "records",
             input_schema=document.get("inputSchema"),
+            error_status=document.get("errorStatus", 200),
         )
 
 
@@ -102,6 +108,13 @@ def api_errors(document: Any, *, check_schema: bool = True) -> list[str]:
     output_name = document.get("outputName", "records")
     if not isinstance(output_name, str) or not output_name:
         errors.append("api.outputName must be a name such as records.")
+    error_status = document.get("errorStatus", 200)
+    if error_status != "phixflow" and (
+        isinstance(error_status, bool)
+        or not isinstance(error_status, int)
+        or not (error_status in (200, 207) or 400 <= error_status <= 599)
+    ):
+        errors.append('api.errorStatus must be 200, 207, a status from 400 to 599, or "phixflow".')
     schema = document.get("inputSchema")
     if schema is not None:
         if not isinstance(schema, dict):

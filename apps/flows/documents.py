@@ -227,8 +227,18 @@ def _choices(model_choices) -> tuple[str, ...]:
 INTEGRATION = Document(
     "integration",
     Application,
-    forms.modelform_factory(Application, fields=("name", "description")),
-    (Field("name", "name", "string"), Field("description", "description", "string")),
+    forms.modelform_factory(Application, fields=("name", "description", "error_flow")),
+    (
+        Field("name", "name", "string"),
+        Field("description", "description", "string"),
+        Field(
+            "_errorFlowId",
+            "error_flow",
+            "id",
+            nullable=True,
+            description="The flow run when a run of its flows fails (error handler).",
+        ),
+    ),
 )
 OWNER = Field(
     "_integrationId",
@@ -408,6 +418,20 @@ FLOW = FlowDocument(
         Field("pageProcessors", "page_processors", "array"),
         Field("api", "api", "object"),
         Field("variables", "variables", "object"),
+        Field(
+            "secretVariables",
+            "secret_variables",
+            "object",
+            write_only=True,
+            description='Write-only, encrypted: {name: value}; "" removes one.',
+        ),
+        Field(
+            "_errorFlowId",
+            "error_flow",
+            "id",
+            nullable=True,
+            description="The flow run when a run of this one fails (error handler).",
+        ),
         Field("maxConcurrency", "max_concurrency", "integer", description="0: unlimited."),
         Field(
             "concurrencyPolicy",

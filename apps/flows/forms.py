@@ -4,7 +4,7 @@ import json
 
 from django import forms
 
-from apps.executions.redaction import is_secret_name
+from apps.core.redaction import is_secret_name
 from apps.flows.api_settings import FlowApi, api_errors
 from apps.flows.connection_kinds import KINDS
 from apps.flows.engine.templates import template_errors
@@ -238,7 +238,23 @@ class PrettyJSONField(forms.JSONField):
         return json.dumps(value, indent=2)
 
 
+class WriteOnlyJSONField(forms.JSONField):
+    """A JSON field whose value is never shown back, not even after an error."""
+
+    def prepare_value(self, value):
+        return ""
+
+
 class FlowForm(forms.ModelForm):
+    secret_variables = WriteOnlyJSONField(
+        label="Secret variables",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+        help_text='Write-only: {"name": "value"} adds or replaces, "" removes; the '
+        "values are encrypted and never shown, exported or stored in runs. Steps read them "
+        "as {{variables.name}}. Leave empty to keep them as they are.",
+    )
+
     class Meta:
         model = Flow
         fields = (
@@ -249,6 +265,7 @@ class FlowForm(forms.ModelForm):
             "page_generators",
             "page_processors",
             "variables",
+            "error_flow",
             "skip_retries",
             "timeout_ms",
             "schedule",
@@ -279,9 +296,26 @@ class FlowForm(forms.ModelForm):
                     self.add_error(field, message)
         if "variables" in data and not isinstance(data["variables"], dict):
             self.add_error("variables", "An object of names and values.")
+        self._take_secret_variables(data.get("secret_variables"))
+        if data.get("error_flow") is not None and data["error_flow"].pk == self.instance.pk:
+            self.add_error(
+                "error_flow", "A flow cannot be its own error handler: choose another flow."
+            )
         if "api" in data:
             self._check_api(data["api"])
         return data
+
+    def _take_secret_variables(self, values) -> None:
+        if values in (None, "", {}):
+            return
+        if not isinstance(values, dict) or not all(
+            isinstance(value, str | None) for value in values.values()
+        ):
+            self.add_error(
+                "secret_variables", 'An object of names and text values, e.g. {"apiToken": "…"}.'
+            )
+            return
+        self.instance.set_secret_variables(values)
 
     def clean_schedule(self):
         schedule = self.cleaned_data.get("schedule", "").strip()

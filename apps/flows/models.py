@@ -1,5 +1,8 @@
+from urllib.parse import quote
+
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
+from django.urls import NoReverseMatch, reverse
 from simple_history.models import HistoricalRecords
 
 from apps.flows import crypto
@@ -30,6 +33,16 @@ class Application(Timestamped):
         help_text="Used in flow URLs (%20 for spaces).",
     )
     description = models.TextField("description", blank=True)
+    error_flow = models.ForeignKey(
+        "Flow",
+        verbose_name="error handler",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Runs with the job document when a run of one of its flows fails or "
+        "completes with errors (unless the flow names its own).",
+    )
 
     class Meta:
         ordering = ("name",)
@@ -318,6 +331,22 @@ class Flow(Timestamped):
     variables = models.JSONField(
         "variables", default=dict, blank=True, help_text="{{variables.x}} in templates."
     )
+    secret_variables_encrypted = models.TextField(
+        "secret variables",
+        blank=True,
+        editable=False,
+        help_text="Encrypted; write-only. Steps read them as {{variables.name}}.",
+    )
+    error_flow = models.ForeignKey(
+        "self",
+        verbose_name="error handler",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Runs with the job document when a run of this flow fails or completes "
+        "with errors; never for its own runs.",
+    )
     api = models.JSONField("API settings", default=dict, blank=True)
     schedule = models.CharField("schedule", max_length=100, blank=True)
     timezone = models.CharField("time zone", max_length=64, blank=True, default="UTC")
@@ -342,7 +371,9 @@ class Flow(Timestamped):
     )
     # Who changed what and when (GET /api/v1/flows/<id>/audit); the derived API columns
     # repeat `api` and are left out.
-    history = HistoricalRecords(excluded_fields=("api_enabled", "api_method", "api_path"))
+    history = HistoricalRecords(
+        excluded_fields=("api_enabled", "api_method", "api_path", "secret_variables_encrypted")
+    )
 
     class Meta:
         ordering = ("application__name", "name")
@@ -367,6 +398,28 @@ class Flow(Timestamped):
     def clean(self):
         super().clean()
         self._derive_api_columns()
+
+    def secret_variables(self) -> dict[str, str]:
+        return crypto.decrypt_json(self.secret_variables_encrypted)
+
+    def set_secret_variables(self, values: dict[str, str | None]) -> None:
+        """Update the given secret variables; "" or None removes one, the others stay."""
+        current = self.secret_variables()
+        for name, value in values.items():
+            if value in (None, ""):
+                current.pop(name, None)
+            else:
+                current[name] = value
+        self.secret_variables_encrypted = crypto.encrypt_json(current)
+
+    @property
+    def trigger_url(self) -> str:
+        """PhixFlow's trigger URL of the flow (served by the executions app)."""
+        names = {"application": self.application.name, "flow": self.name}
+        try:
+            return reverse("flow-trigger", kwargs=names)
+        except NoReverseMatch:  # a "/" in a name: shown, though no URL can reach it
+            return "/api/1/action/{}/{}/trigger".format(*(quote(n) for n in names.values()))
 
     @property
     def api_settings(self) -> FlowApi:

@@ -24,7 +24,6 @@ from django.utils.text import slugify
 
 from apps.core.openapi import PROBLEM_EXAMPLES
 from apps.core.problems import PROBLEM_CONTENT_TYPE, problem
-from apps.executions import triggers
 from apps.flows.api_settings import FlowApi, api_errors, input_errors
 from apps.flows.models import Flow
 
@@ -274,7 +273,7 @@ def flow_endpoints(flow: Flow, api: FlowApi) -> list[Endpoint]:
                 "resource", api.method, f"/api/resources{api.path}", f"flow_{flow.pk}_resource"
             )
         )
-    trigger = triggers.trigger_url(flow)
+    trigger = flow.trigger_url
     endpoints += [
         Endpoint("trigger", "GET", trigger, f"flow_{flow.pk}_trigger_get"),
         Endpoint("trigger", "POST", trigger, f"flow_{flow.pk}_trigger_post"),
@@ -417,8 +416,42 @@ def _problems(flow: Flow, api: FlowApi, endpoint: Endpoint) -> dict[str, dict]:
         )
     )
     responses["429"] = problem_answer(PROBLEM_EXAMPLES[429])
+    poll = flow.trigger_url.removesuffix("/trigger") + f"/poll/{PROCESS_ID}"
+    failed = {"processId": PROCESS_ID, "pollUrl": poll}
+    error = {
+        "step": "pageProcessors[0]",
+        "stepName": "prepareResponse",
+        "message": "Script prepareResponse at line 2: Error: boom 42",
+        "record": {"id": 1},
+        "httpStatus": None,
+    }
     responses["500"] = problem_answer(
-        problem(500, "The flow failed.", code="flow-failed", processId=PROCESS_ID)
+        problem(
+            500,
+            "Script prepareResponse at line 2: Error: boom 42",
+            code="flow-failed",
+            errors=[error],
+            **failed,
+        ),
+        problem(
+            500,
+            "Script prepareResponse: Script exceeded its CPU-time limit of 1000 ms "
+            "(FLOWSITE_SCRIPT_TIMEOUT_MS) and was stopped.",
+            code="flow-failed",
+            errors=[{**error, "record": None}],
+            **failed,
+        ),
+    )
+    responses["502"] = problem_answer(
+        problem(
+            502,
+            "Look up customer: 503 from https://crm.example.com/customers/1",
+            code="flow-failed",
+            errors=[{**error, "step": "pageProcessors[0]", "httpStatus": 503}],
+            upstreamStatus=503,
+            step="pageProcessors[0]",
+            **failed,
+        )
     )
     responses["503"] = problem_answer(
         problem(
@@ -442,7 +475,7 @@ def _problems(flow: Flow, api: FlowApi, endpoint: Endpoint) -> dict[str, dict]:
 
 def _success(flow: Flow, api: FlowApi) -> dict[str, dict]:
     responses = {}
-    poll = triggers.trigger_url(flow).removesuffix("/trigger") + f"/poll/{PROCESS_ID}"
+    poll = flow.trigger_url.removesuffix("/trigger") + f"/poll/{PROCESS_ID}"
     if api.mode != "async":
         record = example_for(api.input_schema) if api.input_schema else {"id": 1}
         envelope = {
@@ -458,10 +491,30 @@ def _success(flow: Flow, api: FlowApi) -> dict[str, dict]:
             if last.get("type") == "script"
             else _examples(Envelope=envelope, Script=script)
         )
+        partly = {
+            **envelope,
+            "status": "completed_with_errors",
+            "errors": {
+                "count": 1,
+                "first": [
+                    {
+                        "step": "pageProcessors[0]",
+                        "stepName": "Look up customer",
+                        "message": "Look up customer: 500 from https://crm.example.com/c/2",
+                        "record": {"id": 2},
+                        "httpStatus": 500,
+                    }
+                ],
+            },
+        }
+        examples = {**examples, **_examples(CompletedWithErrors=partly)}
         responses["200"] = {
             "description": "The flow's response: the body its last script returned with "
-            "{statusCode, body|result} (with that status), else the envelope "
-            f"{{processId, status, data: {{{api.output_name}: [...]}}}}.",
+            "{statusCode, headers, body|result} (sent as set, with that status, plus "
+            "X-Content-Type-Options: nosniff and Content-Security-Policy: sandbox), else the "
+            f"envelope {{processId, status, data: {{{api.output_name}: [...]}}}}. A run that "
+            "completed with record errors adds errors {count, first} and answers the status "
+            f"api.errorStatus chooses ({api.error_status}).",
             "content": {
                 "application/json": {
                     "schema": {
@@ -585,7 +638,7 @@ def flow_operation(flow: Flow, api: FlowApi, endpoint: Endpoint) -> dict:
     lines = [flow.description.strip()] if flow.description.strip() else []
     lines += [f"**{label}:** {text}." for label, text in summary_lines(flow, api)]
     if endpoint.kind == "resource":
-        lines.append(f"Also callable at `{triggers.trigger_url(flow)}` (GET and POST).")
+        lines.append(f"Also callable at `{flow.trigger_url}` (GET and POST).")
     elif api.path:
         lines.append(f"Also callable as `{api.method} /api/resources{api.path}`.")
     operation = {

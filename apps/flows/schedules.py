@@ -16,14 +16,12 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
 from celery.schedules import crontab
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django_celery_beat import validators
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from apps.executions.models import Execution
 from apps.flows.models import Flow
 
 logger = logging.getLogger(__name__)
@@ -377,72 +375,3 @@ def next_run_at(flow: Flow, now: datetime | None = None) -> datetime | None:
     None when it has no schedule or is disabled. DST-correct."""
     runs = next_runs(flow, 1, now)
     return runs[0] if runs else None
-
-
-def start_scheduled_run(flow_id: int) -> str | None:
-    """What beat's tick runs on a worker: one scheduled run of the flow, in this process.
-
-    Overlap policy "skip": while a scheduled run of the flow is queued or running, a tick
-    does nothing. Returns the execution id, or None when nothing was started."""
-    from apps.executions import services  # services imports the engine; keep this module light
-
-    Status = Execution.Status
-    with transaction.atomic():
-        # Lock the flow row: two ticks delivered to two workers cannot both start a run
-        # (SQLite serialises all writers already).
-        flow = Flow.objects.select_for_update().filter(pk=flow_id).first()
-        if flow is None:
-            logger.warning("Scheduled run of flow %s: the flow does not exist", flow_id)
-            return None
-        if flow.disabled:
-            logger.info("Scheduled run of flow %s skipped: the flow is disabled", flow_id)
-            return None
-        active = Execution.objects.filter(
-            flow=flow,
-            trigger=Execution.Trigger.SCHEDULE,
-            status__in=(Status.QUEUED, Status.RUNNING),
-        )
-        _fail_abandoned(active)
-        busy = active.order_by("created_at").first()
-        if busy is not None:
-            logger.info(
-                "Scheduled run of flow %s skipped: its scheduled run %s is still %s",
-                flow_id,
-                busy.pk,
-                busy.status,
-            )
-            return None
-        execution = services.create_execution(
-            flow=flow, trigger=Execution.Trigger.SCHEDULE, caller=None, caller_label="schedule"
-        )
-    # Already on a worker: run here, no second queue hop.
-    execution = services.run_execution(execution.pk)
-    if execution.status == Status.QUEUED:  # the flow is at its maximum concurrency
-        if flow.concurrency_policy == Flow.ConcurrencyPolicy.REJECT:
-            Execution.objects.filter(pk=execution.pk, status=Status.QUEUED).update(
-                status=Status.CANCELLED,
-                finished_at=timezone.now(),
-                status_code=409,
-                error=f"Skipped: the flow was already running {flow.max_concurrency} time(s), "
-                "its maximum, and its policy is to reject further runs.",
-            )
-        else:  # wait for a slot like any queued run
-            services.enqueue_execution(execution)
-    return str(execution.pk)
-
-
-def _fail_abandoned(active) -> None:
-    """A scheduled run is created and claimed in one task; one still queued long after,
-    with no task of its own, lost its worker in between and would block the schedule."""
-    now = timezone.now()
-    threshold = now - timedelta(seconds=settings.FLOWSITE_STALE_EXECUTION_SECONDS)
-    count = active.filter(
-        status=Execution.Status.QUEUED, celery_task_id="", created_at__lt=threshold
-    ).update(
-        status=Execution.Status.FAILED,
-        finished_at=now,
-        status_code=500,
-        error="The worker that was to run this scheduled run stopped before it started.",
-    )
-    if count:
-        logger.warning("Failed %d abandoned scheduled run(s)", count)

@@ -11,8 +11,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 
 from apps.accounts.models import User
-from apps.executions import services as executions
-from apps.executions.models import Execution, ExecutionError, StepRun
+from apps.executions import launch
+from apps.executions.models import Execution
 from apps.flows.api_settings import DEFAULT_TIMEOUT_MS
 from apps.records import services as records
 from apps.records.models import Record
@@ -78,8 +78,9 @@ class RecordNotFound(LookupError):
 class FlowFailed(Exception):
     """The operation's flow did not succeed: the record change was rolled back."""
 
-    def __init__(self, execution: Execution):
-        self.execution = execution
+    def __init__(self, run: launch.OperationRun):
+        self.run = run
+        self.execution = execution = run.execution
         reason = execution.error or f"it ended {execution.status}"
         if not execution.error and execution.num_error:
             reason = f"{execution.num_error} record error(s)"
@@ -157,7 +158,8 @@ def execute_operation(
             raise
         return _replay(_wait_for_receipt(user, key), operation)
     except FlowFailed as failed:
-        _keep_run(failed)
+        # The run is kept, with its steps and errors; the record change it saw is undone.
+        failed.run.record_after_rollback()
         raise
 
 
@@ -226,37 +228,14 @@ def _run_flow(
         # up waiting for it (the busy timeout).
         busy_ms = int(connection.settings_dict.get("OPTIONS", {}).get("timeout", 5) * 1000)
         timeout_ms = min(timeout_ms, busy_ms // 2)
-    execution = executions.create_execution(
-        flow=flow,
-        trigger=Execution.Trigger.EXECUTE,
-        mode=Execution.Mode.SYNC,
-        caller=user,
-        caller_ip=client_ip,
-        input=document,
+    run = launch.operation_run(
+        flow,
+        caller=launch.Caller(user=user, client_ip=client_ip),
+        document=document,
         options={"operation": operation.name, "action": operation.action},
         timeout_ms=timeout_ms,
-        status=Execution.Status.RUNNING,
     )
-    execution = executions.run_in_process(execution, timeout_ms)
-    if execution.status != Execution.Status.SUCCEEDED or execution.num_error:
-        # Read what the run recorded before the rollback takes it away (_keep_run).
-        execution._surface_rows = (
-            list(StepRun.objects.filter(execution=execution)),
-            list(ExecutionError.objects.filter(execution=execution)),
-        )
-        raise FlowFailed(execution)
-    return execution
-
-
-def _keep_run(failed: FlowFailed) -> None:
-    """Store the failed run again after the rollback, so that its processId leads to its
-    steps, debug lines and errors (the record change it saw stays undone)."""
-    execution = failed.execution
-    steps, errors = getattr(execution, "_surface_rows", ([], []))
-    with transaction.atomic():
-        execution.save(force_insert=True)
-        for row in (*steps, *errors):
-            row.pk = None
-            row._state.adding = True
-        StepRun.objects.bulk_create(steps)
-        ExecutionError.objects.bulk_create(errors)
+    if not run.succeeded:
+        raise FlowFailed(run)
+    run.record()
+    return run.execution

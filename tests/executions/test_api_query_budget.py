@@ -37,10 +37,10 @@ def test_a_sync_greeting_call_costs_few_queries(db, application, integration):
 def test_an_async_call_writes_once(
     db, application, integration, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from apps.executions import tasks
+    from apps.executions import queue
     from apps.executions.models import Execution
 
-    monkeypatch.setattr(tasks.run_execution, "apply_async", lambda args, task_id: None)
+    monkeypatch.setattr(queue, "send_run", lambda execution_id: None)
     script = Script.objects.create(name="prepareResponse", content=GREETING)
     Flow.objects.create(
         application=application,

@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.utils import timezone
 from werkzeug.wrappers import Response
 
-from apps.executions import services
+from apps.executions import launch, services
 from apps.executions.models import Execution
 from apps.flows.models import Connection, Export, Flow
 
@@ -32,7 +32,7 @@ def test_cancelling_a_queued_run_cancels_it_at_once(application):
     execution = make_execution(flow)
     assert services.cancel_execution(execution)
     assert execution.status == "cancelled"
-    assert services.run_execution(execution.pk).status == "cancelled"  # a late task does nothing
+    assert launch.run_queued(execution.pk).status == "cancelled"  # a late task does nothing
 
 
 def test_a_run_sees_a_cancel_request_and_stops(application, local_api, httpserver):
@@ -46,7 +46,7 @@ def test_a_run_sees_a_cancel_request_and_stops(application, local_api, httpserve
         application=application, name="f", page_generators=[{"_exportId": str(export.pk)}]
     )
     execution = make_execution(flow, cancel_requested=True)
-    execution = services.run_execution(execution.pk)
+    execution = launch.run_queued(execution.pk)
     assert execution.status == "cancelled"
 
 
@@ -69,7 +69,7 @@ def test_connection_secrets_never_reach_the_logs_or_the_execution(application, h
         page_processors=[{"type": "export", "_exportId": str(export.pk)}],
     )
     with caplog.at_level(logging.DEBUG):
-        execution = services.execute_test_run(flow=flow, caller=None)
+        execution = launch.admin_test_run(flow, caller=launch.Caller(user=None))
     assert execution.num_error == 1
     stored = [execution.error, str(execution.response), str(execution.request)]
     stored += [f"{e.message} {e.body_excerpt} {e.record}" for e in execution.errors.all()]

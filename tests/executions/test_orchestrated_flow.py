@@ -5,7 +5,7 @@ import json
 import pytest
 from werkzeug.wrappers import Response
 
-from apps.executions import services
+from apps.executions import launch, services
 from apps.executions.models import Execution
 from apps.flows.models import Export, Flow, Import, Script
 
@@ -117,9 +117,9 @@ def test_the_seed_orchestrated_flow_runs_end_to_end(orchestrated_flow, usage_api
     execution = services.create_execution(
         flow=orchestrated_flow, trigger=Execution.Trigger.RUN, caller=owner
     )
-    execution = services.run_execution(execution.pk)
+    execution = launch.run_queued(execution.pk)
 
-    assert execution.status == "succeeded", execution.error
+    assert execution.status == "completed_with_errors", execution.error
     # As in Celigo, a lookup's `data` is the list of records it found.
     assert stats_posted == [
         {"id": 1, "email": "ann@x.test", "numConnections": [3], "numFlows": [7]},
@@ -157,7 +157,9 @@ def test_the_axway_greeting_script_answers_with_its_status_and_result(applicatio
         name="greeting",
         page_processors=[{"type": "script", "_scriptId": str(greeting.pk)}],
     )
-    execution = services.execute_test_run(flow=flow, caller=owner, query={"name": "Leor"})
+    execution = launch.admin_test_run(
+        flow, caller=launch.Caller(user=owner), query={"name": "Leor"}
+    )
     assert execution.status == "succeeded", execution.error
     assert execution.response == {"statusCode": 200, "result": "Hello Leor"}
     assert execution.status_code == 200
@@ -170,7 +172,7 @@ def test_a_missing_resource_fails_the_run_with_the_reason(application, owner):
         name="broken",
         page_processors=[{"type": "script", "_scriptId": "999"}],
     )
-    execution = services.execute_test_run(flow=flow, caller=owner)
+    execution = launch.admin_test_run(flow, caller=launch.Caller(user=owner))
     assert execution.status == "failed"
     assert "script 999 does not exist" in execution.error
 
@@ -205,7 +207,7 @@ def test_values_a_database_rejects_are_cleaned_before_storage(
     flow = Flow.objects.create(
         application=application, name="odd", page_generators=[{"_exportId": str(export.pk)}]
     )
-    execution = services.execute_test_run(flow=flow, caller=owner)
+    execution = launch.admin_test_run(flow, caller=launch.Caller(user=owner))
     assert execution.status == "succeeded", execution.error
     execution.refresh_from_db()
     assert execution.response["data"]["records"] == [{"score": None, "name": "nulbyte"}]
@@ -216,6 +218,6 @@ def test_a_queued_run_of_a_flow_disabled_since_is_cancelled(application, owner):
     flow = Flow.objects.create(application=application, name="later")
     execution = services.create_execution(flow=flow, trigger=Execution.Trigger.RUN, caller=owner)
     Flow.objects.filter(pk=flow.pk).update(disabled=True)
-    execution = services.run_execution(execution.pk)
+    execution = launch.run_queued(execution.pk)
     assert execution.status == "cancelled"
     assert "disabled" in execution.error

@@ -1,6 +1,6 @@
 import json
 
-from apps.executions import services
+from apps.executions import launch, services
 from apps.executions.models import Execution
 from apps.flows.models import Flow, Script
 
@@ -33,7 +33,7 @@ def test_a_parent_flow_runs_its_sub_flow_and_merges_the_output(application, owne
             }
         ],
     )
-    execution = services.execute_test_run(flow=parent, caller=owner, input={"n": 21})
+    execution = launch.admin_test_run(parent, caller=launch.Caller(user=owner), input={"n": 21})
     assert execution.status == "succeeded", execution.error
     assert execution.response["data"]["records"] == [{"n": 21, "result": 42}]
     [child_run] = execution.children.all()
@@ -84,10 +84,10 @@ def test_a_cycle_that_got_past_validation_stops_at_the_depth_limit(application, 
 
     # As if the cycle predates the check at save time.
     monkeypatch.setattr(pipeline, "cycle_through", lambda flow_id, called: None)
-    execution = services.run_execution(execution.pk)
-    assert execution.status == "succeeded"
-    assert Execution.objects.count() == services.MAX_SUBFLOW_DEPTH + 1
+    execution = launch.run_queued(execution.pk)
+    assert execution.status == "failed"  # its one record failed in the deepest child
+    assert Execution.objects.count() == launch.MAX_SUBFLOW_DEPTH + 1
     deepest = Execution.objects.order_by("-created_at").first()
     assert deepest.errors.get().message.endswith(
-        f"nested more than {services.MAX_SUBFLOW_DEPTH} deep; stopped."
+        f"nested more than {launch.MAX_SUBFLOW_DEPTH} deep; stopped."
     )

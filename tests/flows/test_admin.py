@@ -158,19 +158,17 @@ def test_test_run_shows_the_result_and_each_step(admin_client, application):
 def test_run_now_queues_a_run_on_commit(
     admin_client, application, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from apps.executions import tasks
+    from apps.executions import queue
 
     queued = []
-    monkeypatch.setattr(
-        tasks.run_execution, "apply_async", lambda args, task_id: queued.append((args, task_id))
-    )
+    monkeypatch.setattr(queue, "send_run", queued.append)
     flow = Flow.objects.create(application=application, name="f")
     with django_capture_on_commit_callbacks(execute=True):
         admin_client.post(
             "/admin/flows/flow/", {"action": "run_now", "_selected_action": [flow.pk]}
         )
     execution = Execution.objects.get()
-    assert queued == [([str(execution.pk)], str(execution.pk))]
+    assert queued == [str(execution.pk)]
     assert execution.celery_task_id == str(execution.pk)
     assert (execution.trigger, execution.status) == ("run", "queued")
 

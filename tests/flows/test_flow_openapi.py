@@ -131,6 +131,7 @@ def test_a_sync_get_resource(client, flows):
         "422",
         "429",
         "500",
+        "502",
         "503",
         "504",
     }

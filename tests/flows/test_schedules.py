@@ -11,7 +11,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
-from apps.executions import services
+from apps.executions import launch, queue, services
 from apps.executions.models import Execution
 from apps.executions.tasks import run_scheduled_flow
 from apps.flows.models import Flow
@@ -21,7 +21,6 @@ from apps.flows.schedules import (
     next_run_at,
     next_runs,
     parse_schedule,
-    start_scheduled_run,
     sync_flow_schedule,
     validate_timezone,
 )
@@ -329,7 +328,7 @@ def empty_flow(application) -> Flow:
 
 
 def test_a_scheduled_run_is_created_and_run_on_the_worker_that_got_the_tick(empty_flow):
-    execution_id = start_scheduled_run(empty_flow.pk)
+    execution_id = _scheduled(empty_flow.pk)
     execution = Execution.objects.get(pk=execution_id)
     assert execution.status == Status.SUCCEEDED, execution.error
     assert execution.trigger == "schedule"
@@ -349,7 +348,7 @@ def test_the_celery_task_runs_the_flow_under_its_periodic_task_name(empty_flow):
 def test_a_tick_is_skipped_while_a_scheduled_run_is_queued_or_running(empty_flow, status):
     busy = services.create_execution(flow=empty_flow, trigger=SCHEDULE, caller_label="schedule")
     Execution.objects.filter(pk=busy.pk).update(status=status, heartbeat_at=timezone.now())
-    assert start_scheduled_run(empty_flow.pk) is None
+    assert _scheduled(empty_flow.pk) is None
     assert Execution.objects.filter(flow=empty_flow).count() == 1
 
 
@@ -358,42 +357,45 @@ def test_runs_of_other_triggers_do_not_hold_back_the_schedule(empty_flow, owner)
     Execution.objects.filter(pk=other.pk).update(status=Status.RUNNING)
     finished = services.create_execution(flow=empty_flow, trigger=SCHEDULE)
     Execution.objects.filter(pk=finished.pk).update(status=Status.FAILED)
-    assert start_scheduled_run(empty_flow.pk) is not None
+    assert _scheduled(empty_flow.pk) is not None
 
 
 def test_an_abandoned_queued_scheduled_run_is_failed_and_does_not_block(empty_flow, settings):
     settings.FLOWSITE_STALE_EXECUTION_SECONDS = 60
     lost = services.create_execution(flow=empty_flow, trigger=SCHEDULE)
     Execution.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(minutes=5))
-    assert start_scheduled_run(empty_flow.pk) is not None
+    assert _scheduled(empty_flow.pk) is not None
     lost.refresh_from_db()
     assert lost.status == Status.FAILED
     assert "stopped before it started" in lost.error
 
 
 def test_a_missing_or_disabled_flow_is_not_run(empty_flow):
-    assert start_scheduled_run(10**9) is None
+    assert _scheduled(10**9) is None
     Flow.objects.filter(pk=empty_flow.pk).update(disabled=True)
-    assert start_scheduled_run(empty_flow.pk) is None
+    assert _scheduled(empty_flow.pk) is None
     assert not Execution.objects.exists()
 
 
-def test_at_maximum_concurrency_a_scheduled_run_waits_in_the_queue(empty_flow, owner, monkeypatch):
+def test_at_maximum_concurrency_a_scheduled_run_waits_in_the_queue(
+    empty_flow, owner, monkeypatch, django_capture_on_commit_callbacks
+):
     enqueued = []
-    monkeypatch.setattr(services, "enqueue_execution", enqueued.append)
+    monkeypatch.setattr(queue, "send_run", enqueued.append)
     Flow.objects.filter(pk=empty_flow.pk).update(max_concurrency=1)
     api_run = services.create_execution(flow=empty_flow, trigger="api", caller=owner)
     Execution.objects.filter(pk=api_run.pk).update(status=Status.RUNNING)
-    execution_id = start_scheduled_run(empty_flow.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        execution_id = _scheduled(empty_flow.pk)
     assert Execution.objects.get(pk=execution_id).status == Status.QUEUED
-    assert [str(execution.pk) for execution in enqueued] == [execution_id]
+    assert enqueued == [execution_id]
 
 
 def test_at_maximum_concurrency_with_the_reject_policy_the_tick_is_skipped(empty_flow, owner):
     Flow.objects.filter(pk=empty_flow.pk).update(max_concurrency=1, concurrency_policy="reject")
     api_run = services.create_execution(flow=empty_flow, trigger="api", caller=owner)
     Execution.objects.filter(pk=api_run.pk).update(status=Status.RUNNING)
-    execution = Execution.objects.get(pk=start_scheduled_run(empty_flow.pk))
+    execution = Execution.objects.get(pk=_scheduled(empty_flow.pk))
     assert execution.status == Status.CANCELLED
     assert "maximum" in execution.error
 
@@ -512,3 +514,8 @@ def test_a_real_beat_fires_a_kolkata_schedule_and_a_real_worker_runs_it(
         beat.wait(15)
         beat_log.close()
     assert execution.caller_label == "schedule"
+
+
+def _scheduled(flow_id):
+    execution = launch.scheduled(flow_id)
+    return str(execution.pk) if execution is not None else None

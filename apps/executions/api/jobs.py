@@ -9,16 +9,20 @@ from rest_framework.response import Response
 
 from apps.accounts.permissions import HasPrivilege
 from apps.accounts.privileges import Privilege
-from apps.core.exceptions import ApiProblem
+from apps.core.api import read_body
 from apps.core.filters import IdFilter, StrictFilterSet
 from apps.core.openapi import problem_responses
 from apps.core.pagination import ByIdCursorPagination, LinkHeaderCursorPagination
-from apps.executions import services
+from apps.executions import launch, services
+from apps.executions.api import answers
 from apps.executions.api.serializers import (
     JobDetailSerializer,
     JobErrorSerializer,
     JobSerializer,
+    RetryRequest,
 )
+from apps.executions.api.views import caller_of
+from apps.executions.errors import Refused
 from apps.executions.models import Execution
 
 JOB_EXAMPLE = {
@@ -147,12 +151,14 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
         ],
     )
     def cancel(self, request, pk=None):
-        job = self.get_object()
-        if not services.cancel_execution(job):
-            raise ApiProblem(
-                409, f"Job {job.pk} has finished already ({job.status}).", code="job-finished"
-            )
-        return Response(JobSerializer(job).data)
+        job = services.cancel_execution(self.get_object())
+        # A queued job is cancelled at once; a running one stops at its next checkpoint
+        # and always ends cancelled (202: accepted, not done yet).
+        cancelled = job.status == Execution.Status.CANCELLED
+        return Response(
+            JobSerializer(job).data,
+            status=status.HTTP_200_OK if cancelled else status.HTTP_202_ACCEPTED,
+        )
 
     @extend_schema(
         summary="Retry a job: its failed records, or the whole run when it failed",
@@ -186,8 +192,11 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
     )
     def retry(self, request, pk=None):
         job = self.get_object()
-        try:
-            retry = services.retry_execution(execution=job, caller=request.user)
-        except services.NotRetriable as exc:
-            raise ApiProblem(409, str(exc), code="not-retriable") from None
+        body = read_body(RetryRequest, request) if request.data else {}
+        retry = launch.retry(job, caller=caller_of(request), fields=body.get("fields"))
         return Response(JobSerializer(retry).data, status=status.HTTP_201_CREATED)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, Refused):
+            exc = answers.refusal(exc)
+        return super().handle_exception(exc)

@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from apps.core.api import StrictSerializer
 from apps.executions.models import Execution, ExecutionError, StepRun
 
 
@@ -95,3 +96,11 @@ class JobErrorSerializer(serializers.ModelSerializer):
             "retriable",
             "createdAt",
         )
+
+
+class RetryRequest(StrictSerializer):
+    fields = serializers.DictField(
+        required=False,
+        help_text="Values for what was redacted when the job was stored, by JSON pointer "
+        '(e.g. {"/request/query/token": "…"}); a retry without them is refused (409).',
+    )

@@ -1,7 +1,8 @@
 """Flows as APIs: PhixFlow's trigger and poll URLs and Axway's flow-as-a-resource."""
 
-from urllib.parse import urlencode
+import base64
 
+from django.conf import settings
 from django.http import JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -17,13 +18,12 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from apps.accounts.models import ApiKey
-from apps.accounts.privileges import Privilege
-from apps.core.exceptions import ApiProblem
-from apps.core.openapi import problem_responses
+from apps.core.openapi import ProblemSerializer, problem_responses
 from apps.core.parsers import JSONParser, TextParser, XMLTextParser
-from apps.executions import services, triggers
-from apps.executions.models import Execution
-from apps.executions.redaction import redact
+from apps.core.problems import PROBLEM_CONTENT_TYPE
+from apps.executions import launch, selectors
+from apps.executions.api import answers
+from apps.executions.errors import NotAuthenticated, NotFound, Refused
 from apps.flows.api_settings import normalise_path
 from apps.flows.models import Flow
 
@@ -36,28 +36,61 @@ PARSERS = [
 ]
 
 
+def _without_flowsite_credentials(request) -> dict:
+    """The request's headers minus Flowsite's own credentials: the Authorization header
+    that carried a Flowsite API key, and the session and CSRF cookies (and token)."""
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    if isinstance(request.auth, ApiKey):
+        headers.pop("authorization", None)
+    headers.pop("x-csrftoken", None)
+    if "cookie" in headers:
+        own = {settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME}
+        kept = [
+            part.strip()
+            for part in headers["cookie"].split(";")
+            if part.strip() and part.split("=", 1)[0].strip() not in own
+        ]
+        if kept:
+            headers["cookie"] = "; ".join(kept)
+        else:
+            del headers["cookie"]
+    return headers
+
+
+def _raw_body(request) -> dict:
+    """The body exactly as received: text, or base64 when it is not UTF-8."""
+    raw = request._request.body
+    if not raw:
+        return {}
+    try:
+        return {"rawBody": raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"rawBody": base64.b64encode(raw).decode(), "rawBodyEncoding": "base64"}
+
+
 def trigger_request(request) -> dict:
-    """trigger.args.request, as PhixFlow and Axway scripts read it."""
+    """trigger.args.request as the steps see it (PhixFlow's and Axway's scripts read it)."""
     query = {
         key: values[0] if len(values) == 1 else values
         for key, values in request.query_params.lists()
     }
+    raw = _raw_body(request)  # before the parsers read the stream
     body = None
     if request.stream is not None or request.META.get("CONTENT_LENGTH"):
         data = request.data
         if hasattr(data, "lists"):  # form fields: repeated names become lists
             data = {key: values[0] if len(values) == 1 else values for key, values in data.lists()}
         body = data if data != {} else None
-    redacted_query = urlencode(redact(query), doseq=True)
     path = request.path
+    query_string = request.META.get("QUERY_STRING", "")
     return {
         "method": request.method,
-        # Rebuilt from the redacted query: ?api_key=… never reaches storage or the flow.
-        "url": request.build_absolute_uri(path) + (f"?{redacted_query}" if redacted_query else ""),
+        "url": request.build_absolute_uri(path) + (f"?{query_string}" if query_string else ""),
         "path": path,
-        "headers": {name.lower(): value for name, value in request.headers.items()},
+        "headers": _without_flowsite_credentials(request),
         "query": query,
         "body": body,
+        **raw,
         "contentType": request.content_type.split(";")[0].strip() if body is not None else "",
     }
 
@@ -67,58 +100,50 @@ def client_ip(request) -> str | None:
     return BaseThrottle().get_ident(request)
 
 
-class FlowCallView(APIView):
+def caller_of(request) -> launch.Caller:
+    api_key = request.auth if isinstance(request.auth, ApiKey) else None
+    return launch.Caller(user=request.user, api_key=api_key, client_ip=client_ip(request))
+
+
+class RunsView(APIView):
+    """Views that start or read runs: the front door's refusals become problems."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, Refused):
+            exc = answers.refusal(exc)
+        return super().handle_exception(exc)
+
+
+class FlowCallView(RunsView):
     """Shared by every way of calling a flow."""
 
-    permission_classes = [AllowAny]  # who may call is decided per flow (check_caller)
+    permission_classes = [AllowAny]  # who may call is decided per flow (the front door)
     parser_classes = PARSERS
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        triggers.idempotency_key(request)  # refuse a bad one before anything else
+        # Refuse a bad key before anything else.
+        launch.check_idempotency_key(request.headers.get("Idempotency-Key", ""))
 
     def handle_exception(self, exc):
         # An anonymous caller learns nothing about which flows exist: 401, not 404.
         user = getattr(self.request, "user", None)
-        if (
-            isinstance(exc, ApiProblem)
-            and exc.status_code == 404
-            and not (user and user.is_authenticated)
-        ):
-            exc = triggers.unauthenticated()
+        if isinstance(exc, NotFound) and not (user and user.is_authenticated):
+            exc = NotAuthenticated()
         return super().handle_exception(exc)
 
     def call(self, request, flow: Flow):
-        api = flow.api_settings
-        api_key = request.auth if isinstance(request.auth, ApiKey) else None
-        triggers.check_caller(flow, api, request.user, api_key)
-        mode = api.mode
-        if "respond-async" in request.headers.get("Prefer", "").lower():
-            mode = "async"
-        trigger = trigger_request(request)
-        triggers.check_input(api, trigger)
-        call = triggers.Call(
-            flow=flow,
-            api=api,
-            request=trigger,
-            user=request.user,
-            client_ip=client_ip(request),
-            mode=mode,
-            timeout_ms=triggers.call_timeout(api, mode, request.query_params.get("timeout")),
-            idempotency_key=triggers.idempotency_key(request),
+        launched = launch.call_flow(
+            flow,
+            caller=caller_of(request),
+            request=trigger_request(request),
+            respond_async="respond-async" in request.headers.get("Prefer", "").lower(),
+            timeout=request.query_params.get("timeout"),
+            idempotency_key=request.headers.get("Idempotency-Key", ""),
         )
-        execution, created = triggers.start(call)
-        if mode == "sync" and created:
-            execution = services.run_in_process(execution, call.timeout_ms)
-        elif mode == "async":
-            if created:
-                triggers.enqueue(execution)
-            return triggers.accepted(execution)
-        else:  # auto, or a repeated sync call whose first run may still be going
-            if created:
-                triggers.enqueue(execution)
-            execution = triggers.wait_for(execution, call.timeout_ms)
-        return triggers.answer(execution)
+        if not launched.answer_now:
+            return answers.accepted(launched.execution)
+        return answers.answer(launched.execution)
 
 
 ENVELOPE = {
@@ -131,12 +156,63 @@ ACCEPTED = {
     "status": "queued",
     "pollUrl": "/api/1/action/Sales/Hot%20leads/poll/3f2c8a9e-8d4b-4f39-9a57-6f1f5e0f9d11",
 }
+FLOW_FAILED = {
+    "type": "urn:flowsite:problem:flow-failed",
+    "title": "Internal Server Error",
+    "status": 500,
+    "detail": "Script prepareResponse at line 2: Error: boom 42",
+    "processId": ENVELOPE["processId"],
+    "pollUrl": ACCEPTED["pollUrl"],
+    "errors": [
+        {
+            "step": "pageProcessors[0]",
+            "stepName": "prepareResponse",
+            "message": "Script prepareResponse at line 2: Error: boom 42",
+            "record": {"company": "Acme"},
+            "httpStatus": None,
+        }
+    ],
+}
+UPSTREAM_FAILED = {
+    **FLOW_FAILED,
+    "title": "Bad Gateway",
+    "status": 502,
+    "detail": "Look up company: 503 from https://crm.example.com/companies/7",
+    "upstreamStatus": 503,
+    "step": "pageProcessors[0]",
+    "errors": [{**FLOW_FAILED["errors"][0], "httpStatus": 503}],
+}
+COMPLETED_WITH_ERRORS = {
+    **ENVELOPE,
+    "status": "completed_with_errors",
+    "errors": {"count": 1, "first": [{**FLOW_FAILED["errors"][0], "record": {"company": "X"}}]},
+}
+
+
+def _failed(status: int, title: str, value: dict) -> dict:
+    return {
+        (status, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+            response=ProblemSerializer,
+            description=title,
+            examples=[OpenApiExample(title, value=value, response_only=True)],
+        )
+    }
+
+
 CALL_RESPONSES = {
     (200, "application/json"): OpenApiResponse(
         response=OpenApiTypes.OBJECT,
-        description="Sync/auto: the flow's response — its script's {statusCode, body|result} "
-        "or the envelope {processId, status, data: {<outputName>: [...]}}.",
-        examples=[OpenApiExample("Envelope", value=ENVELOPE, response_only=True)],
+        description="Sync/auto: the flow's response — its script's {statusCode, headers, "
+        "body|result} sent as set (any 200-599, with X-Content-Type-Options: nosniff and "
+        "Content-Security-Policy: sandbox), or the envelope {processId, status, data: "
+        "{<outputName>: [...]}}; a run that completed with record errors adds errors "
+        "{count, first} and answers the status api.errorStatus chooses (200 by default).",
+        examples=[
+            OpenApiExample("Envelope", value=ENVELOPE, response_only=True),
+            OpenApiExample(
+                "Completed with errors", value=COMPLETED_WITH_ERRORS, response_only=True
+            ),
+        ],
     ),
     (202, "application/json"): OpenApiResponse(
         response=OpenApiTypes.OBJECT,
@@ -144,6 +220,20 @@ CALL_RESPONSES = {
         examples=[OpenApiExample("Accepted", value=ACCEPTED, response_only=True)],
     ),
     **problem_responses(400, 401, 403, 404, 409, 413, 415, 429),
+    **_failed(500, "The run failed (a script threw, a sandbox limit, a crash)", FLOW_FAILED),
+    **_failed(502, "An outbound call failed the run", UPSTREAM_FAILED),
+    **_failed(
+        504,
+        "The run passed its deadline",
+        {
+            **FLOW_FAILED,
+            "title": "Gateway Timeout",
+            "status": 504,
+            "type": "urn:flowsite:problem:timed-out",
+            "detail": "The run passed its deadline and was stopped.",
+            "errors": [],
+        },
+    ),
 }
 CALL_PARAMETERS = [
     OpenApiParameter("timeout", int, description="Milliseconds to wait (sync/auto); capped."),
@@ -180,7 +270,7 @@ class TriggerView(FlowCallView):
     http_method_names = ["get", "post", "options"]
 
     def get(self, request, application: str, flow: str):
-        return self.call(request, triggers.flow_by_name(application, flow))
+        return self.call(request, selectors.flow_by_name(application, flow))
 
     def post(self, request, application: str, flow: str):
         return self.get(request, application, flow)
@@ -193,7 +283,8 @@ class LegacyTriggerView(FlowCallView):
     http_method_names = ["get", "post", "options"]
 
     def get(self, request, flow: str):
-        return self.call(request, triggers.flow_by_legacy_name(flow, request.user))
+        authenticated = bool(request.user and request.user.is_authenticated)
+        return self.call(request, selectors.flow_by_legacy_name(flow, authenticated=authenticated))
 
     def post(self, request, flow: str):
         return self.get(request, flow)
@@ -219,7 +310,7 @@ class ResourceView(FlowCallView):
 
     def get(self, request, path: str):
         path = normalise_path("/" + path)
-        return self.call(request, triggers.flow_by_resource(request.method, path))
+        return self.call(request, selectors.flow_by_resource(request.method, path))
 
     # One function per method, so each is documented as its own operation.
     def post(self, request, path: str):
@@ -257,24 +348,16 @@ POLL_EXAMPLE = {**ENVELOPE, "data": {"records": [{"company": "Acme"}]}}
         **problem_responses(401, 404, 429),
     },
 )
-class PollView(APIView):
+class PollView(RunsView):
     """GET /api/1/action/<Application>/<Flow>/poll/<processId>"""
 
     permission_classes = [AllowAny]  # the caller who started it, or view_executions
 
     def get(self, request, application: str, flow: str, process_id):
-        execution = (
-            Execution.objects.select_related("flow__application")
-            .filter(pk=process_id, flow__application__name=application, flow__name=flow)
-            .first()
-        )
-        if execution is None or not may_poll(request, execution):
-            raise ApiProblem(404, f"Process {process_id} does not exist.", code="not-found")
-        return JsonResponse(triggers.poll_document(execution))
-
-
-def may_poll(request, execution: Execution) -> bool:
-    user = request.user
-    if user and user.is_authenticated:
-        return execution.caller_id == user.pk or user.has_perm(Privilege.VIEW_EXECUTIONS.perm)
-    return execution.caller_id is None and execution.caller_ip == client_ip(request)
+        execution = selectors.run_to_poll(process_id, application, flow)
+        caller = caller_of(request)
+        if execution is None or not selectors.may_poll(
+            execution, user=caller.user, api_key=caller.api_key, client_ip=caller.client_ip
+        ):
+            raise NotFound(f"Process {process_id} does not exist.")
+        return JsonResponse(answers.poll_document(execution))

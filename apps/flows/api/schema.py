@@ -2,13 +2,10 @@
 
 from drf_spectacular.utils import (
     OpenApiExample,
-    OpenApiParameter,
     extend_schema,
 )
 
 from apps.core.openapi import crud_schema, problem_responses
-from apps.executions.api.jobs import JOB_EXAMPLE
-from apps.executions.api.serializers import JobSerializer
 from apps.flows.documents import Document
 
 STAMPS = {"lastModified": "2017-08-19T17:04:54.005Z", "createdAt": "2017-08-01T20:43:42.156Z"}
@@ -240,59 +237,6 @@ import_schema = extend_schema(
     ],
 )
 
-run_schema = extend_schema(
-    tags=["flows"],
-    summary="Run a flow now, with custom input (201: the job)",
-    description="`input` is validated against the flow's api.inputSchema and reaches steps "
-    "as {{trigger.args.input}} (and is the starting record of a flow without page "
-    "generators); `_exportIds` runs only these page generators; `variables` override the "
-    "flow's; `startDate`/`endDate` are {{trigger.args.startDate}}/{{trigger.args.endDate}}. "
-    "The same Idempotency-Key answers the same job (200).",
-    parameters=[
-        OpenApiParameter(
-            "Idempotency-Key", str, OpenApiParameter.HEADER, description="Same key, same job."
-        )
-    ],
-    request={
-        "application/json": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "input": {},
-                "_exportIds": {"type": "array", "items": {"type": "string"}},
-                "variables": {"type": "object"},
-                "startDate": {"type": "string", "format": "date-time"},
-                "endDate": {"type": "string", "format": "date-time"},
-            },
-        }
-    },
-    responses={
-        201: JobSerializer,
-        200: JobSerializer,
-        **problem_responses(400, 401, 403, 404, 409, 429),
-    },
-    examples=[
-        OpenApiExample(
-            "Run with custom input",
-            value={"input": {"skus": ["A-1", "B-2"]}, "variables": {"region": "EU"}},
-            request_only=True,
-        ),
-        OpenApiExample(
-            "Run only some exports in a window",
-            value={
-                "_exportIds": ["7"],
-                "startDate": "2026-11-01T00:00:00Z",
-                "endDate": "2026-11-22T00:00:00Z",
-            },
-            request_only=True,
-        ),
-        OpenApiExample(
-            "Job",
-            value={**JOB_EXAMPLE, "status": "queued", "trigger": "run", "caller": "ci-bot"},
-            response_only=True,
-        ),
-    ],
-)
 
 replace_connection_schema = extend_schema(
     tags=["flows"],
@@ -379,16 +323,6 @@ audit_schema = extend_schema(
     examples=[OpenApiExample("Audit", value=[AUDIT_ENTRY], response_only=True)],
 )
 
-logs_schema = extend_schema(
-    tags=["flows"],
-    summary="The flow's recent jobs (newest first)",
-    parameters=[
-        OpenApiParameter("limit", int, description="Page size (100, at most 1000)."),
-        OpenApiParameter("cursor", str, description="From the Link header's next URL."),
-    ],
-    responses={200: JobSerializer(many=True), **problem_responses(401, 403, 404, 429)},
-    examples=[OpenApiExample("Logs", value=[JOB_EXAMPLE], response_only=True)],
-)
 
 dependencies_schema = extend_schema(
     tags=["flows"],

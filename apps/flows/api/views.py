@@ -6,8 +6,7 @@ from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from apps.accounts.permissions import READ_DEFINITIONS, HasPrivilege
-from apps.accounts.privileges import Privilege
+from apps.accounts.permissions import READ_DEFINITIONS
 from apps.core.api import (
     DocumentViewSet,
     StrictSerializer,
@@ -17,9 +16,6 @@ from apps.core.api import (
 )
 from apps.core.exceptions import ApiProblem
 from apps.core.pagination import LinkHeaderCursorPagination
-from apps.executions import triggers
-from apps.executions.api.serializers import JobSerializer
-from apps.executions.models import Execution
 from apps.flows import selectors, services
 from apps.flows.api import filters
 from apps.flows.api.schema import (
@@ -28,12 +24,9 @@ from apps.flows.api.schema import (
     dependencies_schema,
     download_schema,
     import_schema,
-    logs_schema,
     replace_connection_schema,
     resource_schema,
-    run_schema,
 )
-from apps.flows.api_settings import input_errors
 from apps.flows.documents import (
     CONNECTION,
     EXPORT,
@@ -132,14 +125,6 @@ class ImportRequest(StrictSerializer):
     name = serializers.CharField(required=False, max_length=100)
 
 
-class RunRequest(StrictSerializer):
-    input = serializers.JSONField(required=False)
-    _exportIds = serializers.ListField(child=_id_field(), required=False, allow_empty=False)
-    variables = serializers.DictField(required=False)
-    startDate = serializers.DateTimeField(required=False)
-    endDate = serializers.DateTimeField(required=False)
-
-
 class ReplaceConnectionRequest(StrictSerializer):
     _connectionId = _id_field()
     _newConnectionId = _id_field()
@@ -166,10 +151,6 @@ class FlowViewSet(ResourceViewSet):
     filterset_class = filters.FlowFilter
 
     def get_permissions(self):
-        if self.action == "run":
-            return [HasPrivilege.of(Privilege.RUN_FLOWS)()]
-        if self.action == "logs":
-            return [HasPrivilege.of(Privilege.VIEW_EXECUTIONS)()]
         if self.action in ("dependencies", "audit", "download", "template"):
             return [READ_DEFINITIONS()]
         return super().get_permissions()
@@ -226,73 +207,6 @@ class FlowViewSet(ResourceViewSet):
     def template(self, request, pk=None):
         return self.download(request, pk)
 
-    @run_schema
-    @action(detail=True, methods=["post"])
-    def run(self, request, pk=None):
-        flow = self.get_object()
-        body = read_body(RunRequest, request)
-        key = triggers.idempotency_key(request)
-        if flow.disabled:
-            raise ApiProblem(
-                409, f"Flow {flow} is disabled: enable it to run it.", code="flow-disabled"
-            )
-        api = flow.api_settings
-        if api.input_schema is not None and (
-            errors := input_errors(api.input_schema, body.get("input", {}))
-        ):
-            raise ApiProblem(
-                400,
-                f"The input does not match the flow's input schema ({len(errors)} problem(s)).",
-                code="invalid-input",
-                errors=[{**e, "pointer": "#/input" + e["pointer"][1:]} for e in errors],
-            )
-        options = self._run_options(flow, body)
-        execution, created = triggers.start(
-            triggers.Call(
-                flow=flow,
-                api=api,
-                request=None,
-                user=request.user,
-                client_ip=None,
-                mode=Execution.Mode.ASYNC,
-                timeout_ms=flow.timeout_ms,
-                idempotency_key=key,
-                trigger=Execution.Trigger.RUN,
-                input=body.get("input"),
-                variables=body.get("variables"),
-                options=options,
-            )
-        )
-        if created:
-            triggers.enqueue(execution)
-        return Response(
-            JobSerializer(execution).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
-
-    @staticmethod
-    def _run_options(flow: Flow, body: dict) -> dict:
-        options: dict = {}
-        if export_ids := body.get("_exportIds"):
-            generators = {str(g.get("_exportId")) for g in flow.page_generators}
-            if unknown := [pk for pk in export_ids if pk not in generators]:
-                raise invalid(
-                    {
-                        "_exportIds": [
-                            f"Not page generators of this flow: {', '.join(unknown)}. Its page "
-                            f"generators are: {', '.join(sorted(generators)) or 'none'}."
-                        ]
-                    }
-                )
-            options["_exportIds"] = export_ids
-        start, end = body.get("startDate"), body.get("endDate")
-        if start and end and end < start:
-            raise invalid({"endDate": ["endDate is before startDate."]})
-        for name, moment in (("startDate", start), ("endDate", end)):
-            if moment is not None:
-                options[name] = moment.isoformat().replace("+00:00", "Z")
-        return options
-
     @replace_connection_schema
     @action(detail=True, methods=["put"], url_path="replaceConnection")
     def replace_connection(self, request, pk=None):
@@ -348,14 +262,6 @@ class FlowViewSet(ResourceViewSet):
                 for record, previous in zip(page, [*page[1:], before], strict=True)
             ]
         )
-
-    @logs_schema
-    @action(detail=True, methods=["get"])
-    def logs(self, request, pk=None):
-        flow = self.get_object()
-        paginator = LinkHeaderCursorPagination()
-        page = paginator.paginate_queryset(Execution.objects.filter(flow=flow), request, view=self)
-        return paginator.get_paginated_response(JobSerializer(page, many=True).data)
 
     @dependencies_schema
     @action(detail=True, methods=["get"])

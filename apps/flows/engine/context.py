@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from apps.flows.outbound import ConnectionConfig, HttpRequest, HttpResponse, RetryPolicy
-from apps.flows.sandbox import ScriptResult
+from apps.flows.outbound.retry import RetryPolicy
+from apps.flows.outbound.values import ConnectionConfig, HttpRequest, HttpResponse
+from apps.flows.sandbox.results import ScriptResult
 
 SAMPLE_RECORDS = 3
 MAX_DEBUG_LINES = 500
@@ -126,6 +127,7 @@ class RecordedError:
     http_status: int | None = None
     body_excerpt: str = ""
     retriable: bool = False
+    outbound: bool = False  # an outbound call failed it (the run answers 502 if it fails)
 
 
 @dataclass

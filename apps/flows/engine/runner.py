@@ -8,6 +8,7 @@ from typing import Any
 
 from apps.flows.engine.context import (
     DeadlineReached,
+    RecordedError,
     RunAborted,
     RunCancelled,
     RunContext,
@@ -24,7 +25,7 @@ Resume = list[tuple[int, list]]
 
 @dataclass
 class Outcome:
-    status: str  # succeeded | failed | cancelled | timed_out
+    status: str  # succeeded | completed_with_errors | failed | cancelled | timed_out
     num_success: int = 0
     num_error: int = 0
     num_ignore: int = 0
@@ -33,6 +34,23 @@ class Outcome:
     response: dict | None = None  # the flow's own {statusCode, …} answer, when it gives one
     status_code: int | None = None
     error: str = ""
+
+
+def settled(outcome: Outcome, errors: list[RecordedError]) -> None:
+    """The status of a run that went through to its end (DESIGN §8): `succeeded` without
+    record errors, `completed_with_errors` when some records failed and at least one
+    reached the end of the last processor, `failed` when none did. A failed run answers
+    502 when an outbound call failed it, else 500."""
+    if not outcome.num_error:
+        outcome.status = "succeeded"
+        return
+    if outcome.num_success:
+        outcome.status = "completed_with_errors"
+        return
+    outcome.status = "failed"
+    first = errors[0] if errors else None
+    outcome.error = first.message if first else f"All {outcome.num_error} record(s) failed."
+    outcome.status_code = 502 if first is not None and first.outbound else 500
 
 
 def script_response(spec: FlowSpec, output: list) -> dict | None:
@@ -97,7 +115,8 @@ class _Run:
             else:
                 for start, records in resume:
                     self.process(list(records), start)
-            outcome.status = "succeeded"
+            outcome.num_error = self.ctx.recorder.error_count
+            settled(outcome, self.ctx.recorder.errors)
         except DeadlineReached:
             outcome.status = "timed_out"
             outcome.error = "The run passed its deadline and was stopped."
@@ -115,10 +134,18 @@ class _Run:
             outcome.status_code = 500
         outcome.num_error = self.ctx.recorder.error_count
         outcome.num_ignore = self.ctx.recorder.ignored
-        if outcome.status == "succeeded":
-            outcome.response = script_response(self.spec, outcome.output)
-            if outcome.response is not None:
-                outcome.status_code = int(outcome.response["statusCode"])
+        if outcome.status in ("succeeded", "completed_with_errors"):
+            response = script_response(self.spec, outcome.output)
+            if response is not None and response["statusCode"] < 200:
+                outcome.status = "failed"
+                outcome.status_code = 500
+                outcome.error = (
+                    f"The flow answered {response['statusCode']}: a 1xx status is not a "
+                    "final answer; answer with 200-599."
+                )
+            elif response is not None:
+                outcome.response = response
+                outcome.status_code = int(response["statusCode"])
         return outcome
 
 

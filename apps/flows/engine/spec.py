@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Any
 
-from apps.flows.outbound import ConnectionConfig
+from apps.flows.outbound.values import ConnectionConfig
 
 
 @dataclass(frozen=True)

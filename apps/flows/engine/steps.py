@@ -14,10 +14,13 @@ from apps.flows.engine.mapping import apply_mapping
 from apps.flows.engine.paths import get_path
 from apps.flows.engine.spec import ExportSpec, ImportSpec, ScriptSpec, StepSpec, SubflowSpec
 from apps.flows.engine.templates import render, render_string
-from apps.flows.outbound import DeadlineExceeded, HttpRequest, HttpResponse, OutboundError
-from apps.flows.sandbox import ScriptAbort, ScriptError
+from apps.flows.outbound.errors import DeadlineExceeded, OutboundError
+from apps.flows.outbound.values import HttpRequest, HttpResponse
+from apps.flows.sandbox.results import ScriptAbort, ScriptError
 
 STEP_KINDS: dict[str, type["Step"]] = {}
+# A script stopped by the sandbox (CPU time, memory, a crashed sandbox) fails the run.
+SANDBOX_LIMITS = frozenset({"timeout", "memory", "crashed"})
 
 
 def register(kind: str):
@@ -32,13 +35,16 @@ def register(kind: str):
 class StepFailed(Exception):
     """One record (or batch) failed this step; carries what the error record needs."""
 
-    def __init__(self, message: str, *, http_status=None, body_excerpt="", retriable=False):
+    def __init__(
+        self, message: str, *, http_status=None, body_excerpt="", retriable=False, outbound=False
+    ):
         super().__init__(message)
         self.message = message
         self.details = {
             "http_status": http_status,
             "body_excerpt": body_excerpt or "",
             "retriable": retriable,
+            "outbound": outbound,
         }
 
     @classmethod
@@ -52,6 +58,7 @@ class StepFailed(Exception):
             http_status=error.status,
             body_excerpt=error.body_excerpt or "",
             retriable=error.retriable,
+            outbound=True,
         )
 
 
@@ -327,12 +334,16 @@ class ScriptStep(Step):
             )
         except ScriptAbort as abort:
             stats.log(abort.debug or [])
+            ctx.recorder.error(self.spec, f"Script {script.name}: error(): {abort.message}")
             raise RunAborted(abort.message, status=abort.status) from None
         except ScriptError as error:
             stats.log(error.debug or [])
             ctx.checkpoint()  # stopped by the run's deadline (or cancelled): the run stops
             where = f" at line {error.line}" if error.line else ""
             message = f"Script {script.name}{where}: {error.message}"
+            if error.kind in SANDBOX_LIMITS:  # not the records' fault: the run fails
+                ctx.recorder.error(self.spec, message)
+                raise RunAborted(message, status=500) from None
             for record in page:
                 ctx.recorder.error(self.spec, message, record=record)
             return page if self.spec.proceed_on_failure else []

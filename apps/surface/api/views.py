@@ -15,8 +15,9 @@ from apps.core.api import DocumentJSONParser
 from apps.core.exceptions import ApiProblem
 from apps.core.openapi import ProblemSerializer, problem_responses
 from apps.core.problems import problem
+from apps.executions.api.answers import refusal
 from apps.executions.api.views import client_ip
-from apps.executions.triggers import unauthenticated
+from apps.executions.errors import NotAuthenticated, Refused
 from apps.flows.pipeline import MAX_ID
 from apps.records.models import RecordField
 from apps.records.selectors import InvalidQuery
@@ -51,7 +52,7 @@ class SurfaceView(APIView):
     def caller(self, request):
         user = request.user
         if not (user and user.is_authenticated):
-            raise unauthenticated()
+            raise refusal(NotAuthenticated())
         refuse_restricted_key(request)
         try:
             selectors.check_caller(self.surface, user)
@@ -224,6 +225,8 @@ class ExecuteView(SurfaceView):
             raise ApiProblem(409, str(exc), code="transaction-id-reused") from None
         except services.FlowFailed as exc:
             raise flow_failed_problem(exc) from None
+        except Refused as exc:  # e.g. the flow's concurrency limit: nothing was changed
+            raise refusal(exc) from None
         headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
         return Response(answer.body, status=answer.status, headers=headers)
 

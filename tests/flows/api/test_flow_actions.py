@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 
 from apps.accounts.models import Role
 from apps.accounts.privileges import Privilege
-from apps.executions import services
+from apps.executions import launch, services
 from apps.executions.models import Execution
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.records.models import RecordType
@@ -323,7 +323,7 @@ def test_a_run_reaches_its_steps_with_its_input_export_ids_and_start_date(
     )
     assert response.status_code == 201, response.json()
 
-    job = services.run_execution(response.json()["_id"])
+    job = launch.run_queued(response.json()["_id"])
 
     assert (job.status, job.num_success, job.num_error) == ("succeeded", 2, 0), job.error
     paths = [request.path for request, _ in httpserver.log]
@@ -367,7 +367,7 @@ def serve_pages(server: HTTPServer, tag: str, first_page=None) -> None:
 def run_in_thread(execution_id, results: list) -> threading.Thread:
     def target():
         try:
-            results.append(services.run_execution(execution_id))
+            results.append(launch.run_queued(execution_id))
         finally:
             db_connection.close()
 
@@ -449,7 +449,7 @@ def test_replace_connection_during_a_run_leaves_the_run_on_the_old_connection(
     assert server_b.log == []
 
     following = services.create_execution(flow=flow, trigger=Execution.Trigger.RUN)
-    following = services.run_execution(following.pk)
+    following = launch.run_queued(following.pk)
     assert following.status == "succeeded", following.error
     assert len(httpserver.log) == 5  # nothing more on A
     assert [r.path for r, _ in server_b.log] == [

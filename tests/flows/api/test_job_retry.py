@@ -7,7 +7,7 @@ import re
 import pytest
 from werkzeug.wrappers import Response
 
-from apps.executions import services
+from apps.executions import launch, services
 from apps.executions.models import Execution
 from apps.flows.models import Export, Flow, Import, Script
 
@@ -70,8 +70,12 @@ def test_a_job_with_record_errors_retries_only_the_failed_record_from_its_step(
 ):
     run = manager.post(f"/api/v1/flows/{items_flow.pk}/run", {}, format="json")
     assert run.status_code == 201, run.json()
-    original = services.run_execution(run.json()["_id"])
-    assert (original.status, original.num_success, original.num_error) == ("succeeded", 3, 1)
+    original = launch.run_queued(run.json()["_id"])
+    assert (original.status, original.num_success, original.num_error) == (
+        "completed_with_errors",
+        3,
+        1,
+    )
 
     locked.clear()  # the target system accepts item 2 now
     response = manager.post(retry_url(original.pk))
@@ -86,7 +90,7 @@ def test_a_job_with_record_errors_retries_only_the_failed_record_from_its_step(
     )
     assert retry["caller"] == "member"
     before = len(httpserver.log)
-    done = services.run_execution(retry["_id"])
+    done = launch.run_queued(retry["_id"])
     assert (done.status, done.num_success, done.num_error) == ("succeeded", 1, 0), done.error
     # Neither the export nor the script ran again: item 2 as the script had named it.
     assert requests_since(httpserver, before) == [("/items/2", {"id": 2, "name": "item-2"})]
@@ -122,7 +126,7 @@ def test_a_failed_job_retries_the_whole_run_with_the_same_input(
         {"input": {"batch": "B1"}, "variables": {"region": "EU"}},
         format="json",
     )
-    original = services.run_execution(run.json()["_id"])
+    original = launch.run_queued(run.json()["_id"])
     assert original.status == "failed"
     assert [r.path for r, _ in httpserver.log] == ["/flaky"]
 
@@ -137,7 +141,7 @@ def test_a_failed_job_retries_the_whole_run_with_the_same_input(
         {"batch": "B1"},
     )
     assert Execution.objects.get(pk=retry["_id"]).variables == {"region": "EU"}
-    done = services.run_execution(retry["_id"])
+    done = launch.run_queued(retry["_id"])
     assert (done.status, done.num_success) == ("succeeded", 2), done.error
     assert requests_since(httpserver, 1) == [
         ("/flaky", None),
@@ -159,11 +163,11 @@ def test_a_job_still_going_cannot_be_retried(manager, items_flow, status):
 def test_a_job_that_succeeded_without_errors_cannot_be_retried(manager, items_flow, locked):
     locked.clear()
     job = services.create_execution(flow=items_flow, trigger="run")
-    job = services.run_execution(job.pk)
+    job = launch.run_queued(job.pk)
     assert (job.status, job.num_error) == ("succeeded", 0)
     response = manager.post(retry_url(job.pk))
     assert (response.status_code, response["Content-Type"]) == (409, PROBLEM)
-    assert "without failed records" in response.json()["detail"]
+    assert "succeeded: there is nothing to retry" in response.json()["detail"]
     assert Execution.objects.count() == 1
 
 

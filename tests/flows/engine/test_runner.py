@@ -64,7 +64,7 @@ def test_the_seed_orchestrated_flow_maps_lookups_into_records_and_imports_them()
         ],
     )
     outcome = run_flow(spec, context(http))
-    assert outcome.status == "succeeded"
+    assert outcome.status == "completed_with_errors"
     assert posted_stats[0] == {"id": 1, "email": "a@x", "numConnections": 4, "numFlows": 9}
     assert [r["id"] for r in posted_audit] == [1, 2, 3]  # 2 failed Stats but proceeded
     assert (outcome.num_success, outcome.num_error) == (3, 1)
@@ -134,9 +134,10 @@ def test_a_throwing_script_fails_its_page_records_with_the_line():
     outcome = run_flow(
         flow(processors=[("script", script("throw"), {})]), ctx, initial_record={"a": 1}
     )
-    assert outcome.status == "succeeded"
+    assert (outcome.status, outcome.status_code) == ("failed", 500)  # no record got through
     assert outcome.num_error == 1
     assert ctx.recorder.errors[0].message == "Script throw at line 3: TypeError: x is undefined"
+    assert outcome.error == "Script throw at line 3: TypeError: x is undefined"
 
 
 def test_a_script_that_drops_records_counts_them_as_ignored():
@@ -297,7 +298,11 @@ def test_a_mapping_that_cannot_apply_fails_only_its_record():
     )
     ctx = context(http)
     outcome = run_flow(spec, ctx)
-    assert (outcome.status, outcome.num_success, outcome.num_error) == ("succeeded", 1, 1)
+    assert (outcome.status, outcome.num_success, outcome.num_error) == (
+        "completed_with_errors",
+        1,
+        1,
+    )
     assert "cannot set 'tags.id'" in ctx.recorder.errors[0].message
     assert outcome.output == [{"tags": {"id": 7}}]
 

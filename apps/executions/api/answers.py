@@ -1,0 +1,225 @@
+"""HTTP answers about runs, in one place: a refusal's problem document, the answer of a
+sync or auto call, the 202 of an async one, and the poll document (DESIGN §8).
+
+Run outcome → answer:
+- `succeeded`: the flow's own `{statusCode, headers, body}` as it set it, else the envelope
+  `{processId, status, data: {<outputName>: [...]}}` with 200;
+- `completed_with_errors`: the same, with `errors: {count, first}` in the envelope, and
+  the status `api.errorStatus` chooses (200, 207, 400-599 or "phixflow");
+- `failed`: a problem with `processId`, `pollUrl` and the first errors; its status is the
+  one `error(message, status)` chose, else 502 (with `upstreamStatus`) when an outbound
+  call failed the run, else 500;
+- `timed_out`: 504; `cancelled`: 409.
+"""
+
+import json
+import re
+from typing import Any
+
+from django.http import HttpResponse, JsonResponse
+
+from apps.accounts.permissions import MissingPrivilege
+from apps.core.exceptions import ApiProblem
+from apps.core.problems import PROBLEM_CONTENT_TYPE, problem
+from apps.executions import errors, selectors
+from apps.executions.models import Execution
+from apps.flows.api_settings import FlowApi
+
+Status = Execution.Status
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "content-length",
+        "transfer-encoding",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-connection",
+        "set-cookie",
+    }
+)
+# A flow's answer is the flow's content on Flowsite's origin: never sniffed, and sandboxed
+# so that HTML in it cannot act as a page of the admin.
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+
+REFUSAL_STATUS: dict[type[errors.Refused], int] = {
+    errors.NotAuthenticated: 401,
+    errors.NotFound: 404,
+    errors.AmbiguousFlow: 409,
+    errors.MethodNotAllowed: 405,
+    errors.PrivilegeMissing: 403,
+    errors.RoleRequired: 403,
+    errors.KeyRestricted: 403,
+    errors.FlowDisabled: 409,
+    errors.InvalidInput: 400,
+    errors.InvalidTimeout: 400,
+    errors.InvalidIdempotencyKey: 400,
+    errors.IdempotencyKeyReused: 422,
+    errors.ConcurrencyLimit: 409,
+    errors.BrokerUnavailable: 503,
+    errors.NotRetriable: 409,
+    errors.SecretFieldsMissing: 409,
+    errors.AlreadyFinished: 409,
+}
+
+
+def refusal(refused: errors.Refused) -> Exception:
+    """The problem answering a refusal (DRF's exception handler renders it)."""
+    if isinstance(refused, errors.PrivilegeMissing):
+        return MissingPrivilege(refused.privilege)
+    headers: dict[str, str] = {}
+    details = dict(refused.details)
+    if isinstance(refused, errors.NotAuthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="flowsite"'
+    elif isinstance(refused, errors.MethodNotAllowed):
+        headers["Allow"] = details.pop("allow")
+    elif isinstance(refused, errors.ConcurrencyLimit):
+        headers["Retry-After"] = "1"
+        details.pop("active", None)
+    elif isinstance(refused, errors.BrokerUnavailable):
+        headers["Retry-After"] = "5"
+    return ApiProblem(
+        REFUSAL_STATUS[type(refused)],
+        refused.message,
+        code=refused.code,
+        headers=headers,
+        **details,
+    )
+
+
+def accepted(execution: Execution) -> JsonResponse:
+    url = selectors.poll_url(execution)
+    return JsonResponse(
+        {"processId": str(execution.pk), "status": execution.status, "pollUrl": url},
+        status=202,
+        headers={"Location": url, "Retry-After": "1"},
+    )
+
+
+def _failure_status(execution: Execution) -> int:
+    if execution.status == Status.TIMED_OUT:
+        return 504
+    if execution.status == Status.CANCELLED:
+        return 409
+    code = execution.status_code or 0
+    return code if 400 <= code <= 599 else 500
+
+
+def failure(execution: Execution) -> JsonResponse:
+    status = _failure_status(execution)
+    code = {Status.TIMED_OUT: "timed-out", Status.CANCELLED: "cancelled"}.get(
+        execution.status, "flow-failed"
+    )
+    found = selectors.first_errors(execution)
+    extensions: dict[str, Any] = {
+        "processId": str(execution.pk),
+        "pollUrl": selectors.poll_url(execution),
+        "errors": found,
+    }
+    if status == 502:
+        upstream = next((e for e in found if e["httpStatus"] is not None), None)
+        extensions["upstreamStatus"] = upstream["httpStatus"] if upstream else None
+        extensions["step"] = (upstream or (found[0] if found else {})).get("step")
+    document = problem(status, execution.error or "The flow failed.", code=code, **extensions)
+    return JsonResponse(document, status=status, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def error_status(api: FlowApi, envelope: dict) -> int:
+    """A completed_with_errors envelope's status, as `api.errorStatus` says."""
+    choice = api.error_status
+    if choice == "phixflow":  # seed 001: 400 when the output returns no record
+        records = next(iter((envelope.get("data") or {}).values()), [])
+        return 200 if records else 400
+    return int(choice)
+
+
+def answer(execution: Execution) -> HttpResponse:
+    """The HTTP answer of a run: 202 while it runs, its outcome when it is done."""
+    if not execution.is_finished:
+        return accepted(execution)
+    if execution.status not in (Status.SUCCEEDED, Status.COMPLETED_WITH_ERRORS):
+        return failure(execution)
+    # As the flow set it when it ran in this process; as stored (redacted) otherwise.
+    document = getattr(execution, "live_response", None) or execution.response or {}
+    if "statusCode" in document:
+        return flow_answer(document)
+    if execution.status == Status.SUCCEEDED:
+        return JsonResponse(document, status=200)
+    document = {
+        **document,
+        "errors": {"count": execution.num_error, "first": selectors.first_errors(execution)},
+    }
+    response = JsonResponse(document, status=error_status(execution.flow.api_settings, document))
+    response.flow_answer = True  # the run's own answer, whatever status the flow chose
+    return response
+
+
+def _sendable(name: str, value: str) -> bool:
+    """A header a flow may send: a token name and a one-line latin-1 value."""
+    return (
+        bool(TOKEN.fullmatch(name)) and "\r" not in value and "\n" not in value and value.isascii()
+    )
+
+
+def flow_answer(document: dict) -> HttpResponse:
+    """The flow's own `{statusCode, headers?, body}` or Axway's `{statusCode, result}`, as
+    it set it, with Flowsite's security headers (a flow's own CSP can only add to them)."""
+    headers = {
+        str(name): str(value)
+        for name, value in (document.get("headers") or {}).items()
+        if str(name).lower() not in HOP_BY_HOP and _sendable(str(name), str(value))
+    }
+    status = int(document["statusCode"])
+    body = document.get("body", document.get("result"))
+    content_type = None
+    for name in list(headers):
+        if name.lower() == "content-type":
+            content_type = headers.pop(name)
+        elif name.lower() in ("x-content-type-options", "content-security-policy"):
+            value = headers.pop(name)
+            if name.lower() == "content-security-policy":
+                headers["Content-Security-Policy"] = f"sandbox; {value}"
+    if status in (204, 304):
+        content = b""
+    elif isinstance(body, str) and content_type and not content_type.startswith("application/json"):
+        content = body.encode()
+    else:
+        content = json.dumps(body).encode()
+        content_type = "application/json"
+    response = HttpResponse(content, status=status, content_type=content_type)
+    for name, value in {**SECURITY_HEADERS, **headers}.items():
+        response[name] = value
+    if status in (204, 304):
+        del response["Content-Type"]
+    response.flow_answer = True  # sent as the flow set it: not turned into a problem
+    return response
+
+
+def poll_document(execution: Execution) -> dict:
+    """What the poll URL says about a run (always 200 for a run the caller may see)."""
+    document: dict[str, Any] = {"processId": str(execution.pk), "status": execution.status}
+    if not execution.is_finished:
+        return document
+    if execution.status not in (Status.SUCCEEDED, Status.COMPLETED_WITH_ERRORS):
+        document["error"] = {"status": _failure_status(execution), "detail": execution.error}
+        if execution.num_error:
+            document["errors"] = {
+                "count": execution.num_error,
+                "first": selectors.first_errors(execution),
+            }
+        return document
+    response = execution.response or {}
+    if "statusCode" in response:
+        document["statusCode"] = response["statusCode"]
+        document["headers"] = response.get("headers") or {}
+        document["body"] = response.get("body", response.get("result"))
+    else:
+        document["data"] = response.get("data", {})
+    if execution.status == Status.COMPLETED_WITH_ERRORS:
+        document["errors"] = {
+            "count": execution.num_error,
+            "first": selectors.first_errors(execution),
+        }
+    return document

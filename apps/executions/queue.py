@@ -1,0 +1,12 @@
+"""Handing runs to Celery workers, by task name (the tasks module calls the front door, so
+the front door does not import it)."""
+
+from celery import current_app
+
+RUN_TASK = "flowsite.run_execution"
+
+
+def send_run(execution_id: str) -> None:
+    """Publish the run's task now; the process id doubles as the Celery task id, one id to
+    look for in logs and Flower. Raises whatever the broker raises when it is down."""
+    current_app.send_task(RUN_TASK, args=[execution_id], task_id=execution_id)

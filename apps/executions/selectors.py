@@ -1,0 +1,109 @@
+"""Reads for runs: the flow a route names, and who may see a run."""
+
+from django.urls import reverse
+
+from apps.accounts.privileges import Privilege
+from apps.executions.errors import AmbiguousFlow, MethodNotAllowed, NotAuthenticated, NotFound
+from apps.executions.models import Execution
+from apps.flows.models import Flow
+
+
+def _not_found(what: str) -> NotFound:
+    return NotFound(f"{what} does not exist or is not an API.")
+
+
+def flow_by_name(application: str, name: str) -> Flow:
+    flow = (
+        Flow.objects.select_related("application")
+        .filter(application__name=application, name=name)
+        .first()
+    )
+    if flow is None:
+        raise _not_found(f"Flow {name!r} in application {application!r}")
+    return flow
+
+
+def flow_by_legacy_name(name: str, *, authenticated: bool) -> Flow:
+    """PhixFlow's /api/1/action/<Flow>/trigger: the name must be unique among API flows."""
+    flows = list(
+        Flow.objects.select_related("application").filter(name=name, api_enabled=True)[:10]
+    )
+    if not flows:
+        raise _not_found(f"Flow {name!r}")
+    if len(flows) > 1:
+        if not authenticated:
+            raise NotAuthenticated  # only a caller may learn which applications exist
+        urls = [flow.trigger_url for flow in flows]
+        raise AmbiguousFlow(
+            f"Several applications have a flow named {name!r}; call one of: {', '.join(urls)}",
+            urls=urls,
+        )
+    return flows[0]
+
+
+def flow_by_resource(method: str, path: str) -> Flow:
+    """Axway's flow as a resource: the enabled flow answering this method and path."""
+    candidates = list(
+        Flow.objects.select_related("application")
+        .filter(api_enabled=True, api_path=path)
+        .order_by()
+    )
+    for flow in candidates:
+        if flow.api_method == method:
+            return flow
+    if candidates:
+        allowed = ", ".join(sorted({flow.api_method for flow in candidates}))
+        raise MethodNotAllowed(
+            f"{method} is not allowed on {path}. Allowed: {allowed}.", allow=allowed
+        )
+    raise _not_found(f"Resource {path}")
+
+
+def trigger_url(flow: Flow) -> str:
+    return reverse("flow-trigger", kwargs={"application": flow.application.name, "flow": flow.name})
+
+
+def poll_url(execution: Execution) -> str:
+    flow = execution.flow
+    return reverse(
+        "flow-poll",
+        kwargs={
+            "application": flow.application.name,
+            "flow": flow.name,
+            "process_id": execution.pk,
+        },
+    )
+
+
+def first_errors(execution: Execution, limit: int = 5) -> list[dict]:
+    """The run's first record errors, as answers, polls and error handlers show them."""
+    return [
+        {
+            "step": error.step_path,
+            "stepName": error.step_name,
+            "message": error.message,
+            "record": error.record,
+            "httpStatus": error.http_status,
+        }
+        for error in execution.errors.all()[:limit]
+    ]
+
+
+def run_to_poll(process_id, application: str, flow: str) -> Execution | None:
+    return (
+        Execution.objects.select_related("flow__application")
+        .filter(pk=process_id, flow__application__name=application, flow__name=flow)
+        .first()
+    )
+
+
+def may_poll(execution: Execution, *, user, api_key, client_ip: str | None) -> bool:
+    """The caller who started a run polls it (a key restricted to flows only polls those
+    flows' runs); so does anyone with view_executions. An anonymous run is polled from
+    the address that started it."""
+    if user and user.is_authenticated:
+        restricted = api_key is not None and api_key.restricted
+        if restricted and not api_key.flows.filter(pk=execution.flow_id).exists():
+            return False
+        return execution.caller_id == user.pk or user.has_perm(Privilege.VIEW_EXECUTIONS.perm)
+    return execution.caller_id is None and execution.caller_ip == client_ip

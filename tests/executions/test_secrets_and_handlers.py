@@ -1,0 +1,140 @@
+"""Secret variables, error handlers and re-runs of runs stored with redacted values."""
+
+import pytest
+
+from apps.executions import launch, queue
+from apps.executions.models import Execution
+from apps.flows.models import Flow
+from tests.executions.honest import script_flow
+
+ECHO_VARIABLE = """
+function main(ctx) {
+  debug('using ' + ctx.variables.apiToken);
+  return {statusCode: 200, body: {length: ctx.variables.apiToken.length}};
+}
+"""
+THROW = "function main(ctx) { throw new Error('boom 42'); }"
+TOKEN = "sv-0123456789-secret"
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """Runs handed to a worker (none runs: the test looks at what was queued)."""
+    sent: list[str] = []
+    monkeypatch.setattr(queue, "send_run", sent.append)
+    return sent
+
+
+def test_secret_variables_are_write_only_and_reach_steps_but_no_stored_text(manager, sales, owner):
+    flow = script_flow(sales, "uses secret", ECHO_VARIABLE)
+    document = manager.get(f"/api/v1/flows/{flow.pk}").json()
+    document.pop("_id"), document.pop("lastModified"), document.pop("createdAt")
+    answer = manager.put(
+        f"/api/v1/flows/{flow.pk}",
+        {**document, "secretVariables": {"apiToken": TOKEN}},
+        format="json",
+    )
+    assert answer.status_code == 200, answer.json()
+    assert "secretVariables" not in answer.json()
+    assert TOKEN not in str(manager.get(f"/api/v1/flows/{flow.pk}/download").json())
+    flow.refresh_from_db()
+    assert TOKEN not in flow.secret_variables_encrypted  # encrypted at rest
+
+    run = launch.admin_test_run(flow, caller=launch.Caller(user=owner))
+
+    assert run.status == "succeeded"
+    assert run.response["body"] == {"length": len(TOKEN)}  # the step read the value
+    step = run.steps.get()
+    assert step.debug_lines == ["using [redacted]"]  # never stored
+    # A PUT without secretVariables keeps them; "" removes one.
+    assert manager.put(f"/api/v1/flows/{flow.pk}", document, format="json").status_code == 200
+    flow.refresh_from_db()
+    assert flow.secret_variables() == {"apiToken": TOKEN}
+    patched = manager.patch(
+        f"/api/v1/flows/{flow.pk}", {"secretVariables": {"apiToken": ""}}, format="json"
+    )
+    assert patched.status_code == 200
+    flow.refresh_from_db()
+    assert flow.secret_variables() == {}
+
+
+def test_secret_variables_must_be_text(manager, sales):
+    flow = script_flow(sales, "bad secret", ECHO_VARIABLE)
+    answer = manager.patch(f"/api/v1/flows/{flow.pk}", {"secretVariables": {"n": 7}}, format="json")
+    assert answer.status_code == 400
+    assert [e["pointer"] for e in answer.json()["errors"]] == ["#/secretVariables"]
+
+
+def test_a_failed_run_starts_its_error_handler_with_the_job_document(
+    sales, owner, queued, django_capture_on_commit_callbacks
+):
+    handler = script_flow(sales, "on error", "function main(ctx) { return []; }")
+    failing = script_flow(sales, "fails", THROW, error_flow=handler)
+    with django_capture_on_commit_callbacks(execute=True):
+        failed, _ = launch.run(failing, caller=launch.Caller(user=owner))
+    with django_capture_on_commit_callbacks(execute=True):
+        failed = launch.run_queued(failed.pk)
+
+    assert failed.status == "failed"
+    handler_run = Execution.objects.get(flow=handler)
+    assert queued == [str(failed.pk), str(handler_run.pk)]
+    assert (handler_run.trigger, handler_run.parent_id) == ("error_handler", failed.pk)
+    job = handler_run.input
+    assert (job["_id"], job["status"], job["numError"]) == (str(failed.pk), "failed", 1)
+    assert "boom 42" in job["errors"][0]["message"]
+
+
+def test_the_applications_handler_serves_its_flows_but_never_its_own_failures(sales, owner, queued):
+    handler = script_flow(sales, "handler that fails", THROW)
+    sales.error_flow = handler
+    sales.save()
+    failing = script_flow(sales, "fails too", THROW)
+    first, _ = launch.run(failing, caller=launch.Caller(user=owner))
+    launch.run_queued(first.pk)
+    handler_run = Execution.objects.get(flow=handler)
+
+    assert launch.run_queued(handler_run.pk).status == "failed"
+    assert Execution.objects.filter(flow=handler).count() == 1  # no handler of the handler
+
+
+def test_a_flow_cannot_be_its_own_error_handler(manager, sales):
+    flow = script_flow(sales, "self", THROW)
+    answer = manager.patch(
+        f"/api/v1/flows/{flow.pk}", {"_errorFlowId": str(flow.pk)}, format="json"
+    )
+    assert answer.status_code == 400
+    assert "its own error handler" in str(answer.json()["errors"])
+
+
+def test_a_retry_of_a_run_stored_with_redacted_values_needs_them_again(
+    manager, sales, owner, queued
+):
+    flow = script_flow(sales, "needs token", THROW)
+    job, _ = launch.run(flow, caller=launch.Caller(user=owner), input={"password": "pw-123456"})
+    job = launch.run_queued(job.pk)
+    assert job.input == {"password": "[redacted]"}
+
+    refused = manager.post(f"/api/v1/jobs/{job.pk}/retry")
+    assert refused.status_code == 409
+    assert refused.json()["fields"] == ["/input/password"]
+    assert "/input/password" in refused.json()["detail"]
+
+    retried = manager.post(
+        f"/api/v1/jobs/{job.pk}/retry",
+        {"fields": {"/input/password": "pw-654321"}},
+        format="json",
+    )
+    assert retried.status_code == 201, retried.json()
+    retry = Execution.objects.get(pk=retried.json()["_id"])
+    assert retry.input == {"password": "[redacted]"}  # stored redacted again
+    assert "pw-654321" not in retry.sealed_trigger  # kept for the worker, encrypted
+    assert retry.sealed_trigger
+
+
+def test_run_now_in_the_admin_links_to_its_run(admin_client, sales, queued):
+    flow = Flow.objects.create(application=sales, name="linked")
+    page = admin_client.post(
+        "/admin/flows/flow/", {"action": "run_now", "_selected_action": [flow.pk]}, follow=True
+    )
+    run = Execution.objects.get(flow=flow)
+    assert f"/admin/executions/execution/{run.pk}/change/" in page.content.decode()
