@@ -204,6 +204,9 @@ FLOWSITE_THROTTLE_RATES = {
     "key": env_str("FLOWSITE_THROTTLE_KEY", "6000/min"),
     "user": env_str("FLOWSITE_THROTTLE_USER", "1200/min"),
     "anon": env_str("FLOWSITE_THROTTLE_ANON", "60/min"),
+    # Failed API keys, counted per client IP and per key prefix. A correct key is never
+    # refused by it: the key is checked before the count.
+    "auth_failure": env_str("FLOWSITE_THROTTLE_AUTH_FAILURE", "60/min"),
 }
 for _scope, _rate in FLOWSITE_THROTTLE_RATES.items():
     if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", _rate):

@@ -1,15 +1,35 @@
 """DRF authentication with API keys: `Authorization: Bearer <key>` or bare `<key>`."""
 
+from typing import NoReturn
+
 from django.conf import settings
 from rest_framework import authentication, exceptions
-from rest_framework.throttling import BaseThrottle
 
+from apps.accounts import keys
 from apps.accounts.permissions import MissingPrivilege
 from apps.accounts.privileges import Privilege
 from apps.accounts.services import resolve_api_key
 from apps.core import throttling
 
 INVALID_KEY = "Invalid API key: it is unknown, malformed, expired or revoked."
+
+
+def refuse_invalid_key(request, raw: str) -> NoReturn:
+    """Count a failed key per client and per key prefix; 429 past either limit, else 401.
+
+    Both counters go up whatever the key was (unknown, malformed, expired, revoked), and the
+    prefix counter counts the prefix as presented, existing or not: the answers, 401 or
+    429 alike, never tell whether a key with that prefix exists. The per-prefix count
+    slows guessing at one key from many addresses.
+    """
+    rate = settings.FLOWSITE_THROTTLE_RATES["auth_failure"]
+    counters = [("auth-failure", throttling.client_ip(request))]
+    if keys.is_well_formed(raw):  # a malformed key has no prefix worth a counter
+        counters.append(("auth-failure-prefix", keys.lookup_prefix(raw)))
+    waits = [throttling.hit(scope, ident, rate) for scope, ident in counters]
+    if over := [wait for wait in waits if wait is not None]:
+        raise exceptions.Throttled(max(over))
+    raise exceptions.AuthenticationFailed(INVALID_KEY)
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -30,16 +50,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raw = parts[0]
         else:
             return None  # another scheme (e.g. Basic added by a proxy): not ours to judge
-        # Guessing keys is rate-limited per client: failures count against the anonymous
-        # rate, and past it the caller is refused before any lookup.
-        client = BaseThrottle().get_ident(request)
-        rate = settings.FLOWSITE_THROTTLE_RATES["anon"]
-        if (wait := throttling.exhausted("auth-failure", client, rate)) is not None:
-            raise exceptions.Throttled(wait)
+        # The key is checked first, so a correct key always gets through: others' failures
+        # from the same address (everyone's, behind a proxy that is not trusted) or against
+        # the same prefix never refuse it. Only failures are limited.
         api_key = resolve_api_key(raw)
         if api_key is None:
-            throttling.hit("auth-failure", client, rate)
-            raise exceptions.AuthenticationFailed(INVALID_KEY)
+            refuse_invalid_key(request, raw)
         if not api_key.owner.has_perm(Privilege.USE_API_KEY.perm):
             # The caller holds a valid key, so naming the missing privilege leaks nothing.
             raise MissingPrivilege(Privilege.USE_API_KEY, subject="The owner of this API key")

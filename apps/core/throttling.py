@@ -28,6 +28,15 @@ PERIODS = {
 }
 
 
+def client_ip(request) -> str | None:
+    """The caller's address, read through FLOWSITE_TRUSTED_PROXIES (DRF's NUM_PROXIES).
+
+    Every per-client limit uses it: the rate limits, failed API keys and the admin's login
+    lockout. Takes a DRF or a plain Django request (it reads only `META`).
+    """
+    return BaseThrottle().get_ident(request)
+
+
 @lru_cache
 def parse_rate(rate: str) -> tuple[int, int]:
     """'6000/min' -> (6000, 60)."""
@@ -82,7 +91,7 @@ class CallerRateThrottle(BaseThrottle):
             return "key", str(key.pk)
         if request.user and request.user.is_authenticated:
             return "user", str(request.user.pk)
-        return "anon", self.get_ident(request)
+        return "anon", client_ip(request)
 
     def allow_request(self, request, view) -> bool:
         scope, ident = self.scope_and_ident(request)
