@@ -1,4 +1,5 @@
-"""Authentication headers for a connection, and the OAuth2 client-credentials token form."""
+"""Authentication headers for a connection, the OAuth2 client-credentials token form, and
+which headers are secrets."""
 
 import base64
 import math
@@ -6,14 +7,33 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from apps.flows.outbound.errors import OutboundError
-from apps.flows.outbound.values import Auth, HttpResponse
+from apps.flows.outbound.values import Auth, ConnectionConfig, HttpResponse
 
 OAUTH2_CLIENT_CREDENTIALS = "oauth2_client_credentials"
 AUTH_TYPES = frozenset({"none", "basic", "bearer", "api_key_header", OAUTH2_CLIENT_CREDENTIALS})
 # Refresh a token this long before the server says it expires, so it never lapses in flight.
 TOKEN_EXPIRY_MARGIN_S = 30.0
-# Credentials a redirect to another host must not receive.
-_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+# Headers that negotiate content or trace a call and never carry a credential. A connection's
+# default headers with these names are stored in plain text and shown back; any other is a
+# secret (encrypted, write-only). They are also the only headers a redirect to another
+# origin keeps. Short on purpose: an API key hides behind any name (Ocp-Apim-Subscription-Key).
+SAFE_HEADERS = (
+    "Accept",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Cache-Control",
+    "Content-Language",
+    "Content-Type",
+    "Prefer",
+    "User-Agent",
+    "X-Correlation-Id",
+    "X-Request-Id",
+)
+_SAFE_NAMES = frozenset(name.lower() for name in SAFE_HEADERS)
+
+
+def is_safe_header(name: str) -> bool:
+    return name.strip().lower() in _SAFE_NAMES
 
 
 def static_headers(auth: Auth) -> dict[str, str]:
@@ -21,8 +41,7 @@ def static_headers(auth: Auth) -> dict[str, str]:
     if auth.type not in AUTH_TYPES:
         raise OutboundError(f"Unknown authentication type {auth.type!r}")
     if auth.type == "basic":
-        pair = f"{auth.username}:{auth.password}".encode()
-        return {"Authorization": f"Basic {base64.b64encode(pair).decode('ascii')}"}
+        return {"Authorization": f"Basic {_basic_credentials(auth)}"}
     if auth.type == "bearer":
         return {"Authorization": f"Bearer {auth.token}"}
     if auth.type == "api_key_header":
@@ -30,11 +49,20 @@ def static_headers(auth: Auth) -> dict[str, str]:
     return {}
 
 
-def credential_headers(auth: Auth) -> frozenset[str]:
-    """Lower-cased names of the headers that carry credentials for this connection."""
-    if auth.type == "api_key_header":
-        return _CREDENTIAL_HEADERS | {auth.header_name.lower()}
-    return _CREDENTIAL_HEADERS
+def _basic_credentials(auth: Auth) -> str:
+    return base64.b64encode(f"{auth.username}:{auth.password}".encode()).decode("ascii")
+
+
+def connection_secrets(connection: ConnectionConfig, token: str = "") -> tuple[str, ...]:
+    """Every secret of a connection that a response might quote back: its password, token,
+    API key and client secret, the Basic credentials as sent (base64 of user:password), the
+    values of its secret headers and the OAuth2 access token in use."""
+    auth = connection.auth
+    values = [auth.password, auth.token, auth.api_key, auth.client_secret, token]
+    if auth.password:
+        values.append(_basic_credentials(auth))
+    values.extend(value for name, value in connection.headers.items() if not is_safe_header(name))
+    return tuple(value for value in values if value)
 
 
 def token_form(auth: Auth) -> bytes:

@@ -30,7 +30,8 @@ from urllib3.response import BaseHTTPResponse
 from apps.flows.outbound.auth import (
     OAUTH2_CLIENT_CREDENTIALS,
     Token,
-    credential_headers,
+    connection_secrets,
+    is_safe_header,
     parse_token_response,
     static_headers,
     token_form,
@@ -41,15 +42,18 @@ from apps.flows.outbound.errors import (
     OutboundError,
     ResponseTooLarge,
     excerpt,
+    redact_secrets,
+    secret_forms,
 )
 from apps.flows.outbound.guard import AddressPolicy, GuardedPoolManager
+from apps.flows.outbound.origin import DEFAULT_PORTS, Origin, origin_of, shown
 from apps.flows.outbound.retry import (
     RETRIABLE_STATUSES,
     RETRY_AFTER_STATUSES,
     RetryPolicy,
     retry_after_seconds,
 )
-from apps.flows.outbound.values import Auth, ConnectionConfig, HttpRequest, HttpResponse
+from apps.flows.outbound.values import ConnectionConfig, HttpRequest, HttpResponse
 
 logger = logging.getLogger("flowsite.outbound")
 
@@ -61,7 +65,6 @@ MAX_POOL_MANAGERS = 256
 POOL_MAXSIZE = 10
 _READ_CHUNK_BYTES = 64 * 1024
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 # Any scheme counts as absolute, so "ftp://..." is refused rather than appended to the base.
 _ABSOLUTE_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _SINGLE_ATTEMPT = RetryPolicy(max_attempts=1)
@@ -105,7 +108,7 @@ def check_url(url: str) -> SplitResult:
             "URLs must not contain credentials (user:password@host); "
             "use the connection's authentication instead"
         )
-    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
+    if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
         raise OutboundError(f"Cannot call {url!r}: only absolute http and https URLs can be called")
     try:
         parts.port  # noqa: B018 - parsed lazily; an invalid port raises here
@@ -114,17 +117,29 @@ def check_url(url: str) -> SplitResult:
     return parts
 
 
-def _keeps_credentials(old_url: str, new_url: str) -> bool:
-    """Whether a redirect stays where the credentials were meant to go.
+def check_origin(connection: ConnectionConfig, url: str) -> Origin:
+    """The connection's origin, if `url` is on it; else an OutboundError before any call.
 
-    Same host and same scheme and port, or the plain upgrade from http:80 to https:443.
+    A relative URI can become an absolute URL to another host once its templates are
+    filled in (or a next link can point there): the connection's credentials must not go
+    with it, so it is not called at all.
     """
-    old, new = urlsplit(old_url), urlsplit(new_url)
-    if old.hostname != new.hostname:
-        return False
-    old_origin = (old.scheme.lower(), old.port or _DEFAULT_PORTS[old.scheme.lower()])
-    new_origin = (new.scheme.lower(), new.port or _DEFAULT_PORTS[new.scheme.lower()])
-    return old_origin == new_origin or (old_origin, new_origin) == (("http", 80), ("https", 443))
+    home = origin_of(connection.base_uri)
+    if home is None or origin_of(url) != home:
+        raise OutboundError(
+            f"Refused to call {url}: it is not on the connection's {shown(home)}, and the "
+            "connection's credentials go only to its own host (same scheme, host and port). "
+            "Use a connection for that host.",
+            url=url,
+        )
+    return home
+
+
+def _strip_to_safe_headers(headers: HTTPHeaderDict) -> None:
+    """Keep only the safe-list headers: what a redirect to another origin may receive."""
+    for name in list(headers):
+        if not is_safe_header(name):
+            headers.discard(name)
 
 
 @dataclass(frozen=True)
@@ -186,6 +201,16 @@ def _translate(error: HTTPError, url: str, budget: _Budget) -> OutboundError:
     return OutboundError(f"Request to {url} failed: {error}", url=url)
 
 
+def _redacted(error: OutboundError, secrets: tuple[str, ...]) -> OutboundError:
+    """The error with the connection's secrets taken out of its message (http.client, for
+    one, quotes an invalid header's value)."""
+    message = redact_secrets(error.message, secret_forms(secrets))
+    if message != error.message:
+        error.message = message
+        error.args = (message,)
+    return error
+
+
 def _encode_body(request: HttpRequest, headers: HTTPHeaderDict) -> bytes | None:
     if request.json is None:
         return request.body
@@ -235,6 +260,7 @@ class OutboundClient:
         """
         policy = retry or _SINGLE_ATTEMPT
         url = build_url(connection.base_uri, request.url, request.query)
+        check_origin(connection, url)
         slot = self._slot(connection)
         failure: OutboundError | None = None
         attempt = 0
@@ -247,15 +273,16 @@ class OutboundClient:
             try:
                 response = self._try(slot, connection, request, url, budget)
             except OutboundError as error:
-                failure = error
+                failure = _redacted(error, self._secrets(connection, slot))
             else:
+                response.secrets = self._secrets(connection, slot)
                 if response.status < 400:
                     return response
                 failure = HttpStatusError(
                     f"HTTP {response.status} from {response.url}",
                     retriable=response.status in RETRIABLE_STATUSES,
                     status=response.status,
-                    body_excerpt=excerpt(response.body),
+                    body_excerpt=excerpt(response.body, response.secrets),
                     url=response.url,
                 )
                 if response.status in RETRY_AFTER_STATUSES:
@@ -275,6 +302,11 @@ class OutboundClient:
                 failure.message,
             )
             self._sleep(delay)
+
+    @staticmethod
+    def _secrets(connection: ConnectionConfig, slot: _Slot) -> tuple[str, ...]:
+        token = slot.token.value if slot.token is not None else ""
+        return connection_secrets(connection, token)
 
     def close(self) -> None:
         """Close every pooled connection; the client stays usable and reconnects on demand."""
@@ -353,25 +385,26 @@ class OutboundClient:
         body = _encode_body(request, headers)
         method = request.method.upper()
         if auth.type != OAUTH2_CLIENT_CREDENTIALS:
-            return self._follow(slot.manager, method, url, headers, body, budget, auth)
-        token, fresh = self._token(slot, auth, budget, stale=None)
+            return self._follow(slot.manager, method, url, headers, body, budget)
+        token, fresh = self._token(slot, connection, budget, stale=None)
         headers["Authorization"] = f"Bearer {token}"
-        response = self._follow(slot.manager, method, url, headers, body, budget, auth)
+        response = self._follow(slot.manager, method, url, headers, body, budget)
         if response.status != 401 or fresh:
             return response
         # The cached token was revoked or expired early: fetch another and try once more.
-        token, _ = self._token(slot, auth, budget, stale=token)
+        token, _ = self._token(slot, connection, budget, stale=token)
         headers["Authorization"] = f"Bearer {token}"
-        return self._follow(slot.manager, method, url, headers, body, budget, auth)
+        return self._follow(slot.manager, method, url, headers, body, budget)
 
     def _token(
-        self, slot: _Slot, auth: Auth, budget: _Budget, stale: str | None
+        self, slot: _Slot, connection: ConnectionConfig, budget: _Budget, stale: str | None
     ) -> tuple[str, bool]:
         """A bearer token and whether it was fetched just now.
 
         `stale` is a token the API rejected: it is not reused, but a newer one that another
         thread fetched meanwhile is.
         """
+        auth = connection.auth
         with slot.token_lock:
             cached = slot.token
             if cached is not None and cached.value != stale and cached.expires_at > self._clock():
@@ -394,7 +427,7 @@ class OutboundClient:
                     f"Token request to {token_url} failed with HTTP {response.status}",
                     retriable=response.status in RETRIABLE_STATUSES,
                     status=response.status,
-                    body_excerpt=excerpt(response.body),
+                    body_excerpt=excerpt(response.body, connection_secrets(connection)),
                     url=token_url,
                 )
             slot.token = parse_token_response(response, self._clock())
@@ -408,14 +441,17 @@ class OutboundClient:
         headers: HTTPHeaderDict,
         body: bytes | None,
         budget: _Budget,
-        auth: Auth,
     ) -> HttpResponse:
         """Send, following redirects here so every hop goes through the guarded pools.
 
         303 (and 301/302 after a POST, as browsers do) become a GET without body; 307/308
-        keep method and body. Credentials are dropped when a redirect leaves the host.
+        keep method and body. The first hop is on the connection's origin (send checked
+        it); once a redirect leaves that origin (another scheme, host or port, even the
+        upgrade from http to https) only the safe-list headers go on: no Authorization, API
+        key, cookie or secret header, for the rest of the chain.
         """
         headers = headers.copy()
+        home = origin_of(url)
         hops = 0
         while True:
             response = self._exchange(manager, method, url, headers, body, budget)
@@ -435,9 +471,8 @@ class OutboundClient:
                 method, body = "GET", None
                 headers.discard("Content-Type")
                 headers.discard("Content-Length")
-            if not _keeps_credentials(url, next_url):
-                for name in credential_headers(auth):
-                    headers.discard(name)
+            if origin_of(next_url) != home:
+                _strip_to_safe_headers(headers)
             url = next_url
             hops += 1
 

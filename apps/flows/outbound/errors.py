@@ -1,8 +1,16 @@
 """Errors of outbound calls: one family the engine catches, with what it needs to report them.
 
 Messages are shown to flow authors, so they name the URL and the reason but never a secret:
-no credential is ever formatted into one.
+no credential is ever formatted into one. What a server sends back may quote one (an echo of
+the request's headers, a token endpoint repeating its form), so body excerpts are built with
+the connection's secrets replaced (`excerpt(body, secrets)`).
 """
+
+import json
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
+
+REDACTED = "[redacted]"
 
 
 class OutboundError(Exception):
@@ -51,6 +59,44 @@ class DeadlineExceeded(OutboundError):
 EXCERPT_CHARS = 500
 
 
-def excerpt(body: bytes) -> str:
-    """The start of a body as text, for messages: 4 bytes per character covers any UTF-8."""
-    return body[: EXCERPT_CHARS * 4].decode("utf-8", "replace")[:EXCERPT_CHARS]
+def secret_forms(secrets: Iterable[str]) -> list[str]:
+    """Each secret as a server may send it back, longest first (a secret inside a longer one).
+
+    As sent, JSON-escaped (with and without escaped slashes and non-ASCII) and
+    percent-encoded (in a query or a form). Empty values are no secret.
+    """
+    forms: set[str] = set()
+    for secret in secrets:
+        if not secret:
+            continue
+        in_json = json.dumps(secret)[1:-1]
+        forms |= {
+            secret,
+            in_json,
+            in_json.replace("/", "\\/"),
+            json.dumps(secret, ensure_ascii=False)[1:-1],
+            quote(secret, safe=""),
+            quote_plus(secret),
+        }
+    return sorted(forms, key=len, reverse=True)
+
+
+def redact_secrets(text: str, forms: list[str]) -> str:
+    """`text` with every one of `forms` (from secret_forms) replaced by [redacted]."""
+    for form in forms:
+        if form in text:
+            text = text.replace(form, REDACTED)
+    return text
+
+
+def excerpt(body: bytes, secrets: Iterable[str] = ()) -> str:
+    """The start of a body as text, for messages, with `secrets` replaced by [redacted].
+
+    4 bytes per character covers any UTF-8. Secrets are replaced before the text is cut, and
+    the text read is longer than the excerpt by the longest secret, so that no secret that
+    starts inside the excerpt is left half-shown at its end.
+    """
+    forms = secret_forms(secrets)
+    window = EXCERPT_CHARS + (len(forms[0]) if forms else 0)
+    text = body[: window * 4].decode("utf-8", "replace")[:window]
+    return redact_secrets(text, forms)[:EXCERPT_CHARS]

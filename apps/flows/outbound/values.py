@@ -74,6 +74,8 @@ class HttpResponse:
     body: bytes
     url: str
     elapsed_ms: float
+    # The connection's secrets, so that an error quoting this body (json()) leaves them out.
+    secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def json(self) -> Any:
         """The body parsed as JSON; None for an empty body, as a 204 No Content has.
@@ -87,7 +89,7 @@ class HttpResponse:
             return jsonlib.loads(self.body)
         except ValueError as exc:
             content_type = self.headers.get("content-type") or "no content type"
-            text = excerpt(self.body)
+            text = excerpt(self.body, self.secrets)
             raise OutboundError(
                 f"Expected a JSON response from {self.url} but got {content_type}: {text}",
                 retriable=False,
