@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -123,6 +124,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_filters",
     "simple_history",
+    "axes",
     "apps.core",
     "apps.accounts",
     "apps.flows",
@@ -141,12 +143,16 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns an axes lockout into its answer
 ]
 
 ROOT_URLCONF = "flowsite.urls"
 WSGI_APPLICATION = "flowsite.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
-AUTHENTICATION_BACKENDS = ["apps.accounts.backends.RoleBackend"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out sign-in unchecked
+    "apps.accounts.backends.RoleBackend",
+]
 
 TEMPLATES = [
     {
@@ -223,8 +229,28 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = FLOWSITE_MAX_BODY_BYTES
 
 LOGIN_URL = "admin:login"
 SESSION_COOKIE_HTTPONLY = True
+# Scripts never read the CSRF cookie: the admin's forms carry the token (the endpoint
+# panel's Try it reads it from the page), so a script on the origin cannot steal it.
+CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Admin sign-in lockout (django-axes): after FLOWSITE_LOGIN_FAILURE_LIMIT refused sign-ins
+# of one username from one client IP, that pair is refused, whatever the password, until
+# FLOWSITE_LOGIN_LOCKOUT_MINUTES after its last failure; other usernames and addresses are
+# unaffected. Attempts live in the database (not the per-process cache) so every web
+# process sees them; an admin unlocks by deleting them (Admin → Axes → Access attempts).
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env_int("FLOWSITE_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("FLOWSITE_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "apps.accounts.lockout.client_ip"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.lockout.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# Attempts while locked out neither count nor extend the lockout.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# No row per successful sign-in: the attempts table is all the lockout needs.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False  # no banner on every start; failures are still logged (masked)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -272,6 +298,8 @@ REST_FRAMEWORK = {
         "apps.core.renderers.ProblemJSONRenderer",
     ],
     "EXCEPTION_HANDLER": "apps.core.problems.exception_handler",
+    # OPTIONS answers Allow and media types on every view; the shapes are in /api/schema/.
+    "DEFAULT_METADATA_CLASS": "apps.core.metadata.ApiMetadata",
     # How many proxies in front of Flowsite append to X-Forwarded-For: the client IP used
     # for anonymous rate limits and recorded on anonymous runs. 0 trusts no header.
     "NUM_PROXIES": env_int("FLOWSITE_TRUSTED_PROXIES", 0),
@@ -312,6 +340,13 @@ FLOWSITE_OUTBOUND_MAX_RESPONSE_BYTES = env_int("FLOWSITE_OUTBOUND_MAX_RESPONSE_B
 FLOWSITE_SCRIPT_TIMEOUT_MS = env_int("FLOWSITE_SCRIPT_TIMEOUT_MS", 1000)
 FLOWSITE_SCRIPT_MEMORY_MB = env_int("FLOWSITE_SCRIPT_MEMORY_MB", 64)
 FLOWSITE_SANDBOX_PROCESSES = env_int("FLOWSITE_SANDBOX_PROCESSES", 2)
+# Fair sandbox: one flow runs at most this many scripts at a time per web or worker process
+# (half the sandbox processes, rounded up), so a flow whose scripts loop cannot starve the
+# others; its further calls wait, and fail with 503 after FLOWSITE_SCRIPT_QUEUE_MS.
+FLOWSITE_SCRIPT_SLOTS_PER_FLOW = env_int(
+    "FLOWSITE_SCRIPT_SLOTS_PER_FLOW", (FLOWSITE_SANDBOX_PROCESSES + 1) // 2
+)
+FLOWSITE_SCRIPT_QUEUE_MS = env_int("FLOWSITE_SCRIPT_QUEUE_MS", 1000)
 # A running execution whose process has not shown a sign of life for this long (it
 # beats every few seconds) is recovered as failed: its worker was killed or crashed.
 FLOWSITE_STALE_EXECUTION_SECONDS = env_int("FLOWSITE_STALE_EXECUTION_SECONDS", 120)
@@ -320,6 +355,15 @@ FLOWSITE_EXECUTION_RETENTION_DAYS = env_int("FLOWSITE_EXECUTION_RETENTION_DAYS",
 # and how long an Idempotency-Key is remembered.
 FLOWSITE_MAX_SYNC_TIMEOUT_MS = env_int("FLOWSITE_MAX_SYNC_TIMEOUT_MS", 300_000)
 FLOWSITE_IDEMPOTENCY_TTL_HOURS = env_int("FLOWSITE_IDEMPOTENCY_TTL_HOURS", 24)
+# A flow's answer larger than this fails its run (500 response-too-large): never sent,
+# never stored.
+FLOWSITE_MAX_RESPONSE_BYTES = env_int("FLOWSITE_MAX_RESPONSE_BYTES", 10 * 2**20)
+# Sync callers of a queue-policy flow at its maximum wait in a web thread; at most this
+# many per web process, the others get 503 with Retry-After.
+FLOWSITE_MAX_WAITING_SYNC_CALLS = env_int("FLOWSITE_MAX_WAITING_SYNC_CALLS", 4)
+# A queued run no worker has looked at for this long lost its task message: it is queued
+# again once, then failed with the reason.
+FLOWSITE_LOST_RUN_SECONDS = env_int("FLOWSITE_LOST_RUN_SECONDS", 300)
 
 # --- Celery ---------------------------------------------------------------------------
 

@@ -6,3 +6,11 @@ class CoreConfig(AppConfig):
 
     name = "apps.core"
     label = "core"
+
+    def ready(self):
+        from celery.signals import worker_ready, worker_shutdown
+
+        from apps.core import workers
+
+        worker_ready.connect(workers.start_heartbeat, weak=False)
+        worker_shutdown.connect(workers.stop_heartbeat, weak=False)

@@ -7,6 +7,7 @@ from django.views.decorators.http import require_safe
 
 from apps.core.problems import problem_response
 from apps.core.startup import check_broker, check_database
+from apps.core.workers import ALIVE_SECONDS, worker_present
 
 logger = logging.getLogger(__name__)
 
@@ -19,13 +20,18 @@ def healthz(request):
 
 @require_safe
 def readyz(request):
-    """Ready to serve: the database and the Celery broker answer."""
+    """Ready to serve: the database and the Celery broker answer. `worker` says whether a
+    Celery worker is alive; with ?worker=1 an absent worker makes it 503 too."""
     failures = {
         name: reason
         for name, reason in (("database", check_database()), ("broker", check_broker()))
         if reason
     }
     checks = {name: "unavailable" if name in failures else "ok" for name in ("database", "broker")}
+    if "database" not in failures:
+        checks["worker"] = "present" if worker_present() else "absent"
+        if checks["worker"] == "absent" and request.GET.get("worker") in ("1", "true"):
+            failures["worker"] = f"no Celery worker has beaten in the last {ALIVE_SECONDS} s"
     if failures:
         # The reasons name hosts and addresses: they go to the log, not to the caller.
         logger.warning("Not ready: %s", failures)

@@ -87,6 +87,12 @@ class BrokerUnavailable(Refused):
     code = "broker-unavailable"
 
 
+class TooManyWaiting(Refused):
+    """Every web thread that may wait for a free slot of a flow is waiting already."""
+
+    code = "too-many-waiting"
+
+
 class NotRetriable(Refused):
     code = "not-retriable"
 

@@ -16,13 +16,14 @@ while the web thread waits anyway, and scripts already run in isolated sandbox p
 import hashlib
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from apps.accounts.models import ApiKey
@@ -45,6 +46,7 @@ from apps.executions.errors import (
     Refused,
     RoleRequired,
     SecretFieldsMissing,
+    TooManyWaiting,
 )
 from apps.executions.models import Execution
 from apps.flows.api_settings import DEFAULT_TIMEOUT_MS, FlowApi, input_errors, typed_query
@@ -360,9 +362,9 @@ class SubflowRunner:
                     claim_now=True,
                 )
             )
+            child = _run_here(child, timeout_ms)
         except Refused as refused:
             return SubflowResult("", Status.FAILED, status_code=409, error=refused.message)
-        child = _run_here(child, timeout_ms)
         return SubflowResult(
             str(child.pk),
             child.status,
@@ -436,10 +438,34 @@ def job_document(execution: Execution) -> dict:
     }
 
 
+_waiting = threading.BoundedSemaphore(settings.FLOWSITE_MAX_WAITING_SYNC_CALLS)
+
+
 def _run_here(execution: Execution, timeout_ms: int) -> Execution:
-    """Run here within timeout_ms, waiting for a free slot (queue policy) in that time."""
+    """Run here within timeout_ms, waiting for a free slot (queue policy) in that time.
+
+    Waiting holds a web thread, so only FLOWSITE_MAX_WAITING_SYNC_CALLS calls of this
+    process wait at once; another one is undone (nothing ran) and refused."""
     if execution.status == Status.RUNNING:  # created claimed: no limit to wait for
         return _execute(execution, timeout_ms)
+    claim = services.claim(execution.pk)
+    if claim == "claimed":
+        execution.refresh_from_db(fields=["status", "started_at", "heartbeat_at"])
+        return _execute(execution, timeout_ms)
+    if not _waiting.acquire(blocking=False):
+        Execution.objects.filter(pk=execution.pk, status=Status.QUEUED).delete()
+        raise TooManyWaiting(
+            f"Flow {execution.flow_name!r} is at its maximum concurrency and "
+            f"{settings.FLOWSITE_MAX_WAITING_SYNC_CALLS} calls are waiting for it already; "
+            "nothing was started, retry later."
+        )
+    try:
+        return _wait_and_run(execution, timeout_ms)
+    finally:
+        _waiting.release()
+
+
+def _wait_and_run(execution: Execution, timeout_ms: int) -> Execution:
     deadline = time.monotonic() + timeout_ms / 1000
     while True:
         remaining_ms = int((deadline - time.monotonic()) * 1000)
@@ -719,6 +745,41 @@ def scheduled(flow_id: int) -> Execution | None:
     Execution.objects.filter(pk=execution.pk).update(celery_task_id=str(execution.pk))
     _hand_to_worker(execution)
     return execution
+
+
+def requeue_lost_runs(*, now=None) -> tuple[int, int]:
+    """Housekeeping: a queued run handed to a worker that no worker has looked at for
+    FLOWSITE_LOST_RUN_SECONDS lost its task message. It is queued again once (a duplicate
+    message does nothing: a run starts only by its conditional claim); still untouched as
+    long again, it is failed with the reason. Runs that wait for a slot are looked at
+    every half second by their task, so they are never touched. Returns (requeued, failed)."""
+    now = now or timezone.now()
+    silent_since = now - timedelta(seconds=settings.FLOWSITE_LOST_RUN_SECONDS)
+    lost = Execution.objects.filter(status=Status.QUEUED).exclude(celery_task_id="")
+    lost = lost.filter(
+        models.Q(heartbeat_at__lt=silent_since)
+        | models.Q(heartbeat_at__isnull=True, created_at__lt=silent_since)
+    )
+    failed = lost.filter(requeued_at__isnull=False).update(
+        status=Status.FAILED,
+        finished_at=now,
+        status_code=500,
+        sealed_trigger="",
+        error="No worker picked this run up: its task message was lost (a broker that "
+        "dropped it, or a worker that died holding it), and it was queued again once without "
+        "effect. Nothing of it ran; retry it.",
+    )
+    requeued = 0
+    for execution_id in lost.filter(requeued_at__isnull=True).values_list("pk", flat=True):
+        marked = Execution.objects.filter(
+            pk=execution_id, status=Status.QUEUED, requeued_at__isnull=True
+        ).update(requeued_at=now, heartbeat_at=now)
+        if marked:
+            _send_or_fail(execution_id)
+            requeued += 1
+    if requeued or failed:
+        logger.warning("Lost run messages: queued %d again, failed %d", requeued, failed)
+    return requeued, failed
 
 
 def _skipped(flow: Flow, refused: ConcurrencyLimit) -> Execution:

@@ -102,6 +102,12 @@ class Execution(models.Model):
     )
     timeout_ms = models.PositiveIntegerField("timeout (ms)", null=True, blank=True)
     cancel_requested = models.BooleanField("cancel requested", default=False)
+    requeued_at = models.DateTimeField(
+        "queued again",
+        null=True,
+        blank=True,
+        help_text="When housekeeping queued it again because no worker had looked at it.",
+    )
     parent = models.ForeignKey(
         "self",
         verbose_name="parent",

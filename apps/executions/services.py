@@ -218,6 +218,10 @@ def claim(execution_id) -> str:
             Flow.objects.select_for_update().filter(pk=flow.pk).first()
             running = Execution.objects.filter(flow=flow, status=Status.RUNNING).count()
             if running >= flow.max_concurrency:
+                # A worker looked at it: its message is alive (see launch.requeue_lost_runs).
+                Execution.objects.filter(pk=execution_id, status=Status.QUEUED).update(
+                    heartbeat_at=timezone.now()
+                )
                 return "busy"
         now = timezone.now()
         # Conditional: of two processes racing for it (a redelivered task, a cancel), one wins.
@@ -330,6 +334,7 @@ def _run(
         deadline=time.monotonic() + timeout_ms / 1000,
         retry=None if spec.skip_retries else RetryPolicy(),
         cancelled=_cancel_check(execution.pk),
+        script_owner=f"flow {flow.pk}",
     )
     outcome = run_flow(
         spec,
@@ -352,6 +357,9 @@ def _clip(record: Any, secrets: frozenset[str]) -> Any:
     return {"_truncated": True, "excerpt": text[:MAX_STORED_RECORD_BYTES]}
 
 
+RESPONSE_TOO_LARGE = "The flow's answer is larger than FLOWSITE_MAX_RESPONSE_BYTES"
+
+
 def settle(execution: Execution, result: RunResult) -> None:
     """Put a run's outcome on the execution in memory (`record` stores it)."""
     outcome, secrets = result.outcome, result.secrets
@@ -362,6 +370,13 @@ def settle(execution: Execution, result: RunResult) -> None:
     execution.error = storable(scrub(outcome.error, secrets))
     execution.status_code = outcome.status_code
     document = storable(_response_document(execution, outcome))
+    limit = settings.FLOWSITE_MAX_RESPONSE_BYTES
+    if document is not None and (size := len(json.dumps(document))) > limit:
+        # Neither sent nor stored: a web or worker process must not hold many of them.
+        execution.status = Status.FAILED
+        execution.status_code = 500
+        execution.error = f"{RESPONSE_TOO_LARGE} ({size} > {limit} bytes)."
+        document = None
     # The caller of this process gets the flow's answer as it set it; what is stored (and
     # polled later) is redacted.
     execution.live_response = document

@@ -22,7 +22,9 @@ def run_execution(self, execution_id: str) -> None:
 
 @shared_task(name="flowsite.recover_stale_executions")
 def recover_stale_executions() -> int:
-    return services.recover_stale_executions()
+    """Runs whose worker died, and queued runs whose task message was lost."""
+    requeued, failed = launch.requeue_lost_runs()
+    return services.recover_stale_executions() + requeued + failed
 
 
 @shared_task(name="flowsite.purge_executions")

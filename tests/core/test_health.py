@@ -1,4 +1,11 @@
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
+
+from apps.core.models import WorkerHeartbeat
+from apps.core.workers import ALIVE_SECONDS
+from tests.conftest import wait_for
 
 
 def test_healthz_answers_without_touching_the_database(client):
@@ -11,7 +18,10 @@ def test_healthz_answers_without_touching_the_database(client):
 def test_readyz_checks_the_database_and_the_broker(client):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "broker": "ok", "worker": "absent"},
+    }
 
 
 @pytest.mark.django_db
@@ -41,3 +51,30 @@ def test_readyz_does_not_tell_the_world_where_the_broker_is(client, monkeypatch)
     body = client.get("/readyz").json()
     assert "10.9.8.7" not in str(body)
     assert body["detail"] == "Not ready: broker unavailable."
+
+
+@pytest.mark.django_db
+def test_readyz_tells_whether_a_worker_is_alive_and_can_require_one(client):
+    assert client.get("/readyz?worker=1").status_code == 503
+    stale = timezone.now() - timedelta(seconds=ALIVE_SECONDS + 1)
+    WorkerHeartbeat.objects.create(hostname="w1@old", seen_at=stale)
+    refused = client.get("/readyz?worker=1")
+    assert refused.status_code == 503
+    assert refused.json()["checks"]["worker"] == "absent"
+    assert refused.json()["detail"] == "Not ready: worker unavailable."
+    WorkerHeartbeat.objects.create(hostname="w2@now", seen_at=timezone.now())
+    assert client.get("/readyz?worker=1").json()["checks"]["worker"] == "present"
+    assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.services
+def test_a_real_worker_beats_while_it_runs_and_says_goodbye(
+    start_worker, embedded_broker, transactional_db
+):
+    _, env = embedded_broker
+    worker = start_worker(**env)
+    wait_for(
+        lambda: WorkerHeartbeat.objects.exists(), timeout=60, message="no heartbeat from the worker"
+    )
+    worker.stop()
+    assert not WorkerHeartbeat.objects.exists()  # a clean shutdown says so at once

@@ -21,7 +21,7 @@ from django.http import HttpResponse, JsonResponse
 from apps.accounts.permissions import MissingPrivilege
 from apps.core.exceptions import ApiProblem
 from apps.core.problems import PROBLEM_CONTENT_TYPE, problem
-from apps.executions import errors, selectors
+from apps.executions import errors, selectors, services
 from apps.executions.models import Execution
 from apps.flows.api_settings import FlowApi
 
@@ -59,6 +59,7 @@ REFUSAL_STATUS: dict[type[errors.Refused], int] = {
     errors.IdempotencyKeyReused: 422,
     errors.ConcurrencyLimit: 409,
     errors.BrokerUnavailable: 503,
+    errors.TooManyWaiting: 503,
     errors.NotRetriable: 409,
     errors.SecretFieldsMissing: 409,
     errors.AlreadyFinished: 409,
@@ -80,6 +81,8 @@ def refusal(refused: errors.Refused) -> Exception:
         details.pop("active", None)
     elif isinstance(refused, errors.BrokerUnavailable):
         headers["Retry-After"] = "5"
+    elif isinstance(refused, errors.TooManyWaiting):
+        headers["Retry-After"] = "1"
     return ApiProblem(
         REFUSAL_STATUS[type(refused)],
         refused.message,
@@ -112,6 +115,8 @@ def failure(execution: Execution) -> JsonResponse:
     code = {Status.TIMED_OUT: "timed-out", Status.CANCELLED: "cancelled"}.get(
         execution.status, "flow-failed"
     )
+    if execution.error.startswith(services.RESPONSE_TOO_LARGE):
+        code = "response-too-large"
     found = selectors.first_errors(execution)
     extensions: dict[str, Any] = {
         "processId": str(execution.pk),
@@ -123,7 +128,9 @@ def failure(execution: Execution) -> JsonResponse:
         extensions["upstreamStatus"] = upstream["httpStatus"] if upstream else None
         extensions["step"] = (upstream or (found[0] if found else {})).get("step")
     document = problem(status, execution.error or "The flow failed.", code=code, **extensions)
-    return JsonResponse(document, status=status, content_type=PROBLEM_CONTENT_TYPE)
+    # A run refused for lack of room (a busy sandbox) may be tried again shortly.
+    headers = {"Retry-After": "1"} if status == 503 else {}
+    return JsonResponse(document, status=status, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
 
 
 def error_status(api: FlowApi, envelope: dict) -> int:
