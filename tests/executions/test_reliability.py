@@ -128,3 +128,30 @@ def test_a_key_restricted_to_a_flow_polls_only_that_flows_runs(
     poll = f"/api/1/action/Sales%20Ops/other/poll/{run.pk}"
     assert call(live_server, "GET", poll, key=mine.plaintext).status == 200
     assert call(live_server, "GET", poll, key=restricted.plaintext).status == 404
+
+
+def test_html_in_a_flow_answer_cannot_act_as_a_page_of_the_admin(live_server, sales, caller_key):
+    script_flow(
+        sales,
+        "page",
+        "function main(ctx) { return {statusCode: 200, headers: {'Content-Type': 'text/html', "
+        "'Content-Security-Policy': \"default-src 'none'\"}, "
+        "body: '<script>fetch(\"/admin/\")</script>'}; }",
+        api={"enabled": True, "method": "GET", "path": "/page"},
+    )
+    answer = call(live_server, "GET", "/api/resources/page", key=caller_key)
+    assert answer.status == 200
+    assert answer.headers["Content-Type"].startswith("text/html")
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    # The flow's own policy is added to the sandbox: it can only be stricter.
+    assert answer.headers["Content-Security-Policy"] == "sandbox; default-src 'none'"
+
+
+def test_the_session_and_csrf_cookies_are_out_of_scripts_reach(client, admin_user):
+    login = client.get("/admin/login/")
+    assert login.cookies["csrftoken"]["httponly"]
+    signed_in = client.post(
+        "/admin/login/?next=/admin/", {"username": admin_user.username, "password": "password"}
+    )
+    assert signed_in.status_code == 302
+    assert signed_in.cookies["sessionid"]["httponly"]
