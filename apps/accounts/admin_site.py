@@ -1,18 +1,31 @@
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.core.exceptions import ValidationError
+from django.contrib.auth.signals import user_login_failed
 
-INTEGRATION_REFUSED = (
-    "This is an integration account: it cannot sign in to the admin. Integration "
-    "accounts call the API with an API key."
+# One message for every refused sign-in (wrong password, unknown user, inactive, not staff,
+# integration account, locked out), so the answer never tells a right password apart.
+REFUSED = (
+    "Please enter the correct %(username)s and password for a staff account. Note that "
+    "both fields may be case-sensitive, and that after repeated failures signing in is "
+    "paused for a while."
 )
 
 
 class FlowsiteAuthenticationForm(AdminAuthenticationForm):
+    error_messages = {**AdminAuthenticationForm.error_messages, "invalid_login": REFUSED}
+
     def confirm_login_allowed(self, user):
-        if getattr(user, "is_integration", False):
-            raise ValidationError(INTEGRATION_REFUSED, code="integration_account")
-        super().confirm_login_allowed(user)
+        """Refuse accounts that may not sign in (integration accounts call the API with
+        keys) exactly like a wrong password, and count the refusal towards the lockout
+        like one: otherwise their right password would escape the count."""
+        if user.is_active and user.is_staff and not getattr(user, "is_integration", False):
+            return
+        user_login_failed.send(
+            sender=__name__,
+            credentials={"username": self.cleaned_data.get("username")},
+            request=self.request,
+        )
+        raise self.get_invalid_login_error()
 
 
 class FlowsiteAdminSite(admin.AdminSite):

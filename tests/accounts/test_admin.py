@@ -6,28 +6,6 @@ from apps.accounts import keys
 from apps.accounts.models import ApiKey, Role
 
 
-def login(client, username, password):
-    return client.post(
-        "/admin/login/?next=/admin/",
-        {"username": username, "password": password},
-    )
-
-
-def test_an_integration_account_is_refused_at_the_admin_login_with_the_reason(client, integration):
-    integration.is_staff = True  # even a staff flag does not let it in
-    integration.save()
-    response = login(client, "erp-sync", "integration-pass-123")
-    assert response.status_code == 200
-    assert "integration account: it cannot sign in to the admin" in response.content.decode()
-    assert client.get("/admin/").status_code == 302
-
-
-def test_a_regular_staff_account_signs_in(client, owner):
-    response = login(client, "owner", "owner-pass-123")
-    assert response.status_code == 302
-    assert client.get("/admin/").status_code == 200
-
-
 @pytest.mark.parametrize(
     "url",
     [
