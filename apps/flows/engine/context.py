@@ -29,7 +29,13 @@ class HttpPort(Protocol):
 
 class ScriptPort(Protocol):
     def call(
-        self, source: str, function: str, argument: Any, *, timeout_ms: int | None = None
+        self,
+        source: str,
+        function: str,
+        argument: Any,
+        *,
+        timeout_ms: int | None = None,
+        owner: str | None = None,
     ) -> ScriptResult: ...
 
 
@@ -169,6 +175,7 @@ class RunContext:
     recorder: Recorder = field(default_factory=Recorder)
     subflows: SubflowPort | None = None
     records: RecordsPort | None = None
+    script_owner: str | None = None  # the flow: its scripts share one flow's part of the pool
 
     def checkpoint(self) -> None:
         """Between records and steps: stop at the deadline or on cancellation."""

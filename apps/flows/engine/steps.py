@@ -21,6 +21,7 @@ from apps.flows.sandbox.results import ScriptAbort, ScriptError
 STEP_KINDS: dict[str, type["Step"]] = {}
 # A script stopped by the sandbox (CPU time, memory, a crashed sandbox) fails the run.
 SANDBOX_LIMITS = frozenset({"timeout", "memory", "crashed"})
+SANDBOX_BUSY = "busy"  # no sandbox process free for the flow in time: 503, retry later
 
 
 def register(kind: str):
@@ -328,9 +329,12 @@ class ScriptStep(Step):
             "processId": ctx.process_id,
         }
         stats = ctx.recorder.stats(self.spec)
+        # Whose share of the sandbox the call takes (a run without an owner, as in engine
+        # tests, calls the port as before).
+        owner = {} if ctx.script_owner is None else {"owner": ctx.script_owner}
         try:
             result = ctx.scripts.call(
-                script.source, self.spec.function, argument, timeout_ms=ctx.remaining_ms()
+                script.source, self.spec.function, argument, timeout_ms=ctx.remaining_ms(), **owner
             )
         except ScriptAbort as abort:
             stats.log(abort.debug or [])
@@ -341,6 +345,9 @@ class ScriptStep(Step):
             ctx.checkpoint()  # stopped by the run's deadline (or cancelled): the run stops
             where = f" at line {error.line}" if error.line else ""
             message = f"Script {script.name}{where}: {error.message}"
+            if error.kind == SANDBOX_BUSY:  # this flow's share of the sandbox is full: retry
+                ctx.recorder.error(self.spec, message)
+                raise RunAborted(message, status=503) from None
             if error.kind in SANDBOX_LIMITS:  # not the records' fault: the run fails
                 ctx.recorder.error(self.spec, message)
                 raise RunAborted(message, status=500) from None

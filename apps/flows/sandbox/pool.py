@@ -6,13 +6,23 @@ memory limits itself; the parent adds a wall-clock timeout (for the few things Q
 interrupt, such as a regular expression that backtracks catastrophically) and kills and replaces
 a child that overruns it, dies or answers garbage. `subprocess`, not `multiprocessing`: Celery's
 prefork children are daemonic and may not start multiprocessing children.
+
+Fairness: a call names its owner (the engine passes the flow), and one owner holds at most
+`slots_per_owner` processes at a time (FLOWSITE_SCRIPT_SLOTS_PER_FLOW, by default half the pool
+rounded up), so a flow whose scripts loop leaves the rest of the pool to the other flows. Calls
+beyond that wait in one queue, and a freed process goes to the waiting call whose owner holds
+the fewest processes (the longest-waiting first among equals): a flow that floods the queue does
+not get ahead of one that calls once. A call that gets no process within `queue_ms`
+(FLOWSITE_SCRIPT_QUEUE_MS) fails with kind "busy", which the run answers with 503. Calls without
+an owner (syntax checks) are not capped, but wait in the same queue.
 """
 
 import atexit
 import contextlib
+import itertools
 import json
+import math
 import os
-import queue
 import re
 import select
 import signal
@@ -21,6 +31,7 @@ import sys
 import threading
 import time
 import weakref
+from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -44,6 +55,16 @@ class _Overran(Exception):
 
 class _Died(Exception):
     """The child's pipes closed: it exited or was killed."""
+
+
+class _Waiter:
+    """A call waiting for a process: whose it is and when it came."""
+
+    __slots__ = ("order", "owner")
+
+    def __init__(self, owner: str | None, order: int):
+        self.owner = owner
+        self.order = order
 
 
 class _Process:
@@ -158,37 +179,65 @@ class _Process:
 class SandboxPool:
     """A fixed number of sandbox processes, started lazily and shared by threads.
 
-    A caller checks a process out of a queue (waiting for a free one), sends one request and
-    returns the process, or replaces it when the call overran, crashed it or left the protocol
-    in an unknown state. Replacements start in the background on a spawner thread, which lives
-    as long as the pool: Linux delivers PR_SET_PDEATHSIG when the *thread* that started a child
-    exits, and runserver's request threads are short-lived.
+    A caller checks a process out (waiting its turn, see the module's docstring on fairness),
+    sends one request and returns the process, or replaces it when the call overran, crashed
+    it or left the protocol in an unknown state. Replacements start in the background on a
+    spawner thread, which lives as long as the pool: Linux delivers PR_SET_PDEATHSIG when the
+    *thread* that started a child exits, and runserver's request threads are short-lived.
     """
 
-    def __init__(self, *, size: int, cpu_time_limit_ms: int, memory_limit_mb: int):
-        if size < 1 or cpu_time_limit_ms < 1 or memory_limit_mb < 1:
-            raise ValueError("size, cpu_time_limit_ms and memory_limit_mb must be positive")
+    def __init__(
+        self,
+        *,
+        size: int,
+        cpu_time_limit_ms: int,
+        memory_limit_mb: int,
+        slots_per_owner: int | None = None,
+        queue_ms: int = 1000,
+    ):
+        if slots_per_owner is None:
+            slots_per_owner = math.ceil(size / 2)
+        if min(size, cpu_time_limit_ms, memory_limit_mb, slots_per_owner, queue_ms) < 1:
+            raise ValueError(
+                "size, cpu_time_limit_ms, memory_limit_mb, slots_per_owner and queue_ms must be "
+                "positive"
+            )
         self.size = size
         self.cpu_time_limit_ms = cpu_time_limit_ms
         self.memory_limit_mb = memory_limit_mb
+        self.slots_per_owner = min(slots_per_owner, size)
+        self.queue_ms = queue_ms
         self._owner_pid = os.getpid()
         self._lock = threading.Lock()
         self._closed = False
         self._processes: set[_Process] = set()
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
-        # Each slot is a process, a Future of one being started, or None (start on demand).
-        self._slots: queue.Queue[_Process | Future[_Process] | None] = queue.Queue()
-        for _ in range(size):
-            self._slots.put(None)
+        # Each free slot is a process, a Future of one being started, or None (start on
+        # demand). The condition guards the free slots, the waiting calls and the count of
+        # slots each owner holds.
+        self._turns = threading.Condition(threading.Lock())
+        self._free: deque[_Process | Future[_Process] | None] = deque([None] * size)
+        self._waiting: list[_Waiter] = []
+        self._held: Counter[str | None] = Counter()
+        self._arrivals = itertools.count()
         _POOLS.add(self)
 
     def call(
-        self, source: str, function: str, argument: Any, *, timeout_ms: int | None = None
+        self,
+        source: str,
+        function: str,
+        argument: Any,
+        *,
+        timeout_ms: int | None = None,
+        owner: str | None = None,
     ) -> ScriptResult:
         """Call the global function `function` of `source` with `argument`; return its result.
 
         `argument` must be JSON-compatible (TypeError or ValueError otherwise). `timeout_ms`
-        (the time left before the run's deadline) can only lower the CPU-time limit.
+        (the time left before the run's deadline) can only lower the CPU-time limit, and
+        bounds the wait for a process too. `owner` (the flow) is whose share of the pool the
+        call takes; a call that gets no process in time raises ScriptError kind "busy".
+        Each call runs in a fresh JavaScript realm: no global survives it.
         """
         limit_ms = self.cpu_time_limit_ms
         if timeout_ms is not None and timeout_ms < limit_ms:
@@ -207,6 +256,8 @@ class SandboxPool:
             {"op": "call", "function": function, "timeout_ms": limit_ms},
             [source.encode(errors="replace"), argument_json.encode()],
             limit_ms,
+            owner=owner,
+            wait_ms=self.queue_ms if timeout_ms is None else min(self.queue_ms, timeout_ms),
         )
         if header["ok"]:
             try:
@@ -224,7 +275,11 @@ class SandboxPool:
         """None when `source` compiles, else why not (see the module-level check_syntax)."""
         try:
             header, _ = self._exchange(
-                {"op": "check"}, [source.encode(errors="replace")], self.cpu_time_limit_ms
+                {"op": "check"},
+                [source.encode(errors="replace")],
+                self.cpu_time_limit_ms,
+                owner=None,
+                wait_ms=self.queue_ms,
             )
         except ScriptError as exc:
             return exc.message
@@ -235,6 +290,16 @@ class SandboxPool:
         with self._lock:
             return sorted(process.pid for process in self._processes if process.alive())
 
+    def running(self) -> dict[str | None, int]:
+        """How many calls each owner has in the sandbox now (for tests and diagnostics)."""
+        with self._turns:
+            return dict(self._held)
+
+    def waiting(self) -> int:
+        """How many calls wait for a sandbox process now (for tests and diagnostics)."""
+        with self._turns:
+            return len(self._waiting)
+
     def close(self) -> None:
         """Kill every sandbox process; calls after this raise RuntimeError."""
         with self._lock:
@@ -243,20 +308,28 @@ class SandboxPool:
             self._closed = True
             processes, self._processes = self._processes, set()
         self._spawner.shutdown(wait=False, cancel_futures=True)
+        with self._turns:
+            self._turns.notify_all()  # waiting calls see the pool closed
         if os.getpid() == self._owner_pid:  # a forked copy must not kill its parent's children
             for process in processes:
                 process.kill()
 
     def _exchange(
-        self, header: dict[str, Any], parts: list[bytes], limit_ms: int
+        self,
+        header: dict[str, Any],
+        parts: list[bytes],
+        limit_ms: int,
+        *,
+        owner: str | None,
+        wait_ms: int,
     ) -> tuple[dict[str, Any], list[bytes]]:
         message = protocol.encode(header, *parts)
         wall_ms = 2 * limit_ms + WALL_CLOCK_SLACK_MS
-        process = self._checkout(wall_ms)
+        process = self._checkout(owner, wait_ms)
         try:
             reply = process.exchange(message, time.monotonic() + wall_ms / 1000)
         except _Overran:
-            self._replace(process)
+            self._replace(process, owner)
             raise ScriptError(
                 f"Script did not finish within {wall_ms} ms of wall-clock time (twice its "
                 f"CPU-time limit of {limit_ms} ms ({self._limit_source(limit_ms)}) plus "
@@ -264,7 +337,7 @@ class SandboxPool:
                 kind="timeout",
             ) from None
         except _Died:
-            self._replace(process)
+            self._replace(process, owner)
             raise ScriptError(
                 f"The script's sandbox process died ({process.exit_description()}) and was "
                 f"replaced. The usual cause is a script exceeding its memory limit of "
@@ -272,28 +345,19 @@ class SandboxPool:
                 kind="crashed",
             ) from None
         except protocol.ProtocolError as exc:
-            self._replace(process)
+            self._replace(process, owner)
             raise ScriptError(
                 f"The script's sandbox process sent an invalid reply ({exc}) and was replaced.",
                 kind="crashed",
             ) from None
         except BaseException:  # e.g. KeyboardInterrupt: the protocol state is unknown
-            self._replace(process)
+            self._replace(process, owner)
             raise
-        self._slots.put(process)
+        self._release(owner, process)
         return reply
 
-    def _checkout(self, wait_ms: int) -> _Process:
-        # Bounded: a caller never waits for a busy pool past its own time budget (which the
-        # engine derives from the run's deadline).
-        try:
-            slot = self._slots.get(timeout=wait_ms / 1000)
-        except queue.Empty:
-            raise ScriptError(
-                f"No script sandbox was free within {wait_ms} ms: all {self.size} sandbox "
-                "processes are busy (FLOWSITE_SANDBOX_PROCESSES).",
-                kind="timeout",
-            ) from None
+    def _checkout(self, owner: str | None, wait_ms: int) -> _Process:
+        slot = self._acquire(owner, wait_ms)
         try:
             if self._closed:
                 raise RuntimeError("The script sandbox pool is closed.")
@@ -305,8 +369,72 @@ class SandboxPool:
                 self._discard(slot)
             return self._spawner.submit(self._start_process).result()
         except BaseException:
-            self._slots.put(None)
+            self._release(owner, None)
             raise
+
+    def _acquire(self, owner: str | None, wait_ms: int) -> _Process | Future[_Process] | None:
+        """Wait for this call's turn and take a free slot, or raise ScriptError kind "busy".
+
+        Bounded: a caller never waits past FLOWSITE_SCRIPT_QUEUE_MS, nor past its own time
+        budget (which the engine derives from the run's deadline).
+        """
+        deadline = time.monotonic() + wait_ms / 1000
+        with self._turns:
+            waiter = _Waiter(owner, next(self._arrivals))
+            self._waiting.append(waiter)
+            try:
+                while not self._closed:
+                    if self._free and self._next_in_turn() is waiter:
+                        self._held[owner] += 1
+                        return self._free.popleft()
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise self._busy(owner, wait_ms)
+                    self._turns.wait(remaining)
+                raise RuntimeError("The script sandbox pool is closed.")
+            finally:
+                self._waiting.remove(waiter)
+                # Whether it took a slot or gave up, the next in turn may have changed.
+                self._turns.notify_all()
+
+    def _next_in_turn(self) -> _Waiter | None:
+        """The waiting call that gets the next free slot (called with the condition held)."""
+        turn = None
+        for waiter in self._waiting:
+            held = self._held[waiter.owner]
+            if waiter.owner is not None and held >= self.slots_per_owner:
+                continue  # its owner has its share: it waits for one of its own calls to end
+            if turn is None or (held, waiter.order) < turn[0]:
+                turn = ((held, waiter.order), waiter)
+        return None if turn is None else turn[1]
+
+    def _release(self, owner: str | None, slot: _Process | Future[_Process] | None) -> None:
+        with self._turns:
+            self._free.append(slot)
+            self._held[owner] -= 1
+            if self._held[owner] <= 0:
+                del self._held[owner]
+            self._turns.notify_all()
+
+    def _busy(self, owner: str | None, wait_ms: int) -> ScriptError:
+        held = self._held[owner]
+        if owner is not None and held >= self.slots_per_owner:
+            why = (
+                f"this flow already runs {held} scripts, its share of the {self.size} sandbox "
+                "processes (FLOWSITE_SCRIPT_SLOTS_PER_FLOW)"
+            )
+        else:
+            why = f"all {self.size} sandbox processes are busy (FLOWSITE_SANDBOX_PROCESSES)"
+        bound = (
+            "FLOWSITE_SCRIPT_QUEUE_MS"
+            if wait_ms >= self.queue_ms
+            else "the time left before the run's deadline"
+        )
+        return ScriptError(
+            f"Script was not started: no sandbox process was free for it within {wait_ms} ms "
+            f"({bound}): {why}. Retry later.",
+            kind="busy",
+        )
 
     def _start_process(self) -> _Process:
         process = _Process.start(self.memory_limit_mb)
@@ -322,14 +450,14 @@ class SandboxPool:
             self._processes.discard(process)
         process.kill()
 
-    def _replace(self, process: _Process) -> None:
+    def _replace(self, process: _Process, owner: str | None) -> None:
         """Kill `process` and put a replacement, starting in the background, in its slot."""
         self._discard(process)
         try:
             replacement: Future[_Process] | None = self._spawner.submit(self._start_process)
         except RuntimeError:  # closed, or the interpreter is shutting down
             replacement = None
-        self._slots.put(replacement)
+        self._release(owner, replacement)
 
     def _limit_source(self, limit_ms: int) -> str:
         if limit_ms < self.cpu_time_limit_ms:
@@ -387,6 +515,8 @@ def get_pool() -> SandboxPool:
                     size=settings.FLOWSITE_SANDBOX_PROCESSES,
                     cpu_time_limit_ms=settings.FLOWSITE_SCRIPT_TIMEOUT_MS,
                     memory_limit_mb=settings.FLOWSITE_SCRIPT_MEMORY_MB,
+                    slots_per_owner=settings.FLOWSITE_SCRIPT_SLOTS_PER_FLOW,
+                    queue_ms=settings.FLOWSITE_SCRIPT_QUEUE_MS,
                 )
             pool = _pool
     return pool

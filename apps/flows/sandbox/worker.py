@@ -8,15 +8,15 @@ limit is QuickJS's interrupt handler, re-armed with what is left of the call's b
 every entry into JavaScript. RLIMIT_AS is the second line of defence; the pool's wall-clock
 timeout is the third.
 
-Contexts are cached per source (LRU keyed by SHA-256), so a warm call costs one entry into
-JavaScript to run the function and one to collect the result. Global state therefore survives
-between calls of the same script in the same process, as in any warm serverless runtime; it is
-dropped after a timeout or a memory error.
+Every call gets a fresh realm: a new context with the prelude, then the builder's source, then
+the call. Nothing a script leaves in its globals reaches another call, so one caller's data can
+never be seen by the next (contexts used to be cached per source, and caller B could read what
+caller A had left in a global). The realm for the next call (context and prelude, about two
+thirds of the cost) is made while the process waits for its next request.
 """
 
 import contextlib
 import ctypes
-import hashlib
 import json
 import os
 import re
@@ -24,7 +24,6 @@ import resource
 import signal
 import sys
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -35,7 +34,8 @@ from apps.flows.sandbox import protocol
 
 PRELUDE = Path(__file__).with_name("prelude.js").read_text()
 ENTRY_POINTS = ("__flowsite_start", "__flowsite_finish", "__flowsite_take_debug")
-CACHE_SIZE = 32
+# The prelude is ours and small; this only bounds the time spent making a realm in advance.
+PRELUDE_TIME_LIMIT_SECONDS = 1.0
 ADDRESS_SPACE_HEADROOM = 256 * 2**20
 PR_SET_PDEATHSIG = 1
 
@@ -55,12 +55,23 @@ IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]*")
 
 
 @dataclass
-class _Script:
+class _Realm:
+    """A context with the prelude evaluated, and the entry points it hid from scripts."""
+
     context: quickjs.Context
     start: quickjs.Object
     finish: quickjs.Object
     take_debug: quickjs.Object
+
+
+@dataclass
+class _Script:
+    realm: _Realm
     source: str
+
+    @property
+    def context(self) -> quickjs.Context:
+        return self.realm.context
 
 
 def error_reply(
@@ -159,11 +170,11 @@ def error_line(stack: str, source: str, *, skip: int = 0) -> int | None:
 
 
 class Sandbox:
-    """The QuickJS side of a sandbox process: cached contexts and the two operations."""
+    """The QuickJS side of a sandbox process: a fresh realm per call, and the two operations."""
 
     def __init__(self, memory_limit_mb: int):
         self.memory_limit_mb = memory_limit_mb
-        self._scripts: OrderedDict[bytes, _Script] = OrderedDict()
+        self._spare: _Realm | None = None
 
     def handle(self, header: dict[str, Any], parts: list[bytes]) -> tuple[dict, list[bytes]]:
         if header.get("op") == "call":
@@ -173,30 +184,27 @@ class Sandbox:
             return {"ok": True, "syntax_error": self.check(parts[0].decode())}, []
         raise protocol.ProtocolError(f"unknown request {header!r}")
 
+    def prepare(self) -> None:
+        """Make the next call's realm now, while the process waits for a request."""
+        if self._spare is None:
+            try:
+                self._spare = self._new_realm()
+            except (quickjs.JSException, MemoryError):  # the call will try again
+                self._spare = None
+
     def forget_all(self) -> None:
-        self._scripts.clear()
+        """Drop the realm made in advance (after RLIMIT_AS was reached in Python itself)."""
+        self._spare = None
 
     def call(
         self, source: bytes, function: str, argument: bytes, timeout_ms: int
     ) -> tuple[dict, list[bytes]]:
         deadline = time.process_time() + timeout_ms / 1000
-        key = hashlib.sha256(source).digest()
         try:
-            script = self._scripts.get(key)
-            if script is None:
-                script = self._load(source.decode(), deadline)
-                self._scripts[key] = script
-                while len(self._scripts) > CACHE_SIZE:
-                    self._scripts.popitem(last=False)
-            else:
-                self._scripts.move_to_end(key)
+            # A fresh realm every time: the script and its globals end with this call.
+            script = self._load(source.decode(), deadline)
             envelope_text, _, value_text = self._run(script, function, argument, deadline)
         except _Failed as failed:
-            if failed.reply["kind"] == "memory":
-                # RLIMIT_AS may have been hit by all cached contexts together, not just this one.
-                self.forget_all()
-            elif failed.reply["kind"] == "timeout":
-                self._scripts.pop(key, None)
             return failed.reply, []
         envelope = json.loads(envelope_text)
         kind, debug = envelope["kind"], envelope["debug"]
@@ -210,8 +218,6 @@ class Sandbox:
                     debug=debug,
                 ), []
             return {"ok": True, "debug": debug}, [value]
-        if kind == "memory":
-            self.forget_all()
         if kind == "missing_function":
             envelope["message"] = f"The script does not define a function named '{function}'."
         return error_reply(
@@ -228,27 +234,37 @@ class Sandbox:
         problem = self._compile_error(source)
         return None if problem is None else problem[0]
 
-    def _arm(self, context: quickjs.Context, deadline: float) -> None:
+    def _arm(self, context: quickjs.Context | None, deadline: float) -> None:
         remaining = deadline - time.process_time()
         if remaining <= 0:
             raise _OutOfTime
-        context.set_time_limit(remaining)
+        if context is not None:
+            context.set_time_limit(remaining)
 
     def _new_context(self) -> quickjs.Context:
         context = quickjs.Context()
         context.set_memory_limit(self.memory_limit_mb * 2**20)
         return context
 
-    def _load(self, source: str, deadline: float) -> _Script:
+    def _new_realm(self) -> _Realm:
         context = self._new_context()
+        context.set_time_limit(PRELUDE_TIME_LIMIT_SECONDS)
+        context.eval(PRELUDE)
+        realm = _Realm(context, *(context.get(name) for name in ENTRY_POINTS))
+        context.eval("".join(f"delete globalThis.{name};" for name in ENTRY_POINTS))
+        return realm
+
+    def _take_realm(self) -> _Realm:
+        realm, self._spare = self._spare, None
+        return realm if realm is not None else self._new_realm()
+
+    def _load(self, source: str, deadline: float) -> _Script:
         script = None
         try:
-            self._arm(context, deadline)
-            context.eval(PRELUDE)
-            script = _Script(context, *(context.get(name) for name in ENTRY_POINTS), source)
-            context.eval("".join(f"delete globalThis.{name};" for name in ENTRY_POINTS))
-            self._arm(context, deadline)
-            context.eval(source)
+            self._arm(None, deadline)  # out of time before anything runs
+            script = _Script(self._take_realm(), source)
+            self._arm(script.context, deadline)
+            script.context.eval(source)
         except _OutOfTime:
             raise _Failed("timeout", debug=self._salvage_debug(script)) from None
         except quickjs.JSException as exc:
@@ -275,13 +291,13 @@ class Sandbox:
     ) -> tuple[str, str, str]:
         try:
             self._arm(script.context, deadline)
-            script.start(function, argument.decode())
+            script.realm.start(function, argument.decode())
             while True:
                 self._arm(script.context, deadline)
                 if not script.context.execute_pending_job():
                     break
             self._arm(script.context, deadline)
-            return script.finish().partition("\n")
+            return script.realm.finish().partition("\n")
         except _OutOfTime:
             raise _Failed("timeout", debug=self._salvage_debug(script)) from None
         except quickjs.JSException as exc:
@@ -296,7 +312,7 @@ class Sandbox:
             return []
         try:
             script.context.set_time_limit(0.1)
-            return json.loads(script.take_debug())
+            return json.loads(script.realm.take_debug())
         except quickjs.JSException:
             return []
 
@@ -375,6 +391,7 @@ def main(argv: list[str]) -> None:
     requests, responses = _claim_stdio()
     _limit_resources(memory_limit_mb)
     sandbox = Sandbox(memory_limit_mb)
+    sandbox.prepare()
     _reply(responses, {"ready": True})
     while True:
         try:
@@ -387,6 +404,7 @@ def main(argv: list[str]) -> None:
             sandbox.forget_all()
             reply, reply_parts = error_reply("memory"), []
         _reply(responses, reply, *reply_parts)
+        sandbox.prepare()
 
 
 if __name__ == "__main__":
