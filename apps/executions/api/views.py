@@ -14,13 +14,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import parsers
 from rest_framework.permissions import AllowAny
-from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from apps.accounts.models import ApiKey
 from apps.core.openapi import ProblemSerializer, problem_responses
 from apps.core.parsers import JSONParser, TextParser, XMLTextParser
 from apps.core.problems import PROBLEM_CONTENT_TYPE
+from apps.core.throttling import client_ip
 from apps.executions import launch, selectors
 from apps.executions.api import answers
 from apps.executions.errors import NotAuthenticated, NotFound, Refused
@@ -93,11 +93,6 @@ def trigger_request(request) -> dict:
         **raw,
         "contentType": request.content_type.split(";")[0].strip() if body is not None else "",
     }
-
-
-def client_ip(request) -> str | None:
-    """The caller's address, through FLOWSITE_TRUSTED_PROXIES (as the rate limits see it)."""
-    return BaseThrottle().get_ident(request)
 
 
 def caller_of(request) -> launch.Caller:

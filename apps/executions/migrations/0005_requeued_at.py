@@ -4,15 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('executions', '0004_outcomes_and_sealed_trigger'),
+        ("executions", "0004_outcomes_and_sealed_trigger"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='execution',
-            name='requeued_at',
-            field=models.DateTimeField(blank=True, help_text='When housekeeping queued it again because no worker had looked at it.', null=True, verbose_name='queued again'),
+            model_name="execution",
+            name="requeued_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When housekeeping queued it again because no worker had looked at it.",
+                null=True,
+                verbose_name="queued again",
+            ),
         ),
     ]

@@ -15,8 +15,8 @@ from apps.core.api import DocumentJSONParser
 from apps.core.exceptions import ApiProblem
 from apps.core.openapi import ProblemSerializer, problem_responses
 from apps.core.problems import problem
+from apps.core.throttling import client_ip
 from apps.executions.api.answers import refusal
-from apps.executions.api.views import client_ip
 from apps.executions.errors import NotAuthenticated, Refused
 from apps.flows.pipeline import MAX_ID
 from apps.records.models import RecordField
