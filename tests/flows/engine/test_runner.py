@@ -1,11 +1,14 @@
 """The engine alone, with in-memory adapters: semantics, not the network."""
 
 import itertools
+import threading
+import time
 
 from apps.flows.engine.context import RunContext
 from apps.flows.engine.runner import run_flow
+from apps.flows.engine.spec import ScriptSpec
 from apps.flows.outbound import HttpStatusError
-from apps.flows.sandbox import ScriptAbort, ScriptError
+from apps.flows.sandbox import SandboxPool, ScriptAbort, ScriptError
 from tests.flows.engine.fakes import (
     FakeHttp,
     FakeScripts,
@@ -411,3 +414,64 @@ def test_a_failed_sub_flow_fails_its_record():
     outcome = run_flow(flow(generators=[export("N", "/n")], processors=[subflow_step()]), ctx)
     assert (outcome.num_success, outcome.num_error) == (1, 1)
     assert "sub-flow run child-1 failed: boom" in ctx.recorder.errors[0].message
+
+
+# --- The real script sandbox: a fresh realm per run, a fair share per flow ------------------
+
+
+def real_script(name: str, source: str):
+    return ("script", ScriptSpec(id=3, name=name, source=source), {})
+
+
+def test_a_global_a_script_sets_in_one_run_is_not_seen_by_the_next_run():
+    remember = real_script(
+        "remember",
+        "function main(ctx) { var seen = globalThis.seen || []; "
+        "seen.push(ctx.trigger.args.input.who); globalThis.seen = seen; return {seen} }",
+    )
+    pool = SandboxPool(size=1, cpu_time_limit_ms=1000, memory_limit_mb=64)
+    try:
+        outputs = []
+        for who in ("A", "B", "C"):
+            ctx = context(
+                scripts=pool, trigger={"args": {"input": {"who": who}}}, script_owner="flow 1"
+            )
+            outputs.append(run_flow(flow(processors=[remember]), ctx).output)
+    finally:
+        pool.close()
+
+    assert outputs == [[{"seen": ["A"]}], [{"seen": ["B"]}], [{"seen": ["C"]}]]
+
+
+def test_a_flow_past_its_share_of_the_sandbox_fails_503_while_another_flows_script_runs():
+    """Two sandbox processes, so one flow's share is one: while a run of the looping flow holds
+    it, a second run of that flow waits 300 ms for a process and fails with 503 ("retry"),
+    and a run of another flow gets the other process and succeeds."""
+    pool = SandboxPool(size=2, cpu_time_limit_ms=2000, memory_limit_mb=64, queue_ms=300)
+    looping = flow(processors=[real_script("spin", "function main() { while (true) {} }")])
+    trivial = flow(processors=[real_script("greet", "function main() { return {hi: 1} }")])
+    first = []
+    try:
+        holder = threading.Thread(
+            target=lambda: first.append(run_flow(looping, context(scripts=pool, script_owner="A")))
+        )
+        holder.start()
+        deadline = time.monotonic() + 5
+        while pool.running() != {"A": 1} and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+        second = context(scripts=pool, script_owner="A")
+        refused = run_flow(looping, second)
+        other = run_flow(trivial, context(scripts=pool, script_owner="B"))
+        still_held = pool.running()
+        holder.join(timeout=10)
+    finally:
+        pool.close()
+
+    assert (refused.status, refused.status_code) == ("failed", 503)
+    assert refused.error.startswith("Script spin: Script was not started: no sandbox process")
+    assert refused.error.endswith("Retry later.")
+    assert [e.message for e in second.recorder.errors] == [refused.error]
+    assert (other.status, other.output) == ("succeeded", [{"hi": 1}])
+    assert still_held == {"A": 1}  # the looping run was still in its process all along
+    assert (first[0].status, first[0].status_code) == ("failed", 500)  # its CPU-time limit
