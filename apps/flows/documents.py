@@ -15,6 +15,7 @@ from django.db import models
 
 from apps.flows import forms as flow_forms
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
+from apps.flows.outbound.auth import SAFE_HEADERS
 
 READ_ONLY = ("_id", "createdAt", "lastModified")
 ROOT = "non_field_errors"  # the document as a whole: the problem's pointer is "#"
@@ -247,6 +248,10 @@ OWNER = Field(
     nullable=True,
     description="The integration (application) it belongs to; null: shared by all.",
 )
+RELATIVE_URI = (
+    "Joined to the connection's base URI; templates allowed. An absolute URL must stay on the "
+    "base URI's scheme, host and port, where the connection's credentials go."
+)
 CONNECTION = Document(
     "connection",
     Connection,
@@ -255,7 +260,15 @@ CONNECTION = Document(
         Field("name", "name", "string"),
         Field("type", "type", "string", enum=_choices(Connection.Type)),
         Field("http.baseURI", "base_uri", "string"),
-        Field("http.headers", "headers", "object"),
+        Field(
+            "http.headers",
+            "headers",
+            "object",
+            description="Sent with every request. Only the safe ones ("
+            + ", ".join(SAFE_HEADERS)
+            + ') are returned; any other is encrypted and write-only: left out it is kept, "" '
+            "removes it.",
+        ),
         Field("http.auth.type", "auth_type", "string", enum=_choices(Connection.AuthType)),
         Field("http.auth.username", "username", "string"),
         Field("http.auth.password", "password", "string", write_only=True),
@@ -279,7 +292,7 @@ EXPORT = Document(
         OWNER,
         Field("_connectionId", "connection", "id"),
         Field("http.method", "method", "string", enum=("GET", "POST", "PUT", "PATCH", "DELETE")),
-        Field("http.relativeURI", "relative_uri", "string"),
+        Field("http.relativeURI", "relative_uri", "string", description=RELATIVE_URI),
         Field("http.query", "query", "object"),
         Field("http.headers", "headers", "object"),
         Field("http.body", "body", "any", nullable=True),
@@ -309,7 +322,7 @@ IMPORT = Document(
         OWNER,
         Field("_connectionId", "connection", "id"),
         Field("http.method", "method", "string", enum=("GET", "POST", "PUT", "PATCH", "DELETE")),
-        Field("http.relativeURI", "relative_uri", "string"),
+        Field("http.relativeURI", "relative_uri", "string", description=RELATIVE_URI),
         Field("http.headers", "headers", "object"),
         Field("http.body", "body", "any", nullable=True),
         Field("http.batchSize", "batch_size", "integer"),

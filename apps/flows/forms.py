@@ -1,23 +1,45 @@
 """Admin forms: write-only secrets, checked scripts, validated pipelines."""
 
 import json
+import re
 
 from django import forms
 
-from apps.core.redaction import is_secret_name
 from apps.flows.api_settings import FlowApi, api_errors
 from apps.flows.connection_kinds import KINDS
 from apps.flows.engine.templates import template_errors
 from apps.flows.models import Connection, Export, Flow, Import, Script
+from apps.flows.outbound.auth import SAFE_HEADERS, is_safe_header
+from apps.flows.outbound.origin import literal_origin_problem
 from apps.flows.pipeline import pipeline_errors
 from apps.flows.sandbox import check_syntax
 from apps.flows.schedules import parse_schedule, validate_timezone
 
 MONOSPACE = {"style": "font-family: ui-monospace, Menlo, Consolas, monospace; width: 90%;"}
+# RFC 9110: a header name is a token; a value must not break the request (CR, LF, NUL).
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+HEADER_VALUE_BREAK = re.compile(r"[\r\n\x00]")
+
+
+class DefaultHeadersField(forms.JSONField):
+    """A connection's default headers, of which only the safe-list ones are ever shown back:
+    not even a secret one just typed into a form that failed validation."""
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return ""  # unparsed text may hold a secret header's value
+        if isinstance(value, dict):
+            value = {name: item for name, item in value.items() if is_safe_header(str(name))}
+        return super().prepare_value(value)
 
 
 class ConnectionForm(forms.ModelForm):
-    """Secrets are write-only: never rendered back, kept when left empty."""
+    """Secrets are write-only: never rendered back, kept when left empty.
+
+    Default headers on the safe list are plain; any other is a secret header, encrypted and
+    write-only: given with a value it is stored, given as "" it is removed, left out it is
+    kept (as a secret left empty is).
+    """
 
     password = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
     token = forms.CharField(
@@ -58,18 +80,31 @@ class ConnectionForm(forms.ModelForm):
             "allowed_private_hosts",
             "timeout_ms",
         )
+        field_classes = {"headers": DefaultHeadersField}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         try:
             stored = self.instance.secrets() if self.instance.pk else {}
+            self.stored_headers = self.instance.secret_headers() if self.instance.pk else {}
             self.undecryptable = False
         except ValueError:
-            stored, self.undecryptable = {}, True
+            stored, self.stored_headers, self.undecryptable = {}, {}, True
         for name in Connection.SECRET_FIELDS:
             self.fields[name].help_text = (
                 "Stored (hidden). Leave empty to keep it." if stored.get(name) else "Not set."
             )
+        self.header_updates: dict[str, str] = {}
+        self.fields["headers"].help_text = (
+            f"Sent with every request. Shown here: {', '.join(SAFE_HEADERS)}. Any other "
+            'header is a secret: encrypted, never shown; leave it out to keep it, "" removes '
+            "it. "
+            + (
+                f"Secret headers stored (hidden): {', '.join(sorted(self.stored_headers))}."
+                if self.stored_headers
+                else "No secret headers stored."
+            )
+        )
         if self.undecryptable:
             self.fields["clear_secrets"].help_text = (
                 "The stored secrets cannot be decrypted (FLOWSITE_ENCRYPTION_KEY changed): "
@@ -81,8 +116,11 @@ class ConnectionForm(forms.ModelForm):
         if self.undecryptable and not data.get("clear_secrets"):
             self.add_error("clear_secrets", self.fields["clear_secrets"].help_text)
             return data
-        self._check_headers(data.get("headers"))
         auth_type = data.get("auth_type")
+        if "headers" in data:
+            safe = self._take_headers(data, auth_type)
+            if "headers" not in self.errors:
+                data["headers"] = safe  # only these are stored in plain text
         kept = {} if data.get("clear_secrets") or not self.instance.pk else self.instance.secrets()
         for name in self.REQUIRED.get(auth_type, ()):
             if not data.get(name) and not kept.get(name):
@@ -102,28 +140,54 @@ class ConnectionForm(forms.ModelForm):
             self.add_error("allowed_private_hosts", "A list of host names or networks.")
         return data
 
-    def _check_headers(self, headers) -> None:
+    def _take_headers(self, data: dict, auth_type) -> dict:
+        """The safe headers to store in plain text; the secret ones go to header_updates."""
+        headers = data["headers"]
         if headers is None:
-            return
+            return {}
         if not isinstance(headers, dict) or not all(
             isinstance(value, str) for value in headers.values()
         ):
             self.add_error("headers", "An object of header names and text values.")
-        elif secret := [name for name in headers if is_secret_name(name)]:
+            return {}
+        for name, value in headers.items():
+            if not HEADER_NAME.match(name):
+                self.add_error("headers", f"{name!r} is not a valid header name.")
+            elif HEADER_VALUE_BREAK.search(value):
+                # The value is not repeated: it may be a secret.
+                self.add_error("headers", f"The value of {name} has a line break or NUL.")
+        self.header_updates = {n: v for n, v in headers.items() if not is_safe_header(n)}
+        safe = {n: v for n, v in headers.items() if is_safe_header(n) and v}
+        kept = {} if data.get("clear_secrets") else self.stored_headers
+        secret = Connection.merged_headers(kept, self.header_updates)
+        managed = self._auth_header(data, auth_type)
+        if managed and (taken := [n for n in (*safe, *secret) if n.lower() == managed.lower()]):
             self.add_error(
                 "headers",
-                f"{', '.join(secret)} looks like a credential: default headers are stored in "
-                "plain text. Use the authentication settings (e.g. API key in a header), "
-                "which are encrypted.",
+                f"{taken[0]} is set by the authentication "
+                f"({Connection.AuthType(auth_type).label}): remove it here "
+                '(a stored secret header with "").',
             )
+        return safe
+
+    @staticmethod
+    def _auth_header(data: dict, auth_type) -> str | None:
+        """The header the authentication writes, which a default header must not repeat."""
+        if auth_type == Connection.AuthType.API_KEY_HEADER:
+            return data.get("header_name") or "X-API-Key"
+        if auth_type in (Connection.AuthType.NONE, None, ""):
+            return None
+        return "Authorization"
 
     def save(self, commit=True):
         connection = super().save(commit=False)
         if self.cleaned_data.get("clear_secrets"):
             connection.secrets_encrypted = ""
+            connection.secret_headers_encrypted = ""
         connection.set_secrets(
             **{name: self.cleaned_data.get(name) or None for name in Connection.SECRET_FIELDS}
         )
+        connection.set_secret_headers(self.header_updates)
         if commit:
             connection.save()
         return connection
@@ -142,6 +206,17 @@ class TemplatedForm(forms.ModelForm):
             if name in data and not isinstance(data[name], dict):
                 self.add_error(name, "An object of names and values.")
         return data
+
+
+def _check_relative_uri(form: forms.ModelForm, data: dict) -> None:
+    """A relative URI whose literal part leads to another origin than the HTTP connection's
+    base URI is refused: the connection's credentials would go there (the client refuses a
+    templated one that does when it is called)."""
+    connection, relative_uri = data.get("connection"), data.get("relative_uri")
+    if connection is None or not relative_uri or connection.type != Connection.Type.HTTP:
+        return
+    if problem := literal_origin_problem(relative_uri, connection.base_uri):
+        form.add_error("relative_uri", problem)
 
 
 def _check_records(form: forms.ModelForm, data: dict, *, write: bool) -> None:
@@ -185,6 +260,7 @@ class ExportForm(TemplatedForm):
         paging = data.get("paging")
         if paging in (Export.Paging.NEXTLINK, Export.Paging.CURSOR) and not data.get("next_path"):
             self.add_error("next_path", "Where the next link or cursor is in the response.")
+        _check_relative_uri(self, data)
         _check_records(self, data, write=False)
         return data
 
@@ -206,6 +282,7 @@ class ImportForm(TemplatedForm):
 
     def clean(self):
         data = super().clean()
+        _check_relative_uri(self, data)
         _check_records(self, data, write=True)
         return data
 

@@ -52,7 +52,13 @@ class Application(Timestamped):
 
 
 class Connection(Timestamped):
-    """Where exports read and imports write: an HTTP API with its authentication."""
+    """Where exports read and imports write: an HTTP API with its authentication.
+
+    Its credentials go only to its base URI's origin (scheme, host and port): see
+    apps.flows.outbound.origin. Default headers on the safe list (SAFE_HEADERS: Accept,
+    Content-Type, …) are plain `headers`; every other one may carry a key, so it is kept
+    encrypted in `secret_headers_encrypted` and never shown back.
+    """
 
     class Type(models.TextChoices):
         HTTP = "http", "HTTP API"
@@ -76,7 +82,17 @@ class Connection(Timestamped):
         help_text="e.g. https://crm.example.com/api (HTTP connections).",
     )
     headers = models.JSONField(
-        "default headers", default=dict, blank=True, help_text="Sent with every request."
+        "default headers",
+        default=dict,
+        blank=True,
+        help_text="Sent with every request. Headers on the safe list (Accept, Content-Type, "
+        "User-Agent, …) are shown; any other is encrypted and write-only.",
+    )
+    secret_headers_encrypted = models.TextField(
+        "secret headers",
+        blank=True,
+        editable=False,
+        help_text="Encrypted; never shown. Default headers not on the safe list.",
     )
     auth_type = models.CharField(
         "authentication", max_length=32, choices=AuthType.choices, default=AuthType.NONE
@@ -131,6 +147,29 @@ class Connection(Timestamped):
 
     def has_secret(self, name: str) -> bool:
         return bool(self.secrets().get(name))
+
+    def secret_headers(self) -> dict[str, str]:
+        return crypto.decrypt_json(self.secret_headers_encrypted)
+
+    def set_secret_headers(self, values: dict[str, str]) -> None:
+        """Update the given secret headers; "" removes one, the others stay. Names are
+        case-insensitive: a new spelling replaces the stored one."""
+        merged = self.merged_headers(self.secret_headers(), values)
+        self.secret_headers_encrypted = crypto.encrypt_json(merged)
+
+    @staticmethod
+    def merged_headers(current: dict[str, str], updates: dict[str, str]) -> dict[str, str]:
+        merged = dict(current)
+        for name, value in updates.items():
+            for stored in [key for key in merged if key.lower() == name.lower()]:
+                del merged[stored]
+            if value:
+                merged[name] = value
+        return merged
+
+    def default_headers(self) -> dict[str, str]:
+        """Every header sent with each request: the safe ones and the secret ones."""
+        return {**(self.headers or {}), **self.secret_headers()}
 
 
 class Owned(Timestamped):

@@ -210,7 +210,7 @@ def connection_config(connection: Connection) -> ConnectionConfig:
     return ConnectionConfig(
         key=f"{connection.pk}:{connection.modified_at.timestamp()}",
         base_uri=connection.base_uri,
-        headers=dict(connection.headers or {}),
+        headers=connection.default_headers(),
         auth=Auth(
             type=connection.auth_type,
             username=connection.username,

@@ -410,16 +410,94 @@ def test_a_new_secret_replaces_the_stored_one(manager):
     assert Connection.objects.get(pk=url.rsplit("/", 1)[1]).secrets()["token"] == "two"
 
 
-@pytest.mark.parametrize("header", ["Authorization", "X-API-Key", "Cookie", "X-Auth-Token"])
-def test_a_credential_looking_default_header_is_refused(manager, header):
+@pytest.mark.parametrize(
+    "header", ["Ocp-Apim-Subscription-Key", "X-Tenant", "Authorization", "Cookie"]
+)
+def test_a_default_header_off_the_safe_list_is_write_only_and_encrypted(manager, header):
+    url = created(
+        manager,
+        "connections",
+        {
+            "name": "c",
+            "http": {
+                "baseURI": "https://x.example.com",
+                "headers": {"Accept": "application/json", header: SECRET},
+            },
+        },
+    )
+    answers = [
+        manager.get(url),
+        manager.put(url, manager.get(url).json(), format="json"),  # a round trip keeps it
+        manager.patch(url, {"http": {"headers": {"Accept": "text/csv"}}}, format="json"),
+    ]
+    for answer in answers:
+        assert answer.status_code == 200, answer.content
+        assert SECRET not in answer.content.decode()
+    assert answers[-1].json()["http"]["headers"] == {"Accept": "text/csv"}
+    connection = Connection.objects.get(pk=url.rsplit("/", 1)[1])
+    assert connection.headers == {"Accept": "text/csv"}
+    assert connection.secret_headers() == {header: SECRET}
+    assert SECRET not in connection.secret_headers_encrypted
+
+    removed = manager.patch(url, {"http": {"headers": {header: ""}}}, format="json")
+    assert removed.status_code == 200, removed.content
+    connection.refresh_from_db()
+    assert connection.secret_headers() == {}
+    assert connection.headers == {"Accept": "text/csv"}
+
+
+def test_a_default_header_the_authentication_sets_is_refused(manager):
     answer = manager.post(
         f"{API}/connections",
-        {"name": "c", "http": {"baseURI": "https://x.example.com", "headers": {header: "x"}}},
+        {
+            "name": "c",
+            "http": {
+                "baseURI": "https://x.example.com",
+                "headers": {"x-api-key": "k"},
+                "auth": {"type": "api_key_header", "headerName": "X-API-Key", "apiKey": "k"},
+            },
+        },
         format="json",
     )
     assert pointers(answer) == ["#/http/headers"]
-    assert header in answer.json()["errors"][0]["detail"]
-    assert not Connection.objects.filter(name="c").exists()
+    assert "set by the authentication" in answer.json()["errors"][0]["detail"]
+
+
+@pytest.mark.parametrize("kind", ["exports", "imports"])
+@pytest.mark.parametrize(
+    "relative_uri",
+    [
+        "https://evil.example.com/leads",
+        "http://crm.example.com/api/leads",
+        "https://crm.example.com:8443/api/leads",
+        "https://evil.example.com/leads/{{record.id}}",
+    ],
+)
+def test_an_absolute_relative_uri_to_another_host_is_refused(manager, crm, kind, relative_uri):
+    answer = manager.post(
+        f"{API}/{kind}",
+        {"name": "x", "_connectionId": str(crm.pk), "http": {"relativeURI": relative_uri}},
+        format="json",
+    )
+    assert pointers(answer) == ["#/http/relativeURI"]
+    assert "https://crm.example.com" in answer.json()["errors"][0]["detail"]
+    assert not MODELS[kind].objects.exists()
+
+
+@pytest.mark.parametrize(
+    "relative_uri",
+    [
+        "https://crm.example.com/api/leads",
+        "{{record.next}}",
+        "https://{{variables.tenant}}.example.com/leads",
+    ],
+)
+def test_a_relative_uri_on_the_connections_host_or_templated_is_saved(manager, crm, relative_uri):
+    created(
+        manager,
+        "exports",
+        {"name": "x", "_connectionId": str(crm.pk), "http": {"relativeURI": relative_uri}},
+    )
 
 
 def test_bearer_auth_without_a_token_is_refused_naming_the_token(manager):

@@ -1,0 +1,345 @@
+"""Connection secrets stay with their host (issue 11, point 4): relative URIs that lead
+elsewhere are refused at save and at run time, custom headers off the safe list are
+write-only and encrypted, and stored error excerpts never quote a connection's secret.
+
+`httpserver` is the connection's host; `other_host` is a second local server (another port,
+so another origin) that must never receive a credential."""
+
+import base64
+import json
+
+import pytest
+from django.db import connection as db
+from django.db.migrations.executor import MigrationExecutor
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from apps.executions import launch
+from apps.executions.models import ExecutionError
+from apps.flows import crypto
+from apps.flows.models import Connection, Export, Flow, Import
+from apps.flows.pipeline import connection_config
+
+SUBSCRIPTION_KEY = "Zq8-subscription-key-41x"  # distinctive: found nowhere unless leaked
+API_KEY = "Zq8-api-key-77y"
+
+
+@pytest.fixture
+def other_host():
+    server = HTTPServer(host="localhost", port=0)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+@pytest.fixture
+def keyed_api(local_api) -> Connection:
+    """The local API with an API key and a secret custom header (Azure API Management's)."""
+    local_api.auth_type = Connection.AuthType.API_KEY_HEADER
+    local_api.header_name = "X-Secret-Key"
+    local_api.headers = {"Accept": "application/json"}
+    local_api.set_secrets(api_key=API_KEY)
+    local_api.set_secret_headers({"Ocp-Apim-Subscription-Key": SUBSCRIPTION_KEY})
+    local_api.save()
+    return local_api
+
+
+def dump_all_tables() -> str:
+    rows = []
+    with db.cursor() as cursor:
+        for table in db.introspection.table_names():
+            cursor.execute(f"SELECT * FROM {db.ops.quote_name(table)}")  # noqa: S608
+            rows.extend(repr(row) for row in cursor.fetchall())
+    return "\n".join(rows)
+
+
+def run(manager, flow: Flow):
+    answer = manager.post(f"/api/v1/flows/{flow.pk}/run", {}, format="json")
+    assert answer.status_code == 201, answer.content
+    return launch.run_queued(answer.json()["_id"])
+
+
+def import_flow(application, connection: Connection, relative_uri: str) -> Flow:
+    """A flow posting each record read from /records on the connection's host."""
+    source = Export.objects.create(name="Records", connection=connection, relative_uri="/records")
+    sink = Import.objects.create(name="Sink", connection=connection, relative_uri=relative_uri)
+    return Flow.objects.create(
+        application=application,
+        name="Push",
+        skip_retries=True,
+        page_generators=[{"_exportId": str(source.pk)}],
+        page_processors=[{"type": "import", "_importId": str(sink.pk), "proceedOnFailure": True}],
+    )
+
+
+# --- at run time ------------------------------------------------------------------------
+
+
+def test_a_templated_url_leading_to_another_host_fails_its_record_and_sends_it_nothing(
+    manager, application, keyed_api, httpserver, other_host
+):
+    home, away = httpserver.port, other_host.port
+    httpserver.expect_request("/records").respond_with_json([{"port": home}, {"port": away}])
+    httpserver.expect_request("/collect", method="POST").respond_with_json({"ok": True})
+    other_host.expect_request("/collect").respond_with_json({"stolen": True})
+    # The port is a template: judged when called, not at save.
+    flow = import_flow(application, keyed_api, "http://localhost:{{record.port}}/collect")
+
+    done = run(manager, flow)
+
+    assert (done.status, done.num_error) == ("completed_with_errors", 1)
+    assert other_host.log == []  # not a request, so not a credential
+    (error,) = ExecutionError.objects.filter(execution=done)
+    assert error.record == {"port": away}
+    assert f"Refused to call http://localhost:{away}/collect" in error.message
+    collected, _ = httpserver.log[1]
+    assert collected.headers["X-Secret-Key"] == API_KEY
+    assert collected.headers["Ocp-Apim-Subscription-Key"] == SUBSCRIPTION_KEY
+
+
+def test_a_secret_custom_header_is_still_sent_to_its_own_host(
+    manager, application, keyed_api, httpserver
+):
+    httpserver.expect_request("/records").respond_with_json([])
+
+    flow = import_flow(application, keyed_api, "/collect")
+    assert run(manager, flow).status == "succeeded"
+
+    request, _ = httpserver.log[0]
+    assert request.headers["Ocp-Apim-Subscription-Key"] == SUBSCRIPTION_KEY
+    assert request.headers["Accept"] == "application/json"
+
+
+def test_a_redirect_to_another_host_arrives_without_the_connections_secrets(
+    manager, application, keyed_api, httpserver, other_host
+):
+    httpserver.expect_request("/records").respond_with_data(
+        "", status=302, headers={"Location": other_host.url_for("/records")}
+    )
+    other_host.expect_request("/records").respond_with_json([])
+
+    assert run(manager, import_flow(application, keyed_api, "/collect")).status == "succeeded"
+
+    (landed, _), *_ = other_host.log
+    assert "X-Secret-Key" not in landed.headers
+    assert "Ocp-Apim-Subscription-Key" not in landed.headers
+    assert landed.headers["Accept"] == "application/json"
+
+
+def test_echoed_basic_credentials_are_not_in_the_stored_excerpt(
+    manager, application, local_api, httpserver
+):
+    local_api.auth_type = Connection.AuthType.BASIC
+    local_api.username = "ada"
+    local_api.set_secrets(password="Zq8-basic-password")
+    local_api.set_secret_headers({"Ocp-Apim-Subscription-Key": SUBSCRIPTION_KEY})
+    local_api.save()
+
+    def echo(request: Request) -> Response:
+        quoted = "\n".join(f"{name}: {value}" for name, value in request.headers.items())
+        return Response(f"Denied. You sent:\n{quoted}", status=403)
+
+    httpserver.expect_request("/records").respond_with_json([{"id": 1}])
+    httpserver.expect_request("/collect", method="POST").respond_with_handler(echo)
+
+    done = run(manager, import_flow(application, local_api, "/collect"))
+
+    (error,) = ExecutionError.objects.filter(execution=done)
+    assert error.http_status == 403
+    assert "Authorization: Basic [redacted]" in error.body_excerpt
+    assert "Ocp-Apim-Subscription-Key: [redacted]" in error.body_excerpt
+    stored = dump_all_tables()
+    assert base64.b64encode(b"ada:Zq8-basic-password").decode() not in stored
+    assert "Zq8-basic-password" not in stored
+    assert SUBSCRIPTION_KEY not in stored
+
+
+# --- at save: relative URIs -----------------------------------------------------------------
+
+
+def export_form(connection: Connection, relative_uri: str) -> dict:
+    return {
+        "name": "Leads",
+        "application": "",
+        "connection": connection.pk,
+        "method": "GET",
+        "relative_uri": relative_uri,
+        "query": "{}",
+        "headers": "{}",
+        "body": "null",
+        "resource_path": "",
+        "paging": "none",
+        "page_size": "",
+        "page_size_param": "pageSize",
+        "page_param": "page",
+        "next_path": "",
+        "cursor_param": "cursor",
+        "max_pages": "10000",
+        "records": "{}",
+    }
+
+
+def test_the_admin_refuses_an_export_whose_relative_uri_leads_to_another_host(
+    admin_client, local_api
+):
+    response = admin_client.post(
+        "/admin/flows/export/add/", export_form(local_api, "https://evil.example/leads")
+    )
+
+    assert response.status_code == 200
+    assert "the connection&#x27;s credentials go only to its own host" in response.content.decode()
+    assert not Export.objects.exists()
+
+
+def test_the_admin_saves_an_export_whose_absolute_uri_stays_on_the_host(admin_client, local_api):
+    uri = f"{local_api.base_uri}/leads?status={{{{variables.status}}}}"
+
+    response = admin_client.post("/admin/flows/export/add/", export_form(local_api, uri))
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert Export.objects.get().relative_uri == uri
+
+
+def test_an_import_whose_relative_uri_leads_to_another_host_is_refused_by_the_api(
+    manager, local_api
+):
+    answer = manager.post(
+        "/api/v1/imports",
+        {
+            "name": "Push",
+            "_connectionId": str(local_api.pk),
+            "http": {"relativeURI": "http://127.0.0.1:9/collect/{{record.id}}"},
+        },
+        format="json",
+    )
+
+    assert answer.status_code == 400
+    assert [e["pointer"] for e in answer.json()["errors"]] == ["#/http/relativeURI"]
+
+
+# --- custom headers: write-only, encrypted ---------------------------------------------------
+
+CONNECTION_FORM = {
+    "name": "CRM",
+    "type": "http",
+    "base_uri": "https://crm.example.com",
+    "auth_type": "none",
+    "header_name": "X-API-Key",
+    "allowed_private_hosts": "[]",
+}
+
+
+def test_a_secret_custom_header_is_encrypted_and_never_shown_in_the_admin(admin_client):
+    headers = {"Accept": "application/json", "Ocp-Apim-Subscription-Key": SUBSCRIPTION_KEY}
+    response = admin_client.post(
+        "/admin/flows/connection/add/", {**CONNECTION_FORM, "headers": json.dumps(headers)}
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+
+    connection = Connection.objects.get(name="CRM")
+    assert connection.headers == {"Accept": "application/json"}
+    assert connection.secret_headers() == {"Ocp-Apim-Subscription-Key": SUBSCRIPTION_KEY}
+    assert SUBSCRIPTION_KEY not in dump_all_tables()
+    page = admin_client.get(f"/admin/flows/connection/{connection.pk}/change/").content.decode()
+    assert SUBSCRIPTION_KEY not in page
+    assert "Secret headers stored (hidden): Ocp-Apim-Subscription-Key" in page
+    assert "application/json" in page  # a safe header is shown
+    assert connection_config(connection).headers == headers
+
+
+def test_a_secret_header_left_out_is_kept_and_an_empty_one_is_removed(admin_client):
+    connection = Connection.objects.create(name="CRM", base_uri="https://crm.example.com")
+    connection.set_secret_headers({"X-Tenant": "t-1", "X-Region-Key": "r-1"})
+    connection.save()
+    url = f"/admin/flows/connection/{connection.pk}/change/"
+
+    kept = admin_client.post(url, {**CONNECTION_FORM, "headers": '{"X-Tenant": "t-2"}'})
+    assert kept.status_code == 302
+    connection.refresh_from_db()
+    assert connection.secret_headers() == {"X-Region-Key": "r-1", "X-Tenant": "t-2"}
+
+    removed = admin_client.post(url, {**CONNECTION_FORM, "headers": '{"x-tenant": ""}'})
+    assert removed.status_code == 302
+    connection.refresh_from_db()
+    assert connection.secret_headers() == {"X-Region-Key": "r-1"}
+
+
+def test_a_typed_secret_header_is_not_shown_back_when_the_form_has_an_error(admin_client):
+    response = admin_client.post(
+        "/admin/flows/connection/add/",
+        {
+            **CONNECTION_FORM,
+            "base_uri": "",  # an error elsewhere in the form
+            "headers": json.dumps({"Accept": "text/csv", "X-Tenant-Key": SUBSCRIPTION_KEY}),
+        },
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Required for an HTTP connection." in page
+    assert SUBSCRIPTION_KEY not in page
+    assert "text/csv" in page
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({"X-Key": "a\r\nInjected: b"}, "The value of X-Key has a line break"),
+        ({"Bad Name": "x"}, "is not a valid header name"),
+    ],
+)
+def test_a_header_that_would_break_the_request_is_refused_without_quoting_it(
+    admin_client, headers, message
+):
+    response = admin_client.post(
+        "/admin/flows/connection/add/", {**CONNECTION_FORM, "headers": json.dumps(headers)}
+    )
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert "Injected" not in response.content.decode()
+
+
+def test_clearing_the_secrets_clears_the_secret_headers_too(admin_client):
+    connection = Connection.objects.create(name="CRM", base_uri="https://crm.example.com")
+    connection.set_secret_headers({"X-Tenant": "t-1"})
+    connection.save()
+
+    admin_client.post(
+        f"/admin/flows/connection/{connection.pk}/change/",
+        {**CONNECTION_FORM, "headers": "{}", "clear_secrets": "on"},
+    )
+
+    connection.refresh_from_db()
+    assert connection.secret_headers() == {}
+
+
+# --- the data migration ----------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_encrypts_existing_secret_headers_and_its_reverse_restores_them():
+    before = [("flows", "0008_connection_secret_headers")]
+    after = [("flows", "0009_connection_secret_headers_data")]
+    executor = MigrationExecutor(db)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps.get_model("flows", "Connection")
+    headers = {"Accept": "application/json", "Ocp-Apim-Subscription-Key": SUBSCRIPTION_KEY}
+    row = old.objects.create(name="Legacy", base_uri="https://x.example", headers=headers)
+    try:
+        executor = MigrationExecutor(db)
+        executor.migrate(after)
+        migrated = Connection.objects.get(pk=row.pk)
+        assert migrated.headers == {"Accept": "application/json"}
+        assert migrated.secret_headers() == {"Ocp-Apim-Subscription-Key": SUBSCRIPTION_KEY}
+        assert SUBSCRIPTION_KEY not in dump_all_tables()
+
+        executor = MigrationExecutor(db)
+        executor.migrate(before)
+        restored = old.objects.get(pk=row.pk)
+        assert (restored.headers, restored.secret_headers_encrypted) == (headers, "")
+        assert crypto.decrypt_json(restored.secret_headers_encrypted) == {}
+    finally:
+        executor = MigrationExecutor(db)
+        executor.migrate(executor.loader.graph.leaf_nodes())
