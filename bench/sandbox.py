@@ -2,7 +2,9 @@
 
 - Cost per call: the Axway greeting script and a ~20 KB script called again and again in one
   sandbox process, after a warm-up; the figures are per call, parent side (encode, pipe,
-  QuickJS, decode).
+  QuickJS, decode). Back to back, then the greeting again with 5 ms between calls, as when
+  a run does other work between its script calls (the sandbox prepares the next realm while
+  it waits). Each is measured three times and the run with the lowest median kept.
 - Fairness: a pool of 2 processes and a 1 s CPU-time limit; 8 threads of flow "loop" call a
   script that never ends while one thread of flow "trivial" calls the greeting 20 times. The
   trivial flow's calls are timed, and the loop flow's calls counted by outcome.
@@ -15,6 +17,7 @@ after it:
 
 import argparse
 import inspect
+import os
 import platform
 import statistics
 import sys
@@ -43,23 +46,49 @@ LARGE = HELPERS + "\nfunction main(ctx) { return helper7(ctx.trigger.args.reques
 ARGUMENT = {"trigger": {"args": {"request": {"query": {"name": "Leor"}}}}, "records": [{}]}
 LOOP = "function main() { while (true) {} }"
 SECTION = "sandbox"
+TEMPLATE = """
+## Script sandbox (bench/sandbox.py)
+
+Measured by `bench/sandbox.py --label … --write`, one row per label (the latest run of each).
+
+- Per call: one sandbox process, the parent's side of `SandboxPool.call` (encode, pipe,
+  QuickJS, decode), median / p99 in ms, the best of 3 runs of 2,000 calls (500 for the 20 KB
+  script); the greeting is the Axway greeting script, the 20 KB script has 150 helper
+  functions and calls one; calls back to back, then the greeting with 5 ms between calls.
+- Fairness: a pool of 2 processes, a 1 s CPU-time limit; 8 threads of one flow call a script
+  that never ends while another flow calls the greeting 20 times, 50 ms apart: that flow's
+  p50 / worst in ms and how many of its calls failed; then the looping flow's calls by outcome.
+
+{machine}
+
+{header}
+|---|---|---|---|---|---|---|
+{row}
+"""
 HEADER = (
-    "| label | greeting per call | 20 KB script per call | other flow while one loops "
+    "| label | greeting | 20 KB script | greeting, 5 ms apart | other flow while one loops "
     "| its failures | loop flow's calls |"
 )
 
 
-def per_call(pool: SandboxPool, source: str, calls: int) -> tuple[float, float]:
-    """(median, p99) in ms of one call of `source`, after a warm-up."""
+def per_call(
+    pool: SandboxPool, source: str, calls: int, *, pause: float = 0
+) -> tuple[float, float]:
+    """(median, p99) in ms of one call of `source`, after a warm-up: the best of 3 runs."""
     for _ in range(50):
         pool.call(source, "main", ARGUMENT)
-    timings = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        pool.call(source, "main", ARGUMENT)
-        timings.append((time.perf_counter() - started) * 1000)
-    timings.sort()
-    return statistics.median(timings), timings[int(len(timings) * 0.99) - 1]
+    runs = []
+    for _ in range(3):
+        timings = []
+        for _ in range(calls):
+            if pause:
+                time.sleep(pause)
+            started = time.perf_counter()
+            pool.call(source, "main", ARGUMENT)
+            timings.append((time.perf_counter() - started) * 1000)
+        timings.sort()
+        runs.append((statistics.median(timings), timings[int(len(timings) * 0.99) - 1]))
+    return min(runs)
 
 
 def fairness() -> tuple[float, float, int, dict[str, int]]:
@@ -119,43 +148,36 @@ def main() -> None:
     try:
         small = per_call(pool, GREETING, args.calls)
         large = per_call(pool, LARGE, args.calls // 4)
+        spaced = per_call(pool, GREETING, args.calls // 4, pause=0.005)
     finally:
         pool.close()
     p50, worst, failed, outcomes = fairness()
     loop = ", ".join(f"{count} {kind}" for kind, count in sorted(outcomes.items()))
     row = (
         f"| {args.label} | {small[0]:.3f} / {small[1]:.3f} | {large[0]:.3f} / {large[1]:.3f} "
-        f"| {p50:.1f} / {worst:.0f} | {failed} of 20 | {loop} |"
+        f"| {spaced[0]:.3f} / {spaced[1]:.3f} | {p50:.1f} / {worst:.0f} | {failed} of 20 "
+        f"| {loop} |"
     )
     print(row)
     if not args.write:
         return
-    kept = [
-        line
-        for line in read_section(SECTION).splitlines()
-        if line.startswith("| ") and not line.startswith(("| label", f"| {args.label} |"))
-    ]
-    machine = f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores"
-    write_section(
-        SECTION,
-        f"""
-## Script sandbox (bench/sandbox.py)
-
-Measured by `bench/sandbox.py --label … --write`, one row per label (the latest run of each).
-Per call: one sandbox process, the parent's side of `SandboxPool.call` (encode, pipe, QuickJS,
-decode), median / p99 in ms; the greeting is the Axway greeting script, the 20 KB script has
-150 helper functions and calls one. Fairness: a pool of 2 processes and a 1 s CPU-time limit,
-8 threads of one flow calling a script that never ends, while another flow calls the greeting
-20 times (its p50 / worst in ms, and how many of its calls failed); the loop flow's calls by
-outcome ("busy": no slot within FLOWSITE_SCRIPT_QUEUE_MS).
-
-Machine: {machine}, Python {platform.python_version()}. Last run: {datetime.now(UTC):%Y-%m-%d}.
-
-{HEADER}
-|---|---|---|---|---|---|
-"""
-        + "\n".join([*kept, row]),
+    machine = (
+        f"Machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
+        f"Python {platform.python_version()}. Date: {datetime.now(UTC):%Y-%m-%d}."
     )
+    current = read_section(SECTION)
+    if HEADER not in current:
+        write_section(SECTION, TEMPLATE.format(machine=machine, header=HEADER, row=row))
+        return
+    # Keep the section's notes and other rows; replace this label's row and the date.
+    lines = [
+        machine if line.startswith("Machine:") else line
+        for line in current.strip("\n").splitlines()
+        if not line.startswith(f"| {args.label} |")
+    ]
+    last_row = max(index for index, line in enumerate(lines) if line.startswith("|"))
+    lines.insert(last_row + 1, row)
+    write_section(SECTION, "\n".join(lines))
 
 
 if __name__ == "__main__":
