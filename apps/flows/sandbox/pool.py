@@ -14,7 +14,8 @@ beyond that wait in one queue, and a freed process goes to the waiting call whos
 the fewest processes (the longest-waiting first among equals): a flow that floods the queue does
 not get ahead of one that calls once. A call that gets no process within `queue_ms`
 (FLOWSITE_SCRIPT_QUEUE_MS) fails with kind "busy", which the run answers with 503. Calls without
-an owner (syntax checks) are not capped, but wait in the same queue.
+an owner (syntax checks) are not capped, and take their turn in the same queue as one more owner.
+The pool, and so the share, is per web or worker process.
 """
 
 import atexit
@@ -420,8 +421,8 @@ class SandboxPool:
         held = self._held[owner]
         if owner is not None and held >= self.slots_per_owner:
             why = (
-                f"this flow already runs {held} scripts, its share of the {self.size} sandbox "
-                "processes (FLOWSITE_SCRIPT_SLOTS_PER_FLOW)"
+                f"this flow's other calls hold its share of the {self.size} sandbox processes "
+                f"({held}, FLOWSITE_SCRIPT_SLOTS_PER_FLOW)"
             )
         else:
             why = f"all {self.size} sandbox processes are busy (FLOWSITE_SANDBOX_PROCESSES)"

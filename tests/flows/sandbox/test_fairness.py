@@ -99,8 +99,8 @@ def test_a_call_that_gets_no_process_before_its_deadline_fails_as_busy_and_says_
     assert raised.value.kind == "busy"
     assert raised.value.message == (
         "Script was not started: no sandbox process was free for it within 300 ms "
-        "(FLOWSITE_SCRIPT_QUEUE_MS): this flow already runs 1 scripts, its share of the 2 "
-        "sandbox processes (FLOWSITE_SCRIPT_SLOTS_PER_FLOW). Retry later."
+        "(FLOWSITE_SCRIPT_QUEUE_MS): this flow's other calls hold its share of the 2 sandbox "
+        "processes (1, FLOWSITE_SCRIPT_SLOTS_PER_FLOW). Retry later."
     )
     assert waited > 0.25
     assert fair_pool.running() == {"flow looping": 1}  # it gave up before the loop ended
