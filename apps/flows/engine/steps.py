@@ -329,12 +329,13 @@ class ScriptStep(Step):
             "processId": ctx.process_id,
         }
         stats = ctx.recorder.stats(self.spec)
-        # Whose share of the sandbox the call takes (a run without an owner, as in engine
-        # tests, calls the port as before).
-        owner = {} if ctx.script_owner is None else {"owner": ctx.script_owner}
         try:
             result = ctx.scripts.call(
-                script.source, self.spec.function, argument, timeout_ms=ctx.remaining_ms(), **owner
+                script.source,
+                self.spec.function,
+                argument,
+                timeout_ms=ctx.remaining_ms(),
+                owner=ctx.script_owner,  # whose share of the sandbox the call takes
             )
         except ScriptAbort as abort:
             stats.log(abort.debug or [])

@@ -56,7 +56,7 @@ class FakeScripts:
     def __init__(self, functions: dict[str, Callable]):
         self.functions = functions
 
-    def call(self, source, function, argument, *, timeout_ms=None):
+    def call(self, source, function, argument, *, timeout_ms=None, owner=None):
         value = self.functions[source](json.loads(json.dumps(argument)))
         return ScriptResult(value=value, debug=[f"ran {source}"])
 
