@@ -58,7 +58,9 @@ def write_part(part: str, text: str) -> None:
     write_section(SECTION, section)
 
 
-def percentile(values: list[float], p: float) -> float:
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
@@ -273,6 +275,11 @@ def measure_broker(candidate: Candidate, work: Path, singles: int, idle_seconds:
         if not wait_lines(1, 60):
             raise SystemExit(f"{candidate.name}: the worker did not start:\n" + tail(work))
         time.sleep(1.0)
+        # Idle CPU of the worker (its main process and pool children).
+        before, started = tree_cpu_seconds(worker.pid), time.monotonic()
+        time.sleep(idle_seconds)
+        result["idle_cpu"] = (tree_cpu_seconds(worker.pid) - before) / (time.monotonic() - started)
+        result["idle_measured"] = worker.poll() is None
         # Pickup on an idle queue: from publish to the task starting.
         log.write_text("")
         for number in range(singles):
@@ -281,11 +288,6 @@ def measure_broker(candidate: Candidate, work: Path, singles: int, idle_seconds:
             time.sleep(0.1)
         pickup = [x * 1000 for x in lines(log)]
         result.update(pickup_p50=percentile(pickup, 50), pickup_p90=percentile(pickup, 90))
-        # Idle CPU of the worker (its main process and pool children).
-        time.sleep(1.0)
-        before, started = tree_cpu_seconds(worker.pid), time.monotonic()
-        time.sleep(idle_seconds)
-        result["idle_cpu"] = (tree_cpu_seconds(worker.pid) - before) / (time.monotonic() - started)
         # A backlog published as fast as one client can, drained by the worker.
         log.write_text("")
         count = candidate.backlog
@@ -354,7 +356,10 @@ def brokers(args) -> None:
             print(json.dumps(result), flush=True)
             results.append(result)
     finally:
-        shutil.rmtree(work_root, ignore_errors=True)
+        if args.keep:
+            print(f"kept {work_root}")
+        else:
+            shutil.rmtree(work_root, ignore_errors=True)
     rows = [
         "| broker | pickup p50 / p90 (idle queue) | drain rate of a backlog | publish rate "
         "(one client) | worker CPU when idle | worker survived |",
@@ -365,10 +370,44 @@ def brokers(args) -> None:
         if not r["complete"]:
             drained += f" ({r['done']:,} of {r['backlog']:,} done)"
         rows.append(
-            f"| {r['name']} | {r['pickup_p50']:.1f} / {r['pickup_p90']:.1f} ms | {drained} "
-            f"| {r['publish_rate']:,.0f}/s | {r['idle_cpu'] * 100:.1f} % of a core "
-            f"| {'yes' if r['worker_alive'] else 'NO: ' + '; '.join(r['errors'])} |"
+            f"| {r['name']} | "
+            + (
+                f"{r['pickup_p50']:.1f} / {r['pickup_p90']:.1f} ms"
+                if r["pickup_p50"] is not None
+                else "(dead)"
+            )
+            + f" | {drained} "
+            f"| {r['publish_rate']:,.0f}/s | "
+            + (f"{r['idle_cpu'] * 100:.1f} % of a core " if r["idle_measured"] else "(dead) ")
+            + f"| {'yes' if r['worker_alive'] else 'NO: ' + '; '.join(r['errors'])} |"
         )
+    by = {r["name"].split(" ", 1)[0]: r for r in results}
+    chosen = by.get("(a)")
+    if chosen:
+        rows += [
+            "",
+            f"**Chosen: (a)**, the only candidate that meets both targets (pickup p50 "
+            f"{chosen['pickup_p50']:.1f} ms against ≤ 50 ms; {chosen['drain_rate']:,.0f} runs/s "
+            "drained against ≥ 150) with nothing to install or run beside Flowsite, and that "
+            f"idles at {chosen['idle_cpu'] * 100:.1f} % of a core: inotify wakes the worker when "
+            "a message arrives or an acknowledgement frees a slot, so it does not poll. Against "
+            "the others:",
+            "",
+            "- kombu's own filesystem transport lets a worker read a message file while it is "
+            "still being written (celery/kombu#1551): the worker dies with `JSONDecodeError` and "
+            "the message is lost. On 2026-11-29 one of its two workers died so in 7 of 9 runs of "
+            'this bench ("worker survived" above is one run), and the concurrent-publisher '
+            "test in tests/core/test_broker.py fails the same way with it. It also deletes a "
+            "message as soon as it is read, so a worker killed with SIGKILL loses what it had "
+            "taken (acks_late does not help), and polling every millisecond costs CPU when idle.",
+            "- kombu's SQLAlchemy transport passes `broker_transport_options` to "
+            "`create_engine`, so its 1 s polling cannot be lowered: pickup takes about a second.",
+            "- A redis-server shipped in a wheel is fast, but it is one more process for `serve` "
+            "to supervise and keep on one port, it keeps the queue in memory (or in an "
+            "append-only file to configure), and a killed worker's unacknowledged messages come "
+            "back only after `visibility_timeout` (2 h here), where (a) gives them back as soon "
+            "as a worker starts again.",
+        ]
     missing = []
     if not has_sqlalchemy:
         missing.append("(b) not measured: SQLAlchemy is not installed")
@@ -457,8 +496,10 @@ def server_commands(port: int, workers: int, threads: int) -> dict[str, list[str
             str(workers),
             "--blocking-threads",
             str(threads),
-            "--access-log",
+            "--http",
+            "1",
             "--no-ws",
+            "--access-log",
         ],
     }
 
@@ -668,6 +709,24 @@ def servers(args) -> None:
             + " | ".join(r["errors"][probe] for probe in ERROR_PROBES)
             + " |"
         )
+    gun = next((r for r in results if r["name"].startswith("gunicorn")), None)
+    gra = next((r for r in results if r["name"].startswith("Granian")), None)
+    if gun and gra:
+        rows += [
+            "",
+            f"**Chosen: Granian.** With slow clients held, gunicorn answered "
+            f"{gun['slow']['probes'] - gun['slow']['failures']} of {gun['slow']['probes']} "
+            "/healthz probes: its threads read request bodies and headers, so 16 slow "
+            f"connections take all of them; Granian answered "
+            f"{gra['slow']['probes'] - gra['slow']['failures']} of {gra['slow']['probes']}, "
+            "because it reads headers and whole bodies in Rust before a thread runs Django. "
+            f"Throughput: minimal view {gra['minimal']['rps'] / gun['minimal']['rps']:.2f}x "
+            f"gunicorn's, /healthz {gra['healthz']['rps'] / gun['healthz']['rps']:.2f}x (the "
+            "access log is Python logging in both; in a separate check here it took Granian "
+            "from about 8,800 to 6,000 req/s on the minimal view). Its own error "
+            "answers have no HTML body; a long URL reaches Django (which answers 404 for an "
+            "unknown path).",
+        ]
     text = "\n".join(
         [
             "### The web server",

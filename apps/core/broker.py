@@ -108,13 +108,14 @@ class Waker:
             os.write(self.write_fd, b"!")
 
     def wait(self, timeout: float) -> None:
-        fds = [self.read_fd] + ([self.inotify_fd] if self.inotify_fd is not None else [])
-        with contextlib.suppress(InterruptedError):
-            ready, _, _ = select.select(fds, [], [], timeout)
-            for fd in ready:
-                with contextlib.suppress(BlockingIOError, OSError):
-                    while os.read(fd, 65536):
-                        pass
+        poller = select.poll()  # not select(): a busy process may have fds above 1024
+        for fd in (self.read_fd, self.inotify_fd):
+            if fd is not None:
+                poller.register(fd, select.POLLIN)
+        for fd, _ in poller.poll(max(0, int(timeout * 1000))):
+            with contextlib.suppress(BlockingIOError, OSError):
+                while os.read(fd, 65536):
+                    pass
 
     def close(self) -> None:
         for fd in (self.inotify_fd, self.read_fd, self.write_fd):
