@@ -3,7 +3,7 @@
 An isolated instance (temporary FLOWSITE_VAR_DIR with a fresh SQLite database, or
 DATABASE_URL if set; DEBUG=0; generated secrets; a free port) is migrated, given an
 integration account with an API key and the Axway greeting flow (sync, plus an async
-copy), and started with `manage.py serve`: gunicorn gthread + Celery worker + beat.
+copy), and started with `manage.py serve`: Granian (WSGI) + Celery worker + beat.
 `wrk` (installed with apt-get when missing) loads it over loopback:
 
   (h) GET /healthz                                      calibration: no DRF, no database
@@ -325,7 +325,7 @@ def role_cpu(marker: bytes) -> dict[str, float]:
         cmdline, owner, _ = procs.get(pid, (b"", None, 0))
         if owner is not None:
             return f"{role(owner) if owner in procs else 'other'} sandbox"
-        if b"gunicorn" in cmdline:
+        if b"granian" in cmdline or b"gunicorn" in cmdline:
             return "web"
         if b"celery" in cmdline:
             return "beat" if b"beat" in cmdline else "worker"
@@ -597,8 +597,12 @@ def spy(py_spy, wrk, base, key, marker, seconds: int, work: Path) -> dict:
     try:
         time.sleep(2)
         procs = instance_processes(marker)
-        gunicorns = {pid for pid, (cmdline, owner) in procs.items() if b"gunicorn" in cmdline}
-        workers = [pid for pid in gunicorns if parent(pid) in gunicorns]
+        servers = {
+            pid
+            for pid, (cmdline, owner) in procs.items()
+            if b"granian" in cmdline or b"gunicorn" in cmdline
+        }
+        workers = [pid for pid in servers if parent(pid) in servers]
         record = [py_spy, "record", "--idle", "--rate", "100", "--duration", str(seconds)]
         samplers = [
             subprocess.Popen(  # noqa: S603
@@ -677,7 +681,7 @@ def server_config(env) -> str:
         env.get("CELERY_BROKER_URL") or f"filesystem:// (embedded, polling {BROKER_POLL_MS} ms)"
     )
     return (
-        f"gunicorn gthread {env.get('WEB_WORKERS') or 2} workers x "
+        f"Granian WSGI {env.get('WEB_WORKERS') or 2} workers x "
         f"{env.get('WEB_THREADS') or 8} threads, --reuse-port, access log on (as `make run`); "
         f"Celery worker prefork x {env.get('CELERY_WORKER_CONCURRENCY') or 2} + beat; {db}; "
         f"broker {broker}; DEBUG=0; API-key throttle raised to {THROTTLE}"

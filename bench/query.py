@@ -801,7 +801,7 @@ def write_query_section(vendor: str, block: list[str]) -> None:
         "",
         "Measured by `make bench` (bench/query.py): a bench database with the Lead record "
         "type and a million leads loaded in bulk (COPY on PostgreSQL, executemany on "
-        "SQLite), served by `manage.py serve` (gunicorn gthread, 2 workers x 8 threads, "
+        "SQLite), served by `manage.py serve` (Granian WSGI, 2 workers x 8 threads, "
         "`--reuse-port`, as `make run`) and loaded over loopback by a keep-alive client on "
         "the same cores. Every request authenticates with an API key; each read is a page "
         "of 100 record documents. In-process: the same request through Django's test client "
@@ -998,7 +998,7 @@ def main() -> None:
                 f"Database: {database}. Loaded in {seconds:.0f} s "
                 f"({args.records / seconds:,.0f} records/s).",
                 "",
-                f"Load: {load_text}; gunicorn gthread "
+                f"Load: {load_text}; Granian WSGI "
                 f"{env.get('WEB_WORKERS') or 2} workers x {env.get('WEB_THREADS') or 8} "
                 f"threads; API-key throttle raised to {THROTTLE}.",
                 "",
