@@ -206,7 +206,8 @@ class DocumentViewSet(viewsets.GenericViewSet):
     parser_classes = [DocumentJSONParser, JSONPatchParser, MergePatchParser]
 
     def get_permissions(self):
-        need = "read" if self.action in ("list", "retrieve") else "manage"
+        # OPTIONS ("metadata") tells what the resource accepts, which readers may know.
+        need = "read" if self.action in ("list", "retrieve", "metadata") else "manage"
         return [DEFINITION_PERMISSIONS[need]()]  # unset (no accounts app): refused with a 500
 
     # --- what a subclass provides -----------------------------------------------------

@@ -1,6 +1,7 @@
 """Make every answer on an API path a problem+json document, whatever produced it."""
 
 import logging
+import re
 import uuid
 
 from django.conf import settings
@@ -15,6 +16,9 @@ logger = logging.getLogger("flowsite.errors")
 HTML_API_PAGES = ("/api/docs/", "/api/redoc/")
 API_PATHS = frozenset({"/healthz", "/readyz"})
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+# C0 controls, DEL and C1 controls: no resource is named with them, and PostgreSQL refuses
+# NUL in any text it is asked to compare (a path segment becomes a lookup).
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def is_api_path(path: str) -> bool:
@@ -26,6 +30,8 @@ def is_api_path(path: str) -> bool:
 class ApiProblemMiddleware:
     """Problem documents for API paths, outside what DRF's exception handler sees.
 
+    - answers a path holding a control character (%00 and the like) with 404, before any
+      view turns it into a query;
     - refuses a declared body over FLOWSITE_MAX_BODY_BYTES with 413 before anything reads
       it, and a chunked body (which Django would read as empty) with 411;
     - turns Django's own 4xx pages (unknown URL, 405, suspicious request) into problems,
@@ -40,6 +46,15 @@ class ApiProblemMiddleware:
     def __call__(self, request):
         if not is_api_path(request.path_info):
             return self.get_response(request)
+        if control := CONTROL_CHARACTER.search(request.path_info):
+            # Nothing has such a path (404, as for any unknown path), and a view would
+            # otherwise look it up: PostgreSQL refuses a NUL in a query (a 500).
+            return problem_response(
+                404,
+                f"Nothing is found at this path: it holds a control character "
+                f"(U+{ord(control.group()):04X}) at character {control.start()} once "
+                "percent-decoded, and no resource has one in its path. Remove it.",
+            )
         if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
             # Django reads a body only up to Content-Length: a chunked body would be
             # silently taken as empty. Refuse it rather than lose it.

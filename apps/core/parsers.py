@@ -1,14 +1,32 @@
-"""A JSON parser whose errors say where the JSON broke.
+"""Parsers whose errors say where the body is unusable, before anything stores it.
+
+Refused at parse time, with a 400 problem:
+- JSON that does not parse (line, column and character);
+- numbers that are not finite: NaN and Infinity (not JSON at all) and numbers beyond a
+  64-bit float such as 1e400, which Python reads as infinity and no database stores
+  (SQLite's JSON_VALID and PostgreSQL's jsonb both refuse it);
+- text that is not valid Unicode: a lone surrogate such as "\\ud800", escaped in JSON or
+  made by a charset such as unicode_escape, which cannot be encoded as UTF-8 and which
+  PostgreSQL refuses in jsonb.
+Both name where, as JSON pointers in `errors` (the form of a validation problem).
 
 The body size is enforced by ApiProblemMiddleware from Content-Length (bodies without
 one are refused there), so the parser reads what Django's LimitedStream allows.
 """
 
 import json
+import math
+import re
+from typing import Any
 
 from rest_framework import parsers
 
 from apps.core.exceptions import ProblemException
+
+# Where a JSON text may spell a surrogate (a valid pair too): only then is it searched.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+MAX_LISTED = 20  # errors named in one problem; a body can hold millions
 
 
 class MalformedJSON(ProblemException):
@@ -17,9 +35,84 @@ class MalformedJSON(ProblemException):
     default_code = "malformed_json"
 
 
-def _no_constants(name: str):
-    raise ValueError(
-        f"{name} is not valid JSON (JavaScript's NaN/Infinity are not numbers in JSON)"
+class InvalidUnicode(ProblemException):
+    status_code = 400
+    default_detail = "The request body holds text that is not valid Unicode."
+    default_code = "invalid_unicode"
+
+
+class _NotFinite(str):
+    """Stands in, while parsing, for a number no database stores; never returned."""
+
+
+def printable(text: str) -> str:
+    """Text with its surrogates spelled as JSON escapes, so a problem can quote it."""
+    return _SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def _pointer(parts: tuple) -> str:
+    """A JSON pointer (RFC 6901) in the `#/a/b` form validation problems use."""
+    escaped = (printable(str(part)).replace("~", "~0").replace("/", "~1") for part in parts)
+    return "#" + "".join("/" + part for part in escaped)
+
+
+def _not_finite_message(literal: str) -> str:
+    if literal in ("NaN", "Infinity", "-Infinity"):
+        return f"{literal} is not valid JSON (JavaScript's NaN/Infinity are not numbers in JSON)."
+    shown = literal if len(literal) <= 24 else literal[:20] + "…"
+    return (
+        f"The number {shown} is beyond what a 64-bit float holds (about ±1.8e308), so it "
+        "cannot be stored. Send a finite number, or the value as text."
+    )
+
+
+SURROGATE_MESSAGE = (
+    "Not valid Unicode: the text holds a lone surrogate (\\ud800-\\udfff), which cannot "
+    "be stored. Send each surrogate with its pair, or the character itself."
+)
+
+
+def unusable_values(document: Any) -> tuple[list[dict], list[dict]]:
+    """Errors ({pointer, detail}) for the numbers that are not finite and for the texts
+    (keys included) with a lone surrogate. Iterative: a body nests as deep as json allows."""
+    numbers: list[dict] = []
+    texts: list[dict] = []
+    stack: list[tuple[Any, tuple]] = [(document, ())]
+    while stack and len(numbers) + len(texts) < MAX_LISTED:
+        value, path = stack.pop()
+        if isinstance(value, _NotFinite):
+            numbers.append({"pointer": _pointer(path), "detail": _not_finite_message(value)})
+        elif isinstance(value, str):
+            if _SURROGATE.search(value):
+                texts.append({"pointer": _pointer(path), "detail": SURROGATE_MESSAGE})
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                if _SURROGATE.search(key):  # the key itself: nothing under it is looked at
+                    texts.append({"pointer": _pointer((*path, key)), "detail": SURROGATE_MESSAGE})
+                else:
+                    stack.append((item, (*path, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*path, index)) for index, item in reversed(list(enumerate(value))))
+    return numbers, texts
+
+
+def refuse_unusable(document: Any) -> None:
+    """400 naming where a parsed body holds a number that is not finite (malformed-json) or
+    text that is not valid Unicode (invalid-unicode)."""
+    numbers, texts = unusable_values(document)
+    errors = numbers + texts
+    if not errors:
+        return
+    where = ", ".join(error["pointer"] for error in errors)
+    if numbers:
+        raise MalformedJSON(
+            f"The request body holds numbers that are not finite at {where}: JSON numbers "
+            "must be finite here.",
+            errors=errors,
+        )
+    raise InvalidUnicode(
+        f"The request body holds text that is not valid Unicode (a lone surrogate) at {where}.",
+        errors=errors,
     )
 
 
@@ -33,8 +126,21 @@ class JSONParser(parsers.JSONParser):
                 f"The request body is not UTF-8: invalid byte at position {exc.start}.",
                 position=exc.start,
             ) from None
+        not_finite = []
+
+        def constant(literal: str) -> _NotFinite:
+            not_finite.append(literal)
+            return _NotFinite(literal)
+
+        def number(literal: str) -> float | _NotFinite:
+            value = float(literal)
+            if math.isfinite(value):
+                return value
+            not_finite.append(literal)
+            return _NotFinite(literal)
+
         try:
-            return json.loads(text, parse_constant=_no_constants)
+            document = json.loads(text, parse_constant=constant, parse_float=number)
         except (ValueError, RecursionError) as exc:
             if not isinstance(exc, json.JSONDecodeError):
                 raise MalformedJSON(f"The request body is not usable JSON: {exc}.") from None
@@ -45,6 +151,10 @@ class JSONParser(parsers.JSONParser):
                 column=exc.colno,
                 position=exc.pos,
             ) from None
+        # Walk the document only when it may hold what is refused: most bodies do not.
+        if not_finite or _SURROGATE_ESCAPE.search(text):
+            refuse_unusable(document)
+        return document
 
 
 class TextParser(parsers.BaseParser):
@@ -55,9 +165,17 @@ class TextParser(parsers.BaseParser):
     def parse(self, stream, media_type=None, parser_context=None):
         charset = (parser_context or {}).get("encoding") or "utf-8"
         try:
-            return stream.read().decode(charset)
+            text = stream.read().decode(charset)
         except (UnicodeDecodeError, LookupError):
             raise MalformedJSON(f"The request body is not valid {charset} text.") from None
+        # A charset such as unicode_escape or raw_unicode_escape can make lone surrogates.
+        if match := _SURROGATE.search(text):
+            raise InvalidUnicode(
+                f"The request body ({charset}) decodes to text that is not valid Unicode: a "
+                f"lone surrogate at character {match.start()}. Send UTF-8 text.",
+                position=match.start(),
+            )
+        return text
 
 
 class XMLTextParser(TextParser):

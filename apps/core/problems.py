@@ -89,6 +89,11 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return None
 
     headers = dict(getattr(exc, "headers", None) or {})
+    view = context.get("view")
+    if isinstance(exc, exceptions.MethodNotAllowed) and view is not None:
+        # A method the view has no handler for (TRACE): a 405 must say what is allowed
+        # (RFC 9110), also on a view that leaves Allow out of its other answers.
+        headers.setdefault("Allow", ", ".join(view.allowed_methods))
     if auth_header := getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = auth_header
     if (wait := getattr(exc, "wait", None)) is not None:
