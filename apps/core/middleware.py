@@ -6,7 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from rest_framework.response import Response
 
 from apps.core.problems import PROBLEM_CONTENT_TYPE, problem_response
@@ -44,6 +44,10 @@ class ApiProblemMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if request.method == "OPTIONS" and request.path_info.startswith(HTML_API_PAGES):
+            # The documentation pages render only their template: DRF's OPTIONS answer
+            # (data) has none to render with, which is a 500.
+            return HttpResponse(headers={"Allow": "GET, HEAD, OPTIONS"})
         if not is_api_path(request.path_info):
             return self.get_response(request)
         if control := CONTROL_CHARACTER.search(request.path_info):

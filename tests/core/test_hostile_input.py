@@ -184,6 +184,13 @@ def test_options_answers_200_with_allow_on_every_management_route(manager, url):
     assert answer.json()["name"]
 
 
+@pytest.mark.parametrize("url", ["/api/docs/", "/api/redoc/", "/api/schema/", "/api/v1/me"])
+def test_options_answers_200_with_allow_on_the_other_api_pages(manager, url):
+    answer = manager.options(url)
+    assert answer.status_code == 200
+    assert answer["Allow"] == "GET, HEAD, OPTIONS"
+
+
 def test_a_reader_may_ask_what_a_resource_accepts(reader):
     answer = reader.options("/api/v1/flows")
     assert answer.status_code == 200
