@@ -1,6 +1,8 @@
 """List filters of the management API (Celigo's names)."""
 
 import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
 
 from apps.core.filters import IdFilter, StrictFilterSet
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
@@ -8,6 +10,25 @@ from apps.flows.models import Application, Connection, Export, Flow, Import, Scr
 
 def _id(field_name: str, help_text: str) -> IdFilter:
     return IdFilter(field_name=field_name, help_text=help_text)
+
+
+class _TrueOrFalse(forms.Field):
+    widget = forms.TextInput  # the value as sent: Django's boolean widgets read junk as unset
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        if value.lower() in ("true", "1"):
+            return True
+        if value.lower() in ("false", "0"):
+            return False
+        raise ValidationError("Use true or false.", code="invalid")
+
+
+class BooleanFilter(django_filters.BooleanFilter):
+    """true or false; anything else is a 400, not a filter silently dropped (every row)."""
+
+    field_class = _TrueOrFalse
 
 
 class IntegrationFilter(StrictFilterSet):
@@ -48,7 +69,7 @@ class ScriptFilter(OwnedFilter):
 
 
 class FlowFilter(OwnedFilter):
-    disabled = django_filters.BooleanFilter()
+    disabled = BooleanFilter()
 
     class Meta:
         model = Flow

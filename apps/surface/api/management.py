@@ -84,6 +84,47 @@ class SurfaceDocument(Document):
         return schema
 
 
+# What a view's JSON parts hold, as far as their shape goes (what the names mean is the
+# model's clean): the names are text. None: the item itself is the name.
+VIEW_NAMES = {
+    "fields": None,
+    "filters": ("field", "op", "parameter"),
+    "ordering": ("field", "direction"),
+}
+
+
+class ViewDocument(SurfaceDocument):
+    """Views: the names in their JSON parts must be text (a list given as a field name
+    is a 400 here, not a crash where the record type's fields are looked up)."""
+
+    def read(self, document: Any, instance) -> dict[str, Any]:
+        values = super().read(document, instance)
+        errors: dict[str, list[str]] = {}
+        for part, keys in VIEW_NAMES.items():
+            items = values.get(part)
+            for index, item in enumerate(items if isinstance(items, list) else ()):
+                if keys is None:
+                    if not isinstance(item, str):
+                        errors[f"{part}.{index}"] = ["Expected a field name (text)."]
+                    continue
+                for key in keys if isinstance(item, dict) else ():
+                    if key in item and not isinstance(item[key], str):
+                        errors[f"{part}.{index}.{key}"] = ["Expected text."]
+        if errors:
+            raise DocumentError(errors)
+        return values
+
+    def schema(self) -> dict:
+        schema = super().schema()
+        for part, keys in VIEW_NAMES.items():
+            schema["properties"][part]["items"] = (
+                {"type": "string"}
+                if keys is None
+                else {"type": "object", "properties": {key: {"type": "string"} for key in keys}}
+            )
+        return schema
+
+
 def _choices(model_choices) -> tuple[str, ...]:
     return tuple(model_choices.values)
 
@@ -126,7 +167,7 @@ OPERATION = SurfaceDocument(
         ROLES,
     ),
 )
-VIEW = SurfaceDocument(
+VIEW = ViewDocument(
     "view",
     View,
     ViewDocumentForm,

@@ -60,3 +60,141 @@ def test_exports_cannot_move_to_a_connection_of_another_kind(manager, applicatio
     assert "kinds" in answer.json()["errors"][0]["detail"]
     export.refresh_from_db()
     assert export.connection == local_api
+
+
+# --- Issue 11, point 10: odd input in documents is a 400 that says where ----------------
+
+
+@pytest.mark.parametrize("literal", ["1e400", "-1e400", "NaN", "Infinity"])
+def test_a_flow_variable_that_is_not_a_finite_number_is_400_naming_it(
+    manager, application, literal
+):
+    body = f'{{"name": "f", "_integrationId": "{application.pk}", "variables": {{"a": {literal}}}}}'
+    answer = manager.post("/api/v1/flows", body, content_type="application/json")
+    assert answer.status_code == 400
+    problem = answer.json()
+    assert problem["type"] == "urn:flowsite:problem:malformed-json"
+    assert [e["pointer"] for e in problem["errors"]] == ["#/variables/a"]
+    assert not Flow.objects.exists()
+
+
+def test_a_merge_patch_with_a_number_that_is_not_finite_changes_nothing(manager, application):
+    flow = Flow.objects.create(application=application, name="f", variables={"a": 1})
+    answer = manager.patch(
+        f"/api/v1/flows/{flow.pk}",
+        '{"variables": {"a": 1e400}}',
+        content_type="application/merge-patch+json",
+    )
+    assert answer.status_code == 400
+    assert answer.json()["errors"][0]["pointer"] == "#/variables/a"
+    flow.refresh_from_db()
+    assert flow.variables == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "pointer"),
+    [
+        ("/api/v1/flows", '{"name": "f", "_integrationId": "%s", "variables": {"a": "\\ud800"}}',
+         "#/variables/a"),
+        ("/api/v1/flows", '{"name": "f\\udc00", "_integrationId": "%s"}', "#/name"),
+        ("/api/v1/connections", '{"name": "c\\ud800", "http": {"baseURI": "https://x.example"}}',
+         "#/name"),
+        ("/api/v1/connections",
+         '{"name": "c", "http": {"baseURI": "https://x.example", "headers": {"\\udbff": "v"}}}',
+         "#/http/headers/\\udbff"),
+    ],
+)  # fmt: skip
+def test_a_lone_surrogate_in_a_document_is_400_naming_where(
+    manager, application, url, body, pointer
+):
+    body = body.replace("%s", str(application.pk))
+    answer = manager.post(url, body, content_type="application/json")
+    assert answer.status_code == 400
+    problem = answer.json()
+    assert problem["type"] == "urn:flowsite:problem:invalid-unicode"
+    assert [e["pointer"] for e in problem["errors"]] == [pointer]
+    assert not Flow.objects.exists()
+    assert not Connection.objects.exists()
+
+
+# --- What the schemathesis run (tests/core/test_schemathesis.py) found -------------------
+
+
+def test_an_unusable_limit_means_the_default_page_size(manager, application):
+    Flow.objects.create(application=application, name="f")
+    for limit in ("null", "abc", "9.5e-247", "-1"):
+        answer = manager.get(f"/api/v1/flows?limit={limit}")
+        assert answer.status_code == 200, limit
+        assert [flow["name"] for flow in answer.json()] == ["f"]
+
+
+def test_an_empty_filter_is_no_filter(manager, application):
+    Flow.objects.create(application=application, name="f")
+    answer = manager.get("/api/v1/flows?_integrationId=&name=")
+    assert answer.status_code == 200
+    assert [flow["name"] for flow in answer.json()] == ["f"]
+
+
+def test_disabled_is_true_or_false_not_ignored(manager, application):
+    Flow.objects.create(application=application, name="on")
+    Flow.objects.create(application=application, name="off", disabled=True)
+    assert [f["name"] for f in manager.get("/api/v1/flows?disabled=true").json()] == ["off"]
+    assert [f["name"] for f in manager.get("/api/v1/flows?disabled=0").json()] == ["on"]
+    answer = manager.get("/api/v1/flows?disabled=maybe")
+    assert answer.status_code == 400
+    assert answer.json()["errors"] == [{"pointer": "#/disabled", "detail": "Use true or false."}]
+
+
+def test_a_second_resource_with_the_same_name_is_400_naming_name(manager, application):
+    body = {"name": "CRM", "http": {"baseURI": "https://crm.example"}}
+    assert manager.post("/api/v1/connections", body, format="json").status_code == 201
+    answer = manager.post("/api/v1/connections", body, format="json")
+    assert answer.status_code == 400
+    assert [e["pointer"] for e in answer.json()["errors"]] == ["#/name"]
+
+
+@pytest.fixture
+def lead_type_id(manager, application) -> str:
+    answer = manager.post(
+        "/api/v1/recordTypes",
+        {
+            "name": "Lead",
+            "_integrationId": str(application.pk),
+            "fields": [{"name": "Company", "type": "text"}],
+        },
+        format="json",
+    )
+    assert answer.status_code == 201, answer.content
+    return answer.json()["_id"]
+
+
+def test_a_record_field_its_type_lacks_is_400(manager, lead_type_id):
+    answer = manager.post(
+        "/api/v1/records", {"_recordTypeId": lead_type_id, "Compnay": "Acme"}, format="json"
+    )
+    assert answer.status_code == 400
+    problem = answer.json()
+    assert problem["type"] == "urn:flowsite:problem:invalid-record"
+    assert [e["pointer"] for e in problem["errors"]] == ["#/Compnay"]
+
+
+@pytest.mark.parametrize(
+    ("part", "pointer"),
+    [
+        ({"fields": [["Company"]]}, "#/fields/0"),
+        ({"fields": ["Company", {"a": 1}]}, "#/fields/1"),
+        ({"filters": [{"field": ["Company"], "op": "eq", "value": "x"}]}, "#/filters/0/field"),
+        ({"ordering": [{"field": {"x": 1}}]}, "#/ordering/0/field"),
+    ],
+)
+def test_a_view_whose_names_are_not_text_is_400_naming_where(
+    manager, application, lead_type_id, part, pointer
+):
+    answer = manager.post(
+        "/api/v1/views",
+        {"name": "All", "_integrationId": str(application.pk), "_recordTypeId": lead_type_id}
+        | part,
+        format="json",
+    )
+    assert answer.status_code == 400, answer.content
+    assert [e["pointer"] for e in answer.json()["errors"]] == [pointer]
