@@ -161,19 +161,7 @@ INTENDED = [
 # Server errors this run finds that are to be fixed where they live, outside the files of
 # the change that added this run. While one shows up the test xfails, naming it; every other
 # server error and every unexplained finding still fails it. Remove an entry once fixed.
-KNOWN_SERVER_ERRORS = [
-    Intended(
-        "not_a_server_error",
-        (500,),
-        "internal-error",
-        why="PostgreSQL refuses a UTC offset beyond ±15:59 that Python accepts "
-        "(?createdAt_lte=1900-01-08T07:23:54+23:38): the jobs list's createdAt filters "
-        "(apps/executions/api/jobs.py) should answer 400 instead.",
-        only=lambda finding: (
-            finding.operation == "GET /api/v1/jobs" and "createdAt_" in finding.request
-        ),
-    ),
-]
+KNOWN_SERVER_ERRORS: list[Intended] = []
 
 
 def findings_in(report: Path) -> list[Finding]:

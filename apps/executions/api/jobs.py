@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from apps.accounts.permissions import HasPrivilege
 from apps.accounts.privileges import Privilege
 from apps.core.api import read_body
-from apps.core.filters import IdFilter, StrictFilterSet
+from apps.core.filters import IdFilter, StrictFilterSet, UtcIsoDateTimeFilter
 from apps.core.openapi import problem_responses
 from apps.core.pagination import ByIdCursorPagination, LinkHeaderCursorPagination
 from apps.executions import launch, services
@@ -72,8 +72,8 @@ ERROR_EXAMPLE = {
 class JobFilter(StrictFilterSet):
     _flowId = IdFilter(field_name="flow_id")
     status = django_filters.ChoiceFilter(choices=Execution.Status.choices)
-    createdAt_gte = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    createdAt_lte = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lte")
+    createdAt_gte = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    createdAt_lte = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lte")
 
     class Meta:
         model = Execution
