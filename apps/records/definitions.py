@@ -30,7 +30,9 @@ def _known(specs: dict[str, FieldSpec]) -> str:
     return ", ".join([*specs, *SYSTEM_KEYS])
 
 
-def _kind(name: str, specs: dict[str, FieldSpec]) -> str | None:
+def _kind(name: Any, specs: dict[str, FieldSpec]) -> str | None:
+    if not isinstance(name, str):  # a list or an object where a field name belongs
+        return None
     if name in SYSTEM_KEYS:
         return SYSTEM_KEYS[name][1]
     spec = specs.get(name)
@@ -57,6 +59,9 @@ def _check_object(item: Any, where: str, keys: set[str], errors: dict[str, str])
 def check_fields(fields: Any, specs: dict[str, FieldSpec], errors: dict[str, str]) -> None:
     seen = set()
     for index, name in enumerate(_check_list(fields, "fields", errors)):
+        if not isinstance(name, str):
+            errors[f"fields[{index}]"] = f"Expected a field name (text), got {name!r:.80}."
+            continue
         if name not in specs:
             errors[f"fields[{index}]"] = (
                 f"{name!r} is not a field of the record type; they are: {', '.join(specs)}."
