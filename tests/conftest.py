@@ -78,6 +78,17 @@ def _fresh_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _keys_not_remembered(monkeypatch):
+    # A key is remembered for half a second (apps/accounts/key_cache.py): whether a test's
+    # second call falls within it would depend on the machine's speed, so query counts
+    # are taken with every key read. Tests of the cache, and budgets, set SECONDS.
+    from apps.accounts import key_cache
+
+    monkeypatch.setattr(key_cache, "SECONDS", 0.0)
+    key_cache.clear()
+
+
 @pytest.fixture
 def redis_url() -> str:
     require("Redis", tcp_unreachable(TEST_REDIS_URL))

@@ -15,6 +15,30 @@ class AccountsConfig(AppConfig):
         from apps.core.api import guard_definitions
 
         guard_definitions(read=READ_DEFINITIONS, manage=MANAGE_DEFINITIONS)
+        _forget_keys_on_account_changes()
+
+
+def _forget_keys_on_account_changes() -> None:
+    """A key, account, role, group or privilege saved or deleted in this process clears
+    the remembered keys at once (other processes forget them within half a second)."""
+    from django.contrib.auth.models import Group, Permission
+    from django.db.models import signals
+
+    from apps.accounts import key_cache
+    from apps.accounts.models import ApiKey, Role, User
+
+    for model in (ApiKey, User, Role, Group, Permission):
+        signals.post_save.connect(key_cache.clear, sender=model, dispatch_uid=f"keys-{model}")
+        signals.post_delete.connect(key_cache.clear, sender=model, dispatch_uid=f"keys-{model}")
+    for through in (
+        Role.members.through,
+        Role.permissions.through,
+        User.groups.through,
+        User.user_permissions.through,
+        Group.permissions.through,
+        ApiKey.flows.through,
+    ):
+        signals.m2m_changed.connect(key_cache.clear, sender=through, dispatch_uid=f"keys-{through}")
 
 
 class FlowsiteAdminConfig(admin_apps.AdminConfig):

@@ -66,7 +66,11 @@ def expiry_in_days(days: int | None) -> datetime | None:
 
 def revoke_api_keys(*, queryset) -> int:
     """Revoke the keys not revoked yet; returns how many were revoked."""
-    return queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    from apps.accounts import key_cache  # it reads keys through this module
+
+    revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    key_cache.clear()  # this process at once; the others within key_cache.SECONDS
+    return revoked
 
 
 def resolve_api_key(raw: str) -> ApiKey | None:

@@ -1,0 +1,74 @@
+"""A per-process memory of keys that just authenticated, for at most half a second.
+
+Every API call authenticates: resolving the key (a query, the owner joined) and loading
+the owner's privileges (a UNION query) cost more than the rest of a small call's reads.
+A key that authenticated less than `SECONDS` ago in this process is taken from here with
+its owner and privileges, as they were then.
+
+Why it is safe (issue "Hot path": a revoked or expired key, a deactivated account, a role
+member removed or `use_api_key` removed must be refused everywhere within 1 s):
+- an entry lives `SECONDS` (0.5 s), so a change made in any process, by any means
+  (admin, API, `QuerySet.update()`), is seen by every process within 0.5 s;
+- a change made through the ORM's save, delete or many-to-many methods in this process
+  clears the whole memory at once (signals in AccountsConfig.ready());
+- expiry is checked on every call against the remembered `expires_at`;
+- only keys that authenticated are remembered: a failed key is looked up (and counted by
+  the failure throttle) every time.
+Each caller gets its own copies of the key and its owner, never the shared objects.
+"""
+
+import copy
+import threading
+from time import monotonic
+
+from django.utils import timezone
+
+from apps.accounts import keys
+from apps.accounts.models import ApiKey
+from apps.accounts.services import resolve_api_key
+
+SECONDS = 0.5
+MAX_ENTRIES = 1024
+
+_lock = threading.Lock()
+# digest → (monotonic deadline, key with its owner, the owner's privileges)
+_entries: dict[str, tuple[float, ApiKey, frozenset[str]]] = {}
+
+
+def clear(**_signal_arguments) -> None:
+    """Forget every remembered key (connected to the account models' signals)."""
+    with _lock:
+        _entries.clear()
+
+
+def usable_key(raw: str) -> ApiKey | None:
+    """As resolve_api_key, but a key that authenticated within SECONDS is not read again.
+
+    The returned key's owner has its privileges loaded (`has_perm` asks no query)."""
+    if not keys.is_well_formed(raw):
+        return resolve_api_key(raw)  # the constant-time path for malformed keys
+    digest = keys.digest(raw)
+    entry = _entries.get(digest)
+    if entry is not None and entry[0] > monotonic():
+        _, cached, privileges = entry
+        if cached.is_usable(timezone.now()):
+            return _copy(cached, privileges)
+    api_key = resolve_api_key(raw)
+    if api_key is None:
+        with _lock:
+            _entries.pop(digest, None)
+        return None
+    privileges = frozenset(api_key.owner.get_all_permissions())
+    with _lock:
+        if len(_entries) >= MAX_ENTRIES:
+            _entries.clear()
+        _entries[digest] = (monotonic() + SECONDS, _copy(api_key, privileges), privileges)
+    return api_key
+
+
+def _copy(api_key: ApiKey, privileges: frozenset[str]) -> ApiKey:
+    owner = copy.copy(api_key.owner)
+    owner._perm_cache = set(privileges)  # what ModelBackend.has_perm reads
+    api_key = copy.copy(api_key)
+    api_key.owner = owner
+    return api_key
