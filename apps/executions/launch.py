@@ -49,6 +49,7 @@ from apps.executions.errors import (
     TooManyWaiting,
 )
 from apps.executions.models import Execution
+from apps.flows import pipeline
 from apps.flows.api_settings import DEFAULT_TIMEOUT_MS, FlowApi, input_errors, typed_query
 from apps.flows.engine.context import SubflowResult
 from apps.flows.models import Flow
@@ -179,6 +180,9 @@ class Start:
     parent: Execution | None = None
     retry_of: Execution | None = None
     claim_now: bool = False  # run here at once when no concurrency limit applies
+    # A sync API call that nothing else needs to see while it runs (see call_flow): its
+    # row is written with its outcome, in one transaction, unless it runs past ~1 s.
+    deferred: bool = False
 
     @property
     def fingerprint(self) -> str:
@@ -199,36 +203,15 @@ def _start(start: Start) -> tuple[Execution, bool]:
     if key and (existing := _same_key(start)):
         return existing, False
     flow = start.flow
+    if start.deferred and not key and start.claim_now and not flow.max_concurrency:
+        return _new_execution(start, for_worker=False, deferred=True), True  # nothing to write yet
     for_worker = not start.claim_now
     try:
         with transaction.atomic():
             if key and (existing := _same_key(start)):
                 return existing, False  # a twin got in first; the write lock serialised us
             _check_concurrency(flow)
-            execution = services.create_execution(
-                flow=flow,
-                trigger=start.trigger,
-                mode=start.mode,
-                caller=start.caller.account,
-                caller_label=start.caller_label,
-                caller_ip=start.caller.client_ip,
-                request=start.request,
-                input=start.input,
-                variables=start.variables,
-                options=start.options,
-                parent=start.parent,
-                retry_of=start.retry_of,
-                idempotency_key=key,
-                caller_scope=start.caller.scope if key else "",
-                # Hashing the body is only worth it when a repeat may have to be recognised.
-                request_fingerprint=start.fingerprint if key else "",
-                timeout_ms=start.timeout_ms,
-                status=Status.RUNNING
-                if start.claim_now and not flow.max_concurrency
-                else Status.QUEUED,
-                for_worker=for_worker,
-                steps_see={"request": start.request, "input": start.input},
-            )
+            execution = _new_execution(start, for_worker=for_worker, deferred=False)
     except IntegrityError:
         # Another request with the same key won the race: answer with its run.
         existing = _same_key(start)
@@ -236,6 +219,33 @@ def _start(start: Start) -> tuple[Execution, bool]:
             raise
         return existing, False
     return execution, True
+
+
+def _new_execution(start: Start, *, for_worker: bool, deferred: bool) -> Execution:
+    flow, key = start.flow, start.idempotency_key
+    return services.create_execution(
+        flow=flow,
+        trigger=start.trigger,
+        mode=start.mode,
+        caller=start.caller.account,
+        caller_label=start.caller_label,
+        caller_ip=start.caller.client_ip,
+        request=start.request,
+        input=start.input,
+        variables=start.variables,
+        options=start.options,
+        parent=start.parent,
+        retry_of=start.retry_of,
+        idempotency_key=key,
+        caller_scope=start.caller.scope if key else "",
+        # Hashing the body is only worth it when a repeat may have to be recognised.
+        request_fingerprint=start.fingerprint if key else "",
+        timeout_ms=start.timeout_ms,
+        status=Status.RUNNING if start.claim_now and not flow.max_concurrency else Status.QUEUED,
+        for_worker=for_worker,
+        steps_see={"request": start.request, "input": start.input},
+        deferred=deferred,
+    )
 
 
 def _same_key(start: Start) -> Execution | None:
@@ -560,6 +570,13 @@ def call_flow(
             # A sync run ends with its call; async and auto runs keep the flow's timeout.
             timeout_ms=timeout_ms if mode == Mode.SYNC else None,
             claim_now=mode == Mode.SYNC,
+            # Issue "Hot path", writes per run: a sync run of a flow without maxConcurrency,
+            # called without an Idempotency-Key, is written once, at its end (or as running
+            # at ~1 s). Not when it calls sub-flows: their rows name it as their parent.
+            deferred=mode == Mode.SYNC
+            and not idempotency_key
+            and not flow.max_concurrency
+            and not pipeline.subflow_ids(flow.page_processors),
         )
     )
     if mode == Mode.SYNC:

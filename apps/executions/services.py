@@ -1,6 +1,7 @@
 """Writes for executions: create, run a claimed run and record its outcome, cancel,
 recover, purge. Which runs start, and how, is the front door's (launch.py)."""
 
+import copy
 import dataclasses
 import json
 import logging
@@ -35,6 +36,7 @@ Trigger = Execution.Trigger
 OUTPUT_TRIGGERS = frozenset({Trigger.API, Trigger.TEST, Trigger.EXECUTE, Trigger.SUBFLOW})
 HEARTBEAT_SECONDS = 5.0
 CANCEL_CHECK_SECONDS = 1.0
+DEFERRED_SECONDS = 0.9  # a deferred run's row is written by then if it is still running
 MAX_STORED_RECORD_BYTES = 8192
 
 
@@ -59,9 +61,12 @@ def create_execution(
     status: str = Status.QUEUED,
     for_worker: bool = False,
     steps_see: dict | None = None,
+    deferred: bool = False,
 ) -> Execution:
     """A new run. `status=running` claims it for this process at once (a sync call);
     `for_worker` records now the Celery task id it will be queued under (its own id).
+    `deferred` (a running run only) writes nothing now: the run is inserted when it is
+    recorded, or as running after DEFERRED_SECONDS if it is still running (`perform`).
 
     `request` and `input` are stored redacted; `steps_see` is what the steps get instead
     (`{"request", "input"}` with their secrets), kept only until the run ends."""
@@ -96,8 +101,56 @@ def create_execution(
     # idempotency constraint is the database's to decide (only it sees a race), so only the
     # plain fields are checked here.
     execution.clean_fields(exclude={"flow", "caller", "parent", "retry_of"})
+    if deferred and status == Status.RUNNING:
+        execution.created_at = now  # kept when the row is written later (_insert)
+        return execution
     execution.save(force_insert=True)
     return execution
+
+
+def _insert(execution: Execution) -> None:
+    """Insert a run whose row was not written yet, keeping its own created_at."""
+    if execution.created_at is None:
+        execution.save(force_insert=True)
+    else:  # raw: auto_now_add would stamp the time of this write over the run's start
+        execution.save_base(raw=True, force_insert=True)
+
+
+class _DeferredInsert:
+    """A deferred run still running after DEFERRED_SECONDS gets its running row then, so
+    that cancel, the live run page and stale recovery see it (issue "Hot path": any run
+    writes its running row at the start, or at 1 s at the latest)."""
+
+    def __init__(self, execution: Execution):
+        self.execution = execution
+        self.lock = threading.Lock()
+        self.stopped = False
+        self.timer = threading.Timer(DEFERRED_SECONDS, self._insert)
+        self.timer.daemon = True
+
+    def start(self) -> None:
+        self.timer.start()
+
+    def _insert(self) -> None:
+        try:
+            with self.lock:
+                if self.stopped:
+                    return
+                row = copy.copy(self.execution)  # the run's thread keeps its own object
+                try:
+                    _insert(row)
+                except DatabaseError:  # written with its outcome at the end instead
+                    logger.warning("Running row of execution %s not written", row.pk, exc_info=True)
+                    return
+                self.execution._state.adding = False
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        """After this, the row is written (adding False) or never will be by the timer."""
+        with self.lock:
+            self.stopped = True
+        self.timer.cancel()
 
 
 class _Heartbeat(threading.Thread):
@@ -252,6 +305,10 @@ def perform(
     if timeout_ms > settings.FLOWSITE_STALE_EXECUTION_SECONDS * 500:
         heartbeat = _Heartbeat(execution.pk)
         heartbeat.start()
+    late_insert = None
+    if execution._state.adding:  # deferred: not written yet
+        late_insert = _DeferredInsert(execution)
+        late_insert.start()
     seen: dict = {}
     hidden: dict = {}
     try:
@@ -262,6 +319,8 @@ def perform(
         logger.exception("Execution %s crashed while starting", execution.pk)
         result = RunResult(_crashed(exc), {}, [])
     finally:
+        if late_insert is not None:
+            late_insert.stop()
         if heartbeat is not None:
             heartbeat.stopped.set()
             heartbeat.join()
@@ -407,12 +466,14 @@ def record(execution: Execution, result: RunResult, *, insert: bool = False) -> 
 
     A cancel answered while the run was still running wins: the run ends cancelled even
     when its last step had finished. `insert` stores a run whose row was rolled back with
-    the work it did (a failed Execute())."""
+    the work it did (a failed Execute()), or a deferred run whose row was never written:
+    then the finished run and its steps are its only write transaction."""
     settle(execution, result)
     secrets = result.secrets
     with transaction.atomic():
-        if insert:
-            execution.save(force_insert=True)
+        if insert or execution._state.adding:
+            _insert(execution)
+            execution._state.adding = False
         else:
             values = {name: getattr(execution, name) for name in SETTLED_FIELDS}
             stored = Execution.objects.filter(pk=execution.pk, cancel_requested=False).update(

@@ -167,7 +167,14 @@ def held_run(
     thread.start()
     try:
         assert hold.entered.wait(WAIT_SECONDS), "the held run never reached its held step"
-        execution = Execution.objects.get(flow=flow, status="running")
+        # A sync run without maxConcurrency or Idempotency-Key writes its running row at
+        # about 1 s if it is still running then (issue "Hot path", writes per run).
+        execution = wait_for(
+            lambda: Execution.objects.filter(flow=flow, status="running").first(),
+            timeout=WAIT_SECONDS,
+            interval=0.05,
+            message="the held run's running row",
+        )
         yield HeldRun(execution=execution, thread=thread, result=result)
     finally:
         hold.release()
