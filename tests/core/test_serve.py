@@ -120,6 +120,19 @@ class Serve:
         self._log.close()
 
 
+def raw_exchange(port: int, raw: bytes) -> bytes:
+    """What the server answers to these bytes (until it closes or 2 s of silence)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        with contextlib.suppress(OSError):  # it may close before reading it all
+            conn.sendall(raw)
+        conn.settimeout(2)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := conn.recv(65536):
+                answer += chunk
+    return answer
+
+
 @pytest.mark.django_db(transaction=True)
 def test_serve_runs_web_worker_and_beat_and_ctrl_c_stops_them_all(tmp_path):
     port = free_port()
@@ -150,6 +163,14 @@ def test_serve_runs_web_worker_and_beat_and_ctrl_c_stops_them_all(tmp_path):
         get(port, "/healthz?api_key=secret-in-the-url")
         wait_for(lambda: '"GET /healthz HTTP/1.1" 200' in serve.log(), timeout=5)
         assert "secret-in-the-url" not in serve.log()
+        # The server's own refusals are no HTML pages (gunicorn's were).
+        for raw in (
+            b"NOT A REQUEST LINE\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n",
+        ):
+            answer = raw_exchange(port, raw)
+            assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
+            assert b"<html" not in answer.lower()
 
         assert serve.stop() == 0  # a clean stop is a success, whatever the children said
         for pgid in serve.groups:  # web workers and Celery pool processes included

@@ -155,3 +155,45 @@ def test_the_session_and_csrf_cookies_are_out_of_scripts_reach(client, admin_use
     )
     assert signed_in.status_code == 302
     assert signed_in.cookies["sessionid"]["httponly"]
+
+
+def test_running_a_flow_from_the_management_api_honours_its_roles(manager, sales):
+    flow = Flow.objects.create(
+        application=sales, name="partners only", api={"enabled": True, "roles": ["Partners"]}
+    )
+    refused = manager.post(f"/api/v1/flows/{flow.pk}/run", {}, format="json")
+    assert refused.status_code == 403
+    assert refused.json()["type"].endswith("role-required")
+    assert refused.json()["roles"] == ["Partners"]
+    assert not Execution.objects.exists()
+
+
+def test_secret_names_found_in_the_wild_are_redacted_in_stored_runs(
+    live_server, sales, caller_key, manager
+):
+    script_flow(
+        sales,
+        "webhook",
+        "function main(ctx) { return {statusCode: 204}; }",
+        api={"enabled": True, "method": "POST", "path": "/webhook"},
+    )
+    secrets = {
+        "Ocp-Apim-Subscription-Key": "sub-1111-aaaa",
+        "X-Access-Key": "acc-2222-bbbb",
+        "X-Signature": "sig-3333-cccc",
+    }
+    answer = call(
+        live_server,
+        "POST",
+        "/api/resources/webhook?key=key-4444-dddd&sig=sig-5555-eeee&name=Leor",
+        key=caller_key,
+        headers=secrets,
+        body={"pin": "6666", "passphrase": "pass-7777-ffff", "name": "Leor"},
+    )
+    assert answer.status == 204
+    run = Execution.objects.get()
+    job = manager.get(f"/api/v1/jobs/{run.pk}").json()
+    stored = str(run.request) + str(run.input) + str(job)
+    for value in [*secrets.values(), "key-4444-dddd", "sig-5555-eeee", "6666", "pass-7777-ffff"]:
+        assert value not in stored, value
+    assert run.request["query"]["name"] == "Leor"  # what is not secret stays
