@@ -89,6 +89,20 @@ def _keys_not_remembered(monkeypatch):
     key_cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _flows_not_remembered(monkeypatch):
+    # Routes and flow specs are remembered for half a second (apps/executions/route_cache.py,
+    # apps/flows/spec_cache.py): off, as keys are, so every test sees its own changes at
+    # once and query counts are exact. Tests of the caches, and budgets, set SECONDS.
+    from apps.executions import route_cache
+    from apps.flows import spec_cache
+
+    monkeypatch.setattr(route_cache, "SECONDS", 0.0)
+    monkeypatch.setattr(spec_cache, "SECONDS", 0.0)
+    route_cache.clear()
+    spec_cache.clear()
+
+
 @pytest.fixture
 def redis_url() -> str:
     require("Redis", tcp_unreachable(TEST_REDIS_URL))

@@ -7,3 +7,16 @@ class ExecutionsConfig(AppConfig):
     name = "apps.executions"
     label = "executions"
     verbose_name = "Executions"
+
+    def ready(self):
+        from django.db.models import signals
+
+        from apps.executions import route_cache
+        from apps.flows.models import Application, Flow
+
+        # A flow or application saved or deleted in this process forgets the remembered
+        # routes at once (other processes within route_cache.SECONDS).
+        for model in (Application, Flow):
+            uid = f"routes-{model.__name__}"
+            signals.post_save.connect(route_cache.clear, sender=model, dispatch_uid=uid)
+            signals.post_delete.connect(route_cache.clear, sender=model, dispatch_uid=uid)

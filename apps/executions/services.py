@@ -18,13 +18,13 @@ from django.utils import timezone
 from apps.core.redaction import scrub, secret_values
 from apps.executions.errors import AlreadyFinished
 from apps.executions.models import Execution, ExecutionError, StepRun
-from apps.flows import crypto
+from apps.flows import crypto, spec_cache
 from apps.flows.engine.context import RecordedError, RunContext, StepStats, SubflowPort
 from apps.flows.engine.runner import Outcome, run_flow
 from apps.flows.engine.spec import FlowSpec
 from apps.flows.models import Flow
 from apps.flows.outbound import RetryPolicy, get_client
-from apps.flows.pipeline import PipelineError, build_flow_spec
+from apps.flows.pipeline import PipelineError
 from apps.flows.sandbox import get_pool
 from apps.records.connections import DataTables
 
@@ -378,7 +378,7 @@ def _run(
         message = "The flow was disabled before this run started."
         return RunResult(Outcome(status=Status.CANCELLED, error=message, status_code=409), {}, [])
     try:
-        spec = _only_exports(build_flow_spec(flow), execution.options.get("_exportIds"))
+        spec = _only_exports(spec_cache.flow_spec(flow), execution.options.get("_exportIds"))
     except PipelineError as exc:
         return RunResult(Outcome(status=Status.FAILED, error=str(exc), status_code=500), {}, [])
     timeout_ms = deadline_ms or execution.timeout_ms or flow.timeout_ms

@@ -15,3 +15,18 @@ class FlowsConfig(AppConfig):
         from apps.flows.signals import forget_schedule
 
         post_delete.connect(forget_schedule, sender=Flow, dispatch_uid="flow-schedule")
+        _forget_specs_on_changes()
+
+
+def _forget_specs_on_changes() -> None:
+    """A flow or a resource it uses saved or deleted in this process clears the
+    remembered specs at once (other processes forget them within spec_cache.SECONDS)."""
+    from django.db.models import signals
+
+    from apps.flows import spec_cache
+    from apps.flows.models import Application, Connection, Export, Flow, Import, Script
+
+    for model in (Application, Connection, Export, Import, Script, Flow):
+        uid = f"specs-{model.__name__}"
+        signals.post_save.connect(spec_cache.clear, sender=model, dispatch_uid=uid)
+        signals.post_delete.connect(spec_cache.clear, sender=model, dispatch_uid=uid)

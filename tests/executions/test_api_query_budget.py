@@ -15,8 +15,9 @@ from rest_framework.test import APIClient
 
 from apps.accounts import key_cache
 from apps.accounts.services import create_api_key
-from apps.executions import services
+from apps.executions import route_cache, services
 from apps.executions.models import Execution
+from apps.flows import spec_cache
 from apps.flows.models import Flow, Script
 from tests.executions.conftest import GREETING
 
@@ -59,7 +60,19 @@ def remembered_keys(monkeypatch):
     key_cache.clear()
 
 
-def test_a_sync_greeting_call_costs_few_queries(db, application, integration, remembered_keys):
+@pytest.fixture
+def warm_caches(monkeypatch, remembered_keys):
+    # The route and the flow's spec too (tests/conftest.py turns them off), as in
+    # production but for longer than the warm-up call can take.
+    for module in (route_cache, spec_cache):
+        monkeypatch.setattr(module, "SECONDS", 60.0)
+        module.clear()
+    yield
+    for module in (route_cache, spec_cache):
+        module.clear()
+
+
+def test_a_sync_greeting_call_costs_few_queries(db, application, integration, warm_caches):
     greeting_flow(application)
     client = key_client(integration)
     assert client.get("/api/resources/greeting?name=warm").status_code == 200  # last_used write
@@ -68,8 +81,9 @@ def test_a_sync_greeting_call_costs_few_queries(db, application, integration, re
     )
     assert response.status_code == 200
     assert response.json() == "Hello Leor"
-    # The key is remembered; the flow, its script; the finished run and its step, together.
-    assert len(statements) == 4, "\n".join(statements)
+    # The key, the route's flow and the flow's spec are remembered: no read at all; the
+    # finished run and its step are written together.
+    assert len(statements) == 2, "\n".join(statements)
     assert [sql.split()[2] for sql in writes] == [
         '"executions_execution"',
         '"executions_steprun"',
@@ -78,13 +92,38 @@ def test_a_sync_greeting_call_costs_few_queries(db, application, integration, re
     assert list(Execution.objects.values_list("status", flat=True)) == ["succeeded"] * 2
 
 
+def test_a_trigger_url_call_with_warm_caches_reads_nothing(
+    db, application, integration, warm_caches
+):
+    greeting_flow(application)
+    client = key_client(integration)
+    url = f"/api/1/action/{application.name.replace(' ', '%20')}/greeting/trigger?name="
+    assert client.get(url + "warm").status_code == 200
+    response, statements, writes, transactions = captured(client, url + "Leor")
+    assert response.json() == "Hello Leor"
+    assert len(statements) == len(writes) == 2, "\n".join(statements)
+    assert transactions == 1
+
+
+def test_a_route_and_spec_not_remembered_cost_two_queries_more(
+    db, application, integration, remembered_keys
+):
+    greeting_flow(application)
+    client = key_client(integration)
+    assert client.get("/api/resources/greeting?name=warm").status_code == 200
+    _, statements, _, transactions = captured(client, "/api/resources/greeting?name=Leor")
+    assert len(statements) == 4, "\n".join(statements)  # + the flow, + its script
+    assert transactions == 1
+
+
 def test_a_key_not_remembered_costs_two_queries_more(db, application, integration, monkeypatch):
     monkeypatch.setattr(key_cache, "SECONDS", 0.0)
     greeting_flow(application)
     client = key_client(integration)
     assert client.get("/api/resources/greeting?name=warm").status_code == 200
     _, statements, _, transactions = captured(client, "/api/resources/greeting?name=Leor")
-    assert len(statements) == 6, "\n".join(statements)  # + the key, + its owner's privileges
+    # + the flow, + its script; + the key, + its owner's privileges
+    assert len(statements) == 6, "\n".join(statements)
     assert transactions == 1
 
 
