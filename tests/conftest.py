@@ -85,7 +85,7 @@ def _keys_not_remembered(monkeypatch):
     # are taken with every key read. Tests of the cache, and budgets, set SECONDS.
     from apps.accounts import key_cache
 
-    monkeypatch.setattr(key_cache, "SECONDS", 0.0)
+    monkeypatch.setattr(key_cache.memory, "seconds", 0.0)
     key_cache.clear()
 
 
@@ -97,8 +97,8 @@ def _flows_not_remembered(monkeypatch):
     from apps.executions import route_cache
     from apps.flows import spec_cache
 
-    monkeypatch.setattr(route_cache, "SECONDS", 0.0)
-    monkeypatch.setattr(spec_cache, "SECONDS", 0.0)
+    monkeypatch.setattr(route_cache.memory, "seconds", 0.0)
+    monkeypatch.setattr(spec_cache.memory, "seconds", 0.0)
     route_cache.clear()
     spec_cache.clear()
 

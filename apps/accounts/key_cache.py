@@ -18,27 +18,18 @@ Each caller gets its own copies of the key and its owner, never the shared objec
 """
 
 import copy
-import threading
-from time import monotonic
 
 from django.utils import timezone
 
 from apps.accounts import keys
 from apps.accounts.models import ApiKey
 from apps.accounts.services import resolve_api_key
+from apps.core.memory import ShortMemory
 
 SECONDS = 0.5
-MAX_ENTRIES = 1024
-
-_lock = threading.Lock()
-# digest → (monotonic deadline, key with its owner, the owner's privileges)
-_entries: dict[str, tuple[float, ApiKey, frozenset[str]]] = {}
-
-
-def clear(**_signal_arguments) -> None:
-    """Forget every remembered key (connected to the account models' signals)."""
-    with _lock:
-        _entries.clear()
+# digest → (key with its owner, the owner's privileges)
+memory = ShortMemory(seconds=SECONDS, max_entries=1024)
+clear = memory.clear  # connected to the account models' signals
 
 
 def usable_key(raw: str) -> ApiKey | None:
@@ -48,21 +39,18 @@ def usable_key(raw: str) -> ApiKey | None:
     if not keys.is_well_formed(raw):
         return resolve_api_key(raw)  # the constant-time path for malformed keys
     digest = keys.digest(raw)
-    entry = _entries.get(digest)
-    if entry is not None and entry[0] > monotonic():
-        _, cached, privileges = entry
+    remembered = memory.get(digest)
+    if remembered is not None:
+        cached, privileges = remembered
         if cached.is_usable(timezone.now()):
             return _copy(cached, privileges)
+    started = memory.started()
     api_key = resolve_api_key(raw)
     if api_key is None:
-        with _lock:
-            _entries.pop(digest, None)
+        memory.forget(digest)
         return None
     privileges = frozenset(api_key.owner.get_all_permissions())
-    with _lock:
-        if len(_entries) >= MAX_ENTRIES:
-            _entries.clear()
-        _entries[digest] = (monotonic() + SECONDS, _copy(api_key, privileges), privileges)
+    memory.put(digest, (_copy(api_key, privileges), privileges), started=started)
     return api_key
 
 

@@ -20,48 +20,24 @@ or served at its new route, everywhere within 1 s):
 """
 
 import copy
-import os
-import threading
 from collections.abc import Callable
-from time import monotonic
 
+from apps.core.memory import ShortMemory
 from apps.flows.models import Flow
 
 SECONDS = 0.5
-MAX_ENTRIES = 1024
-
-_lock = threading.Lock()
-# route → (monotonic deadline, the flows it found)
-_entries: dict[tuple, tuple[float, tuple[Flow, ...]]] = {}
-
-
-def clear(**_signal_arguments) -> None:
-    """Forget every route (connected to the flow and application signals)."""
-    with _lock:
-        _entries.clear()
+# route → the flows it found
+memory = ShortMemory(seconds=SECONDS, max_entries=1024)
+clear = memory.clear  # connected to the flow and application signals
 
 
 def flows(route: tuple, read: Callable[[], list[Flow]]) -> list[Flow]:
     """read(), or what it gave for this route within SECONDS (copies of the flows)."""
-    if SECONDS <= 0:
-        return read()
-    started = monotonic()
-    entry = _entries.get(route)
-    if entry is not None and entry[0] > started:
-        return [copy.copy(flow) for flow in entry[1]]
+    remembered = memory.get(route)
+    if remembered is not None:
+        return [copy.copy(flow) for flow in remembered]
+    started = memory.started()
     found = read()
     if found:
-        with _lock:
-            if len(_entries) >= MAX_ENTRIES:
-                _entries.clear()
-            _entries[route] = (started + SECONDS, tuple(copy.copy(flow) for flow in found))
+        memory.put(route, tuple(copy.copy(flow) for flow in found), started=started)
     return found
-
-
-def _forget_in_child() -> None:
-    global _lock
-    _lock = threading.Lock()
-    _entries.clear()
-
-
-os.register_at_fork(after_in_child=_forget_in_child)

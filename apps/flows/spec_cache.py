@@ -21,28 +21,16 @@ changes the answer"):
   realm, on every call, and everything a run does is computed from the spec per call.
 """
 
-import os
-import threading
-from time import monotonic
-
+from apps.core.memory import ShortMemory
 from apps.flows.engine.spec import FlowSpec
 from apps.flows.models import Flow
 from apps.flows.pipeline import build_flow_spec
 
 SECONDS = 0.5
-MAX_ENTRIES = 256
-
-_lock = threading.Lock()
-# flow id → (monotonic deadline, the flow document it was built from, the spec)
-_entries: dict[int, tuple[float, tuple, FlowSpec]] = {}
-_sweeper: threading.Timer | None = None
-_sweep_at = 0.0
-
-
-def clear(**_signal_arguments) -> None:
-    """Forget every spec (connected to the flows models' signals)."""
-    with _lock:
-        _entries.clear()
+# flow id → (the flow document it was built from, the spec); swept at each deadline so
+# that decrypted connection secrets do not outlive it
+memory = ShortMemory(seconds=SECONDS, max_entries=256, sweep=True)
+clear = memory.clear  # connected to the flows models' signals
 
 
 def _document(flow: Flow) -> tuple:
@@ -61,53 +49,13 @@ def flow_spec(flow: Flow) -> FlowSpec:
 
     A PipelineError (a resource deleted) is raised as build_flow_spec raises it, and
     nothing is remembered then."""
-    if SECONDS <= 0 or flow.pk is None:
+    if memory.seconds <= 0 or flow.pk is None:
         return build_flow_spec(flow)
     document = _document(flow)
-    started = monotonic()
-    entry = _entries.get(flow.pk)
-    if entry is not None and entry[0] > started and entry[1] == document:
-        return entry[2]
+    remembered = memory.get(flow.pk)
+    if remembered is not None and remembered[0] == document:
+        return remembered[1]
+    started = memory.started()  # from before the reads: never older than SECONDS
     spec = build_flow_spec(flow)
-    deadline = started + SECONDS  # from before the reads: never older than SECONDS
-    with _lock:
-        if len(_entries) >= MAX_ENTRIES:
-            _entries.clear()
-        _entries[flow.pk] = (deadline, document, spec)
-        _sweep_by(deadline)
+    memory.put(flow.pk, (document, spec), started=started)
     return spec
-
-
-def _sweep_by(deadline: float) -> None:
-    """Have expired entries dropped by `deadline` (called holding _lock)."""
-    global _sweeper, _sweep_at
-    if _sweeper is not None:
-        if _sweep_at <= deadline:
-            return
-        _sweeper.cancel()
-    _sweep_at = deadline
-    _sweeper = threading.Timer(max(0.0, deadline - monotonic()), _sweep)
-    _sweeper.daemon = True
-    _sweeper.start()
-
-
-def _sweep() -> None:
-    global _sweeper
-    with _lock:
-        _sweeper = None
-        now = monotonic()
-        for pk in [pk for pk, entry in _entries.items() if entry[0] <= now]:
-            del _entries[pk]
-        if _entries:
-            _sweep_by(min(entry[0] for entry in _entries.values()))
-
-
-def _forget_in_child() -> None:
-    """A forked process has none of its parent's threads: start empty."""
-    global _lock, _sweeper
-    _lock = threading.Lock()
-    _sweeper = None
-    _entries.clear()
-
-
-os.register_at_fork(after_in_child=_forget_in_child)

@@ -26,8 +26,8 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr(key_cache, "SECONDS", 0.5)  # as in production (tests/conftest.py)
-    monkeypatch.setattr(key_cache, "monotonic", clock)
+    monkeypatch.setattr(key_cache.memory, "seconds", 0.5)  # as in production (tests/conftest.py)
+    monkeypatch.setattr(key_cache.memory, "clock", clock)
     key_cache.clear()
     yield clock
     key_cache.clear()

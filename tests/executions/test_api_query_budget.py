@@ -54,7 +54,7 @@ def captured(client, path, **headers):
 def remembered_keys(monkeypatch):
     # A key authenticated by the warm-up call is remembered for the measured one, however
     # long the warm-up's sandbox took to start.
-    monkeypatch.setattr(key_cache, "SECONDS", 60.0)
+    monkeypatch.setattr(key_cache.memory, "seconds", 60.0)
     key_cache.clear()
     yield
     key_cache.clear()
@@ -65,7 +65,7 @@ def warm_caches(monkeypatch, remembered_keys):
     # The route and the flow's spec too (tests/conftest.py turns them off), as in
     # production but for longer than the warm-up call can take.
     for module in (route_cache, spec_cache):
-        monkeypatch.setattr(module, "SECONDS", 60.0)
+        monkeypatch.setattr(module.memory, "seconds", 60.0)
         module.clear()
     yield
     for module in (route_cache, spec_cache):
@@ -117,7 +117,7 @@ def test_a_route_and_spec_not_remembered_cost_two_queries_more(
 
 
 def test_a_key_not_remembered_costs_two_queries_more(db, application, integration, monkeypatch):
-    monkeypatch.setattr(key_cache, "SECONDS", 0.0)
+    monkeypatch.setattr(key_cache.memory, "seconds", 0.0)
     greeting_flow(application)
     client = key_client(integration)
     assert client.get("/api/resources/greeting?name=warm").status_code == 200

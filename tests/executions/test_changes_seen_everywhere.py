@@ -192,7 +192,7 @@ def test_two_web_processes_see_each_change_within_a_second(
 def caches_on(monkeypatch):
     """Every cache as in production (tests/conftest.py turns them off)."""
     for module in (key_cache, route_cache, spec_cache):
-        monkeypatch.setattr(module, "SECONDS", 0.5)
+        monkeypatch.setattr(module.memory, "seconds", 0.5)
         module.clear()
     yield
     for module in (key_cache, route_cache, spec_cache):

@@ -21,8 +21,8 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr(spec_cache, "SECONDS", 0.5)  # as in production (tests/conftest.py)
-    monkeypatch.setattr(spec_cache, "monotonic", clock)
+    monkeypatch.setattr(spec_cache.memory, "seconds", 0.5)  # as in production (tests/conftest.py)
+    monkeypatch.setattr(spec_cache.memory, "clock", clock)
     spec_cache.clear()
     yield clock
     spec_cache.clear()
@@ -89,7 +89,7 @@ def test_a_changed_flow_document_is_built_again_at_once(flow, clock, application
 
 
 def test_decrypted_secrets_leave_the_memory_when_the_entry_expires(application, monkeypatch):
-    monkeypatch.setattr(spec_cache, "SECONDS", 0.05)
+    monkeypatch.setattr(spec_cache.memory, "seconds", 0.05)
     connection = Connection.objects.create(
         name="Keyed", base_uri="https://api.example", auth_type="bearer"
     )
@@ -101,6 +101,6 @@ def test_decrypted_secrets_leave_the_memory_when_the_entry_expires(application, 
     flow.save()
     spec = spec_cache.flow_spec(fresh(flow))
     assert spec.generators[0].resource.connection.auth.token == "s3cret-token"
-    assert spec_cache._entries
+    assert spec_cache.memory
     # No call comes: the timer drops the entry at its deadline all the same.
-    wait_for(lambda: not spec_cache._entries, timeout=10, message="the entry to be dropped")
+    wait_for(lambda: not spec_cache.memory, timeout=10, message="the entry to be dropped")

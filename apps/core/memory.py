@@ -1,0 +1,102 @@
+"""A per-process memory of values for a short while: what the hot path reads again and again
+(a key that just authenticated, the flows a route found, a built flow spec).
+
+Why a short while is safe (issue "Hot path": a change takes effect everywhere within 1 s):
+an entry lives at most `seconds` from the moment its caller *began* reading the value, so
+a change made in any process, by any means (`QuerySet.update()` included), is seen by
+every process within `seconds`. Callers also clear it at once when this process changes
+what it remembers (signals connected in an AppConfig.ready()).
+
+`sweep=True` drops expired entries even when no call comes (a timer), for values that
+must not outlive their deadline, such as decrypted secrets. A forked child starts empty:
+it has none of its parent's threads, and its lock could be held.
+"""
+
+import os
+import threading
+import weakref
+from collections.abc import Hashable
+from time import monotonic
+from typing import Any
+
+_MEMORIES: "weakref.WeakSet[ShortMemory]" = weakref.WeakSet()
+
+
+class ShortMemory:
+    def __init__(self, *, seconds: float, max_entries: int, sweep: bool = False):
+        self.seconds = seconds  # 0: remember nothing (tests set it)
+        self.max_entries = max_entries
+        self.sweep = sweep
+        self.clock = monotonic
+        self._lock = threading.Lock()
+        # key → (clock deadline, value)
+        self._entries: dict[Hashable, tuple[float, Any]] = {}
+        self._sweeper: threading.Timer | None = None
+        self._sweep_at = 0.0
+        _MEMORIES.add(self)
+
+    def started(self) -> float:
+        """When a read begins: pass it to put() so an entry is never older than `seconds`."""
+        return self.clock()
+
+    def get(self, key: Hashable, default: Any = None) -> Any:
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > self.clock():
+            return entry[1]
+        return default
+
+    def put(self, key: Hashable, value: Any, *, started: float) -> None:
+        if self.seconds <= 0:
+            return
+        deadline = started + self.seconds
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[key] = (deadline, value)
+            if self.sweep:
+                self._sweep_by(deadline)
+
+    def forget(self, key: Hashable) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def clear(self, **_signal_arguments) -> None:
+        """Forget everything (connect it to the signals of what is remembered)."""
+        with self._lock:
+            self._entries.clear()
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def _sweep_by(self, deadline: float) -> None:
+        """Have expired entries dropped by `deadline` (called holding the lock)."""
+        if self._sweeper is not None:
+            if self._sweep_at <= deadline:
+                return
+            self._sweeper.cancel()
+        self._sweep_at = deadline
+        self._sweeper = threading.Timer(max(0.0, deadline - self.clock()), self._sweep)
+        self._sweeper.daemon = True
+        self._sweeper.start()
+
+    def _sweep(self) -> None:
+        with self._lock:
+            self._sweeper = None
+            now = self.clock()
+            for key in [key for key, entry in self._entries.items() if entry[0] <= now]:
+                del self._entries[key]
+            if self._entries:
+                self._sweep_by(min(entry[0] for entry in self._entries.values()))
+
+    def _forget_in_child(self) -> None:
+        self._lock = threading.Lock()
+        self._sweeper = None
+        self._entries.clear()
+
+
+def _forget_in_child() -> None:
+    for memory in list(_MEMORIES):
+        memory._forget_in_child()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
