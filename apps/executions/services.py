@@ -71,6 +71,8 @@ def create_execution(
     `request` and `input` are stored redacted; `steps_see` is what the steps get instead
     (`{"request", "input"}` with their secrets), kept only until the run ends."""
     now = timezone.now() if status == Status.RUNNING else None
+    # Found once: the stored request and input, and everything the run stores later.
+    secrets = frozenset(secret_values(input) | secret_values(request))
     execution = Execution(
         status=status,
         started_at=now,
@@ -82,8 +84,8 @@ def create_execution(
         caller=caller,
         caller_label=caller_label or (caller.get_username() if caller else "anonymous"),
         caller_ip=caller_ip,
-        input=storable(scrub(input, secret_values(input))),
-        request=storable(scrub(request, secret_values(request))) if request is not None else None,
+        input=storable(scrub(input, secrets)),
+        request=storable(scrub(request, secrets)) if request is not None else None,
         variables=variables or {},
         options=options or {},
         parent=parent,
@@ -95,6 +97,7 @@ def create_execution(
     )
     if for_worker:
         execution.celery_task_id = str(execution.pk)
+    execution.steps_secrets = secrets
     if steps_see is not None:
         _seal(execution, steps_see)
     # On the hot path of every call: the foreign keys come from loaded objects and the
@@ -197,7 +200,7 @@ def _seal(execution: Execution, steps_see: dict) -> None:
     """Keep what the steps must see (secrets included) with the run: in memory for a run
     in this process, encrypted in the row for a worker's (wiped when the run ends)."""
     execution.steps_see = steps_see
-    if execution.celery_task_id and scrub(steps_see, secret_values(steps_see)) != steps_see:
+    if execution.celery_task_id and scrub(steps_see, execution.steps_secrets) != steps_see:
         execution.sealed_trigger = crypto.encrypt_json(steps_see)
 
 
@@ -325,7 +328,10 @@ def perform(
             heartbeat.stopped.set()
             heartbeat.join()
     # What the run must never store: the request's secrets and the secret variables.
-    result.secrets = frozenset(secret_values({**seen, "secretVariables": hidden}))
+    found = getattr(execution, "steps_secrets", None)  # set when created in this process
+    if found is None:
+        found = secret_values(seen)
+    result.secrets = frozenset(found | secret_values({"secretVariables": hidden}))
     return result
 
 
