@@ -103,6 +103,16 @@ def _flows_not_remembered(monkeypatch):
     spec_cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _surface_lookups_not_remembered(monkeypatch):
+    # The surface's switches and views are remembered for half a second
+    # (apps/surface/lookup_cache.py): off, as keys and routes are.
+    from apps.surface import lookup_cache
+
+    monkeypatch.setattr(lookup_cache.memory, "seconds", 0.0)
+    lookup_cache.clear()
+
+
 @pytest.fixture
 def redis_url() -> str:
     require("Redis", tcp_unreachable(TEST_REDIS_URL))

@@ -22,7 +22,6 @@ from apps.records.selectors import (
     filter_records,
     query_records,
     record_document,
-    record_documents,
 )
 from apps.records.services import create_record, delete_record, update_record, upsert_record
 from apps.records.validation import RecordInvalid
@@ -138,7 +137,7 @@ class DataTables:
             )
         except InvalidQuery as exc:
             raise RecordsError(str(exc)) from None
-        return record_documents(page.records, fields), page.next_cursor
+        return page.documents, page.next_cursor
 
     def write(self, target: dict, data: Any) -> dict:
         record_type, fields = self._type(target)

@@ -33,6 +33,7 @@ from django.db.models.functions import Cast
 from django.utils.dateparse import parse_date, parse_datetime
 
 from apps.flows import crypto
+from apps.records.documents_sql import DocumentText
 from apps.records.models import SYSTEM_FIELDS, Record, RecordField, RecordType
 from apps.records.validation import FieldSpec, Invalid, as_spec, format_datetime, parse_parameter
 
@@ -263,12 +264,17 @@ def filter_records(
 
 @dataclass(frozen=True)
 class RecordPage:
-    """One page of records. `next_cursor` is None on the last page; `last_submission_id`
-    is the highest SubmissionId seen so far (or `since`): the next sync's `since`."""
+    """One page of record documents. `next_cursor` is None on the last page;
+    `last_submission_id` is the highest SubmissionId seen so far (or `since`): the next
+    sync's `since`."""
 
-    records: list[Record]
+    text: str  # the JSON array of the record documents, as the database wrote it
     next_cursor: str | None
     last_submission_id: int | None
+
+    @property
+    def documents(self) -> list[dict[str, Any]]:
+        return json.loads(self.text)
 
 
 def _encode(value: Any) -> Any:
@@ -361,24 +367,25 @@ def query_records(
     after: str | None = None,
     limit: int = DEFAULT_LIMIT,
     fields: Iterable[Any] | None = None,
+    shown: Iterable[Any] | None = None,
 ) -> RecordPage:
-    """A page of the record type's records matching `filters` (see filter_records).
+    """A page of the record type's records matching `filters` (see filter_records), as
+    record documents of the `shown` fields (all of `fields` when not given).
 
     `ordering`: (field or system field, "asc"|"desc") pairs, RecordID ascending when
     empty; ties are broken by RecordID. Paging is by keyset: `after` is the previous
     page's `next_cursor`, so rows inserted meanwhile never shift a page (no OFFSET).
     `since`: incremental sync — only records created or updated after that SubmissionId,
     by SubmissionId ascending (it overrides `ordering`).
+
+    One query; the database writes the documents (documents_sql).
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise InvalidQuery({"limit": f"Expected a number from 1 to {MAX_LIMIT}."})
-    if fields is None:
-        fields = record_type.fields.all()
+    fields = list(record_type.fields.all() if fields is None else fields)
     specs = _specs(fields)
     queryset = filter_records(
-        Record.objects.filter(record_type=record_type).select_related("created_by", "modified_by"),
-        specs.values(),
-        filters,
+        Record.objects.filter(record_type=record_type), specs.values(), filters
     )
     if since is not None:
         if isinstance(since, bool) or not isinstance(since, int) or since < 0:
@@ -397,14 +404,18 @@ def query_records(
     )
     if after:
         queryset = queryset.filter(_after(keys, aliases, _cursor_values(after, keys)))
-    rows = list(queryset[: limit + 1])
-    records, more = rows[:limit], len(rows) > limit
-    next_cursor = (
-        _cursor(keys, [getattr(records[-1], alias) for alias in aliases]) if more else None
-    )
-    seen = [record.submission_id for record in records]
+    shape = _shape(fields if shown is None else shown)
+    queryset = queryset.annotate(_document=DocumentText(shape))
+    rows = list(queryset.values_list("_document", "submission_id", *aliases)[: limit + 1])
+    rows, more = rows[:limit], len(rows) > limit
+    next_cursor = _cursor(keys, list(rows[-1][2:])) if more else None
+    seen = [row[1] for row in rows]
     highest = max([*seen, *([since] if since is not None else [])], default=None)
-    return RecordPage(records=records, next_cursor=next_cursor, last_submission_id=highest)
+    return RecordPage(
+        text="[" + ",".join(row[0] for row in rows) + "]",
+        next_cursor=next_cursor,
+        last_submission_id=highest,
+    )
 
 
 # --- Documents ------------------------------------------------------------------------
@@ -417,35 +428,59 @@ def iso(value: datetime | None) -> str | None:
 def field_value(field: Any, value: Any) -> Any:
     """A stored value as record documents show it: choices as {"Selection": …}."""
     spec = field if isinstance(field, FieldSpec) else as_spec(field)
+    return _shown(spec.type, value)
+
+
+def _shown(kind: str, value: Any) -> Any:
     if value is None:
         return None
-    if spec.type == Type.CHOICE:
+    if kind == Type.CHOICE:
         return {"Selection": value}
-    if spec.type == Type.MULTI_CHOICE:
+    if kind == Type.MULTI_CHOICE:
         return [{"Selection": choice} for choice in value]
     return value
+
+
+def _shape(fields: Iterable[Any]) -> list[tuple[str, str]]:
+    return [(spec.name, spec.type) for spec in map(as_spec, fields)]
+
+
+def _document(
+    pk: int,
+    created_by: str | None,
+    created_at: datetime,
+    modified_by: str | None,
+    modified_at: datetime,
+    submission_id: int,
+    data: dict,
+    shape: list[tuple[str, str]],
+) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "RecordID": pk,
+        "CreatedBy": created_by,
+        "CreatedOn": iso(created_at),
+        "ModifiedBy": modified_by,
+        "ModifiedOn": iso(modified_at),
+        "SubmissionId": submission_id,
+    }
+    for name, kind in shape:
+        document[name] = _shown(kind, data.get(name))
+    return document
 
 
 def record_document(record: Record, fields: Iterable[Any]) -> dict[str, Any]:
     """The record object of Query() and the records API: system fields, then every
     field's value (null when it has none), in the record type's field order."""
-    document: dict[str, Any] = {
-        "RecordID": record.pk,
-        "CreatedBy": record.created_by.username if record.created_by else None,
-        "CreatedOn": iso(record.created_at),
-        "ModifiedBy": record.modified_by.username if record.modified_by else None,
-        "ModifiedOn": iso(record.modified_at),
-        "SubmissionId": record.submission_id,
-    }
-    for spec in map(as_spec, fields):
-        document[spec.name] = field_value(spec, record.data.get(spec.name))
-    return document
-
-
-def record_documents(records: Iterable[Record], fields: Iterable[Any]) -> list[dict[str, Any]]:
-    """record_document of each record, the fields read once for the whole page."""
-    specs = [as_spec(field) for field in fields]
-    return [record_document(record, specs) for record in records]
+    return _document(
+        record.pk,
+        record.created_by.username if record.created_by else None,
+        record.created_at,
+        record.modified_by.username if record.modified_by else None,
+        record.modified_at,
+        record.submission_id,
+        record.data,
+        _shape(fields),
+    )
 
 
 def record_type_document(record_type: RecordType) -> dict[str, Any]:
@@ -478,6 +513,5 @@ __all__ = [
     "filter_records",
     "query_records",
     "record_document",
-    "record_documents",
     "record_type_document",
 ]

@@ -79,8 +79,9 @@ def format_datetime(value: datetime) -> str:
     """UTC, milliseconds, `Z`: sorts as text in time order (and as JavaScript writes it)."""
     if timezone.is_naive(value):
         value = timezone.make_aware(value)
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _choice(spec: FieldSpec, value: Any) -> str:

@@ -17,9 +17,9 @@ from apps.records.selectors import (
     DEFAULT_LIMIT,
     RecordPage,
     query_records,
-    record_documents,
 )
 from apps.records.validation import parse_parameter
+from apps.surface import lookup_cache
 from apps.surface.models import Operation, SurfaceConfiguration, View
 
 Type = RecordField.Type
@@ -46,10 +46,24 @@ EXECUTE = Surface("Execute()", "execute", Privilege.EXECUTE_OPERATIONS)
 QUERY = Surface("Query()", "query", Privilege.QUERY_VIEWS)
 
 
-def check_caller(surface: Surface, user: User) -> SurfaceConfiguration:
+def _read_switches() -> lookup_cache.Switches:
+    configuration = SurfaceConfiguration.load()
+    return lookup_cache.Switches(
+        execute=configuration.execute,
+        query=configuration.query,
+        accounts=frozenset(configuration.integration_accounts.values_list("pk", flat=True)),
+    )
+
+
+def switches() -> lookup_cache.Switches:
+    """The surface configuration's switches and accounts (remembered 0.5 s)."""
+    return lookup_cache.remembered("switches", _read_switches)
+
+
+def check_caller(surface: Surface, user: User) -> None:
     """Raise SurfaceRefused unless `user` may call `surface` at all (before any lookup:
     a caller who may not call learns nothing about which operations exist)."""
-    configuration = SurfaceConfiguration.load()
+    configuration = switches()
     if not getattr(configuration, surface.toggle):
         raise SurfaceRefused(
             403,
@@ -64,7 +78,7 @@ def check_caller(surface: Surface, user: User) -> SurfaceConfiguration:
             f"Only integration accounts can call {surface.name}; {user.get_username()!r} is a "
             "regular account.",
         )
-    if not configuration.integration_accounts.filter(pk=user.pk).exists():
+    if user.pk not in configuration.accounts:
         raise SurfaceRefused(
             403,
             "integration-account-not-allowed",
@@ -79,7 +93,6 @@ def check_caller(surface: Surface, user: User) -> SurfaceConfiguration:
             "administrator to grant it through a role.",
             privilege=surface.privilege.value,
         )
-    return configuration
 
 
 def check_roles(subject: Operation | View, user: User) -> None:
@@ -112,11 +125,16 @@ def operation_by_name(application: str, name: str) -> Operation:
 
 
 def view_by_name(application: str, name: str) -> View:
-    view = (
-        View.objects.select_related("application", "record_type")
-        .prefetch_related("roles")
-        .filter(application__name=application, name=name, rest_query=True)
-        .first()
+    """The REST-enabled view, with its roles and its record type's fields (remembered
+    0.5 s; see lookup_cache)."""
+    view = lookup_cache.remembered(
+        ("view", application, name),
+        lambda: (
+            View.objects.select_related("application", "record_type")
+            .prefetch_related("roles", "record_type__fields")
+            .filter(application__name=application, name=name, rest_query=True)
+            .first()
+        ),
     )
     if view is None:
         raise SurfaceRefused(
@@ -222,7 +240,7 @@ def view_fields(view: View) -> list[RecordField]:
     return [by_name[name] for name in view.fields if name in by_name]
 
 
-def query_view(view: View, query: Mapping[str, str]) -> tuple[list[dict], RecordPage]:
+def query_view(view: View, query: Mapping[str, str]) -> RecordPage:
     """A page of the view's record documents for Query()'s URL parameters: the view's own,
     and limit (1…1000, default 100), cursor (the Link header's) and since (a SubmissionId:
     only records created or changed after it, oldest change first). Raises BadQuery, or
@@ -231,16 +249,15 @@ def query_view(view: View, query: Mapping[str, str]) -> tuple[list[dict], Record
     limit = _integer(query["limit"], "limit", 1, 1000) if query.get("limit") else DEFAULT_LIMIT
     since = _integer(query["since"], "since", 0) if query.get("since") else None
     ordering = [(item["field"], item.get("direction", "asc")) for item in view.ordering]
-    page = query_records(
+    return query_records(
         view.record_type,
         filters=filters,
         ordering=ordering,
         since=since,
         after=query.get("cursor") or None,
         limit=limit,
+        shown=view_fields(view),
     )
-    fields = view_fields(view)
-    return record_documents(page.records, fields), page
 
 
 # --- Details for the surface configuration page ---------------------------------------

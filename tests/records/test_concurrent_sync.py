@@ -72,11 +72,11 @@ def test_a_reader_paging_with_since_misses_and_repeats_nothing_while_writers_com
             while True:
                 still_writing = writing.is_set()
                 page = query_records(record_type, since=since, limit=7)
-                seen.extend((record.submission_id, record.pk) for record in page.records)
+                seen.extend((d["SubmissionId"], d["RecordID"]) for d in page.documents)
                 since = page.last_submission_id or since
-                if not page.records and not still_writing:
+                if not page.documents and not still_writing:
                     return  # caught up after the last write committed
-                if not page.records:
+                if not page.documents:
                     time.sleep(0.001)
         except BaseException as exc:
             errors.append(exc)

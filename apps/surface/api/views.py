@@ -4,6 +4,7 @@ import re
 from typing import Any
 from urllib.parse import urlencode
 
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
@@ -270,7 +271,7 @@ class QueryView(SurfaceView):
             raise refused(exc) from None
         query = {key: request.query_params.get(key) for key in request.query_params}
         try:
-            documents, page = selectors.query_view(found, query)
+            page = selectors.query_view(found, query)
         except selectors.BadQuery as exc:
             raise invalid(exc.detail, exc.errors, **exc.extensions) from None
         except InvalidQuery as exc:
@@ -285,4 +286,6 @@ class QueryView(SurfaceView):
             )
         if page.last_submission_id is not None:
             headers["X-Last-Submission-Id"] = str(page.last_submission_id)
-        return Response(documents, headers=headers)
+        # The documents as the database wrote them (records.documents_sql): not parsed and
+        # encoded again.
+        return HttpResponse(page.text, content_type="application/json", headers=headers)

@@ -1,0 +1,75 @@
+"""The surface's switches and views are remembered 0.5 s (apps/surface/lookup_cache.py):
+a change made by any means is seen within a second, one made through the ORM at once, and
+records are never remembered."""
+
+import time
+
+import pytest
+
+from apps.accounts import key_cache
+from apps.records import services as records
+from apps.surface import lookup_cache
+from apps.surface.models import SurfaceConfiguration, View
+
+URL = "/api/rest/query/Lead%20Registration/All%20Leads"
+
+
+@pytest.fixture
+def remembered(monkeypatch):
+    for module in (key_cache, lookup_cache):
+        monkeypatch.setattr(module.memory, "seconds", module.SECONDS)
+        module.clear()
+    yield
+    for module in (key_cache, lookup_cache):
+        module.clear()
+
+
+def wait_out_the_memory():
+    time.sleep(lookup_cache.SECONDS + 0.1)
+
+
+def test_a_warm_query_reads_only_its_page(
+    rest, all_leads, lead, remembered, django_assert_num_queries
+):
+    records.create_record(record_type=lead, data={"Company": "Acme"})
+    assert rest.get(URL).status_code == 200
+    with django_assert_num_queries(1):  # the key, surface and view are remembered
+        response = rest.get(URL)
+    assert [document["Company"] for document in response.json()] == ["Acme"]
+
+
+def test_a_record_written_is_in_the_next_query(rest, all_leads, lead, remembered):
+    assert rest.get(URL).json() == []
+    records.create_record(record_type=lead, data={"Company": "Written just now"})
+    assert [d["Company"] for d in rest.get(URL).json()] == ["Written just now"]
+
+
+def test_changes_by_update_are_seen_within_a_second(rest, all_leads, restuser, remembered):
+    assert rest.get(URL).status_code == 200
+    View.objects.filter(pk=all_leads.pk).update(rest_query=False)  # no signal
+    wait_out_the_memory()
+    assert rest.get(URL).status_code == 404
+
+    View.objects.filter(pk=all_leads.pk).update(rest_query=True)
+    wait_out_the_memory()
+    assert rest.get(URL).status_code == 200
+    SurfaceConfiguration.objects.filter(pk=SurfaceConfiguration.SINGLETON_PK).update(query=False)
+    wait_out_the_memory()
+    assert rest.get(URL).json()["type"].endswith(":surface-disabled")
+
+
+def test_changes_through_the_orm_are_seen_at_once(rest, all_leads, lead, restuser, remembered):
+    records.create_record(record_type=lead, data={"Company": "Acme", "Rating": "Hot"})
+    assert list(rest.get(URL).json()[0])[6:] == [field.name for field in lead.fields.all()]
+    configuration = SurfaceConfiguration.load()
+    configuration.integration_accounts.remove(restuser)
+    assert rest.get(URL).json()["type"].endswith(":integration-account-not-allowed")
+
+    configuration.integration_accounts.add(restuser)
+    assert rest.get(URL).status_code == 200
+    all_leads.fields = ["Company"]
+    all_leads.save()
+    assert list(rest.get(URL).json()[0])[6:] == ["Company"]
+    all_leads.rest_query = False
+    all_leads.save()
+    assert rest.get(URL).status_code == 404
