@@ -159,9 +159,10 @@ class SubmissionCounter(models.Model):
     """The last submission id given to a record of one record type.
 
     Every create and update of a record takes the next id from this row, locked with
-    SELECT … FOR UPDATE inside the transaction that writes the record (see
-    `services._next_submission_id`). The lock is held until that transaction commits, so
-    the next writer can only read the counter once the previous one has committed: ids are
+    SELECT … FOR UPDATE inside the transaction that writes the record, as its last write
+    (see `services._next_submission_id` and `services.stamp`). The lock is held until that
+    transaction commits, so the next writer can only read the counter once the previous one
+    has committed: ids are
     handed out in commit order. A reader that asks for `SubmissionId > last seen` can never
     miss a row because a smaller id became visible after a larger one. (SQLite serialises
     writers anyway.) A separate row, not a column of RecordType, so that an admin saving a
@@ -203,6 +204,7 @@ class Record(models.Model):
     )
     submission_id = models.BigIntegerField(
         "submission id",
+        null=True,  # only inside the transaction that writes it (services.stamp)
         editable=False,
         help_text="Grows with every create and update of a record of this type.",
     )

@@ -1,11 +1,13 @@
 """Writes for data tables: records (validated, a new submission id on every write) and
 record types with their fields (from the recordType document of the management API)."""
 
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 
 from apps.accounts.models import User
@@ -20,8 +22,9 @@ def _locked_counter(record_type: RecordType) -> SubmissionCounter:
     """The record type's counter row, locked until the current transaction ends.
 
     Every writer of the record type queues here, so ids are allocated in commit order
-    (see SubmissionCounter). Take it after validating, to hold it briefly, and before
-    any other row lock, so that writers always lock in the same order (no deadlocks).
+    (see SubmissionCounter). Lock order, the same for every writer so that none can
+    deadlock: an upsert's key (PostgreSQL advisory lock), then the record's row (an update),
+    then this counter, last, to hold it as briefly as possible.
     """
     counters = SubmissionCounter.objects.select_for_update()
     try:
@@ -39,10 +42,21 @@ def _locked_counter(record_type: RecordType) -> SubmissionCounter:
         return counter
 
 
-def _advance(counter: SubmissionCounter) -> int:
+def _next_submission_id(record_type: RecordType) -> int:
+    counter = _locked_counter(record_type)
     counter.last_value += 1
     counter.save(update_fields=["last_value"])
     return counter.last_value
+
+
+def stamp(record: Record) -> Record:
+    """Give a record written with `stamp=False` its submission id: the next of its record
+    type, under the counter lock, which is held until the transaction commits. Call it as
+    the transaction's last write (Execute() calls it after the operation's flow ran, so
+    other writers of the record type do not wait for the flow)."""
+    record.submission_id = _next_submission_id(record.record_type)
+    Record.objects.filter(pk=record.pk).update(submission_id=record.submission_id)
+    return record
 
 
 def _actor(user: User | None) -> User | None:
@@ -50,19 +64,15 @@ def _actor(user: User | None) -> User | None:
 
 
 def _insert(
-    *, record_type: RecordType, values: dict[str, Any], user: User | None, counter
+    *, record_type: RecordType, values: dict[str, Any], user: User | None, stamped: bool
 ) -> Record:
     actor = _actor(user)
-    record = Record(
-        record_type=record_type,
-        data=values,
-        submission_id=_advance(counter),
-        created_by=actor,
-        modified_by=actor,
-    )
+    record = Record(record_type=record_type, data=values, created_by=actor, modified_by=actor)
     # The unique (record type, submission id) constraint holds by construction: checking
     # it would cost a query per write.
-    record.full_clean(validate_constraints=False)
+    record.full_clean(validate_constraints=False, exclude=["submission_id"])
+    if stamped:  # last: the counter is locked until the transaction ends
+        record.submission_id = _next_submission_id(record_type)
     record.save()
     return record
 
@@ -73,7 +83,7 @@ def _rewrite(
     fields: list[RecordField],
     values: dict[str, Any],
     user: User | None,
-    counter,
+    stamped: bool,
 ) -> Record:
     current = Record.objects.select_for_update().only("data").get(pk=record.pk)
     known = {field.name for field in fields}
@@ -81,39 +91,59 @@ def _rewrite(
     data = {name: value for name, value in current.data.items() if name in known}
     data.update(values)
     record.data = data
-    record.submission_id = _advance(counter)
     record.modified_by = _actor(user)
     record.full_clean(validate_constraints=False)
+    if stamped:  # after the record's row lock (the lock order)
+        record.submission_id = _next_submission_id(record.record_type)
     record.save(update_fields=["data", "submission_id", "modified_by", "modified_at"])
     return record
 
 
 @transaction.atomic
 def create_record(
-    *, record_type: RecordType, data: Mapping[str, Any], user: User | None = None
+    *,
+    record_type: RecordType,
+    data: Mapping[str, Any],
+    user: User | None = None,
+    stamp: bool = True,
 ) -> Record:
     """A new record: `data` validated (defaults for missing fields), the next submission
-    id. Raises RecordInvalid listing every bad field."""
+    id. Raises RecordInvalid listing every bad field.
+
+    `stamp=False` writes it without a submission id (invisible to `since` until then):
+    the caller must call stamp() before its transaction commits."""
     values = clean_record(list(record_type.fields.all()), data)
-    return _insert(
-        record_type=record_type, values=values, user=user, counter=_locked_counter(record_type)
-    )
+    return _insert(record_type=record_type, values=values, user=user, stamped=stamp)
 
 
 @transaction.atomic
-def update_record(*, record: Record, data: Mapping[str, Any], user: User | None = None) -> Record:
+def update_record(
+    *, record: Record, data: Mapping[str, Any], user: User | None = None, stamp: bool = True
+) -> Record:
     """Change the given fields of a record (a partial update); the record gets the next
-    submission id even when no value changed, and `user` as its modifier."""
+    submission id even when no value changed, and `user` as its modifier. `stamp=False`
+    as for create_record: the record keeps its id until stamp()."""
     fields = list(record.record_type.fields.all())
     values = clean_record(fields, data, partial=True)
-    counter = _locked_counter(record.record_type)
-    return _rewrite(record=record, fields=fields, values=values, user=user, counter=counter)
+    return _rewrite(record=record, fields=fields, values=values, user=user, stamped=stamp)
 
 
 @transaction.atomic
 def delete_record(*, record: Record) -> None:
     """Delete a record. (Incremental sync by submission id does not see deletions.)"""
     record.delete()
+
+
+def _lock_key(record_type: RecordType, key_field: str, key_value: Any) -> None:
+    """Serialise upserts of one key value until the transaction ends. PostgreSQL: an
+    advisory lock on a hash of (record type, field, value); SQLite lets one writer in at
+    a time already (IMMEDIATE transactions)."""
+    if connection.vendor != "postgresql":
+        return
+    text = json.dumps([record_type.pk, key_field, key_value], sort_keys=True, default=str)
+    key = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
 @transaction.atomic
@@ -127,7 +157,7 @@ def upsert_record(
     """Update the record whose `key_field` equals the value in `data` (a partial update),
     else create one. Returns (record, created).
 
-    The lookup runs under the record type's counter lock, so two upserts of the same key
+    The key value is locked before the lookup (`_lock_key`), so two upserts of the same key
     cannot both create: the second waits, then finds the first one's record.
     """
     fields = list(record_type.fields.all())
@@ -147,7 +177,7 @@ def upsert_record(
     if key_value is None:
         raise RecordInvalid({key_field: f"{REQUIRED} It is the key of the upsert."})
     values = clean_record(fields, data, partial=True)
-    counter = _locked_counter(record_type)
+    _lock_key(record_type, key_field, key_value)
     matches = list(
         selectors.filter_records(
             Record.objects.filter(record_type=record_type),
@@ -160,12 +190,10 @@ def upsert_record(
             {key_field: "More than one record has this value; an upsert needs a unique key."}
         )
     if matches:
-        record = _rewrite(
-            record=matches[0], fields=fields, values=values, user=user, counter=counter
-        )
+        record = _rewrite(record=matches[0], fields=fields, values=values, user=user, stamped=True)
         return record, False
     values = clean_record(fields, data)
-    return _insert(record_type=record_type, values=values, user=user, counter=counter), True
+    return _insert(record_type=record_type, values=values, user=user, stamped=True), True
 
 
 # --- Record types ---------------------------------------------------------------------

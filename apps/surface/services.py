@@ -185,8 +185,15 @@ def _apply(
 ) -> Answer:
     record_type = operation.record_type
     fields = list(record_type.fields.all())
+    # With a flow to run, the record gets its submission id after the flow, as the last
+    # write: the record type's counter stays locked from then until the commit, so other
+    # writers of the record type do not wait for the flow (the flow sees the record's
+    # previous SubmissionId, or null for a new record).
+    stamp_now = operation.flow_id is None
     if operation.action == Action.CREATE:
-        record = records.create_record(record_type=record_type, data=data, user=user)
+        record = records.create_record(
+            record_type=record_type, data=data, user=user, stamp=stamp_now
+        )
         status = 201
     else:
         record = (
@@ -199,16 +206,18 @@ def _apply(
         if record is None:
             raise RecordNotFound(record_id, operation)
         if operation.action == Action.UPDATE:
-            record = records.update_record(record=record, data=data, user=user)
+            record = records.update_record(record=record, data=data, user=user, stamp=stamp_now)
         status = 200
     document = record_document(record, fields)
     if operation.action == Action.DELETE:
         records.delete_record(record=record)
-    body = dict(document)
-    if operation.flow_id is not None:
-        execution = _run_flow(operation, user, document, client_ip)
-        body["processId"] = str(execution.pk)
-    return Answer(status, body)
+    if operation.flow_id is None:
+        return Answer(status, document)
+    execution = _run_flow(operation, user, document, client_ip)
+    if operation.action != Action.DELETE:
+        records.stamp(record)
+        document = record_document(record, fields)
+    return Answer(status, {**document, "processId": str(execution.pk)})
 
 
 def _run_flow(

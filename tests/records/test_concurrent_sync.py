@@ -111,3 +111,51 @@ def test_record_data_has_a_gin_index_on_postgresql():
         )
         (definition,) = cursor.fetchone()
     assert "gin (data jsonb_path_ops)" in definition
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_upserts_of_one_key_create_one_record_and_never_deadlock():
+    """Upserts lock their key first, then the record, then the counter (the lock order of
+    every writer): eight writers upserting two keys, with updates of the same rows mixed
+    in, end with one record per key and every write counted."""
+    application = Application.objects.create(name="Upserts")
+    record_type = RecordType.objects.create(application=application, name="Lead")
+    RecordField.objects.create(record_type=record_type, name="Email", required=True)
+    RecordField.objects.create(record_type=record_type, name="Count", type="integer")
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def upsert(number: int):
+        start.wait(10)
+        for index in range(10):
+            email = f"key{(number + index) % 2}@example.com"
+            with transaction.atomic():
+                record, _ = services.upsert_record(
+                    record_type=record_type,
+                    key_field="Email",
+                    data={"Email": email, "Count": index},
+                )
+                if index % 3 == 0:
+                    services.update_record(record=record, data={"Count": -1})
+
+    threads = [
+        threading.Thread(target=in_thread(lambda n=n: _collect(errors, upsert, n)))
+        for n in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    emails = sorted(Record.objects.values_list("data__Email", flat=True))
+    assert emails == ["key0@example.com", "key1@example.com"]
+    # 80 upserts and 32 updates, each with its own submission id.
+    assert max(Record.objects.values_list("submission_id", flat=True)) == 80 + 8 * 4
+
+
+def _collect(errors, work, *args):
+    try:
+        work(*args)
+    except BaseException as exc:
+        errors.append(exc)

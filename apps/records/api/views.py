@@ -248,13 +248,6 @@ class RecordViewSet(DocumentViewSet):
         page = self.paginate_queryset(records)
         return self.get_paginated_response([self.render(record, fields) for record in page])
 
-    def locked(self) -> Record:
-        record = self.get_object()
-        # The record type's submission counter first, as the services lock it: writers
-        # of a record type always lock in the same order, so they cannot deadlock.
-        services._locked_counter(record.record_type)
-        return super().locked()
-
     def save(self, document: Any, instance: Record | None = None) -> Record:
         values = _values(document)
         if instance is None:
