@@ -17,8 +17,8 @@ from tests.surface.conftest import operation, script_flow
 
 SLOW_MS = 800  # under the sandbox's CPU-time limit (1 s)
 SLOW = (
-    "function main(ctx) { var start = Date.now(); while (Date.now() - start < %d) {} "
-    "return ctx.records; }" % SLOW_MS
+    f"function main(ctx) {{ var start = Date.now(); while (Date.now() - start < {SLOW_MS}) {{}} "
+    "return ctx.records; }"
 )
 
 
