@@ -59,6 +59,9 @@ def stamp(record: Record) -> Record:
     return record
 
 
+LOADED = ("record_type", "created_by", "modified_by")  # foreign keys set from objects
+
+
 def _actor(user: User | None) -> User | None:
     return user if user is not None and user.is_authenticated else None
 
@@ -68,9 +71,9 @@ def _insert(
 ) -> Record:
     actor = _actor(user)
     record = Record(record_type=record_type, data=values, created_by=actor, modified_by=actor)
-    # The unique (record type, submission id) constraint holds by construction: checking
-    # it would cost a query per write.
-    record.full_clean(validate_constraints=False, exclude=["submission_id"])
+    # The unique (record type, submission id) constraint holds by construction, and the
+    # foreign keys are loaded objects: checking them would cost a query each per write.
+    record.full_clean(validate_constraints=False, exclude=["submission_id", *LOADED])
     if stamped:  # last: the counter is locked until the transaction ends
         record.submission_id = _next_submission_id(record_type)
     record.save()
@@ -92,7 +95,7 @@ def _rewrite(
     data.update(values)
     record.data = data
     record.modified_by = _actor(user)
-    record.full_clean(validate_constraints=False)
+    record.full_clean(validate_constraints=False, exclude=LOADED)
     if stamped:  # after the record's row lock (the lock order)
         record.submission_id = _next_submission_id(record.record_type)
     record.save(update_fields=["data", "submission_id", "modified_by", "modified_at"])

@@ -1,6 +1,7 @@
 """A per-process memory of what every Execute() and Query() call reads before its records,
 for at most half a second: the surface configuration's switches and integration accounts,
-and the view found by application and name (with its roles and its record type's fields).
+and the view or operation found by application and name (with its roles and its record
+type's fields).
 
 Why it is safe (issue "Hot path": a change takes effect everywhere within 1 s):
 - an entry lives at most `SECONDS` (0.5 s) from the moment its read began, so a change
@@ -9,9 +10,10 @@ Why it is safe (issue "Hot path": a change takes effect everywhere within 1 s):
 - saving or deleting, through the ORM in this process, the configuration, a view, an
   operation, a record type or field, an application or a role (and changing their
   many-to-many relations) clears the memory at once (signals in SurfaceConfig.ready());
-- only what was found is remembered: an unknown view is looked up every time;
+- only what was found is remembered: an unknown view or operation is looked up every time;
 - who the caller is, and whether they are a member of the view's roles, is checked on every
-  call; records are never remembered, so a record written is in the next Query().
+  call; records are never remembered, so a record written is in the next Query(); an
+  operation's flow is run as the flow was read (its own checks, disabled included, run).
 """
 
 import copy

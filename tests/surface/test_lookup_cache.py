@@ -73,3 +73,41 @@ def test_changes_through_the_orm_are_seen_at_once(rest, all_leads, lead, restuse
     all_leads.rest_query = False
     all_leads.save()
     assert rest.get(URL).status_code == 404
+
+
+def test_an_operation_switched_off_by_update_is_refused_within_a_second(
+    rest, register_lead, remembered
+):
+    url = "/api/rest/execute/Lead%20Registration/Register%20Lead"
+    payload = {"RecordID": None, "Company": "Acme"}
+    assert rest.post(url, payload, format="json").status_code == 201
+    type(register_lead).objects.filter(pk=register_lead.pk).update(rest_execute=False)
+    wait_out_the_memory()
+    assert rest.post(url, payload, format="json").status_code == 404
+
+
+def test_a_warm_execute_create_reads_and_writes_only_its_record(
+    rest, register_lead, remembered, django_assert_num_queries
+):
+    url = "/api/rest/execute/Lead%20Registration/Register%20Lead"
+    assert rest.post(url, {"RecordID": None, "Company": "Warm-up"}, format="json").status_code
+    # 6 statements and the savepoints of the two atomic blocks (the test's transaction
+    # makes the outer one a savepoint too).
+    with django_assert_num_queries(10) as captured:
+        response = rest.post(
+            url,
+            {"RecordID": None, "ExternalTransactionId": "t-1", "Company": "Acme"},
+            format="json",
+        )
+    assert response.status_code == 201
+    statements = [query["sql"].split()[0] for query in captured.captured_queries]
+    # The receipt looked up, inserted and given the answer; the counter locked and
+    # advanced; the record inserted. Nothing else is read.
+    assert [s for s in statements if s not in ("SAVEPOINT", "RELEASE")] == [
+        "SELECT",
+        "INSERT",
+        "SELECT",
+        "UPDATE",
+        "INSERT",
+        "UPDATE",
+    ]
