@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from apps.core import rows
 from apps.core.redaction import scrub, secret_values
 from apps.executions.errors import AlreadyFinished
 from apps.executions.models import Execution, ExecutionError, StepRun
@@ -107,16 +108,13 @@ def create_execution(
     if deferred and status == Status.RUNNING:
         execution.created_at = now  # kept when the row is written later (_insert)
         return execution
-    execution.save(force_insert=True)
+    _insert(execution)
     return execution
 
 
 def _insert(execution: Execution) -> None:
     """Insert a run whose row was not written yet, keeping its own created_at."""
-    if execution.created_at is None:
-        execution.save(force_insert=True)
-    else:  # raw: auto_now_add would stamp the time of this write over the run's start
-        execution.save_base(raw=True, force_insert=True)
+    rows.insert([execution])
 
 
 class _DeferredInsert:
@@ -491,22 +489,24 @@ def record(execution: Execution, result: RunResult, *, insert: bool = False) -> 
                 execution.cancel_requested = True
                 values.update(status=Status.CANCELLED, error=CANCELLED_AT_THE_END)
                 Execution.objects.filter(pk=execution.pk).update(**values)
-        StepRun.objects.bulk_create(
-            StepRun(
-                execution=execution,
-                position=position,
-                path=stats.path,
-                kind=stats.kind,
-                name=stats.name[:200],
-                records_in=stats.records_in,
-                records_out=stats.records_out,
-                errors=stats.errors,
-                duration_ms=round(stats.duration_ms, 3),
-                debug_lines=storable(scrub(stats.debug_lines, secrets)),
-                sample_in=[_clip(record, secrets) for record in stats.sample_in],
-                sample_out=[_clip(record, secrets) for record in stats.sample_out],
-            )
-            for position, stats in sorted(result.steps.items())
+        rows.insert(
+            [
+                StepRun(
+                    execution=execution,
+                    position=position,
+                    path=stats.path,
+                    kind=stats.kind,
+                    name=stats.name[:200],
+                    records_in=stats.records_in,
+                    records_out=stats.records_out,
+                    errors=stats.errors,
+                    duration_ms=round(stats.duration_ms, 3),
+                    debug_lines=storable(scrub(stats.debug_lines, secrets)),
+                    sample_in=[_clip(record, secrets) for record in stats.sample_in],
+                    sample_out=[_clip(record, secrets) for record in stats.sample_out],
+                )
+                for position, stats in sorted(result.steps.items())
+            ]
         )
         ExecutionError.objects.bulk_create(
             ExecutionError(
