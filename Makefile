@@ -30,9 +30,12 @@ lint: $(STAMP)
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/lint-imports --no-cache
 
+# bench/api.py also measures Node-RED (npm install into ~/.cache/flowsite-bench, outside the
+# project; left out with a message when npm cannot reach its registry) and a bare Django view
+# in the same run. `make bench BENCH_API_ARGS=--quick` shortens its scenarios.
 bench: $(STAMP)
 	$(PY) bench/engine.py --write
-	$(PY) bench/api.py --write
+	$(PY) bench/api.py --write $(BENCH_API_ARGS)
 	$(PY) bench/query.py --write
 
 # Not part of `make test`: about 5 minutes on `manage.py serve`, results in BENCHMARKS.md.

@@ -1,29 +1,44 @@
-"""Requests per second through the HTTP API, on the server `make run` starts (make bench).
+"""Requests per second through the HTTP API, on the server `make run` starts, beside
+Node-RED and a bare Django view measured in the same run (make bench).
 
 An isolated instance (temporary FLOWSITE_VAR_DIR with a fresh SQLite database, or
 DATABASE_URL if set; DEBUG=0; generated secrets; a free port) is migrated, given an
 integration account with an API key and the Axway greeting flow (sync, plus an async
-copy), and started with `manage.py serve`: Granian (WSGI) + Celery worker + beat.
-`wrk` (installed with apt-get when missing) loads it over loopback:
+copy). Two references are loaded first, each alone on the machine:
+
+  Node-RED  GET /greeting?name=…   the same greeting flow on Node-RED (bench/nodered.py:
+                                    npm install into a cache dir, bench/peers/nodered/)
+  bare      GET /hello             a Django project of one JsonResponse view and two
+                                    middleware (bench/soak.py's MINIMAL_APP), served by
+                                    the same Granian command line as `manage.py serve`
+
+Then the instance is started with `manage.py serve` (Granian WSGI + Celery worker + beat)
+and loaded. `wrk` (installed with apt-get when missing) runs every scenario at each
+--connections (16, 64) and once "alone" (-t1 -c1: one client, sequential requests); the
+greeting calls get a different `name` on every request (a wrk Lua script):
 
   (h) GET /healthz                                      calibration: no DRF, no database
   (a) GET /api/v1/me                                    bare DRF view, same API-key auth
-  (b) GET /api/resources/greeting?name=Leor             the greeting flow, sync
-  (c) GET /api/1/action/Bench/greeting/trigger?...      the same flow by its trigger URL
+  (b) GET /api/resources/greeting?name=…                the greeting flow, sync
+  (c) GET /api/1/action/Bench/greeting/trigger?name=…   the same flow by its trigger URL
   (e) 300 async calls from a thread pool, polled until finished: jobs/s end to end
   (d) GET /api/1/action/Bench/greeting-async/trigger    async, 202 latency (each creates a run)
 
 (e) runs before (d): the runs (d) creates faster than the workers finish them would
 otherwise still be queued in front of (e)'s. Afterwards the server is stopped and one
 request of each kind is timed and its SQL counted in-process (Django's test client), so
-the cost of each layer is visible; --profile adds a cProfile of (b).
+the cost of each layer is visible; --profile adds a cProfile of (b). Targets: (b) and (c)
+at >= 0.15 x Node-RED's req/s at c=16, (a) at >= 0.3 x; when npm or the registry cannot be
+reached the Node-RED row and ratios are left out, with the reason.
 
-    .venv/bin/python bench/api.py [--write] [--duration 8] [--connections 16,64] [--profile]
+    .venv/bin/python bench/api.py [--write] [--quick] [--duration 8] [--warmup 2]
+        [--connections 16,64] [--no-nodered] [--npm-timeout 180] [--profile]
 """
 
 import argparse
 import concurrent.futures
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -39,10 +54,13 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import nodered
 import urllib3
-from sections import write_section
+from sections import read_section, write_section
+from soak import MINIMAL_APP, start_web, stop_web
 
 # The embedded broker's polling_interval in flowsite/settings.py (used to explain results).
 BROKER_POLL_MS = 20
@@ -59,17 +77,57 @@ TRIGGER = "/api/1/action/Bench/greeting/trigger?name=Leor"
 ASYNC_TRIGGER = "/api/1/action/Bench/greeting-async/trigger?name=Leor"
 SCENARIOS = {  # letter: (description, path, expected status)
     "h": ("calibration: GET /healthz, a plain JsonResponse (no DRF, no database)", "/healthz", 200),
-    "a": ("bare DRF view, same API-key auth: GET /api/v1/me", ME, 200),
-    "b": ("greeting as a resource, sync: GET /api/resources/greeting", RESOURCE, 200),
-    "c": ("greeting by trigger URL, sync: GET /api/1/action/Bench/greeting/trigger", TRIGGER, 200),
+    "a": ("a DRF view, same API-key auth: GET /api/v1/me", ME, 200),
+    "b": ("greeting as a resource, sync: GET /api/resources/greeting?name=…", RESOURCE, 200),
+    "c": (
+        "greeting by trigger URL, sync: GET /api/1/action/Bench/greeting/trigger?name=…",
+        TRIGGER,
+        200,
+    ),
     "d": (
-        "async trigger → 202: GET /api/1/action/Bench/greeting-async/trigger",
+        "async trigger → 202: GET /api/1/action/Bench/greeting-async/trigger?name=…",
         ASYNC_TRIGGER,
         202,
     ),
 }
+VARIED = "bcd"  # the greeting calls: a different `name` on every request
+PEERS = {  # key: description (measured before the instance starts, each alone)
+    "nodered": "Node-RED, the same greeting flow: GET /greeting?name=… (no auth, no run history)",
+    "bare": "bare view: one Django JsonResponse view, 2 middleware, same Granian command line",
+}
+BARE_PATH = "/hello"  # MINIMAL_APP's view
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
-BUDGET = 0.60
+BUDGET = 0.60  # an earlier budget: (b) and (c) at >= 60 % of (a)'s req/s
+TARGET_CONNECTIONS = 16
+TARGETS = {"a": 0.3, "b": 0.15, "c": 0.15}  # x Node-RED's req/s at TARGET_CONNECTIONS
+ALONE = 1  # "connections" of the one-client, sequential-requests measurement
+
+# wrk script: a different `name` on every request (the thread's number and its counter),
+# replacing the one in the URL.
+VARY_NAME = textwrap.dedent(
+    """
+    local threads = 0
+    function setup(thread)
+      threads = threads + 1
+      thread:set("id", threads)
+    end
+
+    local prefix, suffix, counter = nil, "", 0
+    function init(args)
+      local first, last = string.find(wrk.path, "name=[^&]*")
+      if first then
+        prefix, suffix = string.sub(wrk.path, 1, first + 4), string.sub(wrk.path, last + 1)
+      else
+        prefix = wrk.path .. (string.find(wrk.path, "?", 1, true) and "&" or "?") .. "name="
+      end
+    end
+
+    function request()
+      counter = counter + 1
+      return wrk.format(nil, prefix .. "Leor" .. id .. "-" .. counter .. suffix)
+    end
+    """
+)
 
 SETUP = textwrap.dedent(
     """
@@ -114,6 +172,13 @@ TIMES = textwrap.dedent(
                                                             "finished_at")
     ms = lambda a, b: (b - a).total_seconds() * 1000 if a and b else None
     print(json.dumps([[ms(c, s), ms(c, f)] for c, s, f in rows]))
+    """
+)
+WEB_COMMAND = textwrap.dedent(
+    """
+    import json
+    from apps.core.management.commands.serve import Command
+    print(json.dumps(Command().commands()["web"]))
     """
 )
 IN_PROCESS = textwrap.dedent(
@@ -343,6 +408,23 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def group_cpu(pgid: int) -> dict[str, float]:
+    """CPU seconds used so far by the live processes of a process group (a reference
+    server the bench started in a session of its own), as its "web" role."""
+    hz = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            rest = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(rest[2]) == pgid:
+            total += (int(rest[11]) + int(rest[12])) / hz
+    return {"web": total}
+
+
 # --- Load -------------------------------------------------------------------------------
 
 
@@ -394,11 +476,34 @@ def parse_wrk(text: str) -> dict:
     }
 
 
-def wrk_run(wrk, url, key, connections, seconds) -> str:
+@dataclasses.dataclass
+class Target:
+    """What wrk loads: a scenario letter of the instance, or a reference ("nodered",
+    "bare")."""
+
+    key: str
+    url: str
+    cpu: Callable[[], dict[str, float]]  # CPU seconds so far of its server, by role
+    headers: tuple[str, ...] = ()
+    script: Path | None = None  # wrk Lua script (VARY_NAME for the greeting calls)
+
+
+def label(key: str) -> str:
+    return {"nodered": "Node-RED", "bare": "bare view"}.get(key, f"({key})")
+
+
+def conns_label(connections: int) -> str:
+    return "alone" if connections == ALONE else f"c={connections}"
+
+
+def wrk_run(wrk, target: Target, connections, seconds) -> str:
     threads = min(2, connections)
     cmd = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
-    cmd += ["-H", f"Authorization: Bearer {key}", url]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
+    for header in target.headers:
+        cmd += ["-H", header]
+    if target.script:
+        cmd += ["-s", str(target.script)]
+    result = subprocess.run([*cmd, target.url], capture_output=True, text=True, check=False)  # noqa: S603
     if result.returncode:
         raise SystemExit(f"wrk failed ({result.returncode}):\n{result.stdout}{result.stderr}")
     return result.stdout
@@ -407,31 +512,29 @@ def wrk_run(wrk, url, key, connections, seconds) -> str:
 DISTURBED = 0.3  # cores used by processes outside the bench: measure again above this
 
 
-def load(wrk, base, key, letter, connections, args, marker) -> dict:
+def load(wrk, target: Target, connections, args) -> dict:
     """One scenario; measured again once if other processes took a share of the cores."""
-    result = load_once(wrk, base, key, letter, connections, args, marker)
+    result = load_once(wrk, target, connections, args)
     if result["other_cores"] > DISTURBED:
         print(f"   other processes used {result['other_cores']:.2f} cores: measuring again")
-        again = load_once(wrk, base, key, letter, connections, args, marker)
+        again = load_once(wrk, target, connections, args)
         result = min(result, again, key=lambda r: r["other_cores"])
     return result
 
 
-def load_once(wrk, base, key, letter, connections, args, marker) -> dict:
-    _, path, _ = SCENARIOS[letter]
-    url = base + path
-    wrk_run(wrk, url, key, connections, args.warmup)
-    cpu_before, ticks_before, wrk_before = role_cpu(marker), machine_ticks(), children_cpu()
+def load_once(wrk, target: Target, connections, args) -> dict:
+    wrk_run(wrk, target, connections, args.warmup)
+    cpu_before, ticks_before, wrk_before = target.cpu(), machine_ticks(), children_cpu()
     started = time.monotonic()
-    result = parse_wrk(wrk_run(wrk, url, key, connections, args.duration))
+    result = parse_wrk(wrk_run(wrk, target, connections, args.duration))
     elapsed = time.monotonic() - started
-    cpu_after, ticks_after, wrk_after = role_cpu(marker), machine_ticks(), children_cpu()
+    cpu_after, ticks_after, wrk_after = target.cpu(), machine_ticks(), children_cpu()
     busy = (ticks_after[0] - ticks_before[0]) / max(1, ticks_after[1] - ticks_before[1])
     cpu = {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after}
     per_request = 1000 / max(1, result["requests"])
     ours = (sum(cpu.values()) + wrk_after - wrk_before) / elapsed  # cores
     result.update(
-        letter=letter,
+        key=target.key,
         connections=connections,
         busy=busy,
         ours_cores=ours,
@@ -446,11 +549,12 @@ def load_once(wrk, base, key, letter, connections, args, marker) -> dict:
     )
     cpu_text = ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(result["cpu_ms"].items()))
     print(
-        f"({letter}) c={connections}: {result['rps']:,.0f} req/s, p50 {fmt_ms(result['p50'])}, "
-        f"p99 {fmt_ms(result['p99'])}, non-2xx {result['non2xx']}, socket errors "
-        f"{result['socket_errors']}; cores used: bench {ours:.2f}, other processes "
-        f"{result['other_cores']:.2f}; CPU ms/request: {cpu_text}, wrk {result['wrk_ms']:.2f}"
-        + ("  ** FAILED **" if result["failed"] else "")
+        f"{label(target.key)} {conns_label(connections)}: {result['rps']:,.0f} req/s, "
+        f"p50 {fmt_ms(result['p50'])}, p99 {fmt_ms(result['p99'])}, non-2xx "
+        f"{result['non2xx']}, socket errors {result['socket_errors']}; cores used: bench "
+        f"{ours:.2f}, other processes {result['other_cores']:.2f}; CPU ms/request: "
+        f"{cpu_text}, wrk {result['wrk_ms']:.2f}" + ("  ** FAILED **" if result["failed"] else ""),
+        flush=True,
     )
     return result
 
@@ -458,6 +562,8 @@ def load_once(wrk, base, key, letter, connections, args, marker) -> dict:
 def fmt_ms(value: float | None) -> str:
     if value is None:
         return "-"
+    if value < 1:
+        return f"{value:.2f} ms"
     return f"{value:.1f} ms" if value < 100 else f"{value:,.0f} ms"
 
 
@@ -661,6 +767,70 @@ def classify(frames: list[str]) -> str:
     return "Django, DRF, the app's own Python"
 
 
+# --- The references: a bare Django view and Node-RED ------------------------------------
+
+
+def measure_bare(wrk, env, work: Path, connections: list[int], args) -> list[dict]:
+    """soak.py's MINIMAL_APP (one JsonResponse view, two middleware) served by the web
+    server command line `manage.py serve` builds (same workers, threads, access log), with
+    only the application, its folder and the port changed."""
+    command = shell(env, WEB_COMMAND)
+    app_dir = work / "bare"
+    app_dir.mkdir(exist_ok=True)
+    (app_dir / "minimal_app.py").write_text(MINIMAL_APP)
+    port = free_port()
+    try:
+        command[next(i for i, arg in enumerate(command) if arg.endswith(":application"))] = "APP"
+        command[command.index("--port") + 1] = str(port)
+        if "--working-dir" in command:
+            command[command.index("--working-dir") + 1] = str(app_dir)
+    except (StopIteration, ValueError):
+        raise SystemExit(
+            f"cannot adapt serve's web command line to the bare view: {command}"
+        ) from None
+    print("bare view: " + " ".join(command).replace("APP", "minimal_app:application"))
+    bare_env = {name: value for name, value in env.items() if name != "DJANGO_SETTINGS_MODULE"}
+    bare_env.update(BENCH_CWD=str(app_dir), PYTHONPATH=str(app_dir))
+    base = f"http://127.0.0.1:{port}"
+    process = start_web(command, "minimal_app:application", bare_env, work / "bare.log", base)
+    try:
+        target = Target("bare", base + BARE_PATH, lambda: group_cpu(process.pid))
+        return [load(wrk, target, conns, args) for conns in [*connections, ALONE]]
+    finally:
+        stop_web(process)
+        process.out.close()
+
+
+def measure_nodered(wrk, work: Path, connections: list[int], args, script: Path):
+    """Node-RED's greeting at each connection count and alone, with a different `name` on
+    every request: (rows, what was measured), or ([], why it was left out)."""
+    if args.no_nodered:
+        return [], "left out with --no-nodered"
+    try:
+        home = nodered.install(args.npm_timeout)
+        port = free_port()
+        process = nodered.start(home, work, port)
+    except nodered.Unavailable as exc:
+        return [], str(exc)
+    try:
+        about = nodered.versions(home)
+        base = f"http://127.0.0.1:{port}"
+        check = f"Check{secrets.token_hex(3)}"
+        body = urllib3.PoolManager(retries=False, timeout=10).request(
+            "GET", f"{base}/greeting?name={check}"
+        )
+        if nodered.answer_of(body.data.decode(errors="replace")) != f"Hello {check}":
+            raise SystemExit(f"Node-RED answered name={check} with {body.data[:200]!r}")
+        print(f"{about} answers {nodered.GREETING} on port {port}; loading")
+        target = Target(
+            "nodered", base + nodered.GREETING, lambda: group_cpu(process.pid), script=script
+        )
+        rows = [load(wrk, target, conns, args) for conns in [*connections, ALONE]]
+    finally:
+        nodered.stop(process)
+    return rows, about
+
+
 # --- Report -----------------------------------------------------------------------------
 
 
@@ -682,52 +852,160 @@ def server_config(env) -> str:
     )
     return (
         f"Granian WSGI {env.get('WEB_WORKERS') or 2} workers x "
-        f"{env.get('WEB_THREADS') or 8} threads, --reuse-port, access log on (as `make run`); "
+        f"{env.get('WEB_THREADS') or 8} blocking threads, access log on (as `make run`); "
         f"Celery worker prefork x {env.get('CELERY_WORKER_CONCURRENCY') or 2} + beat; {db}; "
         f"broker {broker}; DEBUG=0; API-key throttle raised to {THROTTLE}"
     )
 
 
-def table(rows: list[dict], e: dict | None, inproc: dict) -> list[str]:
-    bare = {row["connections"]: row["rps"] for row in rows if row["letter"] == "a"}
-    lines = [
-        "| scenario | conns | req/s | p50 | p99 | vs (a) | non-2xx | cores used: bench / other "
-        "| server CPU ms/req (web) | in-process ms/req · SQL (writes) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+def find(rows: list[dict], key: str, connections: int) -> dict | None:
+    return next((r for r in rows if r["key"] == key and r["connections"] == connections), None)
+
+
+def ratio(rows, key: str, reference: str, connections: int) -> float | None:
+    """key's req/s as a multiple of the reference's, at the same connections."""
+    row, base = find(rows, key, connections), find(rows, reference, connections)
+    return row["rps"] / base["rps"] if row and base and base["rps"] else None
+
+
+def fmt_ratio(value: float | None, target: float | None = None) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:.2g}" if value < 0.1 else f"{value:.2f}"
+    return text + ("" if target is None else " ✓" if value >= target else " ✗")
+
+
+def table(rows: list[dict], e: dict | None, inproc: dict, connections: list[int]) -> list[str]:
+    """One line per endpoint: req/s and p50 / p99 at each connection count, p50 alone, and
+    the same-run ratios to Node-RED and to the bare view."""
+    at = "/".join(str(c) for c in connections)
+    # A reference left out of the run (Node-RED without npm) has no row and no column.
+    references = [key for key in PEERS if any(row["key"] == key for row in rows)]
+    head = ["scenario"]
+    for conns in connections:
+        head += [f"c={conns} req/s", f"c={conns} p50 / p99"]
+    head += [
+        "alone p50",
+        *(f"x {label(key)} (c={at})" for key in references),
+        f"web CPU ms/req (c={connections[0]})",
+        "in-process ms/req · SQL (writes)",
     ]
-    for row in rows:
-        ratio = ""
-        if row["letter"] in "bc" and bare.get(row["connections"]):
-            share = row["rps"] / bare[row["connections"]]
-            ratio = f"{share:.0%} {'✓' if share >= BUDGET else '✗'}"
-        web = sum(ms for name, ms in row["cpu_ms"].items() if name.startswith("web"))
-        cost = inproc.get(row["letter"])
-        cost_text = f"{cost['ms']:.2f} · {cost['queries']} ({cost['writes']})" if cost else ""
-        non2xx = str(row["non2xx"]) + (" **FAILED**" if row["failed"] else "")
-        if row["socket_errors"]:
-            non2xx += f" ({row['socket_errors']} socket errors)"
-        lines.append(
-            f"| ({row['letter']}) {SCENARIOS[row['letter']][0]} | {row['connections']} "
-            f"| {row['rps']:,.0f} | {fmt_ms(row['p50'])} | {fmt_ms(row['p99'])} | {ratio} "
-            f"| {non2xx} | {row['ours_cores']:.2f} / {row['other_cores']:.2f}"
-            + (" (disturbed)" if row["other_cores"] > DISTURBED else "")
-            + f" | {web:.2f} | {cost_text} |"
-        )
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key in ["nodered", "bare", *SCENARIOS]:
+        measured = [r for r in rows if r["key"] == key]
+        if not measured:
+            continue
+        cells = [PEERS[key] if key in PEERS else f"({key}) {SCENARIOS[key][0]}"]
+        for conns in connections:
+            row = find(rows, key, conns)
+            if row is None:
+                cells += ["-", "-"]
+                continue
+            rate = f"{row['rps']:,.0f}" + (" †" if row["other_cores"] > DISTURBED else "")
+            if row["failed"]:
+                rate += f" **FAILED** ({row['non2xx']} non-2xx, {row['socket_errors']} errors)"
+            cells += [rate, f"{fmt_ms(row['p50'])} / {fmt_ms(row['p99'])}"]
+        alone = find(rows, key, ALONE)
+        cells.append(fmt_ms(alone["p50"]) if alone else "-")
+        for reference in references:
+            cells.append(
+                "-"
+                if key == reference
+                else " / ".join(
+                    fmt_ratio(
+                        ratio(rows, key, reference, conns),
+                        TARGETS.get(key)
+                        if reference == "nodered" and conns == TARGET_CONNECTIONS
+                        else None,
+                    )
+                    for conns in connections
+                )
+            )
+        first = find(rows, key, connections[0])
+        web = first and sum(ms for name, ms in first["cpu_ms"].items() if name.startswith("web"))
+        cells.append(f"{web:.2f}" if first else "-")
+        cost = inproc.get(key)
+        cells.append(f"{cost['ms']:.2f} · {cost['queries']} ({cost['writes']})" if cost else "")
+        lines.append("| " + " | ".join(cells) + " |")
     if e:
-        lines.append(
-            f"| (e) {e['jobs']} async calls from 16 threads, polled until finished | 16 "
-            f"| **{e['jobs_per_s']:.1f} jobs/s** | {fmt_ms(e['p50'])} | {fmt_ms(e['p99'])} | "
-            f"| {e['failed']} failed, {e['unfinished']} unfinished | | | |"
-        )
+        cells = [f"(e) {e['jobs']} async calls from 16 threads, polled until finished"]
+        cells += [
+            f"**{e['jobs_per_s']:.1f} jobs/s**"
+            + (
+                f" ({e['failed']} failed, {e['unfinished']} unfinished)"
+                if e["failed"] or e["unfinished"]
+                else ""
+            ),
+            f"{fmt_ms(e['p50'])} / {fmt_ms(e['p99'])} end to end",
+        ]
+        cells += [""] * (len(head) - len(cells))
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def limits(rows, e, inproc, drain, counts, spied, single) -> list[str]:
-    """What limits throughput, in words built from this run's measurements."""
+def verdicts(rows, connections: list[int], nodered_note: str, previous: str | None) -> list[str]:
+    """The targets, /healthz against the bare view, and the earlier (b)/(a) budget."""
+    conns = TARGET_CONNECTIONS if TARGET_CONNECTIONS in connections else connections[0]
+    out = []
+    if any(r["key"] == "nodered" for r in rows):
+        checks = []
+        for key, target in TARGETS.items():
+            value = ratio(rows, key, "nodered", conns)
+            checks.append(f"({key}) {fmt_ratio(value, target)} (target ≥ {target} x)")
+        out.append(
+            f"Targets at c={conns}, as a multiple of Node-RED's req/s in the same run: greeting "
+            f"(b), (c) ≥ 0.15 x, /api/v1/me (a) ≥ 0.3 x. Measured: " + "; ".join(checks) + "."
+        )
+    else:
+        out.append(
+            "Targets (greeting ≥ 0.15 x Node-RED's req/s at c=16, /api/v1/me ≥ 0.3 x) not "
+            f"checked: Node-RED was not measured in this run ({nodered_note})."
+        )
+    healthz = find(rows, "h", conns)
+    if healthz:
+        out.append(
+            f"/healthz must not get slower: (h) {healthz['rps']:,.0f} req/s at c={conns}, "
+            f"{fmt_ratio(ratio(rows, 'h', 'bare', conns))} x the bare view in the same run"
+            + (f" (previous recorded run: {previous})." if previous else ".")
+        )
+    budget = []
+    for c in connections:
+        for key in "bc":
+            value = ratio(rows, key, "a", c)
+            if value is not None:
+                budget.append(
+                    f"({key})/(a) at c={c}: {value:.0%} {'✓' if value >= BUDGET else '✗'}"
+                )
+    if budget:
+        out.append(
+            "Earlier budget, (b) and (c) at ≥ 60 % of (a)'s req/s: " + "; ".join(budget) + "."
+        )
+    return out
 
-    def row(letter):
-        conns = min(r["connections"] for r in rows)
-        return next((r for r in rows if r["letter"] == letter and r["connections"] == conns), None)
+
+def previous_healthz() -> str | None:
+    """/healthz as the api section of BENCHMARKS.md recorded it last time."""
+    text = read_section("api")
+    match = re.search(r"<!-- healthz (\{.*?\}) -->", text)
+    if match:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            last = json.loads(match.group(1))
+            versus = f", {fmt_ratio(last['bare'])} x the bare view" if last.get("bare") else ""
+            return f"{last['rps']:,.0f} req/s at c={last['connections']}{versus}, {last['date']}"
+    match = re.search(r"^\| \(h\)[^|]*\| 16 \| ([\d,]+) \|", text, re.M)
+    if match:  # the table's layout before the references were added
+        date = re.search(r"Date: ([\d-]+)", text)
+        return f"{match.group(1)} req/s at c=16, no bare view then" + (
+            f", {date.group(1)}" if date else ""
+        )
+    return None
+
+
+def limits(rows, e, inproc, drain, counts, spied, single, conns: int) -> list[str]:
+    """What limits throughput, in words built from this run's measurements (at conns)."""
+
+    def row(key):
+        return find(rows, key, conns)
 
     def web_ms(result, sandbox=False):
         names = ("web sandbox",) if sandbox else ("web", "web sandbox")
@@ -833,15 +1111,29 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per scenario")
     parser.add_argument("--connections", default="16,64", help="wrk connections, e.g. 16,64")
     parser.add_argument("--jobs", type=int, default=300, help="async jobs in (e)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a short run: --duration 3 --warmup 1 --jobs 100 --no-spy (noisier figures)",
+    )
+    parser.add_argument("--no-nodered", action="store_true", help="leave Node-RED out")
+    parser.add_argument(
+        "--npm-timeout", type=float, default=180, help="seconds for `npm install` of Node-RED"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile (b) in-process")
     parser.add_argument("--keep", action="store_true", help="keep the instance's var dir")
     parser.add_argument(
         "--no-spy", action="store_true", help="skip sampling (b) with py-spy even if installed"
     )
     args = parser.parse_args()
+    if args.quick:
+        args.duration, args.warmup, args.jobs, args.no_spy = 3, 1, 100, True
     connections = [int(c) for c in args.connections.split(",") if c.strip()]
+    first = connections[0]
 
     begun = time.monotonic()
+    load_before = os.getloadavg()
+    previous = previous_healthz()
     wrk = ensure_wrk()
     var_dir = Path(tempfile.mkdtemp(prefix="flowsite-bench-"))
     port = free_port()
@@ -849,8 +1141,11 @@ def main() -> None:
     marker = f"FLOWSITE_VAR_DIR={var_dir}".encode()
     base = f"http://127.0.0.1:{port}"
     log_path = var_dir / "serve.log"
+    script = var_dir / "vary-name.lua"
+    script.write_text(VARY_NAME)
     print(f"instance: {var_dir} (port {port}); {server_config(env)}")
     print(f"note: throttling raised for the run (FLOWSITE_THROTTLE_KEY={THROTTLE})")
+    print("load average (1, 5, 15 min): " + ", ".join(f"{v:.2f}" for v in load_before))
     t0 = time.monotonic()
     manage(env, "migrate", "--noinput")
     manage(env, "collectstatic", "--noinput", "--verbosity", "0")
@@ -860,8 +1155,19 @@ def main() -> None:
         f"{time.monotonic() - t0:.1f} s"
     )
 
+    # The references first, each alone on the machine (the instance is not started yet:
+    # its idle Celery worker and beat would share the cores).
+    rows: list[dict] = measure_bare(wrk, env, var_dir, connections, args)
+    nodered_rows, nodered_note = measure_nodered(wrk, var_dir, connections, args, script)
+    if nodered_rows:
+        rows += nodered_rows
+    else:
+        print(
+            f"Node-RED left out: {nodered_note}. The table is written without the Node-RED "
+            "row and ratios."
+        )
+
     process = start_server(env, log_path)
-    rows: list[dict] = []
     spied: dict[str, float] = {}
     e = None
     drain: dict = {}
@@ -870,16 +1176,33 @@ def main() -> None:
     try:
         print(f"`manage.py serve` healthy after {wait_healthy(base, process, log_path):.1f} s")
         http = urllib3.PoolManager(retries=False, timeout=30)
+        auth = {"Authorization": f"Bearer {key}"}
         for letter, (_, path, expected) in SCENARIOS.items():
-            response = http.request("GET", base + path, headers={"Authorization": f"Bearer {key}"})
+            response = http.request("GET", base + path, headers=auth)
             body = response.data.decode(errors="replace")
             if response.status != expected or (letter in "bc" and body != '"Hello Leor"'):
                 raise SystemExit(f"({letter}) {path} answered {response.status}: {body[:300]}")
+            if letter in "bc":  # the flow reads the name it is given: no answer is reused
+                check = f"Check{secrets.token_hex(3)}"
+                body = http.request(
+                    "GET", base + path.replace("name=Leor", f"name={check}"), headers=auth
+                ).data.decode(errors="replace")
+                if body != f'"Hello {check}"':
+                    raise SystemExit(f"({letter}) answered name={check} with {body[:300]}")
         print("each endpoint answered as expected once; loading")
-        rows.append(load(wrk, base, key, "h", connections[0], args, marker))
-        for letter in "abc":
-            for conns in connections:
-                rows.append(load(wrk, base, key, letter, conns, args, marker))
+
+        def target(letter: str) -> Target:
+            return Target(
+                letter,
+                base + SCENARIOS[letter][1],
+                lambda: role_cpu(marker),
+                headers=(f"Authorization: Bearer {key}",),
+                script=script if letter in VARIED else None,
+            )
+
+        for letter in "habc":
+            for conns in [*connections, ALONE]:
+                rows.append(load(wrk, target(letter), conns, args))
         py_spy = None if args.no_spy else find_py_spy()
         if py_spy:
             spied = spy(py_spy, wrk, base, key, marker, 8, var_dir)
@@ -887,7 +1210,7 @@ def main() -> None:
             for name, share in sorted(spied.items(), key=lambda item: -item[1]):
                 print(f"  {share:6.1%}  {name}")
         else:
-            print("py-spy is not installed: not sampling where request threads wait")
+            print("py-spy is not installed or --no-spy: not sampling where request threads wait")
         single = single_jobs(env, base, key, 5)
         print(
             f"one async job at a time (x5): client sees it finished after "
@@ -898,7 +1221,7 @@ def main() -> None:
         print(f"runs before (e): {run_counts(env)}")
         e = async_jobs(env, base, key, args.jobs, 16, timeout=90)
         print(f"runs before (d): {run_counts(env)}")
-        rows.append(load(wrk, base, key, "d", connections[0], args, marker))
+        rows.append(load(wrk, target("d"), first, args))
         drain = drain_rate(env, marker, 5)
         print(
             f"after (d): {drain['backlog']:,} runs still queued or running; the workers finish "
@@ -938,20 +1261,42 @@ def main() -> None:
     if not args.keep:
         shutil.rmtree(var_dir, ignore_errors=True)
 
-    lines = table(rows, e, inproc)
-    print("\n".join(lines))
-    ratios = []
-    for conns in connections:
-        bare = next(r["rps"] for r in rows if r["letter"] == "a" and r["connections"] == conns)
-        for letter in "bc":
-            rate = next(
-                r["rps"] for r in rows if r["letter"] == letter and r["connections"] == conns
-            )
-            ratios.append(f"({letter})/(a) at c={conns}: {rate / bare:.0%}")
-    print("ratios (budget ≥ 60 %): " + "; ".join(ratios))
-    findings = limits(rows, e, inproc, drain, counts, spied, single)
+    load_after = os.getloadavg()
+    lines = table(rows, e, inproc, connections)
+    notes = verdicts(rows, connections, nodered_note, previous)
+    other = max(r["other_cores"] for r in rows)
+    notes.append(
+        f"Other processes on the machine used at most {other:.2f} cores during a measurement"
+        + (
+            f"; † marks those above {DISTURBED} even when measured again."
+            if other > DISTURBED
+            else f" (a measurement above {DISTURBED} is repeated once)."
+        )
+        + " Load average (1 min) "
+        f"{load_before[0]:.2f} at the start, {load_after[0]:.2f} at the end."
+    )
+    print("\n".join(["", *lines, "", *notes, ""]))
+    findings = limits(rows, e, inproc, drain, counts, spied, single, first)
     print("\n".join(findings))
     any_failed = any(r["failed"] for r in rows) or (e and (e["failed"] or e["unfinished"]))
+    healthz = find(rows, "h", first)
+    figures = {
+        "rps": round(healthz["rps"]),
+        "bare": ratio(rows, "h", "bare", first),
+        "connections": first,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    references = [
+        f"Node-RED: {nodered_note}, installed by npm outside the project (bench/nodered.py, "
+        "bench/peers/nodered/): the same greeting flow, with no auth and no run history."
+        if nodered_rows
+        else f"Node-RED: not measured in this run: {nodered_note}.",
+        "Bare view: bench/soak.py's MINIMAL_APP (one JsonResponse view, SecurityMiddleware "
+        "and CommonMiddleware) served by the web server command line `manage.py serve` "
+        "builds (same Granian workers, threads and access log), only the application and "
+        "port changed.",
+        "Both references are loaded first, each alone on the machine, before the instance starts.",
+    ]
     if args.write:
         write_section(
             "api",
@@ -961,18 +1306,24 @@ def main() -> None:
                     "## HTTP API (bench/api.py)",
                     "",
                     "Measured by `make bench` (bench/api.py): an isolated instance started "
-                    "exactly as `make run` does (`manage.py serve`), loaded by `wrk` over "
-                    f"loopback on the same cores ({args.warmup} s warm-up, then "
-                    f"{args.duration} s per scenario, 2 threads). Every call authenticates "
-                    "with an API key; every flow call records its run.",
+                    "exactly as `make run` does (`manage.py serve`), Node-RED and a bare Django "
+                    "view, in the same run, loaded by `wrk` over loopback on the same cores "
+                    f"({args.warmup} s warm-up, then {args.duration} s per scenario, 2 threads at "
+                    f"c={'/'.join(map(str, connections))}; 'alone' is `wrk -t1 -c1`, one client "
+                    "sending requests one after another). Every Flowsite call authenticates "
+                    "with an API key; every flow call records its run. The greeting calls "
+                    "(Node-RED's, (b), (c), (d)) send a different `name` on every request.",
                     "",
                     f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}.",
                     "",
                     f"Server: {server_config(env)}.",
                     "",
+                    *[f"- {text}" for text in references],
+                    "",
                     *lines,
                     "",
-                    "Budget: (b) and (c) at ≥ 60 % of (a)'s req/s. " + "; ".join(ratios) + ".",
+                    *notes,
+                    "",
                     "(e) runs before (d): (d) creates runs faster than the workers finish them, "
                     "and that backlog would be queued in front of (e)'s jobs. In-process: the same "
                     "requests through Django's test client after the server stopped, one thread, "
@@ -981,6 +1332,8 @@ def main() -> None:
                     "What limits it:",
                     "",
                     *findings,
+                    "",
+                    f"<!-- healthz {json.dumps(figures)} -->",
                     "",
                 ]
             ),
