@@ -186,6 +186,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while the worker writes; IMMEDIATE transactions take
     # the write lock up front so concurrent writers wait (timeout) instead of failing
     # with "database is locked" half-way through a transaction.
+    # Its writers of one process queue on a lock instead of SQLite's sleeping busy handler
+    # (apps/core/sqlite_backend).
+    DATABASES["default"]["ENGINE"] = "apps.core.sqlite_backend"
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",

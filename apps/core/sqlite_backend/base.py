@@ -1,0 +1,59 @@
+"""SQLite, with this process's writers queuing on a lock before SQLite's write lock.
+
+SQLite lets one writer in at a time (Flowsite's transactions are BEGIN IMMEDIATE). A
+writer that finds the lock taken is put to sleep by SQLite's busy handler, in steps of up
+to 100 ms, and tries again: with 16 request threads recording runs, threads slept while
+the lock was free, and a call's p99 reached a second (BENCHMARKS.md, "Hot path"). Here the
+threads of one process wait on a Python lock instead and the next one goes in as soon as
+the previous one commits; only writers of other processes (the other web workers, Celery)
+still meet SQLite's busy handler.
+
+A writer waits up to the database's `timeout` for this process's other writers, then up
+to `timeout` again for other processes' (SQLite's own wait), and fails with "database is
+locked" past either, as it did with SQLite's wait alone.
+"""
+
+import threading
+
+from django.db import OperationalError
+from django.db.backends.sqlite3 import base
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    _writers = threading.Lock()  # one per process: every thread's connection shares it
+
+    def _start_transaction_under_autocommit(self):
+        timeout = float(self.settings_dict.get("OPTIONS", {}).get("timeout", 5))
+        if not self._writers.acquire(timeout=timeout):
+            raise OperationalError(
+                f"database is locked: this process's other writers held it for {timeout:g} s"
+            )
+        self._holds_writer_lock = True
+        try:
+            super()._start_transaction_under_autocommit()
+        except BaseException:
+            self._release_writer_lock()
+            raise
+
+    def _release_writer_lock(self):
+        if getattr(self, "_holds_writer_lock", False):
+            self._holds_writer_lock = False
+            self._writers.release()
+
+    def _commit(self):
+        try:
+            return super()._commit()
+        finally:
+            self._release_writer_lock()
+
+    def _rollback(self):
+        try:
+            return super()._rollback()
+        finally:
+            self._release_writer_lock()
+
+    def _close(self):
+        try:
+            return super()._close()
+        finally:
+            self._release_writer_lock()
