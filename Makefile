@@ -33,10 +33,14 @@ lint: $(STAMP)
 # bench/api.py also measures Node-RED (npm install into ~/.cache/flowsite-bench, outside the
 # project; left out with a message when npm cannot reach its registry) and a bare Django view
 # in the same run. `make bench BENCH_API_ARGS=--quick` shortens its scenarios.
+# Query() is measured on PostgreSQL (a database of its own, dropped after); empty: SQLite.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/flowsite_bench_query
+
 bench: $(STAMP)
 	$(PY) bench/engine.py --write
 	$(PY) bench/api.py --write $(BENCH_API_ARGS)
-	$(PY) bench/query.py --write
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/query.py --write --replace
+	$(PY) bench/memory.py --write
 
 # Not part of `make test`: about 5 minutes on `manage.py serve`, results in BENCHMARKS.md.
 soak: $(STAMP)

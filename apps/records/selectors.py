@@ -425,13 +425,8 @@ def iso(value: datetime | None) -> str | None:
     return format_datetime(value) if value is not None else None
 
 
-def field_value(field: Any, value: Any) -> Any:
-    """A stored value as record documents show it: choices as {"Selection": …}."""
-    spec = field if isinstance(field, FieldSpec) else as_spec(field)
-    return _shown(spec.type, value)
-
-
 def _shown(kind: str, value: Any) -> Any:
+    """A stored value as record documents show it: choices as {"Selection": …}."""
     if value is None:
         return None
     if kind == Type.CHOICE:
@@ -445,42 +440,21 @@ def _shape(fields: Iterable[Any]) -> list[tuple[str, str]]:
     return [(spec.name, spec.type) for spec in map(as_spec, fields)]
 
 
-def _document(
-    pk: int,
-    created_by: str | None,
-    created_at: datetime,
-    modified_by: str | None,
-    modified_at: datetime,
-    submission_id: int,
-    data: dict,
-    shape: list[tuple[str, str]],
-) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "RecordID": pk,
-        "CreatedBy": created_by,
-        "CreatedOn": iso(created_at),
-        "ModifiedBy": modified_by,
-        "ModifiedOn": iso(modified_at),
-        "SubmissionId": submission_id,
-    }
-    for name, kind in shape:
-        document[name] = _shown(kind, data.get(name))
-    return document
-
-
 def record_document(record: Record, fields: Iterable[Any]) -> dict[str, Any]:
     """The record object of Query() and the records API: system fields, then every
-    field's value (null when it has none), in the record type's field order."""
-    return _document(
-        record.pk,
-        record.created_by.username if record.created_by else None,
-        record.created_at,
-        record.modified_by.username if record.modified_by else None,
-        record.modified_at,
-        record.submission_id,
-        record.data,
-        _shape(fields),
-    )
+    field's value (null when it has none), in the record type's field order. (A page's
+    documents are written by the database, the same way: documents_sql.)"""
+    document: dict[str, Any] = {
+        "RecordID": record.pk,
+        "CreatedBy": record.created_by.username if record.created_by else None,
+        "CreatedOn": iso(record.created_at),
+        "ModifiedBy": record.modified_by.username if record.modified_by else None,
+        "ModifiedOn": iso(record.modified_at),
+        "SubmissionId": record.submission_id,
+    }
+    for name, kind in _shape(fields):
+        document[name] = _shown(kind, record.data.get(name))
+    return document
 
 
 def record_type_document(record_type: RecordType) -> dict[str, Any]:
