@@ -1229,6 +1229,9 @@ def main() -> None:
             f"{drain['worker_busy']:.2f} cores ({fmt_ms(drain['worker_ms_per_run'])} CPU per "
             f"run); machine {drain['busy']:.0%} busy"
         )
+        # Trigger → 202 for one client alone (the issue's "p50 alone"), last: the workers are
+        # still draining (d)'s backlog meanwhile, so this is the pessimistic figure.
+        rows.append(load(wrk, target("d"), ALONE, args))
     except BaseException:
         failed = True
         print(f"--- serve log (last lines) ---\n{tail(log_path)}")
