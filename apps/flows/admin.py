@@ -72,7 +72,13 @@ class ConnectionAdmin(InUseProtectedAdmin):
                 )
             },
         ),
-        ("Advanced", {"classes": ("collapse",), "fields": ("allowed_private_hosts", "timeout_ms")}),
+        (
+            "Advanced",
+            {
+                "classes": ("collapse",),
+                "fields": ("allowed_private_hosts", "timeout_ms", "concurrency"),
+            },
+        ),
     )
 
 

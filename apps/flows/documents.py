@@ -255,7 +255,12 @@ RELATIVE_URI = (
 CONNECTION = Document(
     "connection",
     Connection,
-    flow_forms.ConnectionForm,
+    # The admin's form, with the concurrency level (the admin adds it through its fieldsets).
+    forms.modelform_factory(
+        Connection,
+        form=flow_forms.ConnectionForm,
+        fields=(*flow_forms.ConnectionForm.Meta.fields, "concurrency"),
+    ),
     (
         Field("name", "name", "string"),
         Field("type", "type", "string", enum=_choices(Connection.Type)),
@@ -281,6 +286,14 @@ CONNECTION = Document(
         Field("http.auth.scope", "scope", "string"),
         Field("http.allowedPrivateHosts", "allowed_private_hosts", "array"),
         Field("http.timeout", "timeout_ms", "integer", nullable=True, description="ms"),
+        Field(
+            "http.concurrencyLevel",
+            "concurrency",
+            "integer",
+            description=f"1 to {Connection.MAX_CONCURRENCY} (default 1): how many calls a "
+            "lookup makes at once on this connection, within a page, keeping the records' "
+            "order.",
+        ),
     ),
 )
 EXPORT = Document(

@@ -1,6 +1,6 @@
 from urllib.parse import quote
 
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.urls import NoReverseMatch, reverse
 from simple_history.models import HistoricalRecords
@@ -72,6 +72,11 @@ class Connection(Timestamped):
         OAUTH2 = "oauth2_client_credentials", "OAuth 2.0 client credentials"
 
     SECRET_FIELDS = ("password", "token", "api_key", "client_secret")
+    MAX_CONCURRENCY = 50  # Celigo's own maximum for http.concurrencyLevel
+    CONCURRENCY_MESSAGE = (
+        f"Enter a concurrency level from 1 to {MAX_CONCURRENCY}: how many calls a lookup may "
+        "make at once on this connection (1: one after another)."
+    )
 
     name = models.CharField("name", max_length=100, unique=True)
     type = models.CharField("type", max_length=16, choices=Type.choices, default=Type.HTTP)
@@ -120,6 +125,17 @@ class Connection(Timestamped):
         blank=True,
         validators=[MinValueValidator(1)],
         help_text="Per call. Empty: FLOWSITE_OUTBOUND_TIMEOUT_MS.",
+    )
+    concurrency = models.SmallIntegerField(
+        "concurrency level",
+        default=1,
+        validators=[
+            MinValueValidator(1, CONCURRENCY_MESSAGE),
+            MaxValueValidator(MAX_CONCURRENCY, CONCURRENCY_MESSAGE),
+        ],
+        help_text="How many calls a lookup may make at once on this connection, within a "
+        "page, keeping the records' order (Celigo's concurrency level). 1: one after "
+        "another. Ask the API's owner what it allows. HTTP connections only.",
     )
 
     class Meta:

@@ -225,6 +225,7 @@ def connection_config(connection: Connection) -> ConnectionConfig:
         ),
         allowed_private_hosts=tuple(connection.allowed_private_hosts or ()),
         timeout_ms=connection.timeout_ms,
+        concurrency=connection.concurrency,
     )
 
 

@@ -32,6 +32,7 @@ CONNECTION_FORM = {
     "auth_type": "none",
     "header_name": "X-API-Key",
     "allowed_private_hosts": "[]",
+    "concurrency": 1,
 }
 
 
@@ -76,6 +77,25 @@ def test_connection_secrets_are_write_only_and_encrypted_at_rest(admin_client):
     connection.refresh_from_db()
     assert connection.base_uri.endswith("/v2")
     assert connection.secrets() == {"token": "tok-SECRET-123"}
+
+
+def test_the_connection_form_sets_the_concurrency_level_within_its_bounds(admin_client):
+    add = admin_client.get("/admin/flows/connection/add/").content.decode()
+    assert 'name="concurrency"' in add and 'value="1"' in add  # default: one at a time
+    for refused in (0, 51):
+        response = admin_client.post(
+            "/admin/flows/connection/add/",
+            {**CONNECTION_FORM, "name": "CRM", "concurrency": refused},
+        )
+        assert response.status_code == 200
+        assert "Enter a concurrency level from 1 to 50" in response.content.decode()
+    assert not Connection.objects.exists()
+
+    response = admin_client.post(
+        "/admin/flows/connection/add/", {**CONNECTION_FORM, "name": "CRM", "concurrency": 8}
+    )
+    assert response.status_code == 302
+    assert Connection.objects.get(name="CRM").concurrency == 8
 
 
 def test_a_bearer_connection_without_a_token_is_refused(admin_client):

@@ -61,7 +61,8 @@ USER_AGENT = "Flowsite"
 MAX_REDIRECTS = 5
 # Pool managers kept at once (one per connection key); the least recently used is closed.
 MAX_POOL_MANAGERS = 256
-# Idle keep-alive connections kept per host and connection.
+# Idle keep-alive connections kept per host and connection, at least; a connection whose
+# `concurrency` is higher keeps that many, so parallel calls never reconnect.
 POOL_MAXSIZE = 10
 _READ_CHUNK_BYTES = 64 * 1024
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -323,7 +324,8 @@ class OutboundClient:
                 self._slots.move_to_end(connection.key)
                 return slot
             policy = AddressPolicy.from_allowlist(connection.allowed_private_hosts)
-            slot = _Slot(GuardedPoolManager(policy, maxsize=POOL_MAXSIZE, block=False))
+            maxsize = max(POOL_MAXSIZE, connection.concurrency)
+            slot = _Slot(GuardedPoolManager(policy, maxsize=maxsize, block=False))
             self._slots[connection.key] = slot
             evicted = None
             if len(self._slots) > MAX_POOL_MANAGERS:

@@ -43,6 +43,9 @@ class ConnectionConfig:
     auth: Auth = Auth()
     allowed_private_hosts: tuple[str, ...] = ()
     timeout_ms: int | None = None
+    # Calls a step may make at once on this connection (Celigo's http.concurrencyLevel);
+    # the client keeps at least this many keep-alive connections to its host.
+    concurrency: int = 1
 
 
 @dataclass

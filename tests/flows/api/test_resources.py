@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from apps.executions import services as executions
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
+from apps.flows.pipeline import connection_config
 from tests.management import API, JSON_PATCH, assert_problem, created, json_patch, pointers
 
 KINDS = ("integrations", "connections", "exports", "imports", "scripts")
@@ -66,6 +67,7 @@ def documents(application: Application, connection: Connection) -> dict[str, dic
                     "auth": {"type": "bearer", "token": SECRET},
                     "timeout": 5000,
                     "allowedPrivateHosts": ["erp.internal"],
+                    "concurrencyLevel": 8,
                 },
             },
             "replace": {
@@ -76,6 +78,7 @@ def documents(application: Application, connection: Connection) -> dict[str, dic
                 "type": "http",
                 "http.headers": {},
                 "http.timeout": None,
+                "http.concurrencyLevel": 1,
                 "http.allowedPrivateHosts": [],
                 "http.auth.headerName": "X-API-Key",
                 "http.auth.username": "",
@@ -500,6 +503,33 @@ def test_a_relative_uri_on_the_connections_host_or_templated_is_saved(manager, c
     )
 
 
+def test_the_concurrency_level_is_written_read_and_carried_into_the_engines_spec(manager):
+    document = {
+        "name": "CRM",
+        "http": {"baseURI": "https://crm.example.com", "concurrencyLevel": 25},
+    }
+    url = created(manager, "connections", document)
+    assert manager.get(url).json()["http"]["concurrencyLevel"] == 25
+    assert connection_config(Connection.objects.get()).concurrency == 25
+
+    assert manager.patch(url, {"http": {"concurrencyLevel": 3}}, format="json").status_code == 200
+    assert manager.get(url).json()["http"]["concurrencyLevel"] == 3
+    assert connection_config(Connection.objects.get()).concurrency == 3
+
+
+@pytest.mark.parametrize("level", [0, -1, 51, 1000])
+def test_a_concurrency_level_out_of_bounds_is_400_naming_the_field_and_the_bounds(
+    manager, crm, level
+):
+    url = f"{API}/connections/{crm.pk}"
+    answer = manager.patch(url, {"http": {"concurrencyLevel": level}}, format="json")
+    assert pointers(answer) == ["#/http/concurrencyLevel"]
+    assert "http/concurrencyLevel" in answer.json()["detail"]
+    assert "from 1 to 50" in answer.json()["errors"][0]["detail"]
+    crm.refresh_from_db()
+    assert crm.concurrency == 1
+
+
 def test_bearer_auth_without_a_token_is_refused_naming_the_token(manager):
     answer = manager.post(
         f"{API}/connections",
@@ -534,6 +564,10 @@ BAD = [
     ("connections", {"http": "https://x.example.com"}, "#/http"),
     ("connections", {"http": {"timeout": "x"}}, "#/http/timeout"),
     ("connections", {"http": {"timeout": True}}, "#/http/timeout"),
+    ("connections", {"http": {"concurrencyLevel": 0}}, "#/http/concurrencyLevel"),
+    ("connections", {"http": {"concurrencyLevel": 51}}, "#/http/concurrencyLevel"),
+    ("connections", {"http": {"concurrencyLevel": "8"}}, "#/http/concurrencyLevel"),
+    ("connections", {"http": {"concurrencyLevel": None}}, "#/http/concurrencyLevel"),
     ("connections", {"http": {"headers": ["Accept"]}}, "#/http/headers"),
     ("connections", {"http": {"auth": {"type": "kerberos"}}}, "#/http/auth/type"),
     ("connections", {"type": "ftp"}, "#/type"),
