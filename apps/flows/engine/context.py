@@ -1,6 +1,8 @@
 """What a run carries: its trigger, variables, deadline, adapters and what it recorded."""
 
 import copy
+import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -138,26 +140,43 @@ class RecordedError:
 
 @dataclass
 class Recorder:
-    """Collects step statistics and errors in memory; the caller persists them once."""
+    """Collects step statistics and errors in memory; the caller persists them once.
+
+    The run's own thread writes it: steps that call out in parallel hand each record's
+    result or failure back to that thread, in page order (engine.parallel). `stats` and
+    `error` also hold a lock, so a call from another thread cannot lose a count or an
+    error either; StepStats are updated by the run's thread only.
+    """
 
     steps: dict[str, StepStats] = field(default_factory=dict)
     errors: list[RecordedError] = field(default_factory=list)
     error_count: int = 0
     ignored: int = 0  # records a script dropped on purpose
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def stats(self, step) -> StepStats:
         stats = self.steps.get(step.path)
         if stats is None:
-            stats = self.steps[step.path] = StepStats(step.path, step.kind, step.name)
+            with self._lock:
+                stats = self.steps.get(step.path)
+                if stats is None:
+                    stats = self.steps[step.path] = StepStats(step.path, step.kind, step.name)
         return stats
 
     def error(self, step, message: str, **details: Any) -> None:
-        self.error_count += 1
-        self.stats(step).errors += 1
-        if len(self.errors) < MAX_ERRORS_KEPT:
+        stats = self.stats(step)
+        with self._lock:
+            self.error_count += 1
+            stats.errors += 1
+            if len(self.errors) >= MAX_ERRORS_KEPT:
+                return
             if details.get("record") is not None:  # as it was when it failed
                 details["record"] = sample(details["record"])
             self.errors.append(RecordedError(step.path, step.name, message, **details))
+
+
+def _no_heartbeat() -> None:
+    pass
 
 
 @dataclass
@@ -176,6 +195,18 @@ class RunContext:
     subflows: SubflowPort | None = None
     records: RecordsPort | None = None
     script_owner: str | None = None  # the flow: its scripts share one flow's part of the pool
+
+    def worker_view(self, stopped: Callable[[], bool]) -> "RunContext":
+        """This context as a worker thread of a parallel step sees it (engine.parallel).
+
+        The same run, deadline, clock and outbound client, but `cancelled` is the run
+        thread's stop signal: the run's own check may ask the database, which belongs to
+        the run's thread (Django connections are per thread). Nothing that touches the
+        database either: data tables and sub-flows stay on the run's thread.
+        """
+        return dataclasses.replace(
+            self, cancelled=stopped, heartbeat=_no_heartbeat, records=None, subflows=None
+        )
 
     def checkpoint(self) -> None:
         """Between records and steps: stop at the deadline or on cancellation."""

@@ -6,11 +6,13 @@ processor says `proceedOnFailure`; the others go on.
 """
 
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from apps.flows.engine.context import DeadlineReached, RecordsError, RunAborted, RunContext
 from apps.flows.engine.mapping import apply_mapping
+from apps.flows.engine.parallel import outcomes
 from apps.flows.engine.paths import get_path
 from apps.flows.engine.spec import ExportSpec, ImportSpec, ScriptSpec, StepSpec, SubflowSpec
 from apps.flows.engine.templates import render, render_string
@@ -72,14 +74,28 @@ class Step:
     def process(self, page: list, ctx: RunContext) -> list:
         raise NotImplementedError
 
-    def each_record(self, page: list, ctx: RunContext, handle: Callable[[Any], Any]) -> list:
-        """Apply `handle` to every record, isolating failures."""
+    def each_record(
+        self,
+        page: list,
+        ctx: RunContext,
+        handle: Callable[[Any, RunContext], Any],
+        *,
+        concurrency: int = 1,
+    ) -> list:
+        """Apply `handle(record, ctx)` to every record, isolating failures, keeping order.
+
+        With `concurrency` > 1, up to that many records are handled at once on worker
+        threads, which get a worker's view of the context (engine.parallel): `handle` must
+        use the context it is given, not the run's.
+        """
         out = []
-        for record in page:
-            ctx.checkpoint()
-            try:
-                out.append(handle(record))
-            except StepFailed as failure:
+        with closing(
+            outcomes(page, ctx, handle, isolated=StepFailed, concurrency=concurrency)
+        ) as results:
+            for record, result, failure in results:
+                if failure is None:
+                    out.append(result)
+                    continue
                 ctx.recorder.error(self.spec, failure.message, record=record, **failure.details)
                 if self.spec.proceed_on_failure:
                     out.append(record)
@@ -200,12 +216,17 @@ def generator_pages(step: StepSpec, ctx: RunContext) -> Iterator[list]:
 
 @register("export")
 class LookupStep(Step):
-    """An export used as a processor: called per record, its result mapped into the record."""
+    """An export used as a processor: called per record, its result mapped into the record.
+
+    On an HTTP connection, up to the connection's `concurrency` records are looked up at
+    once; a data tables lookup reads the database, which stays on the run's thread.
+    """
 
     def process(self, page: list, ctx: RunContext) -> list:
         export: ExportSpec = self.spec.resource
+        concurrency = export.connection.concurrency if export.records is None else 1
 
-        def lookup(record: dict) -> dict:
+        def lookup(record: dict, ctx: RunContext) -> dict:
             found: list = []
             status = None
             try:
@@ -218,7 +239,7 @@ class LookupStep(Step):
                 raise StepFailed(f"{self.spec.name}: {error}") from None
             return mapped(self.spec, record, {"data": found, "statusCode": status})
 
-        return self.each_record(page, ctx, lookup)
+        return self.each_record(page, ctx, lookup, concurrency=concurrency)
 
 
 # --- HTTP imports -------------------------------------------------------------------------
@@ -244,7 +265,7 @@ class ImportStep(Step):
         spec: ImportSpec = self.spec.resource
         if spec.records is not None:  # a data table: one write per record
 
-            def write_one(record: Any) -> Any:
+            def write_one(record: Any, ctx: RunContext) -> Any:
                 if ctx.records is None:
                     raise StepFailed(f"{self.spec.name}: data tables cannot be written here.")
                 data = record if spec.body is None else render(spec.body, ctx.scope(record=record))
@@ -258,7 +279,7 @@ class ImportStep(Step):
             return self.each_record(page, ctx, write_one)
         if spec.batch_size <= 1:
 
-            def send_one(record: Any) -> Any:
+            def send_one(record: Any, ctx: RunContext) -> Any:
                 response = self.send(spec, ctx, ctx.scope(record=record), record)
                 return self.map_response(record, response)
 
@@ -374,7 +395,7 @@ class SubflowStep(Step):
     def process(self, page: list, ctx: RunContext) -> list:
         subflow: SubflowSpec = self.spec.resource
 
-        def call(record: Any) -> Any:
+        def call(record: Any, ctx: RunContext) -> Any:
             if ctx.subflows is None:
                 raise StepFailed(f"{subflow.name}: sub-flows cannot run here.")
             result = ctx.subflows.run(subflow.id, record, ctx.remaining_ms())
