@@ -9,18 +9,28 @@ the per-record services), the surface switched on, an integration account with a
 parameter `rating`) and "All Leads", and the operation "Register Lead" (create).
 
 `manage.py serve` then serves it on a free port and a keep-alive client (wrk when
-installed, else Python threads) loads it over loopback, a page of 100 each:
+installed, else Python threads) loads it over loopback, a page of 100 each, every request
+of a scenario asking for the next of its values in turn (a wrk Lua script cycling through
+the paths; the Python client does the same):
 
-  (a) Leads by Rating?rating=Hot          the JSON filter (`data @> …` on PostgreSQL)
-  (b) All Leads?since=<max - 5000>        incremental sync near the end
-  (c) All Leads                           the first page
-  (d) All Leads?cursor=<half-way>         a page deep in, by keyset cursor
-  (e) POST Execute() Register Lead        creates a lead (a new ExternalTransactionId each)
+  (a) Leads by Rating?rating=Hot|Warm|Cold   the JSON filter (`data @> …` on PostgreSQL)
+  (b) All Leads?since=<one of 200>            incremental sync: 200 values spread over the
+                                              last 50,000 SubmissionIds (every page full)
+  (c) All Leads                               the first page
+  (d) All Leads?cursor=<one of 100>           keyset pages: 100 cursors spread through the
+                                              table
+  (e) POST Execute() Register Lead            creates a lead (a new ExternalTransactionId
+                                              each)
 
-Before serving, each query's SQL is captured from one in-process request and EXPLAINed
-(EXPLAIN ANALYZE on PostgreSQL, EXPLAIN QUERY PLAN on SQLite), and each request is timed
-in-process through Django's test client. The bench database is dropped at the end
-unless --keep; an existing database is never dropped unless --replace.
+Each scenario is loaded at --connections (16) after a warm-up, then by one client sending
+its requests one after the other (`wrk -t1 -c1`, "alone") for as long, and held to the
+issue's targets: (a)-(d) >= 500 req/s at c=16 and p50 alone <= 10 ms; (e) >= 300 req/s.
+
+Before serving, each query's SQL is captured from one in-process request (with nothing
+remembered, then again warm) and EXPLAINed (EXPLAIN ANALYZE on PostgreSQL, EXPLAIN QUERY
+PLAN on SQLite), and the requests are timed in-process through Django's test client. The
+bench database is dropped at the end unless --keep; an existing database is never dropped
+unless --replace.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/benchquery \\
         .venv/bin/python bench/query.py [--write] [--records 1000000] [--keep]
@@ -30,6 +40,7 @@ unless --keep; an existing database is never dropped unless --replace.
 import argparse
 import concurrent.futures
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
@@ -48,10 +59,13 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import urllib3
 from api import (
+    children_cpu,
     fmt_ms,
     free_port,
+    machine_ticks,
     parse_wrk,
     percentile,
+    role_cpu,
     start_server,
     stop_server,
     tail,
@@ -116,13 +130,56 @@ function request()
 end
 """
 
+# wrk: GET the paths of PATHS (defined above this by wrk_run) in turn, each thread
+# starting at a different place; the Authorization header given by -H stays in wrk.headers.
+PATHS_LUA = """
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+local i = 0
+function init(args)
+  i = ((tid or 1) - 1) * 7919 % #PATHS
+end
+function request()
+  i = i % #PATHS + 1
+  return wrk.format(nil, PATHS[i])
+end
+"""
+
+SINCE_VALUES, SINCE_WINDOW = 200, 50_000  # (b): this many `since`, over the last ids
+CURSORS = 100  # (d): keyset cursors spread through the table
 SCENARIOS = {  # letter: description (the paths are made once the data is loaded)
-    "a": "Leads by Rating?rating=Hot: JSON filter, first page",
-    "b": "All Leads?since=max-5000: incremental sync near the end",
+    "a": "Leads by Rating?rating=Hot|Warm|Cold: JSON filter, first page",
+    "b": f"All Leads?since=…: {SINCE_VALUES} values over the last {SINCE_WINDOW:,} SubmissionIds",
     "c": "All Leads: first page",
-    "d": "All Leads?cursor=…: a page half-way in (keyset)",
+    "d": f"All Leads?cursor=…: {CURSORS} keyset cursors spread through the table",
     "e": "Execute() Register Lead: POST, creates a lead",
 }
+DISTURBED = 0.3  # cores used by other processes: the c=16 run is measured again above this
+ATTEMPTS = 3  # at most, the least disturbed kept
+ALONE = 1  # connections of the "alone" run: one client, one request after the other
+TARGET_CONNECTIONS = 16  # the issue's concurrency
+TARGET_RPS = {"a": 500, "b": 500, "c": 500, "d": 500, "e": 300}  # at TARGET_CONNECTIONS
+TARGET_ALONE_P50_MS = {"a": 10.0, "b": 10.0, "c": 10.0, "d": 10.0}
+KEPT = "<!-- kept: notes written by hand, carried over by bench/query.py -->"
+
+
+@dataclasses.dataclass
+class Scenario:
+    """One scenario's requests: `paths` asked in turn, each with the `values` it asks for
+    (what the check of its answer expects)."""
+
+    letter: str
+    method: str
+    paths: list[str]
+    values: list
+
+    @property
+    def sample(self) -> int:
+        """The index of the request checked, EXPLAINed and captured in-process."""
+        return len(self.paths) // 2
 
 
 # --- The database -----------------------------------------------------------------------
@@ -440,41 +497,84 @@ def verdict(vendor: str, plan: dict) -> str:
     return how
 
 
-def in_process(key: str, paths: dict, bodies, vendor: str) -> tuple[dict, dict]:
-    """Per scenario: ms per request through Django's test client (one thread, no HTTP),
-    SQL statements, and the plan of the query that reads the page."""
+def forget_remembered() -> None:
+    """Empty every short-lived memory of this process (API keys, the surface's lookups…),
+    as a process finds them when nothing was asked of it for half a second."""
+    from apps.core.memory import _MEMORIES
+
+    for memory in list(_MEMORIES):
+        memory.clear()
+
+
+def statement_names(statements: list) -> list[str]:
+    """Each statement in a few words: its verb and first table (`… FOR UPDATE` noted)."""
+    out = []
+    for sql, _ in statements:
+        text = sql.strip()
+        verb = text.split()[0].upper() if text else "?"
+        if verb == "SELECT":
+            table = re.search(r'\bFROM\s+"?(\w+)', text)
+            name = f"SELECT {table.group(1) if table else ''}".strip()
+            if re.search(r"\bFOR UPDATE\b", text, re.I):
+                name += " FOR UPDATE"
+        elif verb in ("INSERT", "DELETE"):
+            table = re.search(r'\b(?:INTO|FROM)\s+"?(\w+)', text)
+            name = f"{verb} {table.group(1) if table else ''}".strip()
+        elif verb == "UPDATE":
+            table = re.search(r'^UPDATE\s+"?(\w+)', text, re.I)
+            name = f"UPDATE {table.group(1) if table else ''}".strip()
+        else:
+            name = verb
+        out.append(name)
+    return out
+
+
+def in_process(key: str, scenarios: dict, bodies, vendor: str) -> tuple[dict, dict]:
+    """Per scenario: ms per request through Django's test client (one thread, no HTTP,
+    its paths in turn), the SQL statements of its sample request with nothing remembered
+    (cold) and again right after (warm), and the plan of the query that reads the page."""
     from django.test import Client
 
     client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {key}")
     costs, plans = {}, {}
-    for letter, (method, path) in paths.items():
-        status, statements = capture_sql(client, method, path, next(bodies))
+    for letter, scenario in scenarios.items():
+        method, path = scenario.method, scenario.paths[scenario.sample]
         expected = 201 if method == "POST" else 200
-        if status != expected:
-            raise SystemExit(f"({letter}) in-process answered {status}, expected {expected}")
-        query = main_query(statements)
+        forget_remembered()
+        runs = []
+        for _ in range(2):  # cold, then warm
+            status, statements = capture_sql(client, method, path, next(bodies))
+            if status != expected:
+                raise SystemExit(f"({letter}) in-process answered {status}, expected {expected}")
+            runs.append(statements)
+        cold, warm = runs
+        query = main_query(warm)
         if query and method == "GET":
             plans[letter] = explain(vendor, *query)
+        turn = itertools.cycle(scenario.paths)
         for _ in range(10):
-            send(client, method, path, next(bodies))
+            send(client, method, next(turn), next(bodies))
         n = 100 if method == "GET" else 50
         started = time.perf_counter()
         for _ in range(n):
-            send(client, method, path, next(bodies))
+            send(client, method, next(turn), next(bodies))
         costs[letter] = {
             "ms": (time.perf_counter() - started) * 1000 / n,
-            "queries": len(statements),
+            "queries": len(warm),
+            "cold_queries": len(cold),
+            "warm": statement_names(warm),
         }
         print(
             f"  in-process ({letter}): {costs[letter]['ms']:.2f} ms/request, "
-            f"{len(statements)} SQL statements"
+            f"{len(warm)} SQL statements warm ({len(cold)} cold): "
+            + ", ".join(costs[letter]["warm"])
             + (f"; query {plans[letter]['ms']:.2f} ms" if letter in plans else "")
         )
     return costs, plans
 
 
-def profile(key: str, path: str, top: int = 25) -> dict[str, float]:
-    """cProfile of 100 requests of one read, in-process (--profile)."""
+def profile(key: str, paths: list[str], top: int = 25) -> dict[str, float]:
+    """cProfile of 100 requests of one read (its paths in turn), in-process (--profile)."""
     import cProfile
     import io
     import pstats
@@ -482,11 +582,12 @@ def profile(key: str, path: str, top: int = 25) -> dict[str, float]:
     from django.test import Client
 
     client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {key}")
-    client.get(path)
+    turn = itertools.cycle(paths)
+    client.get(next(turn))
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(100):
-        client.get(path)
+        client.get(next(turn))
     profiler.disable()
     for order in ("tottime", "cumulative"):
         text = io.StringIO()
@@ -501,10 +602,17 @@ def profile(key: str, path: str, top: int = 25) -> dict[str, float]:
             default=0.0,
         )
 
-    total = cumulative("get", "django/test/client.py")
-    fetch = cumulative("query_records", "apps/records/selectors.py")
-    documents = cumulative("record_document", "apps/records/selectors.py")
-    return {"total": total, "query_records": fetch, "record_document": documents}
+    return {
+        "total": cumulative("get", "django/test/client.py"),
+        "query_records": cumulative("query_records", "apps/records/selectors.py"),
+        # Compiling the page's SELECT (DocumentText.as_sql is compiled within it).
+        "compile": cumulative("as_sql", "django/db/models/sql/compiler.py"),
+        "document_sql": cumulative("as_sql", "apps/records/documents_sql.py"),
+        # Sending the statement and waiting for its rows (the database's time and the trip).
+        "execute": cumulative("_execute", "django/db/backends/utils.py"),
+        # Encrypting the next page's cursor (Fernet).
+        "cursor": cumulative("_cursor", "apps/records/selectors.py"),
+    }
 
 
 def rating_plans(lead, vendor: str) -> dict[str, dict]:
@@ -539,37 +647,45 @@ def bodies():
         yield json.dumps({**BODY, "ExternalTransactionId": f"bench-{run}-{number}"})
 
 
-def wrk_run(wrk: str, url: str, key: str, method: str, connections: int, seconds: int, work: Path):
+def wrk_run(
+    wrk: str, base: str, key: str, scenario: Scenario, connections: int, seconds: int, work: Path
+) -> dict:
     cmd = [wrk, f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     cmd += ["--timeout", "10s", "-H", f"Authorization: Bearer {key}"]
-    if method == "POST":
+    script = work / f"{scenario.letter}.lua"
+    if scenario.method == "POST":
         body = json.dumps({**BODY, "ExternalTransactionId": "bench-%s-%d-%d"})
-        script = work / "execute.lua"
         script.write_text(f"BODY = {json.dumps(body)}\n" + EXECUTE_LUA)
-        cmd += ["-s", str(script), url, "--", secrets.token_hex(4)]
+        cmd += ["-s", str(script), base + scenario.paths[0], "--", secrets.token_hex(4)]
     else:
-        cmd.append(url)
+        # Lua string literals: the paths are ASCII (quoted), so JSON's escapes are Lua's.
+        listed = ",\n  ".join(json.dumps(path) for path in scenario.paths)
+        script.write_text(f"PATHS = {{\n  {listed}\n}}\n" + PATHS_LUA)
+        cmd += ["-s", str(script), base + scenario.paths[0]]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
     if result.returncode:
         raise SystemExit(f"wrk failed ({result.returncode}):\n{result.stdout}{result.stderr}")
     return parse_wrk(result.stdout)
 
 
-def python_run(url: str, key: str, method: str, connections: int, seconds: int) -> dict:
-    """The same as wrk with a thread per connection (urllib3, keep-alive)."""
-    parts = urlsplit(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
+def python_run(base: str, key: str, scenario: Scenario, connections: int, seconds: int) -> dict:
+    """The same as wrk with a thread per connection (urllib3, keep-alive), each sending the
+    scenario's paths in turn from its own starting place."""
+    parts = urlsplit(base)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     made = bodies()
+    method, paths = scenario.method, scenario.paths
     deadline = time.monotonic() + seconds
 
-    def client(_):
+    def client(number):
         pool = urllib3.HTTPConnectionPool(
             parts.hostname, parts.port, maxsize=1, retries=False, timeout=10
         )
+        turn = itertools.islice(itertools.cycle(paths), number * 7919 % len(paths), None)
         latencies, bad, errors = [], 0, 0
         while time.monotonic() < deadline:
             body = next(made) if method == "POST" else None
+            target = next(turn)
             sent = time.perf_counter()
             try:
                 response = pool.request(method, target, body=body, headers=headers)
@@ -595,35 +711,189 @@ def python_run(url: str, key: str, method: str, connections: int, seconds: int) 
     }
 
 
-def measure(client: str, base: str, key: str, scenario, args, work: Path) -> dict:
-    letter, method, path = scenario
-    url = base + path
+def postgres_cpu() -> float:
+    """CPU seconds used so far by the PostgreSQL server: its live processes, and the
+    backends that exited (the postmaster's reaped children: the web server's connections
+    are closed and opened again every DB_CONN_MAX_AGE seconds, 60 by default)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            head, tail_ = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        if head.split("(", 1)[1] != "postgres":  # the command's name: postmaster, backends
+            continue
+        rest = tail_.split()
+        # utime, stime, and cutime, cstime: only the postmaster has children it reaped.
+        total += sum(int(value) for value in rest[11:15]) / hz
+    return total
 
-    def once(seconds):
+
+class Sessions:
+    """Samples pg_stat_activity of the bench database every 0.1 s while a run lasts: how
+    many of its client backends were active, and on what the active ones waited."""
+
+    def __init__(self, database_url: str | None):
+        self.url = database_url
+        self.samples: list[tuple[int, int, list[str]]] = []
+        self._stop = None
+        self._thread = None
+
+    def __enter__(self):
+        if not self.url:
+            return self
+        import threading
+
+        import psycopg
+
+        self._stop = threading.Event()
+        connection = psycopg.connect(self.url, autocommit=True)
+
+        def sample():
+            with connection:
+                while not self._stop.wait(0.1):
+                    rows = connection.execute(
+                        "SELECT wait_event_type, wait_event FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                        "AND backend_type = 'client backend' AND state = 'active'"
+                    ).fetchall()
+                    locks = sum(1 for kind, _ in rows if kind == "Lock")
+                    waits = [f"{kind}:{name}" for kind, name in rows if kind]
+                    self.samples.append((len(rows), locks, waits))
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_):
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+
+    def summary(self) -> dict | None:
+        if not self.samples:
+            return None
+        n = len(self.samples)
+        counts: dict[str, int] = {}
+        for _, _, waits in self.samples:
+            for wait in waits:
+                counts[wait] = counts.get(wait, 0) + 1
+        return {
+            "samples": n,
+            "active": sum(active for active, _, _ in self.samples) / n,
+            "locked": sum(locks for _, locks, _ in self.samples) / n,
+            "some_locked": sum(1 for _, locks, _ in self.samples if locks) / n,
+            "waits": sorted(counts.items(), key=lambda item: -item[1])[:3],
+        }
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def measure(
+    client: str,
+    base: str,
+    key: str,
+    scenario: Scenario,
+    args,
+    work: Path,
+    marker: bytes,
+    database_url: str | None,
+) -> dict:
+    """The scenario at --connections after a warm-up (with the CPU each part used and, on
+    PostgreSQL, samples of its sessions), then alone: one client, sequential requests."""
+
+    def once(connections, seconds):
         if client == "wrk":
-            return wrk_run(shutil.which("wrk"), url, key, method, args.connections, seconds, work)
-        return python_run(url, key, method, args.connections, seconds)
+            wrk = shutil.which("wrk")
+            return wrk_run(wrk, base, key, scenario, connections, seconds, work)
+        return python_run(base, key, scenario, connections, seconds)
 
-    once(args.warmup)
-    result = once(args.duration)
-    result.update(letter=letter, failed=bool(result["non2xx"] or result["socket_errors"]))
+    letter = scenario.letter
+    cores = os.cpu_count() or 1
+
+    def loaded() -> dict:
+        once(args.connections, args.warmup)
+        web, pg, ticks, own = role_cpu(marker), postgres_cpu(), machine_ticks(), children_cpu()
+        started = time.monotonic()
+        with Sessions(database_url) as sessions:
+            result = once(args.connections, args.duration)
+        elapsed = time.monotonic() - started
+        web_after, ticks_after = role_cpu(marker), machine_ticks()
+        per_request = 1000 / max(1, result["requests"])
+        result.update(
+            letter=letter,
+            seconds=elapsed,
+            load=load_average(),
+            busy=(ticks_after[0] - ticks[0]) / max(1, ticks_after[1] - ticks[1]),
+            cpu_ms={
+                "web": (web_after.get("web", 0.0) - web.get("web", 0.0)) * per_request,
+                "postgres": (postgres_cpu() - pg) * per_request if database_url else None,
+                "client": (children_cpu() - own) * per_request if client == "wrk" else None,
+            },
+            sessions=sessions.summary(),
+            failed=bool(result["non2xx"] or result["socket_errors"]),
+        )
+        ours = sum(v for v in result["cpu_ms"].values() if v is not None) / per_request
+        result["other_cores"] = max(0.0, result["busy"] * cores - ours / elapsed)
+        return result
+
+    tries = [loaded()]
+    while tries[-1]["other_cores"] > DISTURBED and len(tries) < ATTEMPTS:
+        print(
+            f"({letter}) c={args.connections}: {tries[-1]['rps']:,.0f} req/s, but other "
+            f"processes used {tries[-1]['other_cores']:.2f} cores: measuring again",
+            flush=True,
+        )
+        tries.append(loaded())
+    result = min(tries, key=lambda r: r["other_cores"])  # the least disturbed
+    alone = once(ALONE, args.duration)
+    result["alone"] = alone
+    result["load_alone"] = load_average()
+    result["failed"] |= bool(alone["non2xx"] or alone["socket_errors"])
+    cpu = ", ".join(f"{name} {ms:.2f}" for name, ms in result["cpu_ms"].items() if ms is not None)
+    waits = result["sessions"]
     print(
         f"({letter}) c={args.connections}: {result['rps']:,.0f} req/s, p50 "
         f"{fmt_ms(result['p50'])}, p99 {fmt_ms(result['p99'])}, non-2xx {result['non2xx']}, "
-        f"socket errors {result['socket_errors']}" + ("  ** FAILED **" if result["failed"] else "")
+        f"socket errors {result['socket_errors']}; cores busy {result['busy'] * cores:.2f} "
+        f"of {cores} over {result['seconds']:.0f} s (other processes {result['other_cores']:.2f}); "
+        f"CPU ms/request: {cpu}; load average "
+        f"{result['load']:.2f}"
+        + (
+            f"; active sessions {waits['active']:.1f} on average, waiting on a lock "
+            f"{waits['locked']:.2f} ({waits['some_locked']:.0%} of samples)"
+            if waits
+            else ""
+        ),
+        flush=True,
+    )
+    print(
+        f"({letter}) alone: {alone['rps']:,.0f} req/s, p50 {fmt_ms(alone['p50'])}, p99 "
+        f"{fmt_ms(alone['p99'])}, non-2xx {alone['non2xx']}, socket errors "
+        f"{alone['socket_errors']}; load average {result['load_alone']:.2f}"
+        + ("  ** FAILED **" if result["failed"] else ""),
+        flush=True,
     )
     return result
 
 
-def check_answers(base: str, key: str, paths: dict, expect: dict) -> None:
-    """Each request once over HTTP, and its answer checked."""
+def check_answers(base: str, key: str, scenarios: dict, expect: dict) -> None:
+    """One request of each scenario (its sample) over HTTP, and its answer checked
+    against the value it asked for."""
     http = urllib3.PoolManager(retries=False, timeout=30)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    for letter, (method, path) in paths.items():
+    for letter, scenario in scenarios.items():
+        method = scenario.method
+        path, value = scenario.paths[scenario.sample], scenario.values[scenario.sample]
         body = next(bodies()) if method == "POST" else None
         response = http.request(method, base + path, body=body, headers=headers)
         document = json.loads(response.data) if response.data else None
-        problem = expect[letter](response, document)
+        problem = expect[letter](response, document, value)
         if problem:
             raise SystemExit(f"({letter}) {method} {path}: {problem}: {response.data[:300]!r}")
 
@@ -669,16 +939,32 @@ def database_description(vendor: str) -> str:
         return f"SQLite {version} (WAL, a fresh file of {size:,.0f} MiB, no ANALYZE run)"
 
 
-def findings(vendor, rows, costs, plans, by_rating, count, created, profiled) -> list[str]:
+def ms_value(value: float | None) -> str:
+    """fmt_ms without its unit."""
+    return fmt_ms(value).removesuffix(" ms")
+
+
+def span(values: list[float], text=lambda v: f"{v:.2f}") -> str:
+    """ "x" or "x-y" of some measured values."""
+    low, high = min(values), max(values)
+    return text(low) if text(low) == text(high) else f"{text(low)}-{text(high)}"
+
+
+def findings(
+    vendor, rows, costs, plans, by_rating, count, created, profiled, scenarios, connections
+) -> list[str]:
     out = []
+    reads = [r for r in rows if r["letter"] != "e"]
     a = plans.get("a")
     if a:
+        rating = scenarios["a"].values[scenarios["a"].sample]
+        share = dict(RATINGS)[rating]
         out.append(
-            f"- **EXPLAIN of (a)** (rating=Hot, {RATINGS[0][1]} % of the records): "
+            f"- **EXPLAIN of (a)** (rating={rating}, {share} % of the records): "
             f"{verdict(vendor, a)}. {a['summary']}."
         )
         others = "; ".join(f"{rating}: {plan['ms']:.2f} ms" for rating, plan in by_rating.items())
-        out.append(f"- The same page for each rating value, database time: {others}.")
+        out.append(f"- The filtered page for each rating value, database time: {others}.")
         slow = [rating for rating, plan in by_rating.items() if plan["ms"] > 50]
         text = "\n".join(line for plan in by_rating.values() for line in plan["plan"])
         if slow:
@@ -687,57 +973,134 @@ def findings(vendor, rows, costs, plans, by_rating, count, created, profiled) ->
                 f"{', '.join(slow)}. " + advice(vendor, text)
             )
         elif vendor == "postgresql" and "records_record_data_gin" not in text:
-            out.append(
-                "- The planner does not use the GIN index for this page, rightly: walking "
-                "RecordID order and dropping the non-matching rows finds the first 101 "
-                "matches after a few hundred rows, where the GIN index would return every "
-                "match of the whole table to be sorted. No index is missing for it."
+            removed = [
+                re.search(r"Rows Removed by Filter: (\d+)", "\n".join(plan["plan"]))
+                for plan in by_rating.values()
+            ]
+            counts = ", ".join(
+                f"{rating} {match.group(1)}"
+                for rating, match in zip(by_rating, removed, strict=True)
+                if match
             )
-    for letter, name in (("b", "since"), ("c", "first page"), ("d", "deep cursor")):
-        if letter in plans:
             out.append(
-                f"- EXPLAIN of ({letter}) {name}: {verdict_simple(plans[letter])}"
+                "- The planner does not use the GIN index for this page: it walks RecordID "
+                f"order and drops the rows of other ratings (rows removed: {counts}), "
+                f"{max(p['ms'] for p in by_rating.values()):.2f} ms at most; no index is "
+                "missing for it."
+            )
+    sample_text = {
+        "b": lambda v: f"since={v:,}",
+        "d": lambda v: f"the cursor after RecordID {v:,}",
+    }
+    for letter, name in (("b", "since"), ("c", "first page"), ("d", "keyset")):
+        if letter in plans:
+            scenario = scenarios[letter]
+            which = sample_text.get(letter)
+            value = f", {which(scenario.values[scenario.sample])}" if which else ""
+            out.append(
+                f"- EXPLAIN of ({letter}) {name}{value}: {verdict_simple(plans[letter])}"
                 f"{plans[letter]['summary']}."
             )
-    slowest = max((r for r in rows if r["letter"] != "e"), key=lambda r: r["p50"] or 0)
-    reads = ", ".join(f"({k}) {costs[k]['ms']:.1f} ms" for k in "abcd" if k in costs)
-    text = (
-        f"- Of the reads, ({slowest['letter']}) is the slowest at p50 "
-        f"{fmt_ms(slowest['p50'])}. In-process the reads cost {reads} per request (one "
-        "thread, no HTTP)"
+    warm = {costs[k]["queries"] for k in "abcd" if k in costs}
+    cold = {costs[k]["cold_queries"] for k in "abcd" if k in costs}
+    database = [plans[k]["ms"] for k in "abcd" if k in plans]
+    in_proc = ", ".join(f"({k}) {costs[k]['ms']:.2f} ms" for k in "abcd" if k in costs)
+    out.append(
+        f"- **A read, in-process** (Django's test client, one thread, no HTTP, the "
+        f"scenario's values in turn): {in_proc} per request. Warm it runs "
+        f"{span(sorted(warm), str)} SQL statement(s): "
+        + ", ".join(costs["c"]["warm"])
+        + " — the page, whose rows are the record documents as JSON text written by the "
+        "database (records/documents_sql.py), sent on as they are. With nothing remembered "
+        f"(the surface's lookups and the API key are kept 0.5 s per process) it runs "
+        f"{span(sorted(cold), str)}. The page's query itself takes {span(database)} ms "
+        "(database ms)."
     )
-    if all(plans[k]["ms"] < 0.3 * costs[k]["ms"] for k in plans):
-        text += (
-            ", of which the database query is under 30 %: most of a read is Django, DRF, "
-            "authentication and building 100 record documents."
+    cores = os.cpu_count() or 1
+    web = [r["cpu_ms"]["web"] for r in reads]
+    parts = [f"the web server {span(web)} ms"]
+    if vendor == "postgresql":
+        parts.append(f"PostgreSQL {span([r['cpu_ms']['postgres'] for r in reads])} ms")
+    if all(r["cpu_ms"]["client"] is not None for r in reads):
+        parts.append(f"wrk {span([r['cpu_ms']['client'] for r in reads])} ms")
+    total = [sum(v for v in r["cpu_ms"].values() if v is not None) for r in reads]
+    out.append(
+        f"- **Reads at c={connections}**: {span([r['rps'] for r in reads], lambda v: f'{v:,.0f}')}"
+        f" req/s, p50 {span([r['p50'] for r in reads], ms_value)} ms, with the machine's "
+        f"{cores} cores {span([r['busy'] * 100 for r in reads], lambda v: f'{v:.0f}')} % busy "
+        f"(server, database and client share them). CPU per request: {', '.join(parts)}; "
+        f"{span(total)} ms in all, i.e. at most ~{cores * 1000 / max(total):,.0f}-"
+        f"{cores * 1000 / min(total):,.0f} req/s on these cores at that cost. CPU of "
+        "neither (other processes, this script, interrupts): "
+        f"{span([r['other_cores'] for r in reads])} cores. "
+        f"Alone (one client, one request after the other): p50 "
+        f"{span([r['alone']['p50'] for r in reads], ms_value)} ms, "
+        f"{span([r['alone']['rps'] for r in reads], lambda v: f'{v:,.0f}')} req/s."
+    )
+    if vendor == "postgresql" and all(r["sessions"] for r in reads):
+        out.append(
+            f"- Sessions of the bench database sampled every 0.1 s during the reads at "
+            f"c={connections}: "
+            f"{span([r['sessions']['active'] for r in reads], lambda v: f'{v:.1f}')}"
+            f" active on average, {span([r['sessions']['locked'] for r in reads])} waiting "
+            "on a lock."
         )
-    else:
-        text += "; the database query is a large part of it (see database ms)."
-    out.append(text)
     if profiled and profiled["total"]:
         share = {name: value / profiled["total"] for name, value in profiled.items()}
         out.append(
-            f"- **Where a read's time goes** (cProfile of 100 requests of (c), in-process): "
-            f"{share['query_records']:.0%} in `query_records` (of which the SQL is the "
-            "database ms above; the rest is the ORM building 101 Records, each with its "
-            "record type and two users from select_related), "
-            f"{share['record_document']:.0%} in `record_document` (100 documents of 7 fields), "
-            "the rest in authentication, the surface checks, DRF and rendering the JSON."
+            f"- **Where a read's time goes** (cProfile of 100 requests of (c), in-process; "
+            f"cProfile slows Python, not the database; shares of the whole request): "
+            f"{share['query_records']:.0%} in `query_records`, which includes "
+            f"{share['compile']:.0%} compiling its SELECT (`DocumentText.as_sql` "
+            f"{share['document_sql']:.0%}), {share['execute']:.0%} in the database "
+            "cursor's execute (the statement sent, run, its rows back) and "
+            f"{share['cursor']:.0%} encrypting the next page's cursor (`_cursor`); the rest "
+            "in authentication, the surface's checks, DRF and the response."
         )
     e = next((r for r in rows if r["letter"] == "e"), None)
     if e:
-        writer = (
-            "each create locks the record type's SubmissionCounter row (SELECT … FOR UPDATE) "
-            "until it commits, so creates of one record type are serialised"
-            if vendor == "postgresql"
-            else "SQLite lets one writer in at a time (BEGIN IMMEDIATE), so creates are serialised"
-        )
-        out.append(
+        names = costs["e"]["warm"]
+        text = (
             f"- **Execute()** created {created:,} leads during the run at "
-            f"{e['rps']:,.0f} req/s (p50 {fmt_ms(e['p50'])}): {writer}; "
-            f"in-process one create costs {costs['e']['ms']:.1f} ms and "
-            f"{costs['e']['queries']} SQL statements (receipt, counter, record)."
+            f"{e['rps']:,.0f} req/s at c={connections} (p50 {fmt_ms(e['p50'])}; alone p50 "
+            f"{fmt_ms(e['alone']['p50'])}, {e['alone']['rps']:,.0f} req/s). In-process one "
+            f"create costs {costs['e']['ms']:.1f} ms; warm it runs {len(names)} SQL "
+            f"statements ({costs['e']['cold_queries']} with nothing remembered): "
+            + ", ".join(names)
+            + "."
         )
+        locked = next(
+            (
+                i
+                for i, name in enumerate(names)
+                if "submissioncounter" in name and "FOR UPDATE" in name
+            ),
+            None,
+        )
+        if locked is not None:
+            after = names[locked + 2 :]  # the counter's UPDATE follows its lock
+            text += (
+                f" The record type's counter row is locked by statement {locked + 1} and "
+                "held until the commit"
+                + (f", {len(after)} statement(s) later ({', '.join(after)})" if after else "")
+                + "."
+            )
+        if vendor == "sqlite":
+            text += " SQLite admits one writing transaction at a time (BEGIN IMMEDIATE)."
+        sessions = e.get("sessions")
+        if sessions:
+            waits = (
+                ", ".join(f"{name} {n / sessions['samples']:.1f}" for name, n in sessions["waits"])
+                or "none"
+            )
+            text += (
+                f" Sessions sampled every 0.1 s during it: {sessions['active']:.1f} active "
+                f"on average, {sessions['locked']:.2f} waiting on a lock (at least one in "
+                f"{sessions['some_locked']:.0%} of samples); waits per sample: {waits}. "
+                f"CPU per create: the web server {e['cpu_ms']['web']:.2f} ms, PostgreSQL "
+                f"{e['cpu_ms']['postgres']:.2f} ms; the cores were {e['busy']:.0%} busy."
+            )
+        out.append(text)
     out.append(f"- Table: {count:,} leads loaded, plus those Execute() created.")
     return out
 
@@ -765,37 +1128,75 @@ def advice(vendor: str, text: str) -> str:
     )
 
 
-def table(rows: list[dict], costs: dict, plans: dict, paths: dict) -> list[str]:
+def target_verdict(row: dict, connections: int) -> str:
+    """met / not met against the issue's targets (at TARGET_CONNECTIONS only)."""
+    letter = row["letter"]
+    if connections != TARGET_CONNECTIONS:
+        return f"n/a (c={connections})"
+    short = []
+    if row["rps"] < TARGET_RPS[letter]:
+        short.append(f"req/s < {TARGET_RPS[letter]}")
+    limit = TARGET_ALONE_P50_MS.get(letter)
+    if limit is not None and (row["alone"]["p50"] is None or row["alone"]["p50"] > limit):
+        short.append(f"p50 alone > {limit:g} ms")
+    return "met" if not short else f"**not met** ({'; '.join(short)})"
+
+
+def table(rows: list[dict], costs: dict, plans: dict, connections: int) -> list[str]:
     lines = [
-        "| scenario | req/s | p50 | p99 | non-2xx | in-process ms/request · SQL | database ms |",
-        "|---|---|---|---|---|---|---|",
+        f"| scenario | req/s c={connections} | p50 | p99 | non-2xx | alone: p50 · req/s "
+        "| CPU ms/request: web · PostgreSQL · wrk | in-process ms · SQL warm (cold) "
+        "| database ms | target |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         letter = row["letter"]
         cost = costs.get(letter)
         plan = plans.get(letter)
-        bad = str(row["non2xx"]) + (" **FAILED**" if row["failed"] else "")
-        if row["socket_errors"]:
-            bad += f" ({row['socket_errors']} socket errors)"
-        cost_text = f"{cost['ms']:.2f} · {cost['queries']}" if cost else ""
+        alone = row["alone"]
+        bad = str(row["non2xx"] + alone["non2xx"]) + (" **FAILED**" if row["failed"] else "")
+        errors = row["socket_errors"] + alone["socket_errors"]
+        if errors:
+            bad += f" ({errors} socket errors)"
+        cost_text = f"{cost['ms']:.2f} · {cost['queries']} ({cost['cold_queries']})" if cost else ""
         plan_text = f"{plan['ms']:.2f}" if plan else ""
+        cpu = " · ".join(
+            "-" if row["cpu_ms"][k] is None else f"{row['cpu_ms'][k]:.2f}"
+            for k in ("web", "postgres", "client")
+        )
         lines.append(
             f"| ({letter}) {SCENARIOS[letter]} | {row['rps']:,.0f} | {fmt_ms(row['p50'])} "
-            f"| {fmt_ms(row['p99'])} | {bad} | {cost_text} | {plan_text} |"
+            f"| {fmt_ms(row['p99'])} | {bad} | {fmt_ms(alone['p50'])} · {alone['rps']:,.0f} "
+            f"| {cpu} | {cost_text} | {plan_text} | {target_verdict(row, connections)} |"
         )
+    lines += [
+        "",
+        f"Targets (the issue, on PostgreSQL): (a)-(d) ≥ {TARGET_RPS['a']} req/s at "
+        f"c={TARGET_CONNECTIONS} and p50 alone ≤ {TARGET_ALONE_P50_MS['a']:g} ms; (e) ≥ "
+        f'{TARGET_RPS["e"]} req/s at c={TARGET_CONNECTIONS}. "Alone": one client sending '
+        "one request after the other (`wrk -t1 -c1`) for as long, right after the "
+        f"c={connections} run. Non-2xx counts both runs.",
+    ]
     return lines
 
 
 def write_query_section(vendor: str, block: list[str]) -> None:
-    """Replace this database's part of the query section, keeping the other database's."""
+    """Replace this database's part of the query section, keeping the other database's,
+    and the notes written by hand below KEPT in this database's part."""
     current = read_section("query")
     parts = {}
     for name in ("postgresql", "sqlite"):
         start, end = f"<!-- query:{name} -->", f"<!-- /query:{name} -->"
+        old = (
+            current.split(start, 1)[1].split(end, 1)[0]
+            if start in current and end in current
+            else None
+        )
         if name == vendor:
-            parts[name] = "\n".join([start, *block, end])
-        elif start in current and end in current:
-            parts[name] = start + current.split(start, 1)[1].split(end, 1)[0] + end
+            kept = ["", KEPT, old.split(KEPT, 1)[1].strip()] if old and KEPT in old else []
+            parts[name] = "\n".join([start, *block, *kept, end])
+        elif old is not None:
+            parts[name] = start + old + end
     intro = [
         TITLE,
         "",
@@ -804,16 +1205,57 @@ def write_query_section(vendor: str, block: list[str]) -> None:
         "SQLite), served by `manage.py serve` (Granian WSGI, 2 workers x 8 threads, "
         "`--reuse-port`, as `make run`) and loaded over loopback by a keep-alive client on "
         "the same cores. Every request authenticates with an API key; each read is a page "
-        "of 100 record documents. In-process: the same request through Django's test client "
-        "(one thread, no HTTP), and the SQL statements of one. Database ms: the query that "
-        "reads the page, by EXPLAIN ANALYZE on PostgreSQL, timed directly on SQLite. "
-        "Ratings: Hot 20 %, Warm 35 %, Cold 45 % of the leads.",
+        "of 100 record documents, and each request of a scenario asks for the next of its "
+        "values in turn: (a) rating Hot, Warm, Cold; (b) 200 `since` values spread over the "
+        "last 50,000 SubmissionIds (every page full); (d) 100 keyset cursors spread through "
+        "the table. In-process: the same requests through Django's test client (one thread, "
+        "no HTTP), and the SQL statements of one, warm and with nothing remembered (cold). "
+        "Database ms: the query that reads the page, by EXPLAIN ANALYZE on PostgreSQL, "
+        "timed directly on SQLite. CPU ms/request: CPU time of the web server's processes, "
+        "of PostgreSQL's and of wrk during the run, over its requests. Ratings: Hot 20 %, "
+        "Warm 35 %, Cold 45 % of the leads.",
     ]
     body = [*["\n".join(intro)], *[parts[n] for n in ("postgresql", "sqlite") if n in parts]]
     write_section("query", "\n\n".join(body))
 
 
 # --- Main -------------------------------------------------------------------------------
+
+
+def spread(low: int, high: int, count: int) -> list[int]:
+    """`count` integers from low to high, evenly spaced (fewer if the range is short)."""
+    if count <= 1 or high <= low:
+        return [low]
+    return sorted({low + (high - low) * i // (count - 1) for i in range(count)})
+
+
+def make_scenarios(lead, first_id: int, count: int) -> dict[str, Scenario]:
+    """The requests of each scenario, with the value each asks for. The loaded leads have
+    RecordIDs first_id… and SubmissionIds 1…count, both without gaps."""
+    from apps.records.selectors import query_records
+
+    if count < 1000:
+        raise SystemExit("--records: at least 1,000 (full pages from every value)")
+    by_rating = f"{QUERY}/{quote('Leads by Rating')}"
+    every = f"{QUERY}/{quote('All Leads')}"
+    ratings = [name for name, _ in RATINGS]
+    # Every `since` leaves at least 250 records after it: a full page and a Link.
+    since = spread(max(0, count - SINCE_WINDOW), count - 250, SINCE_VALUES)
+    # Cursors after positions from the first lead to 250 before the last.
+    positions = spread(first_id, first_id + count - 250, CURSORS)
+    cursors = [
+        query_records(lead, filters=[("RecordID", "gte", position)], limit=1).next_cursor
+        for position in positions
+    ]
+    return {
+        "a": Scenario("a", "GET", [f"{by_rating}?rating={r}" for r in ratings], ratings),
+        "b": Scenario("b", "GET", [f"{every}?since={v}" for v in since], since),
+        "c": Scenario("c", "GET", [every], [None]),
+        "d": Scenario(
+            "d", "GET", [f"{every}?cursor={quote(c, safe='')}" for c in cursors], positions
+        ),
+        "e": Scenario("e", "POST", [EXECUTE], [None]),
+    }
 
 
 def main() -> None:
@@ -882,68 +1324,49 @@ def main() -> None:
             f"({args.records / seconds:,.0f} records/s)"
         )
         from apps.records.models import Record
-        from apps.records.selectors import query_records
 
         ids = Record.objects.filter(record_type=lead).order_by("pk").values_list("pk", flat=True)
         first_id = ids.first()
-        middle = first_id + args.records // 2
-        cursor = query_records(lead, filters=[("RecordID", "gte", middle)], limit=1).next_cursor
-        since = max(0, args.records - 5000)
-        paths = {
-            "a": ("GET", f"{QUERY}/{quote('Leads by Rating')}?rating=Hot"),
-            "b": ("GET", f"{QUERY}/{quote('All Leads')}?since={since}"),
-            "c": ("GET", f"{QUERY}/{quote('All Leads')}"),
-            "d": ("GET", f"{QUERY}/{quote('All Leads')}?cursor={cursor}"),
-            "e": ("POST", EXECUTE),
-        }
+        scenarios = make_scenarios(lead, first_id, args.records)
 
         def page(check):
-            def expect(response, documents):
+            def expect(response, documents, value):
                 if response.status != 200:
                     return f"status {response.status}"
                 if not isinstance(documents, list) or len(documents) != 100:
                     return "not a page of 100"
                 if "Link" not in response.headers:
                     return "no Link to the next page"
-                return check(documents)
+                return check(documents, value)
 
             return expect
 
+        def only(documents, rating):
+            found = {d["Rating"]["Selection"] for d in documents}
+            return None if found == {rating} else f"ratings {sorted(found)}, asked {rating}"
+
+        def first(name, expected):
+            def check(documents, value):
+                got, wanted = documents[0][name], expected(value)
+                return None if got == wanted else f"first {name} {got}, expected {wanted}"
+
+            return check
+
         expect = {
-            "a": page(
-                lambda docs: (
-                    None
-                    if {d["Rating"]["Selection"] for d in docs} == {"Hot"}
-                    else "not only Hot leads"
-                )
-            ),
-            "b": page(
-                lambda docs: (
-                    None
-                    if docs[0]["SubmissionId"] == since + 1
-                    else f"first SubmissionId {docs[0]['SubmissionId']}, expected {since + 1}"
-                )
-            ),
-            "c": page(
-                lambda docs: None if docs[0]["RecordID"] == first_id else "not the first lead"
-            ),
-            "d": page(
-                lambda docs: (
-                    None
-                    if docs[0]["RecordID"] == middle + 1
-                    else f"first RecordID {docs[0]['RecordID']}, expected {middle + 1}"
-                )
-            ),
-            "e": lambda response, doc: (
+            "a": page(only),
+            "b": page(first("SubmissionId", lambda since: since + 1)),
+            "c": page(first("RecordID", lambda _: first_id)),
+            "d": page(first("RecordID", lambda position: position + 1)),
+            "e": lambda response, doc, _: (
                 None if response.status == 201 else f"status {response.status}"
             ),
         }
         database = database_description(vendor)
         print(f"database: {database}")
         print("in-process (Django test client, one thread) and EXPLAIN:")
-        costs, plans = in_process(key, paths, bodies(), vendor)
+        costs, plans = in_process(key, scenarios, bodies(), vendor)
         by_rating = rating_plans(lead, vendor)
-        profiled = profile(key, paths["c"][1]) if args.profile else None
+        profiled = profile(key, scenarios["c"].paths) if args.profile else None
         for letter, plan in plans.items():
             print(f"EXPLAIN ({letter}) {SCENARIOS[letter]}:")
             print("\n".join(f"    {line}" for line in plan["plan"]))
@@ -954,10 +1377,11 @@ def main() -> None:
 
         process = start_server(env, log_path)
         print(f"`manage.py serve` healthy after {wait_healthy(base, process, log_path):.1f} s")
-        check_answers(base, key, paths, expect)
-        print("each request answered as expected once; loading")
+        check_answers(base, key, scenarios, expect)
+        print("one request of each scenario answered as expected; loading")
+        loads = [load_average()]
         rows = [
-            measure(client, base, key, (letter, *paths[letter]), args, var_dir)
+            measure(client, base, key, scenarios[letter], args, var_dir, marker, database_url)
             for letter in "abcde"
         ]
     except BaseException:
@@ -978,13 +1402,33 @@ def main() -> None:
 
     created = Record.objects.filter(record_type=lead).count() - before
     connection.close()
-    lines = table(rows, costs, plans, paths)
-    notes = findings(vendor, rows, costs, plans, by_rating, args.records, created, profiled)
+    lines = table(rows, costs, plans, args.connections)
+    notes = findings(
+        vendor,
+        rows,
+        costs,
+        plans,
+        by_rating,
+        args.records,
+        created,
+        profiled,
+        scenarios,
+        args.connections,
+    )
+    loads += [value for row in rows for value in (row["load"], row["load_alone"])]
+    load_line = (
+        f"Load average (1 min) before the runs {loads[0]:.2f}, after each scenario's "
+        f"c={args.connections} and alone runs: "
+        + "; ".join(f"({r['letter']}) {r['load']:.2f}, {r['load_alone']:.2f}" for r in rows)
+        + "."
+    )
     print("\n".join(lines))
+    print(load_line)
     print("\n".join(notes))
     load_text = (
         f"{'wrk' if client == 'wrk' else 'Python threads (urllib3)'}, {args.connections} "
-        f"connections, {args.warmup} s warm-up then {args.duration} s per scenario"
+        f"connections, {args.warmup} s warm-up then {args.duration} s per scenario, then "
+        f"one connection alone for {args.duration} s"
     )
     if args.write:
         write_query_section(
@@ -1001,6 +1445,8 @@ def main() -> None:
                 f"Load: {load_text}; Granian WSGI "
                 f"{env.get('WEB_WORKERS') or 2} workers x {env.get('WEB_THREADS') or 8} "
                 f"threads; API-key throttle raised to {THROTTLE}.",
+                "",
+                load_line,
                 "",
                 *lines,
                 "",
