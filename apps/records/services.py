@@ -43,7 +43,19 @@ def _locked_counter(record_type: RecordType) -> SubmissionCounter:
 
 
 def _next_submission_id(record_type: RecordType) -> int:
-    counter = _locked_counter(record_type)
+    """The next id, the counter row locked until the transaction ends: one statement (the
+    increment takes the lock), so the lock is held for one round trip less."""
+    table = SubmissionCounter._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_value = last_value + 1 "  # noqa: S608 - the model's table
+            "WHERE record_type_id = %s RETURNING last_value",
+            [record_type.pk],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        return row[0]
+    counter = _locked_counter(record_type)  # the first write: the row is made
     counter.last_value += 1
     counter.save(update_fields=["last_value"])
     return counter.last_value
