@@ -12,6 +12,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import SplitResult, quote, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -125,7 +126,7 @@ def check_origin(connection: ConnectionConfig, url: str) -> Origin:
     filled in (or a next link can point there): the connection's credentials must not go
     with it, so it is not called at all.
     """
-    home = origin_of(connection.base_uri)
+    home = _home(connection.base_uri)
     if home is None or origin_of(url) != home:
         raise OutboundError(
             f"Refused to call {url}: it is not on the connection's {shown(home)}, and the "
@@ -134,6 +135,12 @@ def check_origin(connection: ConnectionConfig, url: str) -> Origin:
             url=url,
         )
     return home
+
+
+@lru_cache(maxsize=1024)
+def _home(base_uri: str) -> Origin | None:
+    """A connection's origin: read once per base URI, not on every call."""
+    return origin_of(base_uri)
 
 
 def _strip_to_safe_headers(headers: HTTPHeaderDict) -> None:
@@ -452,8 +459,7 @@ class OutboundClient:
         upgrade from http to https) only the safe-list headers go on: no Authorization, API
         key, cookie or secret header, for the rest of the chain.
         """
-        headers = headers.copy()
-        home = origin_of(url)
+        first_url = url
         hops = 0
         while True:
             response = self._exchange(manager, method, url, headers, body, budget)
@@ -467,13 +473,15 @@ class OutboundClient:
                     url=url,
                 )
             next_url = urlunsplit(check_url(urljoin(url, location)))
+            if hops == 0:
+                headers = headers.copy()  # the caller's stay as they were
             if (response.status == 303 and method != "HEAD") or (
                 response.status in (301, 302) and method == "POST"
             ):
                 method, body = "GET", None
                 headers.discard("Content-Type")
                 headers.discard("Content-Length")
-            if origin_of(next_url) != home:
+            if origin_of(next_url) != origin_of(first_url):
                 _strip_to_safe_headers(headers)
             url = next_url
             hops += 1
@@ -542,6 +550,10 @@ class OutboundClient:
                 )
             if self._clock() > budget.deadline:
                 raise _timed_out(url, budget)
+            if raw.length_remaining == 0 and "content-encoding" not in raw.headers:
+                # All of its Content-Length is here (and nothing waits in a decoder): one
+                # more read would only find the end.
+                break
         return bytes(body)
 
 
