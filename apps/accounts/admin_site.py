@@ -33,6 +33,7 @@ class FlowsiteAdminSite(admin.AdminSite):
     site_title = "Flowsite admin"
     index_title = "Build and run integrations"
     login_form = FlowsiteAuthenticationForm
+    site_url = "/admin/"  # "View site": Flowsite's site is its admin (there is no other page)
 
     def has_permission(self, request):
         user = request.user

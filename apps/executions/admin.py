@@ -93,6 +93,69 @@ class ExecutionAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [field for fieldset in self.fieldsets for field in fieldset[1]["fields"]]
 
+    def get_search_results(self, request, queryset, search_term):
+        """A process id can be searched by its first characters (the list shows 8)."""
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip().lower()
+        if 4 <= len(term) < 36 and all(char in "0123456789abcdef-" for char in term):
+            found = found | queryset.filter(id__startswith=term)
+        return found, duplicates
+
+    # --- Retry, Re-run and Cancel on a run's page, through the front door ---------------
+
+    BUTTONS = {
+        "retry": "Retry",
+        "rerun": "Re-run with the same input",
+        "cancel": "Cancel",
+    }
+
+    def buttons(self, execution: Execution) -> list[tuple[str, str]]:
+        """(action, label) of what can be done to this run now."""
+        if not execution.is_finished:
+            return [("cancel", self.BUTTONS["cancel"])]
+        if execution.flow_id is None or execution.trigger == Execution.Trigger.EXECUTE:
+            return []
+        shown = [] if execution.status == Execution.Status.SUCCEEDED else ["retry"]
+        return [(action, self.BUTTONS[action]) for action in (*shown, "rerun")]
+
+    def get_urls(self):
+        return [
+            path(
+                "<uuid:execution_id>/run-action/<str:action>/",
+                self.admin_site.admin_view(self.run_action_view),
+                name="executions_execution_run_action",
+            ),
+            *super().get_urls(),
+        ]
+
+    def run_action_view(self, request, execution_id, action: str):
+        execution = get_object_or_404(Execution.objects.select_related("flow"), pk=execution_id)
+        back = redirect("admin:executions_execution_change", execution.pk)
+        if request.method != "POST" or action not in self.BUTTONS:
+            return back
+        if not self.has_view_permission(request, execution):
+            return redirect("admin:index")
+        caller = launch.Caller(user=request.user)
+        try:
+            if action == "cancel":
+                services.cancel_execution(execution)
+                self.message_user(request, "Asked the run to stop.", messages.SUCCESS)
+                return back
+            started = launch.retry(execution, caller=caller, whole=action == "rerun")
+        except Refused as refused:
+            self.message_user(request, refused.message, messages.ERROR)
+            return back
+        verb = "Queued a re-run:" if action == "rerun" else "Queued a retry:"
+        self.message_user(request, run_link(verb, started), messages.SUCCESS)
+        return redirect("admin:executions_execution_change", started.pk)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        execution = self.get_object(request, object_id)
+        buttons = self.buttons(execution) if execution is not None else []
+        return super().change_view(
+            request, object_id, form_url, {**(extra_context or {}), "run_buttons": buttons}
+        )
+
     def has_add_permission(self, request):
         return False
 

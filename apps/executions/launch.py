@@ -651,15 +651,18 @@ def admin_test_run(
     return _run_here(execution, timeout_ms)
 
 
-def retry(job: Execution, *, caller: Caller, fields: dict | None = None) -> Execution:
+def retry(
+    job: Execution, *, caller: Caller, fields: dict | None = None, whole: bool = False
+) -> Execution:
     """Run a finished job again, linked to it, on a worker: only its failed records when
     it completed with errors, else the whole run with the same input, variables and
-    options. Values that were redacted when the job was stored must be given in `fields`
+    options. `whole` (a re-run) runs it all again whatever its outcome, a success
+    included. Values that were redacted when the job was stored must be given in `fields`
     (JSON pointers such as `/request/query/token`), or the retry is refused."""
     with transaction.atomic():
         Execution.objects.select_for_update().filter(pk=job.pk).first()  # one retry at once
         job.refresh_from_db()
-        _check_retriable(job)
+        _check_retriable(job, whole=whole)
         flow = job.flow
         _check_account(flow, flow.api_settings, caller)
         _check_enabled(flow, "retry")
@@ -672,7 +675,7 @@ def retry(job: Execution, *, caller: Caller, fields: dict | None = None) -> Exec
             )
         steps_see = _with_fields(stored, fields or {})
         options = {key: value for key, value in job.options.items() if key != "resume"}
-        if job.status == Status.COMPLETED_WITH_ERRORS:
+        if job.status == Status.COMPLETED_WITH_ERRORS and not whole:
             options["resume"] = services.failed_records(job)
         retry_run, _ = _start(
             Start(
@@ -690,7 +693,7 @@ def retry(job: Execution, *, caller: Caller, fields: dict | None = None) -> Exec
     return retry_run
 
 
-def _check_retriable(job: Execution) -> None:
+def _check_retriable(job: Execution, *, whole: bool = False) -> None:
     if not job.is_finished:
         raise NotRetriable(f"Job {job.pk} is still {job.status}.")
     if job.flow is None:
@@ -700,9 +703,13 @@ def _check_retriable(job: Execution) -> None:
             f"Job {job.pk} ran with an Execute() whose record change was rolled back: "
             "send the Execute() again instead."
         )
-    if job.status == Status.SUCCEEDED:
+    if job.status == Status.SUCCEEDED and not whole:
         raise NotRetriable(f"Job {job.pk} succeeded: there is nothing to retry.")
-    if job.status == Status.COMPLETED_WITH_ERRORS and not services.failed_records(job):
+    if (
+        job.status == Status.COMPLETED_WITH_ERRORS
+        and not whole
+        and not services.failed_records(job)
+    ):
         raise NotRetriable(f"Job {job.pk} has no failed records that could be retried.")
     if pending := job.retries.filter(status__in=ACTIVE).first():
         raise NotRetriable(f"Job {job.pk} is being retried already by job {pending.pk}.")

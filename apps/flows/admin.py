@@ -190,7 +190,7 @@ class FlowAdmin(InUseProtectedAdmin):
     added by the executions app, which runs flows (apps/executions/admin.py)."""
 
     form = FlowForm
-    list_display = ("name", "application", "disabled", "step_count")
+    list_display = ("name", "application", "enabled", "step_count")
     list_filter = ("application", "disabled")
     list_select_related = ("application",)
     search_fields = ("name", "description")
@@ -222,6 +222,10 @@ class FlowAdmin(InUseProtectedAdmin):
             {"classes": ("collapse",), "fields": ("error_flow", "skip_retries", "timeout_ms")},
         ),
     )
+
+    @admin.display(description="enabled", boolean=True, ordering="disabled")
+    def enabled(self, obj):
+        return not obj.disabled
 
     @admin.display(description="steps")
     def step_count(self, obj):
