@@ -1,6 +1,9 @@
+from django.conf import settings
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django_celery_beat.admin import PeriodicTaskAdmin
+from django_celery_beat.models import PeriodicTask
 
 from apps.flows import selectors, services
 from apps.flows.forms import (
@@ -12,7 +15,7 @@ from apps.flows.forms import (
 )
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.pipeline import RESOURCES, as_id
-from apps.flows.schedules import next_runs
+from apps.flows.schedules import PERIODIC_TASK_PREFIX, describe_schedule, next_runs
 
 
 class InUseProtectedAdmin(admin.ModelAdmin):
@@ -236,13 +239,18 @@ class FlowAdmin(InUseProtectedAdmin):
         names = sorted(obj.secret_variables()) if obj.pk else []
         return ", ".join(names) or "—"  # the names only: values are never shown
 
-    @admin.display(description="next scheduled run")
+    @admin.display(description="when it runs")
     def next_run(self, obj):
+        if not obj.pk or not (obj.schedule or "").strip():
+            return "—"
         try:
-            runs = next_runs(obj, count=3) if obj.pk else []
+            words = f"{describe_schedule(obj.schedule)} ({obj.timezone or 'UTC'})"
+            runs = next_runs(obj, count=3)
         except ValueError as exc:
             return str(exc)
-        return ", ".join(run.strftime("%Y-%m-%d %H:%M %Z") for run in runs) or "—"
+        if obj.disabled:
+            return f"{words}; the flow is disabled, so it does not run."
+        return f"{words}. Next: " + ", ".join(run.strftime("%Y-%m-%d %H:%M %Z") for run in runs)
 
     def save_model(self, request, obj, form, change):
         services.save_flow(flow=obj, user=request.user)
@@ -277,3 +285,40 @@ class FlowAdmin(InUseProtectedAdmin):
     def disable(self, request, queryset):
         count = services.set_flows_disabled(queryset=queryset, disabled=True, user=request.user)
         self.message_user(request, f"Disabled {count} flow(s).", messages.SUCCESS)
+
+
+# --- Periodic tasks: the ones Flowsite manages are read-only -----------------------------
+
+
+class ManagedPeriodicTaskAdmin(PeriodicTaskAdmin):
+    """django-celery-beat's periodic tasks, except that the beat's own housekeeping
+    (settings.CELERY_BEAT_SCHEDULE) and the flows' schedules (edited on the flow's page,
+    kept in step by apps.flows.schedules) cannot be changed or deleted here: a change would
+    be overwritten, or would leave a flow running on a schedule its page does not show."""
+
+    def managed_by(self, task: PeriodicTask | None) -> str | None:
+        if task is None:
+            return None
+        if task.name.startswith(PERIODIC_TASK_PREFIX):
+            return "the flow's page (Schedule)"
+        if task.name in settings.CELERY_BEAT_SCHEDULE or task.name.startswith("celery."):
+            return "Flowsite itself (its settings)"
+        return None
+
+    def has_change_permission(self, request, obj=None):
+        return self.managed_by(obj) is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self.managed_by(obj) is None and super().has_delete_permission(request, obj)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        task = self.get_object(request, object_id)
+        if where := self.managed_by(task):
+            self.message_user(
+                request, f"This task is managed by {where}: it is shown read-only.", messages.INFO
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+admin.site.unregister(PeriodicTask)
+admin.site.register(PeriodicTask, ManagedPeriodicTaskAdmin)

@@ -13,7 +13,7 @@ from apps.flows.outbound.auth import SAFE_HEADERS, is_safe_header
 from apps.flows.outbound.origin import literal_origin_problem
 from apps.flows.pipeline import pipeline_errors
 from apps.flows.sandbox import check_syntax
-from apps.flows.schedules import parse_schedule, validate_timezone
+from apps.flows.schedules import parse_schedule, validate_timezone, zone_names
 
 MONOSPACE = {"style": "font-family: ui-monospace, Menlo, Consolas, monospace; width: 90%;"}
 # RFC 9110: a header name is a token; a value must not break the request (CR, LF, NUL).
@@ -357,6 +357,14 @@ class FlowForm(forms.ModelForm):
             "variables": PrettyJSONField,
             "api": PrettyJSONField,
         }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A picker of IANA names instead of free text (the browser's select searches as
+        # one types).
+        self.fields["timezone"].widget = forms.Select(
+            choices=[(name, name) for name in zone_names()]
+        )
 
     def clean(self):
         data = super().clean()

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
 from celery.schedules import crontab
+from cron_descriptor import Options, get_description
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -248,6 +249,24 @@ def parse_schedule(expression: str) -> CronFields:
 def _zone_names() -> frozenset[str]:
     # The IANA names, as CrontabSchedule's TimeZoneField accepts them (it leaves out Factory).
     return frozenset(available_timezones() - {"Factory", "localtime"})
+
+
+def zone_names() -> list[str]:
+    """The IANA time zone names a flow's schedule can use, sorted (the admin's picker)."""
+    return sorted(_zone_names())
+
+
+def describe_schedule(expression: str) -> str:
+    """A schedule in words, as cron-descriptor writes it ("At 02:00, every day");
+    ValueError when it is invalid."""
+    fields = parse_schedule(expression)
+    options = Options()
+    options.use_24hour_time_format = True
+    text = get_description(str(fields), options)
+    every_day = fields.day_of_month == fields.month_of_year == fields.day_of_week == "*"
+    if every_day and not text.lower().startswith("every"):
+        text += ", every day"
+    return text
 
 
 def validate_timezone(name: str | None) -> str:

@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
-from django_celery_beat.models import CrontabSchedule, PeriodicTask
+from django.utils.html import escape
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
@@ -18,6 +19,7 @@ from apps.flows.models import Flow
 from apps.flows.schedules import (
     CronFields,
     delete_flow_schedule,
+    describe_schedule,
     next_run_at,
     next_runs,
     parse_schedule,
@@ -519,3 +521,61 @@ def test_a_real_beat_fires_a_kolkata_schedule_and_a_real_worker_runs_it(
 def _scheduled(flow_id):
     execution = launch.scheduled(flow_id)
     return str(execution.pk) if execution is not None else None
+
+
+@pytest.mark.parametrize(
+    ("expression", "words"),
+    [
+        ("0 2 * * *", "At 02:00, every day"),
+        ("*/15 9-17 * * 1-5", "Every 15 minutes, between 09:00 and 17:59, Monday through Friday"),
+        ("0 0 0 1 * ?", "At 00:00, on day 1 of the month"),  # Quartz
+        ("*/5 * * * *", "Every 5 minutes"),
+    ],
+)
+def test_a_schedule_is_described_in_words(expression, words):
+    assert describe_schedule(expression) == words
+
+
+@pytest.mark.django_db
+def test_the_flow_page_shows_the_schedule_in_words_and_picks_the_time_zone(
+    admin_client, application
+):
+    flow = Flow.objects.create(
+        application=application, name="Nightly", schedule="0 2 * * *", timezone="Europe/Amsterdam"
+    )
+    html = admin_client.get(f"/admin/flows/flow/{flow.pk}/change/").content.decode()
+    assert "At 02:00, every day (Europe/Amsterdam). Next: " in html
+    assert '<select name="timezone"' in html
+    assert '<option value="Europe/Amsterdam" selected>' in html
+
+
+@pytest.mark.django_db
+def test_the_beats_own_tasks_and_flow_schedules_are_read_only_in_the_admin(
+    admin_client, application
+):
+    flow = Flow.objects.create(application=application, name="Nightly", schedule="0 2 * * *")
+    sync_flow_schedule(flow)
+    own = PeriodicTask.objects.create(
+        name="recover-stale-executions",
+        task="flowsite.recover_stale_executions",
+        interval=IntervalSchedule.objects.create(every=30, period="seconds"),
+    )
+    mine = PeriodicTask.objects.create(
+        name="A builder's task",
+        task="flowsite.purge_executions",
+        interval=IntervalSchedule.objects.create(every=1, period="hours"),
+    )
+    for task, where in (
+        (own, "Flowsite itself"),
+        (PeriodicTask.objects.get(name__startswith="flow-schedule:"), "the flow's page"),
+    ):
+        url = f"/admin/django_celery_beat/periodictask/{task.pk}/change/"
+        html = admin_client.get(url).content.decode()
+        assert escape(f"This task is managed by {where}") in html
+        assert 'name="_save"' not in html
+        assert (
+            admin_client.post(url.replace("change", "delete"), {"post": "yes"}).status_code == 403
+        )
+        assert PeriodicTask.objects.filter(pk=task.pk).exists()
+    html = admin_client.get(f"/admin/django_celery_beat/periodictask/{mine.pk}/change/").content
+    assert b'name="_save"' in html
