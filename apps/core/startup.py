@@ -1,5 +1,7 @@
 """Helpers for the operator-facing start-up path (one clear line, never a traceback)."""
 
+import contextlib
+import os
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
@@ -38,3 +40,29 @@ def check_broker(timeout: float = 2.0) -> str | None:
     except Exception as exc:  # kombu raises transport-specific errors
         return f"{type(exc).__name__}: {exc}".splitlines()[0]
     return None
+
+
+def _notice_path():
+    return settings.VAR_DIR / "first-run-notice.txt"
+
+
+def leave_notice(text: str) -> None:
+    """Keep what the first `make run` must tell (the admin password, the demo key) for
+    `serve` to print once everything is up, where its banners cannot scroll it away.
+    Readable by this user only; `serve` deletes it once printed."""
+    path = _notice_path()
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as notice:
+        notice.write(text)
+
+
+def take_notice() -> str | None:
+    """The notice left by bootstrap, removed as it is read (None when there is none)."""
+    path = _notice_path()
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return text

@@ -1,3 +1,4 @@
+import logging
 from io import StringIO
 
 from django.core.management import call_command
@@ -5,6 +6,8 @@ from rest_framework.test import APIClient
 
 from apps.accounts.models import User
 from apps.accounts.services import create_api_key
+from apps.core.access_log import WithoutStaticFiles
+from apps.core.startup import take_notice
 
 
 def test_bootstrap_creates_the_admin_once_and_the_demo_answers(db):
@@ -48,3 +51,35 @@ def test_the_lead_registration_demo_answers_query_and_execute_with_the_printed_k
     everyone = client.get("/api/rest/query/Lead%20Registration/All%20Leads").json()
     assert len(everyone) == 5
     assert "/api/rest/query/Lead%20Registration/Leads%20by%20Rating?rating=Hot" in text
+
+
+def test_make_runs_bootstrap_leaves_the_password_for_serve_to_print_last(db, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    out = StringIO()
+    call_command("bootstrap", "--when-served", stdout=out)
+    assert "password" in out.getvalue()
+    notice_file = tmp_path / "first-run-notice.txt"
+    assert notice_file.stat().st_mode & 0o777 == 0o600
+    assert "with password" not in out.getvalue()
+
+    notice = take_notice()
+
+    assert "Created the admin account 'admin' with password" in notice
+    assert "fs_" in notice  # the demo key
+    assert not notice_file.exists()
+    assert take_notice() is None  # printed once
+
+
+def test_the_access_log_leaves_out_static_files_that_were_served():
+    quiet = WithoutStaticFiles()
+
+    def line(path, status):
+        record = logging.LogRecord("granian.access", logging.INFO, "", 0, "%(path)s", (), None)
+        record.args = {"path": path, "status": status, "method": "GET"}
+        return quiet.filter(record)
+
+    assert not line("/static/admin/css/base.css", 200)
+    assert not line("/static/admin/js/core.js", 304)
+    assert line("/static/missing.css", 404)
+    assert line("/admin/login/", 200)
+    assert line("/api/resources/greeting", 500)

@@ -16,15 +16,17 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.core.startup import check_database, describe_database
+from apps.core.startup import check_database, describe_database, take_notice
 
 # How long a child may take to stop cleanly (Celery finishes the runs in progress) before
 # its whole process group is killed.
 STOP_TIMEOUT = 15.0
+READY_TIMEOUT = 60.0  # for /readyz with a worker, before the address is printed
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 30.0
 # A child that ran at least this long before it exited is restarted after BACKOFF_FIRST.
 RAN_WELL = 60.0
@@ -131,6 +133,14 @@ class Child:
         return delay
 
 
+def _answers_200(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - our own URL
+            return answer.status == 200
+    except (OSError, ValueError):  # refused, 503 (HTTPError), a timeout
+        return False
+
+
 class Command(BaseCommand):
     help = (
         "Serve Flowsite: Granian (web) + Celery worker + Celery beat on HOST:PORT, "
@@ -172,6 +182,7 @@ class Command(BaseCommand):
             ],
             "worker": [
                 f"{bin_dir}/celery",
+                "--quiet",  # no banner: the lines that matter are the first-run notice's
                 "-A",
                 "flowsite",
                 "worker",
@@ -198,18 +209,37 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, request_stop)
         for child in children:
             child.start()
+        ready = self.wait_until_ready(children, stop_requests)
+        # Last, so that the worker's and beat's start-up lines do not scroll it away.
         self.stdout.write(
             self.style.SUCCESS(
                 f"Flowsite on http://{settings.HOST}:{settings.PORT}/admin/ "
                 f"(API docs at /api/docs/). Ctrl-C stops web, worker and beat."
+                + ("" if ready else f" Not ready after {READY_TIMEOUT:g} s: see the lines above.")
             )
         )
+        if notice := take_notice():
+            self.stdout.write(notice)
         self.stdout.flush()
         try:
             self.supervise(children, stop_requests)
         finally:
             self.stop(children, stop_requests)
         sys.exit(0)
+
+    def wait_until_ready(self, children: list[Child], stop_requests: list) -> bool:
+        """Until /readyz answers 200 with a worker present (or a child exits, or Ctrl-C)."""
+        host = settings.HOST if settings.HOST not in ("0.0.0.0", "::", "") else "127.0.0.1"  # noqa: S104
+        host = f"[{host}]" if ":" in host else host
+        url = f"http://{host}:{settings.PORT}/readyz?worker=1"
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline and not stop_requests:
+            if any(child.process.poll() is not None for child in children):
+                return False
+            if _answers_200(url):
+                return True
+            time.sleep(0.3)
+        return False
 
     def supervise(self, children: list[Child], stop_requests: list) -> None:
         while not stop_requests:

@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from apps.accounts.models import User
+from apps.core.startup import leave_notice
 from apps.surface.demo import install_lead_registration
 
 DEMO_FIXTURE = settings.BASE_DIR / "fixtures" / "demo.json"
@@ -19,24 +20,39 @@ class Command(BaseCommand):
         "so a builder's edits survive the next `make run`."
     )
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--when-served",
+            action="store_true",
+            help="Leave the password and the demo key for `serve` to print once it is up "
+            "(make run), instead of printing them now.",
+        )
+
     def handle(self, *args, **options):
         fresh = not User.objects.exists()  # a database nobody has used yet
-        if fresh:
-            password = secrets.token_urlsafe(12)
-            User.objects.create_superuser(username="admin", email="", password=password)
-            self.stdout.write(
-                self.style.SUCCESS(
-                    f"Created the admin account 'admin' with password {password}\n"
-                    "It is shown only this once. Change it with: "
-                    ".venv/bin/python manage.py changepassword admin"
-                )
-            )
-        else:
+        if not fresh:
             self.stdout.write("Accounts exist already: nothing to prepare.")
-        if fresh and DEMO_FIXTURE.exists():
+            return
+        password = secrets.token_urlsafe(12)
+        User.objects.create_superuser(username="admin", email="", password=password)
+        told = [
+            self.style.SUCCESS(
+                f"Created the admin account 'admin' with password {password}\n"
+                "It is shown only this once. Change it with: "
+                ".venv/bin/python manage.py changepassword admin"
+            )
+        ]
+        if DEMO_FIXTURE.exists():
             call_command("loaddata", str(DEMO_FIXTURE), verbosity=0)
             demo = install_lead_registration(owner=User.objects.get(username="admin"))
-            self.stdout.write(self._demo_instructions(demo))
+            told.append(self._demo_instructions(demo))
+        if options["when_served"]:
+            leave_notice("\n".join(told) + "\n")
+            self.stdout.write(
+                "Created the admin account: its password is printed once Flowsite is up."
+            )
+        else:
+            self.stdout.write("\n".join(told))
 
     @staticmethod
     def _demo_instructions(demo) -> str:
