@@ -330,6 +330,8 @@ SPECTACULAR_SETTINGS = {
         "apps.flows.openapi.add_flow_operations",
         # …and every REST-enabled operation and view of the surface.
         "apps.surface.openapi.add_surface_operations",
+        # Path parameters described, with an example the docs put in the URL.
+        "apps.core.openapi.describe_path_parameters",
     ],
 }
 

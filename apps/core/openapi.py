@@ -1,5 +1,7 @@
 """OpenAPI pieces shared by every endpoint: the problem document and the key scheme."""
 
+import re
+
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import (
@@ -221,3 +223,47 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
 class RegularSessionScheme(SessionScheme):
     target_class = "apps.accounts.authentication.RegularSessionAuthentication"
+
+
+# What each path parameter is, and an example the docs put in the URL (Swagger UI's "Try it
+# out" fills it in; without one the URL read /api/1/action///poll/).
+PATH_PARAMETERS = {
+    "application": (
+        "The application's name, as in the admin (Celigo: the integration).",
+        "Lead Registration",
+    ),
+    "flow": ("The flow's name, as in the admin.", "greeting"),
+    "process_id": (
+        "The run's process id: the processId of the 202 answer.",
+        "3f2c8a9e-8d4b-4f39-9a57-6f1f5e0f9d11",
+    ),
+    "path": ("The flow's api.path, without its first slash.", "greeting"),
+    "view": ("The view's name, as in the admin.", "Leads by Rating"),
+    "operation": ("The operation's name, as in the admin.", "Register Lead"),
+    "id": ("The resource's _id.", "1"),
+}
+UUID_EXAMPLE = PATH_PARAMETERS["process_id"][1]
+
+
+def describe_path_parameters(result, generator, request, public):
+    """drf-spectacular hook: every path parameter gets a description and an example."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") != "path":
+                    continue
+                description, example = PATH_PARAMETERS.get(
+                    parameter["name"], ("A part of the URL.", "1")
+                )
+                schema = parameter.get("schema", {})
+                if schema.get("format") == "uuid":
+                    example = UUID_EXAMPLE
+                elif pattern := schema.get("pattern"):  # an example the pattern accepts
+                    example = next(
+                        (e for e in (example, UUID_EXAMPLE, "1") if re.search(pattern, e)), example
+                    )
+                parameter.setdefault("description", description)
+                parameter.setdefault("example", example)
+    return result

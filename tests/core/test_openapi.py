@@ -1,6 +1,7 @@
 import re
 import subprocess
 import sys
+import uuid
 
 import pytest
 
@@ -56,3 +57,24 @@ def test_the_docs_pages_load_no_external_asset(client, url, db):
     assert "https://" not in html
     for asset in assets:
         assert client.get(asset).status_code == 200, asset
+
+
+def test_every_path_parameter_is_described_with_an_example_that_fits_it(admin_client):
+    """Swagger UI puts the example in the URL: without one it read /api/1/action///poll/."""
+    schema = admin_client.get("/api/schema/?format=json").json()
+    checked = 0
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] != "path":
+                    continue
+                where = f"{method.upper()} {path} {{{parameter['name']}}}"
+                assert parameter.get("description"), where
+                example = parameter.get("example")
+                assert example, where
+                pattern = parameter["schema"].get("pattern")
+                assert pattern is None or re.fullmatch(pattern.strip("^$"), example), where
+                if parameter["schema"].get("format") == "uuid":
+                    uuid.UUID(example)
+                checked += 1
+    assert checked > 50
