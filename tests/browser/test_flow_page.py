@@ -1,0 +1,74 @@
+"""A flow's page in Chromium: the schedule said in words, its time zone picked from a list,
+the next runs shown in that zone after saving (with FLOWSITE_SCREENSHOTS=<folder> the
+section is saved there: docs/flow-schedule.png); the endpoint panel's Try it for a GET sends
+the payload as edited, as query parameters."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from apps.flows.models import Application, Flow
+from tests.browser.test_run_page import sign_in
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_schedule_is_read_in_words_and_its_time_zone_picked(page, live_server):
+    application = Application.objects.create(name="Sales")
+    flow = Flow.objects.create(application=application, name="Nightly sync", schedule="0 2 * * *")
+    base = live_server.url
+    sign_in(page, base)
+
+    page.goto(f"{base}/admin/flows/flow/{flow.pk}/change/")
+    assert "At 02:00, every day (UTC)" in page.inner_text("div.field-next_run")
+    page.select_option("select#id_timezone", "Europe/Amsterdam")
+    page.click("input[name=_continue]")
+    page.wait_for_selector(".messagelist .success")
+
+    shown = page.inner_text("div.field-next_run")
+    assert "At 02:00, every day (Europe/Amsterdam). Next:" in shown
+    assert "CET" in shown or "CEST" in shown
+    flow.refresh_from_db()
+    assert flow.timezone == "Europe/Amsterdam"
+    if folder := os.environ.get("FLOWSITE_SCREENSHOTS"):
+        section = page.locator("fieldset:has(div.field-schedule)")
+        section.scroll_into_view_if_needed()
+        section.screenshot(path=str(Path(folder) / "flow-schedule.png"))
+
+
+def test_try_it_for_get_sends_the_edited_payload_as_query_parameters(page, live_server):
+    from apps.flows.models import Script
+
+    application = Application.objects.create(name="Sales")
+    script = Script.objects.create(
+        name="greet",
+        content="function main(ctx) { return {statusCode: 200, "
+        "result: 'Hello ' + ctx.trigger.args.request.query.name}; }",
+    )
+    flow = Flow.objects.create(
+        application=application,
+        name="greeting",
+        page_processors=[{"type": "script", "_scriptId": str(script.pk)}],
+        api={
+            "enabled": True,
+            "method": "GET",
+            "path": "/greeting",
+            "mode": "sync",
+            "inputSchema": {"type": "object", "properties": {"name": {"type": "string"}}},
+        },
+    )
+    base = live_server.url
+    sign_in(page, base)
+    page.goto(f"{base}/admin/flows/flow/{flow.pk}/change/")
+
+    page.fill("#endpoint-payload", '{"name": "Zed", "nested": {"left": "out"}}')
+    page.click("#endpoint-panel button.endpoint-try >> nth=0")
+    page.wait_for_function(
+        "document.querySelector('#endpoint-result .endpoint-status').textContent.startsWith('200')"
+    )
+    assert "Hello Zed" in page.inner_text("#endpoint-result .endpoint-response")
+
+    page.fill("#endpoint-payload", "[1, 2]")
+    page.click("#endpoint-panel button.endpoint-try >> nth=0")
+    assert "Not sent" in page.inner_text("#endpoint-result .endpoint-status")
