@@ -33,6 +33,7 @@ class FlowsiteAdminSite(admin.AdminSite):
     site_title = "Flowsite admin"
     index_title = "Build and run integrations"
     login_form = FlowsiteAuthenticationForm
+    index_template = "admin/flowsite_index.html"  # the home panel above the app list
     site_url = "/admin/"  # "View site": Flowsite's site is its admin (there is no other page)
 
     def has_permission(self, request):
