@@ -255,12 +255,7 @@ RELATIVE_URI = (
 CONNECTION = Document(
     "connection",
     Connection,
-    # The admin's form, with the concurrency level (the admin adds it through its fieldsets).
-    forms.modelform_factory(
-        Connection,
-        form=flow_forms.ConnectionForm,
-        fields=(*flow_forms.ConnectionForm.Meta.fields, "concurrency"),
-    ),
+    flow_forms.ConnectionForm,
     (
         Field("name", "name", "string"),
         Field("type", "type", "string", enum=_choices(Connection.Type)),

@@ -79,6 +79,7 @@ class ConnectionForm(forms.ModelForm):
             "scope",
             "allowed_private_hosts",
             "timeout_ms",
+            "concurrency",
         )
         field_classes = {"headers": DefaultHeadersField}
 
