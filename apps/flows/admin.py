@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.contrib import admin, messages
-from django.urls import reverse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
@@ -12,6 +14,7 @@ from apps.flows.forms import (
     FlowForm,
     ImportForm,
     ScriptForm,
+    ScriptTestForm,
 )
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.pipeline import RESOURCES, as_id
@@ -139,6 +142,43 @@ class ScriptAdmin(InUseProtectedAdmin):
     form = ScriptForm
     list_display = ("name", "language", "modified_at")
     search_fields = ("name", "content")
+    change_form_template = "admin/flows/script/change_form.html"
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:script_id>/test/",
+                self.admin_site.admin_view(self.test_view),
+                name="flows_script_test",
+            ),
+            *super().get_urls(),
+        ]
+
+    def test_view(self, request, script_id: int):
+        """Try the saved script on sample records: its output, debug() lines and errors."""
+        script = get_object_or_404(Script, pk=script_id)
+        if not self.has_view_permission(request, script):
+            return redirect("admin:index")
+        form = ScriptTestForm(request.POST or None)
+        result = None
+        if request.method == "POST" and form.is_valid():
+            result = services.try_script(
+                script=script,
+                records=form.cleaned_data["records"],
+                function=form.cleaned_data["function"],
+                variables=form.cleaned_data.get("variables"),
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Test: {script}",
+            "opts": self.model._meta,
+            "original": script,
+            "script": script,
+            "form": form,
+            "result": result,
+            "lines": enumerate(script.content.splitlines(), start=1),
+        }
+        return TemplateResponse(request, "admin/flows/script/test.html", context)
 
 
 ROLES = {"export": "looks up", "import": "writes", "script": "transforms", "flow": "calls"}

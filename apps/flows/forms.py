@@ -464,3 +464,30 @@ class TestRunForm(forms.Form):
             if data.get(name) is not None and not isinstance(data[name], dict):
                 self.add_error(name, "An object of names and values.")
         return data
+
+
+class ScriptTestForm(forms.Form):
+    records = forms.JSONField(
+        label="Sample records",
+        initial=[{"company": "Acme", "rating": "Hot"}],
+        widget=forms.Textarea(attrs={**MONOSPACE, "rows": 8}),
+        help_text="A JSON array: the page the script gets as ctx.records (an object is one "
+        "record).",
+    )
+    function = forms.CharField(
+        label="Function",
+        initial="main",
+        max_length=100,
+        help_text="The function a flow step calls (its `function`, main by default).",
+    )
+    variables = json_field("Variables", 3, "As {{variables.name}} in a flow: ctx.variables.")
+
+    def clean(self):
+        data = super().clean()
+        if isinstance(data.get("records"), dict):
+            data["records"] = [data["records"]]
+        elif "records" in data and not isinstance(data["records"], list):
+            self.add_error("records", "A JSON array of records, or one record as an object.")
+        if data.get("variables") is not None and not isinstance(data["variables"], dict):
+            self.add_error("variables", "An object of names and values.")
+        return data

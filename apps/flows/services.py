@@ -1,5 +1,7 @@
-"""Writes for flows and their resources: save, delete, clone, bundles, connections."""
+"""Writes for flows and their resources: save, delete, clone, bundles, connections; and a
+script tried on sample records (nothing stored)."""
 
+import dataclasses
 from typing import Any
 
 from django.db import models, transaction
@@ -8,6 +10,8 @@ from django.utils import timezone
 from apps.flows import selectors
 from apps.flows.documents import EXPORT, FLOW, IMPORT, SCRIPT, DocumentError
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
+from apps.flows.sandbox import get_pool
+from apps.flows.sandbox.results import ScriptAbort, ScriptError
 from apps.flows.schedules import sync_flow_schedule
 
 BUNDLE_VERSION = 1
@@ -332,3 +336,35 @@ def clone_with_resources(
         user=user,
         name=name or f"{flow.name} (copy)",
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class ScriptTrial:
+    """What a script did with sample records: its value, or its error (with the line),
+    and the debug() lines it wrote either way."""
+
+    value: Any = None
+    debug: tuple[str, ...] = ()
+    error: str = ""
+    line: int | None = None
+
+
+def try_script(*, script: Script, records: list, function: str = "main", variables=None):
+    """Call the script as a flow's script step would, in the sandbox with its limits (a
+    fresh realm; the test takes the script's own share of the sandbox), on sample records.
+    Nothing is stored and no run is recorded."""
+    argument = {
+        "trigger": {"type": "test", "args": {}},
+        "records": records,
+        "variables": variables or {},
+        "processId": "script-test",
+    }
+    try:
+        result = get_pool().call(
+            script.content, function, argument, owner=f"script test {script.pk}"
+        )
+    except ScriptAbort as abort:
+        return ScriptTrial(debug=tuple(abort.debug or ()), error=f"error(): {abort.message}")
+    except ScriptError as error:
+        return ScriptTrial(debug=tuple(error.debug or ()), error=error.message, line=error.line)
+    return ScriptTrial(value=result.value, debug=tuple(result.debug))

@@ -72,3 +72,30 @@ def test_try_it_for_get_sends_the_edited_payload_as_query_parameters(page, live_
     page.fill("#endpoint-payload", "[1, 2]")
     page.click("#endpoint-panel button.endpoint-try >> nth=0")
     assert "Not sent" in page.inner_text("#endpoint-result .endpoint-status")
+
+
+def test_a_script_is_tried_on_sample_records_and_its_error_line_shown(page, live_server):
+    from apps.flows.models import Script
+
+    script = Script.objects.create(
+        name="Shout",
+        content="function main(ctx) {\n  debug('got', ctx.records.length);\n"
+        "  var first = ctx.records[0].company.toUpperCase();\n"
+        "  return ctx.records.map(function (r) { return {company: first}; });\n}",
+    )
+    base = live_server.url
+    sign_in(page, base)
+    page.goto(f"{base}/admin/flows/script/{script.pk}/change/")
+    page.click("a.script-test-link")
+    page.fill("#id_records", '[{"name": "no company"}, {"company": "Acme"}]')
+    page.click("input[name=_test]")
+    assert "Failed at line 3" in page.inner_text("#script-test-result h2")
+    assert "got 2" in page.inner_text("#script-test-result")
+    assert page.is_visible("div.script-source div.failed")
+    if folder := os.environ.get("FLOWSITE_SCREENSHOTS"):
+        page.set_viewport_size({"width": 1280, "height": 1000})
+        page.screenshot(path=str(Path(folder) / "script-test.png"), full_page=True)
+
+    page.fill("#id_records", '[{"company": "Acme"}]')
+    page.click("input[name=_test]")
+    assert '"ACME"' in page.inner_text("pre.script-output")
