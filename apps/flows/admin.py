@@ -10,6 +10,7 @@ from django_celery_beat.models import PeriodicTask
 from apps.flows import selectors, services
 from apps.flows.forms import (
     ConnectionForm,
+    ConnectionTestForm,
     ExportForm,
     FlowForm,
     ImportForm,
@@ -55,6 +56,38 @@ class ApplicationAdmin(InUseProtectedAdmin):
 @admin.register(Connection)
 class ConnectionAdmin(InUseProtectedAdmin):
     form = ConnectionForm
+    change_form_template = "admin/flows/connection/change_form.html"
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:connection_id>/test/",
+                self.admin_site.admin_view(self.test_view),
+                name="flows_connection_test",
+            ),
+            *super().get_urls(),
+        ]
+
+    def test_view(self, request, connection_id: int):
+        """One GET through the saved connection: reachable, authenticated, allowed?"""
+        connection = get_object_or_404(Connection, pk=connection_id)
+        if not self.has_view_permission(request, connection):
+            return redirect("admin:index")
+        form = ConnectionTestForm(request.POST or None)
+        result = None
+        if request.method == "POST" and form.is_valid():
+            result = services.try_connection(connection=connection, path=form.cleaned_data["path"])
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Test: {connection}",
+            "opts": self.model._meta,
+            "original": connection,
+            "connection": connection,
+            "form": form,
+            "result": result,
+        }
+        return TemplateResponse(request, "admin/flows/connection/test.html", context)
+
     list_display = ("name", "type", "base_uri", "auth_type", "modified_at")
     list_filter = ("type", "auth_type")
     search_fields = ("name", "base_uri")

@@ -491,3 +491,13 @@ class ScriptTestForm(forms.Form):
         if data.get("variables") is not None and not isinstance(data["variables"], dict):
             self.add_error("variables", "An object of names and values.")
         return data
+
+
+class ConnectionTestForm(forms.Form):
+    path = forms.CharField(
+        label="Path",
+        initial="/",
+        max_length=2000,
+        help_text="Joined to the base URI, as an export's relative URI is: a cheap GET that "
+        "needs the credentials (a 'me' or 'ping' endpoint) tells the most.",
+    )

@@ -1,7 +1,8 @@
 """Writes for flows and their resources: save, delete, clone, bundles, connections; and a
-script tried on sample records (nothing stored)."""
+script tried on sample records and a connection tried with one GET (nothing stored)."""
 
 import dataclasses
+import time
 from typing import Any
 
 from django.db import models, transaction
@@ -10,6 +11,8 @@ from django.utils import timezone
 from apps.flows import selectors
 from apps.flows.documents import EXPORT, FLOW, IMPORT, SCRIPT, DocumentError
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
+from apps.flows.outbound import HttpRequest, OutboundError, get_client
+from apps.flows.pipeline import connection_config
 from apps.flows.sandbox import get_pool
 from apps.flows.sandbox.results import ScriptAbort, ScriptError
 from apps.flows.schedules import sync_flow_schedule
@@ -368,3 +371,44 @@ def try_script(*, script: Script, records: list, function: str = "main", variabl
     except ScriptError as error:
         return ScriptTrial(debug=tuple(error.debug or ()), error=error.message, line=error.line)
     return ScriptTrial(value=result.value, debug=tuple(result.debug))
+
+
+TRY_SECONDS = 10
+EXCERPT_BYTES = 2000
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionTrial:
+    """One GET through a connection: what came back, or why it did not (the SSRF rule,
+    a refused login, a timeout…), in the words of the outbound client's errors."""
+
+    url: str
+    status: int | None = None
+    elapsed_ms: float | None = None
+    excerpt: str = ""
+    error: str = ""
+
+
+def try_connection(*, connection: Connection, path: str = "/") -> ConnectionTrial:
+    """GET `path` (relative to the base URI) with the connection's authentication, once,
+    within TRY_SECONDS; the credentials go only to the base URI's origin, as in a run, and
+    are left out of what is shown."""
+    if connection.type != Connection.Type.HTTP:
+        return ConnectionTrial(url="", error="A data-tables connection has nothing to call.")
+    config = connection_config(connection)
+    deadline = time.monotonic() + TRY_SECONDS
+    try:
+        response = get_client().send(config, HttpRequest("GET", path or "/"), deadline=deadline)
+    except OutboundError as error:
+        return ConnectionTrial(
+            url=error.url or connection.base_uri,
+            status=error.status,
+            excerpt=error.body_excerpt or "",
+            error=str(error),
+        )
+    text = response.body[:EXCERPT_BYTES].decode("utf-8", "replace")
+    for secret in response.secrets:
+        text = text.replace(secret, "[redacted]")
+    return ConnectionTrial(
+        url=response.url, status=response.status, elapsed_ms=response.elapsed_ms, excerpt=text
+    )

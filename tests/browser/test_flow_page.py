@@ -99,3 +99,31 @@ def test_a_script_is_tried_on_sample_records_and_its_error_line_shown(page, live
     page.fill("#id_records", '[{"company": "Acme"}]')
     page.click("input[name=_test]")
     assert '"ACME"' in page.inner_text("pre.script-output")
+
+
+def test_a_connection_is_tested_from_its_page(page, live_server, httpserver):
+    from apps.flows.models import Connection
+
+    httpserver.expect_request("/me").respond_with_json({"user": "integration", "plan": "pro"})
+    allowed = Connection.objects.create(
+        name="CRM",
+        base_uri=httpserver.url_for("/").rstrip("/"),
+        allowed_private_hosts=["localhost", "127.0.0.1"],
+    )
+    refused = Connection.objects.create(name="Intranet", base_uri="http://10.0.0.7:8080")
+    base = live_server.url
+    sign_in(page, base)
+
+    page.goto(f"{base}/admin/flows/connection/{allowed.pk}/change/")
+    page.click("a.connection-test-link")
+    page.fill("#id_path", "/me")
+    page.click("input[name=_test]")
+    assert "Reached: HTTP 200" in page.inner_text("#connection-test-result h2")
+    assert "integration" in page.inner_text("pre.connection-excerpt")
+
+    page.goto(f"{base}/admin/flows/connection/{refused.pk}/test/")
+    page.click("input[name=_test]")
+    assert "FLOWSITE_ALLOW_PRIVATE_NETWORKS" in page.inner_text("#connection-test-result")
+    if folder := os.environ.get("FLOWSITE_SCREENSHOTS"):
+        page.set_viewport_size({"width": 1280, "height": 720})
+        page.locator("#content").screenshot(path=str(Path(folder) / "connection-test.png"))
