@@ -12,6 +12,7 @@ from apps.flows.forms import (
     ConnectionForm,
     ConnectionTestForm,
     ExportForm,
+    ExportPreviewForm,
     FlowForm,
     ImportForm,
     ScriptForm,
@@ -124,6 +125,40 @@ class ConnectionAdmin(InUseProtectedAdmin):
 @admin.register(Export)
 class ExportAdmin(InUseProtectedAdmin):
     form = ExportForm
+    change_form_template = "admin/flows/export/change_form.html"
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:export_id>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="flows_export_preview",
+            ),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request, export_id: int):
+        """The export's first page of records, as a flow would read it."""
+        export = get_object_or_404(Export.objects.select_related("connection"), pk=export_id)
+        if not self.has_view_permission(request, export):
+            return redirect("admin:index")
+        form = ExportPreviewForm(request.POST or None)
+        result = None
+        if request.method == "POST" and form.is_valid():
+            result = services.preview_export(
+                export=export, variables=form.cleaned_data.get("variables")
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Preview: {export}",
+            "opts": self.model._meta,
+            "original": export,
+            "export": export,
+            "form": form,
+            "result": result,
+        }
+        return TemplateResponse(request, "admin/flows/export/preview.html", context)
+
     list_display = ("name", "connection", "method", "relative_uri", "paging")
     list_filter = ("connection", "paging")
     list_select_related = ("connection",)

@@ -501,3 +501,15 @@ class ConnectionTestForm(forms.Form):
         help_text="Joined to the base URI, as an export's relative URI is: a cheap GET that "
         "needs the credentials (a 'me' or 'ping' endpoint) tells the most.",
     )
+
+
+class ExportPreviewForm(forms.Form):
+    variables = json_field(
+        "Variables", 3, "As {{variables.name}} in the export's URI, query, headers or body."
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("variables") is not None and not isinstance(data["variables"], dict):
+            self.add_error("variables", "An object of names and values.")
+        return data

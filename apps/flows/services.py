@@ -1,5 +1,6 @@
 """Writes for flows and their resources: save, delete, clone, bundles, connections; and a
-script tried on sample records and a connection tried with one GET (nothing stored)."""
+script tried on sample records, a connection tried with one GET and an export's first
+page previewed (nothing stored)."""
 
 import dataclasses
 import time
@@ -10,9 +11,11 @@ from django.utils import timezone
 
 from apps.flows import selectors
 from apps.flows.documents import EXPORT, FLOW, IMPORT, SCRIPT, DocumentError
+from apps.flows.engine.context import RecordsError, RunContext
+from apps.flows.engine.steps import export_pages
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.outbound import HttpRequest, OutboundError, get_client
-from apps.flows.pipeline import connection_config
+from apps.flows.pipeline import connection_config, export_spec
 from apps.flows.sandbox import get_pool
 from apps.flows.sandbox.results import ScriptAbort, ScriptError
 from apps.flows.schedules import sync_flow_schedule
@@ -412,3 +415,38 @@ def try_connection(*, connection: Connection, path: str = "/") -> ConnectionTria
     return ConnectionTrial(
         url=response.url, status=response.status, elapsed_ms=response.elapsed_ms, excerpt=text
     )
+
+
+PREVIEW_RECORDS = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportPreview:
+    """An export's first page, as a flow's page generator would read it."""
+
+    records: list
+    count: int = 0
+    status: int | None = None
+    error: str = ""
+
+
+def preview_export(*, export: Export, variables: dict | None = None) -> ExportPreview:
+    """The first page of an HTTP export (its request rendered as in a run, with its
+    connection's authentication; the first PREVIEW_RECORDS records shown, `count` of the
+    page), within TRY_SECONDS. Data-table exports are read on the data table's own page."""
+    if export.connection.type != Connection.Type.HTTP:
+        return ExportPreview([], error="A data-table export is previewed as its table's records.")
+    spec = export_spec(export, connection_config(export.connection))
+    ctx = RunContext(
+        process_id="export-preview",
+        http=get_client(),
+        scripts=get_pool(),
+        variables=variables or {},
+        deadline=time.monotonic() + TRY_SECONDS,
+        retry=None,
+    )
+    try:
+        records, status = next(export_pages(spec, ctx, ctx.scope(record={})), ([], None))
+    except (OutboundError, RecordsError) as error:
+        return ExportPreview([], status=getattr(error, "status", None), error=str(error))
+    return ExportPreview(records[:PREVIEW_RECORDS], count=len(records), status=status)

@@ -127,3 +127,29 @@ def test_a_connection_is_tested_from_its_page(page, live_server, httpserver):
     if folder := os.environ.get("FLOWSITE_SCREENSHOTS"):
         page.set_viewport_size({"width": 1280, "height": 720})
         page.locator("#content").screenshot(path=str(Path(folder) / "connection-test.png"))
+
+
+def test_an_export_is_previewed_from_its_page(page, live_server, httpserver):
+    from apps.flows.models import Connection, Export
+
+    httpserver.expect_request("/leads").respond_with_json(
+        {"data": [{"company": "Acme", "rating": "Hot"}, {"company": "Globex", "rating": "Cold"}]}
+    )
+    crm = Connection.objects.create(
+        name="CRM",
+        base_uri=httpserver.url_for("/").rstrip("/"),
+        allowed_private_hosts=["localhost", "127.0.0.1"],
+    )
+    export = Export.objects.create(
+        name="Leads", connection=crm, relative_uri="/leads", resource_path="data"
+    )
+    base = live_server.url
+    sign_in(page, base)
+    page.goto(f"{base}/admin/flows/export/{export.pk}/change/")
+    page.click("a.export-preview-link")
+    page.click("input[name=_preview]")
+    assert "2 records on the first page" in page.inner_text("#export-preview-result h2")
+    assert "Globex" in page.inner_text("pre.export-records")
+    if folder := os.environ.get("FLOWSITE_SCREENSHOTS"):
+        page.set_viewport_size({"width": 1280, "height": 720})
+        page.locator("#content").screenshot(path=str(Path(folder) / "export-preview.png"))
