@@ -14,6 +14,7 @@ from apps.flows.forms import (
     ExportForm,
     ExportPreviewForm,
     FlowForm,
+    ImportDryRunForm,
     ImportForm,
     ScriptForm,
     ScriptTestForm,
@@ -199,6 +200,42 @@ class ExportAdmin(InUseProtectedAdmin):
 @admin.register(Import)
 class ImportAdmin(InUseProtectedAdmin):
     form = ImportForm
+    change_form_template = "admin/flows/import/change_form.html"
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:import_id>/dry-run/",
+                self.admin_site.admin_view(self.dry_run_view),
+                name="flows_import_dry_run",
+            ),
+            *super().get_urls(),
+        ]
+
+    def dry_run_view(self, request, import_id: int):
+        """The request the import would send for sample records, not sent."""
+        record_import = get_object_or_404(Import.objects.select_related("connection"), pk=import_id)
+        if not self.has_view_permission(request, record_import):
+            return redirect("admin:index")
+        form = ImportDryRunForm(request.POST or None)
+        result = None
+        if request.method == "POST" and form.is_valid():
+            result = services.dry_run_import(
+                record_import=record_import,
+                records=form.cleaned_data["records"],
+                variables=form.cleaned_data.get("variables"),
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Dry run: {record_import}",
+            "opts": self.model._meta,
+            "original": record_import,
+            "record_import": record_import,
+            "form": form,
+            "result": result,
+        }
+        return TemplateResponse(request, "admin/flows/import/dry_run.html", context)
+
     list_display = ("name", "connection", "method", "relative_uri", "batch_size")
     list_filter = ("connection",)
     list_select_related = ("connection",)

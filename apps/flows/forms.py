@@ -513,3 +513,23 @@ class ExportPreviewForm(forms.Form):
         if data.get("variables") is not None and not isinstance(data["variables"], dict):
             self.add_error("variables", "An object of names and values.")
         return data
+
+
+class ImportDryRunForm(forms.Form):
+    records = forms.JSONField(
+        label="Sample records",
+        initial=[{"company": "Acme", "rating": "Hot"}],
+        widget=forms.Textarea(attrs={**MONOSPACE, "rows": 8}),
+        help_text="A JSON array (an object is one record): the first batch is shown.",
+    )
+    variables = json_field("Variables", 3, "As {{variables.name}} in the import.")
+
+    def clean(self):
+        data = super().clean()
+        if isinstance(data.get("records"), dict):
+            data["records"] = [data["records"]]
+        elif "records" in data and not isinstance(data["records"], list):
+            self.add_error("records", "A JSON array of records, or one record as an object.")
+        if data.get("variables") is not None and not isinstance(data["variables"], dict):
+            self.add_error("variables", "An object of names and values.")
+        return data

@@ -1,6 +1,6 @@
 """Writes for flows and their resources: save, delete, clone, bundles, connections; and a
 script tried on sample records, a connection tried with one GET and an export's first
-page previewed (nothing stored)."""
+page previewed, an import's request shown without sending it (nothing stored)."""
 
 import dataclasses
 import time
@@ -12,10 +12,11 @@ from django.utils import timezone
 from apps.flows import selectors
 from apps.flows.documents import EXPORT, FLOW, IMPORT, SCRIPT, DocumentError
 from apps.flows.engine.context import RecordsError, RunContext
-from apps.flows.engine.steps import export_pages
+from apps.flows.engine.steps import export_pages, import_request
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.outbound import HttpRequest, OutboundError, get_client
-from apps.flows.pipeline import connection_config, export_spec
+from apps.flows.outbound.client import build_url
+from apps.flows.pipeline import connection_config, export_spec, import_spec
 from apps.flows.sandbox import get_pool
 from apps.flows.sandbox.results import ScriptAbort, ScriptError
 from apps.flows.schedules import sync_flow_schedule
@@ -450,3 +451,51 @@ def preview_export(*, export: Export, variables: dict | None = None) -> ExportPr
     except (OutboundError, RecordsError) as error:
         return ExportPreview([], status=getattr(error, "status", None), error=str(error))
     return ExportPreview(records[:PREVIEW_RECORDS], count=len(records), status=status)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportDryRun:
+    """The request an import would send for its first batch, not sent."""
+
+    method: str = ""
+    url: str = ""
+    headers: dict = dataclasses.field(default_factory=dict)
+    body: Any = None
+    records: int = 0
+    error: str = ""
+
+
+def dry_run_import(*, record_import: Import, records: list, variables=None) -> ImportDryRun:
+    """The request the import would send for the first batch of `records` (batch_size of
+    them, or the first record), rendered as in a run. Nothing is sent; the connection's
+    authentication is added at sending and is not shown."""
+    if record_import.connection.type != Connection.Type.HTTP:
+        return ImportDryRun(error="A data-table import writes records, not a request.")
+    if not records:
+        return ImportDryRun(error="Give at least one sample record.")
+    spec = import_spec(record_import, connection_config(record_import.connection))
+    ctx = RunContext(
+        process_id="import-dry-run",
+        http=get_client(),
+        scripts=get_pool(),
+        variables=variables or {},
+        retry=None,
+    )
+    if spec.batch_size > 1:
+        batch = records[: spec.batch_size]
+        scope, payload = ctx.scope(records=batch, record=batch[0]), batch
+    else:
+        batch = records[:1]
+        scope, payload = ctx.scope(record=batch[0]), batch[0]
+    try:
+        request = import_request(spec, ctx, scope, payload)
+        url = build_url(spec.connection.base_uri, request.url, request.query)
+    except ValueError as error:
+        return ImportDryRun(error=str(error))
+    return ImportDryRun(
+        method=request.method,
+        url=url,
+        headers=dict(request.headers),
+        body=request.json,
+        records=len(batch),
+    )

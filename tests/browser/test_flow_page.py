@@ -153,3 +153,32 @@ def test_an_export_is_previewed_from_its_page(page, live_server, httpserver):
     if folder := os.environ.get("FLOWSITE_SCREENSHOTS"):
         page.set_viewport_size({"width": 1280, "height": 720})
         page.locator("#content").screenshot(path=str(Path(folder) / "export-preview.png"))
+
+
+def test_an_import_is_dry_run_from_its_page(page, live_server, httpserver):
+    from apps.flows.models import Connection, Import
+
+    crm = Connection.objects.create(
+        name="CRM",
+        base_uri=httpserver.url_for("/").rstrip("/"),
+        allowed_private_hosts=["localhost", "127.0.0.1"],
+    )
+    record_import = Import.objects.create(
+        name="Create lead",
+        connection=crm,
+        relative_uri="/leads",
+        body={"name": "{{record.company}}", "source": "flowsite"},
+    )
+    base = live_server.url
+    sign_in(page, base)
+    page.goto(f"{base}/admin/flows/import/{record_import.pk}/change/")
+    page.click("a.import-dry-run-link")
+    page.fill("#id_records", '[{"company": "Acme"}]')
+    page.click("input[name=_dry_run]")
+    shown = page.inner_text("pre.import-request")
+    assert shown.startswith(f"POST {crm.base_uri}/leads")
+    assert '"name": "Acme"' in shown
+    assert len(httpserver.log) == 0
+    if folder := os.environ.get("FLOWSITE_SCREENSHOTS"):
+        page.set_viewport_size({"width": 1280, "height": 720})
+        page.locator("#content").screenshot(path=str(Path(folder) / "import-dry-run.png"))

@@ -299,18 +299,7 @@ class ImportStep(Step):
         return out
 
     def send(self, spec: ImportSpec, ctx: RunContext, scope: dict, payload: Any) -> HttpResponse:
-        if spec.body is None:
-            body = payload
-        elif isinstance(payload, list):
-            body = [render(spec.body, ctx.scope(record=item)) for item in payload]
-        else:
-            body = render(spec.body, scope)
-        request = HttpRequest(
-            method=spec.method,
-            url=render_string(spec.relative_uri, scope, encode=True),
-            headers={key: str(value) for key, value in render(spec.headers, scope).items()},
-            json=body,
-        )
+        request = import_request(spec, ctx, scope, payload)
         try:
             return ctx.send(spec.connection, request)
         except OutboundError as error:
@@ -326,6 +315,23 @@ class ImportStep(Step):
             "statusCode": response.status,
         }
         return mapped(self.spec, record, source)
+
+
+def import_request(spec: ImportSpec, ctx: RunContext, scope: dict, payload: Any) -> HttpRequest:
+    """The request an HTTP import sends for one record (`payload` a record) or one batch (a
+    list): its body is the payload itself, or its body template rendered per record."""
+    if spec.body is None:
+        body = payload
+    elif isinstance(payload, list):
+        body = [render(spec.body, ctx.scope(record=item)) for item in payload]
+    else:
+        body = render(spec.body, scope)
+    return HttpRequest(
+        method=spec.method,
+        url=render_string(spec.relative_uri, scope, encode=True),
+        headers={key: str(value) for key, value in render(spec.headers, scope).items()},
+        json=body,
+    )
 
 
 # --- Scripts ------------------------------------------------------------------------------
