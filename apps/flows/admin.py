@@ -1,3 +1,6 @@
+from dataclasses import dataclass
+
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.shortcuts import get_object_or_404, redirect
@@ -47,6 +50,59 @@ class InUseProtectedAdmin(admin.ModelAdmin):
         return deleted, counts, perms_needed, protected
 
 
+@dataclass(frozen=True)
+class TryIt:
+    """A page that tries a saved object where it is built (nothing is stored): its URL
+    segment, the action's name, its form and template."""
+
+    segment: str
+    action: str
+    form: type[forms.Form]
+    template: str
+
+
+class TryItAdmin(InUseProtectedAdmin):
+    """An admin whose saved objects can be tried from their own page: a form, then what
+    `run_try_it(obj, cleaned_data)` returns, shown by `try_it.template` as `result`."""
+
+    try_it: TryIt
+
+    def run_try_it(self, obj, data: dict):
+        raise NotImplementedError
+
+    def try_it_context(self, obj) -> dict:
+        return {}
+
+    def get_urls(self):
+        opts = self.model._meta
+        name = f"{opts.app_label}_{opts.model_name}_{self.try_it.segment.replace('-', '_')}"
+        view = self.admin_site.admin_view(self.try_it_view)
+        return [
+            path(f"<int:object_id>/{self.try_it.segment}/", view, name=name),
+            *super().get_urls(),
+        ]
+
+    def try_it_view(self, request, object_id: int):
+        obj = get_object_or_404(self.get_queryset(request), pk=object_id)
+        if not self.has_view_permission(request, obj):
+            return redirect("admin:index")
+        form = self.try_it.form(request.POST or None)
+        result = None
+        if request.method == "POST" and form.is_valid():
+            result = self.run_try_it(obj, form.cleaned_data)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{self.try_it.action}: {obj}",
+            "action": self.try_it.action,
+            "opts": self.model._meta,
+            "original": obj,
+            "form": form,
+            "result": result,
+            **self.try_it_context(obj),
+        }
+        return TemplateResponse(request, self.try_it.template, context)
+
+
 @admin.register(Application)
 class ApplicationAdmin(InUseProtectedAdmin):
     list_display = ("name", "description", "modified_at")
@@ -56,39 +112,14 @@ class ApplicationAdmin(InUseProtectedAdmin):
 
 
 @admin.register(Connection)
-class ConnectionAdmin(InUseProtectedAdmin):
+class ConnectionAdmin(TryItAdmin):
     form = ConnectionForm
     change_form_template = "admin/flows/connection/change_form.html"
+    try_it = TryIt("test", "Test", ConnectionTestForm, "admin/flows/connection/test.html")
 
-    def get_urls(self):
-        return [
-            path(
-                "<int:connection_id>/test/",
-                self.admin_site.admin_view(self.test_view),
-                name="flows_connection_test",
-            ),
-            *super().get_urls(),
-        ]
-
-    def test_view(self, request, connection_id: int):
+    def run_try_it(self, connection, data):
         """One GET through the saved connection: reachable, authenticated, allowed?"""
-        connection = get_object_or_404(Connection, pk=connection_id)
-        if not self.has_view_permission(request, connection):
-            return redirect("admin:index")
-        form = ConnectionTestForm(request.POST or None)
-        result = None
-        if request.method == "POST" and form.is_valid():
-            result = services.try_connection(connection=connection, path=form.cleaned_data["path"])
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Test: {connection}",
-            "opts": self.model._meta,
-            "original": connection,
-            "connection": connection,
-            "form": form,
-            "result": result,
-        }
-        return TemplateResponse(request, "admin/flows/connection/test.html", context)
+        return services.try_connection(connection=connection, path=data["path"])
 
     list_display = ("name", "type", "base_uri", "auth_type", "modified_at")
     list_filter = ("type", "auth_type")
@@ -124,41 +155,14 @@ class ConnectionAdmin(InUseProtectedAdmin):
 
 
 @admin.register(Export)
-class ExportAdmin(InUseProtectedAdmin):
+class ExportAdmin(TryItAdmin):
     form = ExportForm
     change_form_template = "admin/flows/export/change_form.html"
+    try_it = TryIt("preview", "Preview", ExportPreviewForm, "admin/flows/export/preview.html")
 
-    def get_urls(self):
-        return [
-            path(
-                "<int:export_id>/preview/",
-                self.admin_site.admin_view(self.preview_view),
-                name="flows_export_preview",
-            ),
-            *super().get_urls(),
-        ]
-
-    def preview_view(self, request, export_id: int):
+    def run_try_it(self, export, data):
         """The export's first page of records, as a flow would read it."""
-        export = get_object_or_404(Export.objects.select_related("connection"), pk=export_id)
-        if not self.has_view_permission(request, export):
-            return redirect("admin:index")
-        form = ExportPreviewForm(request.POST or None)
-        result = None
-        if request.method == "POST" and form.is_valid():
-            result = services.preview_export(
-                export=export, variables=form.cleaned_data.get("variables")
-            )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Preview: {export}",
-            "opts": self.model._meta,
-            "original": export,
-            "export": export,
-            "form": form,
-            "result": result,
-        }
-        return TemplateResponse(request, "admin/flows/export/preview.html", context)
+        return services.preview_export(export=export, variables=data.get("variables"))
 
     list_display = ("name", "connection", "method", "relative_uri", "paging")
     list_filter = ("connection", "paging")
@@ -198,43 +202,18 @@ class ExportAdmin(InUseProtectedAdmin):
 
 
 @admin.register(Import)
-class ImportAdmin(InUseProtectedAdmin):
+class ImportAdmin(TryItAdmin):
     form = ImportForm
     change_form_template = "admin/flows/import/change_form.html"
+    try_it = TryIt("dry-run", "Dry run", ImportDryRunForm, "admin/flows/import/dry_run.html")
 
-    def get_urls(self):
-        return [
-            path(
-                "<int:import_id>/dry-run/",
-                self.admin_site.admin_view(self.dry_run_view),
-                name="flows_import_dry_run",
-            ),
-            *super().get_urls(),
-        ]
-
-    def dry_run_view(self, request, import_id: int):
+    def run_try_it(self, record_import, data):
         """The request the import would send for sample records, not sent."""
-        record_import = get_object_or_404(Import.objects.select_related("connection"), pk=import_id)
-        if not self.has_view_permission(request, record_import):
-            return redirect("admin:index")
-        form = ImportDryRunForm(request.POST or None)
-        result = None
-        if request.method == "POST" and form.is_valid():
-            result = services.dry_run_import(
-                record_import=record_import,
-                records=form.cleaned_data["records"],
-                variables=form.cleaned_data.get("variables"),
-            )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Dry run: {record_import}",
-            "opts": self.model._meta,
-            "original": record_import,
-            "record_import": record_import,
-            "form": form,
-            "result": result,
-        }
-        return TemplateResponse(request, "admin/flows/import/dry_run.html", context)
+        return services.dry_run_import(
+            record_import=record_import,
+            records=data["records"],
+            variables=data.get("variables"),
+        )
 
     list_display = ("name", "connection", "method", "relative_uri", "batch_size")
     list_filter = ("connection",)
@@ -243,47 +222,24 @@ class ImportAdmin(InUseProtectedAdmin):
 
 
 @admin.register(Script)
-class ScriptAdmin(InUseProtectedAdmin):
+class ScriptAdmin(TryItAdmin):
     form = ScriptForm
     list_display = ("name", "language", "modified_at")
     search_fields = ("name", "content")
     change_form_template = "admin/flows/script/change_form.html"
+    try_it = TryIt("test", "Test", ScriptTestForm, "admin/flows/script/test.html")
 
-    def get_urls(self):
-        return [
-            path(
-                "<int:script_id>/test/",
-                self.admin_site.admin_view(self.test_view),
-                name="flows_script_test",
-            ),
-            *super().get_urls(),
-        ]
+    def run_try_it(self, script, data):
+        """The saved script on sample records: its output, debug() lines and errors."""
+        return services.try_script(
+            script=script,
+            records=data["records"],
+            function=data["function"],
+            variables=data.get("variables"),
+        )
 
-    def test_view(self, request, script_id: int):
-        """Try the saved script on sample records: its output, debug() lines and errors."""
-        script = get_object_or_404(Script, pk=script_id)
-        if not self.has_view_permission(request, script):
-            return redirect("admin:index")
-        form = ScriptTestForm(request.POST or None)
-        result = None
-        if request.method == "POST" and form.is_valid():
-            result = services.try_script(
-                script=script,
-                records=form.cleaned_data["records"],
-                function=form.cleaned_data["function"],
-                variables=form.cleaned_data.get("variables"),
-            )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Test: {script}",
-            "opts": self.model._meta,
-            "original": script,
-            "script": script,
-            "form": form,
-            "result": result,
-            "lines": enumerate(script.content.splitlines(), start=1),
-        }
-        return TemplateResponse(request, "admin/flows/script/test.html", context)
+    def try_it_context(self, script) -> dict:
+        return {"lines": enumerate(script.content.splitlines(), start=1)}
 
 
 ROLES = {"export": "looks up", "import": "writes", "script": "transforms", "flow": "calls"}

@@ -466,21 +466,28 @@ class TestRunForm(forms.Form):
         return data
 
 
-class ScriptTestForm(forms.Form):
+class VariablesForm(forms.Form):
+    """A form of the pages that try a saved object: the run's variables."""
+
+    variables = json_field("Variables", 3, "As {{variables.name}} in a flow.")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("variables") is not None and not isinstance(data["variables"], dict):
+            self.add_error("variables", "An object of names and values.")
+        return data
+
+
+class SampleRecordsForm(VariablesForm):
+    """…with sample records: a JSON array, or one record as an object."""
+
     records = forms.JSONField(
         label="Sample records",
         initial=[{"company": "Acme", "rating": "Hot"}],
         widget=forms.Textarea(attrs={**MONOSPACE, "rows": 8}),
-        help_text="A JSON array: the page the script gets as ctx.records (an object is one "
-        "record).",
+        help_text="A JSON array of records (an object is one record).",
     )
-    function = forms.CharField(
-        label="Function",
-        initial="main",
-        max_length=100,
-        help_text="The function a flow step calls (its `function`, main by default).",
-    )
-    variables = json_field("Variables", 3, "As {{variables.name}} in a flow: ctx.variables.")
+    field_order = ("records",)
 
     def clean(self):
         data = super().clean()
@@ -488,9 +495,17 @@ class ScriptTestForm(forms.Form):
             data["records"] = [data["records"]]
         elif "records" in data and not isinstance(data["records"], list):
             self.add_error("records", "A JSON array of records, or one record as an object.")
-        if data.get("variables") is not None and not isinstance(data["variables"], dict):
-            self.add_error("variables", "An object of names and values.")
         return data
+
+
+class ScriptTestForm(SampleRecordsForm):
+    function = forms.CharField(
+        label="Function",
+        initial="main",
+        max_length=100,
+        help_text="The function a flow step calls (its `function`, main by default).",
+    )
+    field_order = ("records", "function")
 
 
 class ConnectionTestForm(forms.Form):
@@ -503,33 +518,9 @@ class ConnectionTestForm(forms.Form):
     )
 
 
-class ExportPreviewForm(forms.Form):
-    variables = json_field(
-        "Variables", 3, "As {{variables.name}} in the export's URI, query, headers or body."
-    )
-
-    def clean(self):
-        data = super().clean()
-        if data.get("variables") is not None and not isinstance(data["variables"], dict):
-            self.add_error("variables", "An object of names and values.")
-        return data
+class ExportPreviewForm(VariablesForm):
+    pass
 
 
-class ImportDryRunForm(forms.Form):
-    records = forms.JSONField(
-        label="Sample records",
-        initial=[{"company": "Acme", "rating": "Hot"}],
-        widget=forms.Textarea(attrs={**MONOSPACE, "rows": 8}),
-        help_text="A JSON array (an object is one record): the first batch is shown.",
-    )
-    variables = json_field("Variables", 3, "As {{variables.name}} in the import.")
-
-    def clean(self):
-        data = super().clean()
-        if isinstance(data.get("records"), dict):
-            data["records"] = [data["records"]]
-        elif "records" in data and not isinstance(data["records"], list):
-            self.add_error("records", "A JSON array of records, or one record as an object.")
-        if data.get("variables") is not None and not isinstance(data["variables"], dict):
-            self.add_error("variables", "An object of names and values.")
-        return data
+class ImportDryRunForm(SampleRecordsForm):
+    pass

@@ -421,6 +421,18 @@ def try_connection(*, connection: Connection, path: str = "/") -> ConnectionTria
 PREVIEW_RECORDS = 20
 
 
+def _trial_context(name: str, variables: dict | None) -> RunContext:
+    """The engine's context for trying one piece: no retries, TRY_SECONDS to finish."""
+    return RunContext(
+        process_id=name,
+        http=get_client(),
+        scripts=get_pool(),
+        variables=variables or {},
+        deadline=time.monotonic() + TRY_SECONDS,
+        retry=None,
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class ExportPreview:
     """An export's first page, as a flow's page generator would read it."""
@@ -438,14 +450,7 @@ def preview_export(*, export: Export, variables: dict | None = None) -> ExportPr
     if export.connection.type != Connection.Type.HTTP:
         return ExportPreview([], error="A data-table export is previewed as its table's records.")
     spec = export_spec(export, connection_config(export.connection))
-    ctx = RunContext(
-        process_id="export-preview",
-        http=get_client(),
-        scripts=get_pool(),
-        variables=variables or {},
-        deadline=time.monotonic() + TRY_SECONDS,
-        retry=None,
-    )
+    ctx = _trial_context("export-preview", variables)
     try:
         records, status = next(export_pages(spec, ctx, ctx.scope(record={})), ([], None))
     except (OutboundError, RecordsError) as error:
@@ -474,13 +479,7 @@ def dry_run_import(*, record_import: Import, records: list, variables=None) -> I
     if not records:
         return ImportDryRun(error="Give at least one sample record.")
     spec = import_spec(record_import, connection_config(record_import.connection))
-    ctx = RunContext(
-        process_id="import-dry-run",
-        http=get_client(),
-        scripts=get_pool(),
-        variables=variables or {},
-        retry=None,
-    )
+    ctx = _trial_context("import-dry-run", variables)
     if spec.batch_size > 1:
         batch = records[: spec.batch_size]
         scope, payload = ctx.scope(records=batch, record=batch[0]), batch
