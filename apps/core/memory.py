@@ -12,10 +12,11 @@ must not outlive their deadline, such as decrypted secrets. A forked child start
 it has none of its parent's threads, and its lock could be held.
 """
 
+import copy
 import os
 import threading
 import weakref
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from time import monotonic
 from typing import Any
 
@@ -55,6 +56,21 @@ class ShortMemory:
             self._entries[key] = (deadline, value)
             if self.sweep:
                 self._sweep_by(deadline)
+
+    def remembered(
+        self, key: Hashable, read: Callable[[], Any], *, copy: Callable[[Any], Any] = copy.copy
+    ) -> Any:
+        """read(), or what it gave for `key` within `seconds`. Each caller gets its own
+        `copy` of a remembered value; only what was found (truthy) is remembered, so an
+        unknown key is read every time and cannot push the known ones out."""
+        value = self.get(key)
+        if value is not None:
+            return copy(value)
+        started = self.started()
+        value = read()
+        if value:
+            self.put(key, copy(value), started=started)
+        return value
 
     def forget(self, key: Hashable) -> None:
         with self._lock:

@@ -33,11 +33,4 @@ clear = memory.clear  # connected to the flow and application signals
 
 def flows(route: tuple, read: Callable[[], list[Flow]]) -> list[Flow]:
     """read(), or what it gave for this route within SECONDS (copies of the flows)."""
-    remembered = memory.get(route)
-    if remembered is not None:
-        return [copy.copy(flow) for flow in remembered]
-    started = memory.started()
-    found = read()
-    if found:
-        memory.put(route, tuple(copy.copy(flow) for flow in found), started=started)
-    return found
+    return memory.remembered(route, read, copy=lambda found: [copy.copy(f) for f in found])

@@ -16,7 +16,6 @@ Why it is safe (issue "Hot path": a change takes effect everywhere within 1 s):
   operation's flow is run as the flow was read (its own checks, disabled included, run).
 """
 
-import copy
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -42,11 +41,4 @@ class Switches:
 def remembered(key: Hashable, read: Callable[[], T | None]) -> T | None:
     """read(), or what it gave for `key` within SECONDS (a shallow copy, so a caller's
     attributes are its own; the related objects are shared and only read)."""
-    value = memory.get(key)
-    if value is not None:
-        return copy.copy(value)
-    started = memory.started()
-    value = read()
-    if value is not None:
-        memory.put(key, copy.copy(value), started=started)
-    return value
+    return memory.remembered(key, read)
