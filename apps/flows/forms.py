@@ -10,6 +10,8 @@ from apps.flows.connection_kinds import KINDS
 from apps.flows.engine.templates import template_errors
 from apps.flows.models import Connection, Export, Flow, Import, Script
 from apps.flows.outbound.auth import SAFE_HEADERS, is_safe_header
+from apps.flows.outbound.errors import OutboundError
+from apps.flows.outbound.guard import AddressPolicy
 from apps.flows.outbound.origin import literal_origin_problem
 from apps.flows.pipeline import pipeline_errors
 from apps.flows.sandbox import check_syntax
@@ -31,6 +33,29 @@ class DefaultHeadersField(forms.JSONField):
         if isinstance(value, dict):
             value = {name: item for name, item in value.items() if is_safe_header(str(name))}
         return super().prepare_value(value)
+
+
+class LinesField(forms.Field):
+    """A list of text typed one item a line (blank lines and surrounding spaces ignored),
+    shown back the same way."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "cols": 40, **MONOSPACE})
+
+    def __init__(self, *, encoder=None, decoder=None, **kwargs):
+        super().__init__(**kwargs)  # a model JSONField offers its encoder: not needed here
+
+    def prepare_value(self, value):
+        if isinstance(value, list | tuple):
+            return "\n".join(str(item) for item in value)
+        return value
+
+    def to_python(self, value):
+        if isinstance(value, list | tuple):  # from initial data
+            return [str(item) for item in value]
+        return [line.strip() for line in (value or "").splitlines() if line.strip()]
+
+    def has_changed(self, initial, data):
+        return self.to_python(initial or []) != self.to_python(data)
 
 
 class ConnectionForm(forms.ModelForm):
@@ -81,7 +106,11 @@ class ConnectionForm(forms.ModelForm):
             "timeout_ms",
             "concurrency",
         )
-        field_classes = {"headers": DefaultHeadersField}
+        field_classes = {"headers": DefaultHeadersField, "allowed_private_hosts": LinesField}
+        help_texts = {
+            "allowed_private_hosts": "Host names or networks (CIDR) on a private network that "
+            "this connection may call, one a line, e.g. erp.internal or 10.1.0.0/16.",
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -134,11 +163,11 @@ class ConnectionForm(forms.ModelForm):
             self.add_error("base_uri", "Required for an HTTP connection.")
         if auth_type == Connection.AuthType.BASIC and not data.get("username"):
             self.add_error("username", "Required for basic authentication.")
-        hosts = data.get("allowed_private_hosts")
-        if hosts is not None and not (
-            isinstance(hosts, list) and all(isinstance(h, str) for h in hosts)
-        ):
-            self.add_error("allowed_private_hosts", "A list of host names or networks.")
+        if hosts := data.get("allowed_private_hosts"):
+            try:  # as every outbound call reads it
+                AddressPolicy.from_allowlist(hosts)
+            except OutboundError as exc:
+                self.add_error("allowed_private_hosts", str(exc))
         return data
 
     def _take_headers(self, data: dict, auth_type) -> dict:

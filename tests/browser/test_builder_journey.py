@@ -40,7 +40,7 @@ def test_a_builder_creates_a_flow_test_runs_it_and_reads_the_execution(
     page.fill("#id_name", "Lead API")
     page.fill("#id_base_uri", httpserver.url_for("/").rstrip("/"))
     page.click("summary:has-text('Advanced')")  # the collapsed section
-    fill_json(page, "allowed_private_hosts", '["localhost", "127.0.0.1"]')
+    page.fill("#id_allowed_private_hosts", "localhost\n127.0.0.1")  # one a line
     save(page)
 
     page.goto(f"{base}/admin/flows/export/add/")

@@ -32,7 +32,7 @@ CONNECTION_FORM = {
     "headers": "{}",
     "auth_type": "none",
     "header_name": "X-API-Key",
-    "allowed_private_hosts": "[]",
+    "allowed_private_hosts": "",
     "concurrency": 1,
 }
 

@@ -226,7 +226,7 @@ CONNECTION_FORM = {
     "base_uri": "https://crm.example.com",
     "auth_type": "none",
     "header_name": "X-API-Key",
-    "allowed_private_hosts": "[]",
+    "allowed_private_hosts": "",
     "concurrency": 1,
 }
 
