@@ -100,6 +100,14 @@ class Execution(models.Model):
     heartbeat_at = models.DateTimeField(
         "heartbeat", null=True, blank=True, help_text="Last sign of life of the running process."
     )
+    progress = models.JSONField(
+        "progress",
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="While it runs: each step's records in and out and errors so far, and the "
+        "step it is in (written at most every 0.5 s, never in a run's first 0.5 s).",
+    )
     timeout_ms = models.PositiveIntegerField("timeout (ms)", null=True, blank=True)
     cancel_requested = models.BooleanField("cancel requested", default=False)
     requeued_at = models.DateTimeField(

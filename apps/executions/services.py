@@ -178,6 +178,34 @@ class _Heartbeat(threading.Thread):
             connection.close()
 
 
+class _ProgressWriter:
+    """The engine's ProgressPort for one run (engine.progress decides when it reports): each
+    report is one UPDATE of the run's row, on the run's thread, with the steps' counters,
+    the current step, the run's counts so far and a heartbeat. The run page polls them."""
+
+    def __init__(self, execution: Execution):
+        self.execution = execution
+
+    def report(self, progress: dict) -> None:
+        if self.execution._state.adding:  # a deferred run whose row is not written yet
+            return
+        try:
+            Execution.objects.filter(pk=self.execution.pk, status=Status.RUNNING).update(
+                progress=progress,
+                num_success=progress["numSuccess"],
+                num_error=progress["numError"],
+                heartbeat_at=timezone.now(),
+            )
+        except DatabaseError:  # e.g. a locked SQLite file: the next report says it all
+            logger.warning("Progress of execution %s not written", self.execution.pk, exc_info=True)
+
+
+def _progress_port(execution: Execution) -> _ProgressWriter | None:
+    """None for a run inside its caller's transaction (Execute()): nobody else could read
+    its reports before it ends, and a failed write would break that transaction."""
+    return None if connection.in_atomic_block else _ProgressWriter(execution)
+
+
 def _cancel_check(execution_id):
     """A cheap `cancelled()` for the engine: asks the database at most once a second."""
     last = {"at": time.monotonic(), "value": False}  # a run just started is not cancelled
@@ -398,6 +426,7 @@ def _run(
         retry=None if spec.skip_retries else RetryPolicy(),
         cancelled=_cancel_check(execution.pk),
         script_owner=f"flow {flow.pk}",
+        progress=_progress_port(execution),
     )
     outcome = run_flow(
         spec,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from apps.flows.engine.progress import ProgressMeter, ProgressPort
 from apps.flows.outbound.retry import RetryPolicy
 from apps.flows.outbound.values import ConnectionConfig, HttpRequest, HttpResponse
 from apps.flows.sandbox.results import ScriptResult
@@ -195,6 +196,9 @@ class RunContext:
     subflows: SubflowPort | None = None
     records: RecordsPort | None = None
     script_owner: str | None = None  # the flow: its scripts share one flow's part of the pool
+    progress: ProgressPort | None = None  # told the run's counters now and then (engine.progress)
+    # Set by the runner when `progress` is given; a worker's view has none (not in replace()).
+    meter: ProgressMeter | None = field(default=None, init=False, repr=False, compare=False)
 
     def worker_view(self, stopped: Callable[[], bool]) -> "RunContext":
         """This context as a worker thread of a parallel step sees it (engine.parallel).
@@ -205,7 +209,12 @@ class RunContext:
         database either: data tables and sub-flows stay on the run's thread.
         """
         return dataclasses.replace(
-            self, cancelled=stopped, heartbeat=_no_heartbeat, records=None, subflows=None
+            self,
+            cancelled=stopped,
+            heartbeat=_no_heartbeat,
+            records=None,
+            subflows=None,
+            progress=None,
         )
 
     def checkpoint(self) -> None:
@@ -215,6 +224,8 @@ class RunContext:
         if self.cancelled():
             raise RunCancelled
         self.heartbeat()
+        if self.meter is not None:
+            self.meter.tick()
 
     def remaining_ms(self) -> int | None:
         if self.deadline is None:

@@ -13,6 +13,7 @@ from apps.flows.engine.context import (
     RunCancelled,
     RunContext,
 )
+from apps.flows.engine.progress import ProgressMeter
 from apps.flows.engine.spec import FlowSpec
 from apps.flows.engine.steps import STEP_KINDS, Step, generator_pages
 
@@ -73,6 +74,36 @@ class _Run:
         self.collect_output = collect_output
         self.steps: list[Step] = [STEP_KINDS[step.kind](step) for step in spec.processors]
         self.outcome = Outcome(status="running")
+        self.meter = None
+        if ctx.progress is not None:
+            self.meter = ctx.meter = ProgressMeter(ctx.progress, self.progress, ctx.clock)
+
+    def progress(self, current: str) -> dict[str, Any]:
+        """What a progress report says: every step's counters so far, the current step."""
+        seen = self.ctx.recorder.steps
+        steps = []
+        for step in (*self.spec.generators, *self.spec.processors):
+            stats = seen.get(step.path)
+            steps.append(
+                {
+                    "path": step.path,
+                    "kind": step.kind,
+                    "name": step.name,
+                    "in": stats.records_in if stats else 0,
+                    "out": stats.records_out if stats else 0,
+                    "errors": stats.errors if stats else 0,
+                }
+            )
+        return {
+            "current": current,
+            "numSuccess": self.outcome.num_success,
+            "numError": self.ctx.recorder.error_count,
+            "steps": steps,
+        }
+
+    def between_pages(self, reader: str) -> None:
+        if self.meter is not None:
+            self.meter.between_pages(reader)
 
     def pages(self, initial_record: Any):
         if not self.spec.generators:
@@ -80,19 +111,25 @@ class _Run:
             return
         for generator in self.spec.generators:
             stats = self.ctx.recorder.stats(generator)
+            self.between_pages(generator.path)
             self.ctx.checkpoint()
             started = time.perf_counter()
             for page in generator_pages(generator, self.ctx):
                 stats.duration_ms += (time.perf_counter() - started) * 1000
                 stats.gave_out(page)
                 yield page
+                self.between_pages(generator.path)  # its next page is read now
                 started = time.perf_counter()
 
     def process(self, page: list, start: int = 0) -> None:
+        if self.meter is not None:
+            self.meter.page_begins()
         self.ctx.checkpoint()  # between pages too
         for step in self.steps[start:]:
             if not page:
                 return
+            if self.meter is not None:
+                self.meter.at(step.spec.path)
             self.ctx.checkpoint()
             stats = self.ctx.recorder.stats(step.spec)
             stats.took_in(page)
@@ -114,6 +151,7 @@ class _Run:
                     self.process(page)
             else:
                 for start, records in resume:
+                    self.between_pages("")
                     self.process(list(records), start)
             outcome.num_error = self.ctx.recorder.error_count
             settled(outcome, self.ctx.recorder.errors)
