@@ -50,8 +50,10 @@ class LinesField(forms.Field):
         return value
 
     def to_python(self, value):
-        if isinstance(value, list | tuple):  # from initial data
-            return [str(item) for item in value]
+        if isinstance(value, list | tuple):  # the stored list, or the management API's
+            if not all(isinstance(item, str) for item in value):
+                raise forms.ValidationError("A list of host names or networks.")
+            return list(value)
         return [line.strip() for line in (value or "").splitlines() if line.strip()]
 
     def has_changed(self, initial, data):

@@ -83,3 +83,23 @@ def test_a_connection_saved_unchanged_keeps_its_hosts(admin_client):
     assert response.status_code == 302, response.content.decode()[:3000]
     connection.refresh_from_db()
     assert connection.allowed_private_hosts == ["erp.internal"]
+
+
+def test_the_management_api_still_takes_a_list_and_refuses_anything_else(admin_user):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(admin_user)
+    document = {"name": "ERP", "type": "http", "http": {"baseURI": "https://erp.internal"}}
+
+    good = {**document, "http": {**document["http"], "allowedPrivateHosts": ["10.1.0.0/16"]}}
+    created = client.post("/api/v1/connections", good, format="json")
+    assert created.status_code == 201, created.json()
+    assert Connection.objects.get(name="ERP").allowed_private_hosts == ["10.1.0.0/16"]
+
+    bad = {**good, "name": "ERP 2", "http": {**good["http"], "allowedPrivateHosts": [5]}}
+    refused = client.post("/api/v1/connections", bad, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["errors"] == [
+        {"pointer": "#/http/allowedPrivateHosts", "detail": "A list of host names or networks."}
+    ]
