@@ -7,6 +7,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from apps.executions import diagram as diagrams
 from apps.executions import launch, services
 from apps.executions.errors import Refused
 from apps.executions.models import Execution
@@ -56,7 +57,7 @@ class ExecutionAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     actions = ("retry", "cancel")
     fieldsets = (
-        (None, {"fields": ("id", "flow", "coloured_status", "status_code", "error")}),
+        (None, {"fields": ("id", "flow", "coloured_status", "status_code", "error", "diagram")}),
         (
             "Trigger",
             {
@@ -174,6 +175,10 @@ class ExecutionAdmin(admin.ModelAdmin):
             obj.get_status_display(),
         )
 
+    @admin.display(description="diagram")
+    def diagram(self, obj):
+        return diagrams.html(diagrams.for_run(obj))
+
     @admin.display(description="duration")
     def duration(self, obj):
         return f"{obj.duration_ms:.1f} ms" if obj.duration_ms is not None else "—"
@@ -234,6 +239,13 @@ class RunnableFlowAdmin(FlowAdmin):
             .get_queryset(request)
             .annotate(last_run_status=Subquery(last.values("status")[:1]))
         )
+
+    @admin.display(description="pipeline")
+    def pipeline(self, obj):
+        """The flow as a diagram with its last run's numbers, instead of a numbered list."""
+        if not obj.pk:
+            return super().pipeline(obj)
+        return diagrams.html(diagrams.for_flow(obj))
 
     @admin.display(description="last run")
     def last_status(self, obj):
