@@ -1,6 +1,7 @@
 import logging
 from io import StringIO
 
+from django.conf import settings
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
@@ -30,7 +31,9 @@ def test_the_lead_registration_demo_answers_query_and_execute_with_the_printed_k
     out = StringIO()
     call_command("bootstrap", stdout=out)
     text = out.getvalue()
-    key = next(line.strip() for line in text.splitlines() if line.strip().startswith("fs_"))
+    export = next(line for line in text.splitlines() if line.strip().startswith("export "))
+    variables = dict(pair.split("=", 1) for pair in export.split()[1:])
+    key = variables["DEMO_KEY"]
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     hot = client.get("/api/rest/query/Lead%20Registration/Leads%20by%20Rating?rating=Hot")
@@ -50,7 +53,24 @@ def test_the_lead_registration_demo_answers_query_and_execute_with_the_printed_k
     assert client.post(url, payload, format="json").json() == created.json()  # replayed
     everyone = client.get("/api/rest/query/Lead%20Registration/All%20Leads").json()
     assert len(everyone) == 5
-    assert "/api/rest/query/Lead%20Registration/Leads%20by%20Rating?rating=Hot" in text
+    assert '"$BASE/api/rest/query/Lead%20Registration/Leads%20by%20Rating?rating=Hot"' in text
+    assert variables["BASE"] == f"http://{settings.HOST}:{settings.PORT}"
+
+
+def test_bootstrap_prints_a_key_of_admin_for_the_management_api(db):
+    out = StringIO()
+    call_command("bootstrap", stdout=out)
+    export = next(line for line in out.getvalue().splitlines() if "export " in line)
+    variables = dict(pair.split("=", 1) for pair in export.split()[1:])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {variables['FLOWSITE_KEY']}")
+
+    me = client.get("/api/v1/me")
+
+    assert me.status_code == 200
+    assert me.json()["username"] == "admin"
+    flows = client.get("/api/v1/flows").json()
+    assert [flow["name"] for flow in flows] == ["greeting", "Lead digest", "lead"]
 
 
 def test_make_runs_bootstrap_leaves_the_password_for_serve_to_print_last(db, settings, tmp_path):

@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from apps.accounts.models import User
+from apps.accounts.services import create_api_key
 from apps.core.startup import leave_notice
 from apps.surface.demo import install_lead_registration
 
@@ -34,7 +35,7 @@ class Command(BaseCommand):
             self.stdout.write("Accounts exist already: nothing to prepare.")
             return
         password = secrets.token_urlsafe(12)
-        User.objects.create_superuser(username="admin", email="", password=password)
+        admin = User.objects.create_superuser(username="admin", email="", password=password)
         told = [
             self.style.SUCCESS(
                 f"Created the admin account 'admin' with password {password}\n"
@@ -42,10 +43,21 @@ class Command(BaseCommand):
                 ".venv/bin/python manage.py changepassword admin"
             )
         ]
+        # The key README's curls call as $FLOWSITE_KEY (the management API, flows, jobs).
+        variables = {
+            "BASE": f"http://{settings.HOST}:{settings.PORT}",
+            "FLOWSITE_KEY": create_api_key(owner=admin, label="make run").plaintext,
+        }
         if DEMO_FIXTURE.exists():
             call_command("loaddata", str(DEMO_FIXTURE), verbosity=0)
-            demo = install_lead_registration(owner=User.objects.get(username="admin"))
+            demo = install_lead_registration(owner=admin)
+            variables["DEMO_KEY"] = demo.key
             told.append(self._demo_instructions(demo))
+        told.append(
+            "API keys, shown only this once: FLOWSITE_KEY is admin's, DEMO_KEY the demo's "
+            "integration account's. For README's curls, paste:\n  export "
+            + " ".join(f"{name}={value}" for name, value in variables.items())
+        )
         if options["when_served"]:
             leave_notice("\n".join(told) + "\n")
             self.stdout.write(
@@ -56,9 +68,8 @@ class Command(BaseCommand):
 
     @staticmethod
     def _demo_instructions(demo) -> str:
-        base = f"http://{settings.HOST}:{settings.PORT}/api/rest"
         app = quote(demo.application.name)
-        auth = f"-H 'Authorization: Bearer {demo.key}'"
+        auth = '-H "Authorization: Bearer $DEMO_KEY"'
         lead = json.dumps(
             {
                 "RecordID": None,
@@ -72,9 +83,8 @@ class Command(BaseCommand):
         return (
             f"Loaded the demo application {demo.application.name!r}. Its integration account "
             f"{demo.account.get_username()!r} may call Execute() and Query() (the surface is "
-            "on for the demo; without the demo it is off). Its API key, shown only this once:"
-            f"\n  {demo.key}\nTry:\n"
-            f"  curl {auth} '{base}/query/{app}/Leads%20by%20Rating?rating=Hot'\n"
+            "on for the demo; without the demo it is off) with DEMO_KEY below. Try:\n"
+            f'  curl {auth} "$BASE/api/rest/query/{app}/Leads%20by%20Rating?rating=Hot"\n'
             f"  curl -X POST {auth} -H 'Content-Type: application/json' -d '{lead}' "
-            f"'{base}/execute/{app}/Register%20Lead'"
+            f'"$BASE/api/rest/execute/{app}/Register%20Lead"'
         )
