@@ -45,6 +45,16 @@ class Runs:
     url: str
 
 
+@dataclass(frozen=True)
+class SoFar:
+    """A running run's counters of one step, from its last progress report."""
+
+    records_in: int
+    records_out: int
+    errors: int
+    duration_ms: None = None
+
+
 @dataclass
 class Step:
     """One box: a step of the flow document, where it stands (`path`, as the engine and
@@ -59,8 +69,9 @@ class Step:
     missing: str = ""  # why the step cannot be drawn with its resource ("" when it can)
     proceed_on_failure: bool = False
     function: str = ""
-    ran: StepRun | None = None
+    ran: StepRun | SoFar | None = None
     subflow_runs: Runs | None = None
+    current: bool = False  # the step a running run is in
 
     @property
     def dom_id(self) -> str:
@@ -193,9 +204,21 @@ def _attach(diagram: Diagram, run: Execution | None, flow: Flow | None) -> Diagr
     diagram.run = run
     diagram.run_url = reverse("admin:executions_execution_change", args=[run.pk])
     ran = {step.path: step for step in StepRun.objects.filter(execution=run).only(*STEP_FIELDS)}
+    current = ""
+    if run.status == Status.RUNNING and isinstance(run.progress, dict):
+        # Its steps are stored when it ends; until then, the engine's last report.
+        current = run.progress.get("current") or ""
+        for step in run.progress.get("steps") or []:
+            if isinstance(step, dict) and step.get("path") and step["path"] not in ran:
+                counts = (step.get(name) for name in ("in", "out", "errors"))
+                ran[step["path"]] = SoFar(*(count or 0 for count in counts))
     for box in diagram.steps:
         box.ran = ran.pop(box.path, None)
-    diagram.leftover = sorted(ran.values(), key=lambda step: step.position or 0)
+        box.current = box.path == current
+    diagram.leftover = sorted(
+        (step for step in ran.values() if isinstance(step, StepRun)),
+        key=lambda step: step.position or 0,
+    )
     if any(box.kind == "flow" for box in diagram.processors):
         called = _subflow_runs(run)
         subflows = _list(flow.page_processors) if flow is not None else []
@@ -245,7 +268,7 @@ def last_run(flow: Flow) -> Execution | None:
     return (
         Execution.objects.filter(flow=flow)
         .exclude(status=Status.QUEUED)
-        .only("id", "status", "created_at", "num_success", "num_error", "num_ignore", "trigger")
+        .only("id", "status", "created_at", "num_success", "num_error", "num_ignore", "progress")
         .order_by("-created_at")
         .first()
     )

@@ -262,6 +262,30 @@ def test_a_run_whose_flow_is_gone_draws_the_steps_it_ran(admin_client, sync):
     assert f"again after run {str(run.pk)[:8]}" in retried
 
 
+def test_a_running_run_shows_its_last_progress_report_and_the_step_it_is_in(admin_client, sync):
+    running = a_run(
+        sync,
+        Status.RUNNING,
+        progress={
+            "current": "pageProcessors[0]",
+            "numSuccess": 0,
+            "numError": 1,
+            "steps": [
+                {"path": "pageGenerators[0]", "kind": "export", "in": 0, "out": 40, "errors": 0},
+                {"path": "pageProcessors[0]", "kind": "export", "in": 12, "out": 11, "errors": 1},
+            ],
+        },
+    )
+
+    for html in (flow_page(admin_client, sync), run_page(admin_client, running)):
+        assert counter(html, "pageGenerators[0]", "out") == "40"
+        assert counter(html, "pageProcessors[0]", "errors") == "1"
+        assert counter(html, "pageProcessors[1]", "in") == "—"
+        before = html.split('data-step="pageProcessors[0]"', 1)[0][-400:]
+        assert "diagram-current" in before
+        assert "Running" in html.split('id="flow-diagram"', 1)[1]
+
+
 def test_a_real_runs_steps_land_on_their_boxes(admin_client, sales, admin_user):
     fan_out = Script.objects.create(
         name="Fan out", content="function main(ctx) { return [{n: 1}, {n: 2}, {n: 3}]; }"
