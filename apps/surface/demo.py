@@ -58,12 +58,13 @@ SAMPLE_LEADS = [
 ]
 
 
-# The flow "lead" answers GET /api/resources/lead?email=…: `check` refuses a call without
-# an email through error() (400), a lookup finds the lead, `answer` returns it or a 404
-# of its own (README's examples of a flow's answers).
+# The flow "lead" answers GET /api/resources/lead?company=…: `check` refuses a call without
+# one company name through error() (400), a lookup finds the lead, `answer` returns it or
+# a 404 of its own (README's examples of a flow's answers).
 LEAD = """function check(ctx) {
-  if (!ctx.trigger.args.request.query.email) {
-    error('Give the email of a lead: ?email=ada@acme.example', 400);
+  var company = ctx.trigger.args.request.query.company;
+  if (typeof company !== 'string' || !company.trim()) {
+    error('Give the company of a lead: ?company=Acme%20Ltd', 400);
   }
   return ctx.records;
 }
@@ -151,7 +152,7 @@ def _saved(instance):
 def _install_lead_flows(application: Application, lead) -> None:
     """Two connections to the data tables (the second one to try clone and
     replaceConnection with), the flow "Lead digest" (a page generator reading leads of a
-    rating) and the flow "lead" (GET /api/resources/lead?email=…: a check, a lookup, an
+    rating) and the flow "lead" (GET /api/resources/lead?company=…: a check, a lookup, an
     answer)."""
     tables = _saved(Connection(name="Flowsite data tables", type=Connection.Type.RECORDS))
     _saved(Connection(name="Flowsite data tables (spare)", type=Connection.Type.RECORDS))
@@ -167,15 +168,19 @@ def _install_lead_flows(application: Application, lead) -> None:
             },
         )
     )
-    by_email = _saved(
+    by_company = _saved(
         Export(
             application=application,
-            name="Lead by email",
+            name="Lead by company",
             connection=tables,
             records={
                 "_recordTypeId": str(lead.pk),
                 "filters": [
-                    {"field": "Email", "op": "eq", "value": "{{trigger.args.request.query.email}}"}
+                    {
+                        "field": "Company",
+                        "op": "eq",
+                        "value": "{{trigger.args.request.query.company}}",
+                    }
                 ],
             },
         )
@@ -194,12 +199,12 @@ def _install_lead_flows(application: Application, lead) -> None:
         Flow(
             application=application,
             name="lead",
-            description="GET /api/resources/lead?email=…: the lead with that email, or 404.",
+            description="GET /api/resources/lead?company=…: the lead of that company, or 404.",
             page_processors=[
                 {"type": "script", "_scriptId": str(lead_script.pk), "function": "check"},
                 {
                     "type": "export",
-                    "_exportId": str(by_email.pk),
+                    "_exportId": str(by_company.pk),
                     "responseMapping": {"fields": [{"extract": "data", "generate": "found"}]},
                 },
                 {"type": "script", "_scriptId": str(lead_script.pk), "function": "answer"},
