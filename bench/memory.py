@@ -95,7 +95,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     manage(env, "migrate", "--noinput")
     shown = manage(env, "bootstrap")
-    key = re.search(r"shown only this once:\s*\n\s*(\S+)", shown)
+    key = re.search(r"\bDEMO_KEY=(\S+)", shown)  # from its `export BASE=… DEMO_KEY=…` line
     if key is None:
         raise SystemExit(f"bootstrap printed no demo key:\n{shown}")
     manage(env, "collectstatic", "--noinput", "--verbosity", "0")
