@@ -11,8 +11,12 @@ class ExecutionsConfig(AppConfig):
     def ready(self):
         from django.db.models import signals
 
-        from apps.executions import route_cache
+        from apps.executions import route_cache, selectors
+        from apps.flows import step_samples
         from apps.flows.models import Application, Flow
+
+        # A script's Test page offers what its step received in the last run.
+        step_samples.register(selectors.last_script_input)
 
         # A flow or application saved or deleted in this process forgets the remembered
         # routes at once (other processes within route_cache.SECONDS).

@@ -1,12 +1,19 @@
-"""Reads for runs: the flow a route names, and who may see a run."""
+"""Reads for runs: the flow a route names, who may see a run, what a script step last received."""
 
+import operator
+from collections.abc import Sequence
+from functools import reduce
+
+from django.contrib.auth import get_permission_codename
+from django.db.models import Q
 from django.urls import reverse
 
 from apps.accounts.privileges import Privilege
 from apps.executions import route_cache
 from apps.executions.errors import AmbiguousFlow, MethodNotAllowed, NotAuthenticated, NotFound
-from apps.executions.models import Execution
+from apps.executions.models import Execution, StepRun
 from apps.flows.models import Flow
+from apps.flows.step_samples import ScriptStep, StepSample
 
 
 def _not_found(what: str) -> NotFound:
@@ -116,3 +123,36 @@ def may_poll(execution: Execution, *, user, api_key, client_ip: str | None) -> b
             return False
         return execution.caller_id == user.pk or user.has_perm(Privilege.VIEW_EXECUTIONS.perm)
     return execution.caller_id is None and execution.caller_ip == client_ip
+
+
+def last_script_input(steps: Sequence[ScriptStep], *, user) -> StepSample | None:
+    """The records one of these script steps received in the most recent run where it
+    received any (one query), for a user who may read runs in the admin."""
+    opts = Execution._meta
+    if not any(
+        user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+        for action in ("view", "change")
+    ):
+        return None
+    where = reduce(
+        operator.or_,
+        (Q(execution__flow_id=s.flow_id, path=s.path, name=s.name[:200]) for s in steps),
+    )
+    step = (
+        StepRun.objects.filter(where, kind="script", records_in__gt=0)
+        .select_related("execution")
+        .only("path", "sample_in", "execution__id", "execution__flow_name", "execution__created_at")
+        .order_by("-execution__created_at")
+        .first()
+    )
+    if step is None:
+        return None
+    run = step.execution
+    return StepSample(
+        records=step.sample_in,
+        run_id=str(run.pk),
+        run_url=reverse("admin:executions_execution_change", args=[run.pk]),
+        flow_name=run.flow_name,
+        path=step.path,
+        ran_at=run.created_at,
+    )

@@ -1,8 +1,10 @@
+import re
 from dataclasses import dataclass
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.http import HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -10,7 +12,7 @@ from django.utils.html import format_html, format_html_join
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
-from apps.flows import selectors, services
+from apps.flows import selectors, services, step_samples
 from apps.flows.forms import (
     ConnectionForm,
     ConnectionTestForm,
@@ -24,6 +26,7 @@ from apps.flows.forms import (
 )
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.pipeline import RESOURCES, as_id
+from apps.flows.sandbox import check_syntax
 from apps.flows.schedules import PERIODIC_TASK_PREFIX, describe_schedule, next_runs
 
 
@@ -70,7 +73,8 @@ class TryItAdmin(InUseProtectedAdmin):
     def run_try_it(self, obj, data: dict):
         raise NotImplementedError
 
-    def try_it_context(self, obj) -> dict:
+    def try_it_context(self, request, obj) -> dict:
+        """More for the template; an "initial" entry fills the form when it is first shown."""
         return {}
 
     def get_urls(self):
@@ -86,7 +90,8 @@ class TryItAdmin(InUseProtectedAdmin):
         obj = get_object_or_404(self.get_queryset(request), pk=object_id)
         if not self.has_view_permission(request, obj):
             return redirect("admin:index")
-        form = self.try_it.form(request.POST or None)
+        extra = self.try_it_context(request, obj)
+        form = self.try_it.form(request.POST or None, initial=extra.get("initial"))
         result = None
         if request.method == "POST" and form.is_valid():
             result = self.run_try_it(obj, form.cleaned_data)
@@ -98,7 +103,7 @@ class TryItAdmin(InUseProtectedAdmin):
             "original": obj,
             "form": form,
             "result": result,
-            **self.try_it_context(obj),
+            **extra,
         }
         return TemplateResponse(request, self.try_it.template, context)
 
@@ -221,6 +226,10 @@ class ImportAdmin(TryItAdmin):
     search_fields = ("name", "relative_uri")
 
 
+# check_syntax's message ends with the line when it is known: "… (line 3)".
+SYNTAX_ERROR_LINE = re.compile(r"\(line (\d+)\)$")
+
+
 @admin.register(Script)
 class ScriptAdmin(TryItAdmin):
     form = ScriptForm
@@ -238,8 +247,35 @@ class ScriptAdmin(TryItAdmin):
             variables=data.get("variables"),
         )
 
-    def try_it_context(self, script) -> dict:
-        return {"lines": enumerate(script.content.splitlines(), start=1)}
+    def try_it_context(self, request, script) -> dict:
+        """The records this script's step received in the last run that reached it (when
+        the app recording runs says so and the user may read runs), else the typed default."""
+        sample = step_samples.last_input(selectors.script_steps(script), user=request.user)
+        return {
+            "lines": enumerate(script.content.splitlines(), start=1),
+            "sample": sample,
+            "initial": {"records": sample.records} if sample else None,
+        }
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.check_syntax_view)
+        return [
+            path("check-syntax/", view, name="flows_script_check_syntax"),
+            *super().get_urls(),
+        ]
+
+    def check_syntax_view(self, request):
+        """The code editor's syntax check before save (the form's own check, as JSON):
+        {"ok": true} or {"ok": false, "error": "SyntaxError: … (line 3)", "line": 3}."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            return JsonResponse({"error": "You may not edit scripts."}, status=403)
+        problem = check_syntax(request.POST.get("source", ""))
+        if problem is None:
+            return JsonResponse({"ok": True})
+        line = SYNTAX_ERROR_LINE.search(problem)
+        return JsonResponse({"ok": False, "error": problem, "line": int(line[1]) if line else None})
 
 
 ROLES = {"export": "looks up", "import": "writes", "script": "transforms", "flow": "calls"}

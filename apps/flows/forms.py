@@ -4,6 +4,7 @@ import json
 import re
 
 from django import forms
+from django.urls import reverse_lazy
 
 from apps.flows.api_settings import FlowApi, api_errors
 from apps.flows.connection_kinds import KINDS
@@ -16,6 +17,7 @@ from apps.flows.outbound.origin import literal_origin_problem
 from apps.flows.pipeline import pipeline_errors
 from apps.flows.sandbox import check_syntax
 from apps.flows.schedules import parse_schedule, validate_timezone, zone_names
+from apps.flows.widgets import CodeEditor
 
 MONOSPACE = {"style": "font-family: ui-monospace, Menlo, Consolas, monospace; width: 90%;"}
 # RFC 9110: a header name is a token; a value must not break the request (CR, LF, NUL).
@@ -323,9 +325,7 @@ class ScriptForm(forms.ModelForm):
     class Meta:
         model = Script
         fields = ("name", "application", "language", "content")
-        widgets = {
-            "content": forms.Textarea(attrs={**MONOSPACE, "rows": 24, "spellcheck": "false"})
-        }
+        widgets = {"content": CodeEditor(check_url=reverse_lazy("admin:flows_script_check_syntax"))}
 
     def clean_content(self):
         content = self.cleaned_data["content"]

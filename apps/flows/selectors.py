@@ -11,6 +11,7 @@ from django.db import models
 
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.pipeline import RESOURCES, as_id
+from apps.flows.step_samples import ScriptStep
 
 
 @dataclass
@@ -51,6 +52,21 @@ def flows_using(kind: str, ids: Iterable[int]) -> list[Flow]:
     return [
         flow for flow in rows if uses(flow.page_generators, flow.page_processors).of(kind) & wanted
     ]
+
+
+def script_steps(script: Script) -> list[ScriptStep]:
+    """Where flows call this script now: each step's flow, path and name (one query)."""
+    found = []
+    for flow in flows_using("script", [script.pk]):
+        for index, step in enumerate(flow.page_processors):
+            if (
+                isinstance(step, dict)
+                and step.get("type") == "script"
+                and as_id(step.get("_scriptId")) == script.pk
+            ):
+                name = step.get("name") or script.name
+                found.append(ScriptStep(flow.pk, f"pageProcessors[{index}]", str(name)))
+    return found
 
 
 def flows_using_connection(connection: Connection) -> list[Flow]:

@@ -52,8 +52,8 @@ def test_a_builder_creates_a_flow_test_runs_it_and_reads_the_execution(
 
     page.goto(f"{base}/admin/flows/script/add/")
     page.fill("#id_name", "Shout")
-    page.fill(
-        "#id_content",
+    page.evaluate(  # the code editor stands in for the textarea #id_content
+        "(text) => document.querySelector('#id_content').editor.setValue(text)",
         "function main(ctx) {\n  debug('got', ctx.records.length);\n"
         "  return ctx.records.map(function (r) { return {company: r.company.toUpperCase()}; });\n}",
     )
