@@ -48,16 +48,19 @@ class Command(BaseCommand):
             "BASE": f"http://{settings.HOST}:{settings.PORT}",
             "FLOWSITE_KEY": create_api_key(owner=admin, label="make run").plaintext,
         }
+        demo = None
         if DEMO_FIXTURE.exists():
             call_command("loaddata", str(DEMO_FIXTURE), verbosity=0)
             demo = install_lead_registration(owner=admin)
             variables["DEMO_KEY"] = demo.key
-            told.append(self._demo_instructions(demo))
         told.append(
-            "API keys, shown only this once: FLOWSITE_KEY is admin's, DEMO_KEY the demo's "
-            "integration account's. For README's curls, paste:\n  export "
+            "API keys, shown only this once: FLOWSITE_KEY is admin's"
+            + (", DEMO_KEY the demo's integration account's" if demo else "")
+            + ". For README's curls, paste:\n  export "
             + " ".join(f"{name}={value}" for name, value in variables.items())
         )
+        if demo is not None:
+            told.append(self._demo_instructions(demo))
         if options["when_served"]:
             leave_notice("\n".join(told) + "\n")
             self.stdout.write(
@@ -83,7 +86,7 @@ class Command(BaseCommand):
         return (
             f"Loaded the demo application {demo.application.name!r}. Its integration account "
             f"{demo.account.get_username()!r} may call Execute() and Query() (the surface is "
-            "on for the demo; without the demo it is off) with DEMO_KEY below. Try:\n"
+            "on for the demo; without the demo it is off) with DEMO_KEY. Try:\n"
             f'  curl {auth} "$BASE/api/rest/query/{app}/Leads%20by%20Rating?rating=Hot"\n'
             f"  curl -X POST {auth} -H 'Content-Type: application/json' -d '{lead}' "
             f'"$BASE/api/rest/execute/{app}/Register%20Lead"'
