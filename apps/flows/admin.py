@@ -8,7 +8,7 @@ from django.http import HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
@@ -25,7 +25,6 @@ from apps.flows.forms import (
     ScriptTestForm,
 )
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
-from apps.flows.pipeline import RESOURCES, as_id
 from apps.flows.sandbox import check_syntax
 from apps.flows.schedules import PERIODIC_TASK_PREFIX, describe_schedule, next_runs
 
@@ -62,6 +61,7 @@ class TryIt:
     action: str
     form: type[forms.Form]
     template: str
+    submit: str
 
 
 class TryItAdmin(InUseProtectedAdmin):
@@ -85,6 +85,22 @@ class TryItAdmin(InUseProtectedAdmin):
             path(f"<int:object_id>/{self.try_it.segment}/", view, name=name),
             *super().get_urls(),
         ]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The same form on the object's own page (admin/flows/try_panel.html), once saved.
+        if obj is not None and obj.pk:
+            extra = self.try_it_context(request, obj)
+            opts = self.model._meta
+            segment = self.try_it.segment.replace("-", "_")
+            context["try_panel"] = {
+                "title": f"{self.try_it.action} it here",
+                "url": reverse(
+                    f"admin:{opts.app_label}_{opts.model_name}_{segment}", args=[obj.pk]
+                ),
+                "form": self.try_it.form(initial=extra.get("initial"), auto_id="try_%s"),
+                "submit": self.try_it.submit,
+            }
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def try_it_view(self, request, object_id: int):
         obj = get_object_or_404(self.get_queryset(request), pk=object_id)
@@ -120,7 +136,9 @@ class ApplicationAdmin(InUseProtectedAdmin):
 class ConnectionAdmin(TryItAdmin):
     form = ConnectionForm
     change_form_template = "admin/flows/connection/change_form.html"
-    try_it = TryIt("test", "Test", ConnectionTestForm, "admin/flows/connection/test.html")
+    try_it = TryIt(
+        "test", "Test", ConnectionTestForm, "admin/flows/connection/test.html", "Send the GET"
+    )
 
     def run_try_it(self, connection, data):
         """One GET through the saved connection: reachable, authenticated, allowed?"""
@@ -163,7 +181,13 @@ class ConnectionAdmin(TryItAdmin):
 class ExportAdmin(TryItAdmin):
     form = ExportForm
     change_form_template = "admin/flows/export/change_form.html"
-    try_it = TryIt("preview", "Preview", ExportPreviewForm, "admin/flows/export/preview.html")
+    try_it = TryIt(
+        "preview",
+        "Preview",
+        ExportPreviewForm,
+        "admin/flows/export/preview.html",
+        "Read the first page",
+    )
 
     def run_try_it(self, export, data):
         """The export's first page of records, as a flow would read it."""
@@ -210,7 +234,13 @@ class ExportAdmin(TryItAdmin):
 class ImportAdmin(TryItAdmin):
     form = ImportForm
     change_form_template = "admin/flows/import/change_form.html"
-    try_it = TryIt("dry-run", "Dry run", ImportDryRunForm, "admin/flows/import/dry_run.html")
+    try_it = TryIt(
+        "dry-run",
+        "Dry run",
+        ImportDryRunForm,
+        "admin/flows/import/dry_run.html",
+        "Show the request",
+    )
 
     def run_try_it(self, record_import, data):
         """The request the import would send for sample records, not sent."""
@@ -236,7 +266,7 @@ class ScriptAdmin(TryItAdmin):
     list_display = ("name", "language", "modified_at")
     search_fields = ("name", "content")
     change_form_template = "admin/flows/script/change_form.html"
-    try_it = TryIt("test", "Test", ScriptTestForm, "admin/flows/script/test.html")
+    try_it = TryIt("test", "Test", ScriptTestForm, "admin/flows/script/test.html", "Run the script")
 
     def run_try_it(self, script, data):
         """The saved script on sample records: its output, debug() lines and errors."""
@@ -278,52 +308,6 @@ class ScriptAdmin(TryItAdmin):
         return JsonResponse({"ok": False, "error": problem, "line": int(line[1]) if line else None})
 
 
-ROLES = {"export": "looks up", "import": "writes", "script": "transforms", "flow": "calls"}
-
-
-def _steps(value) -> list[dict]:
-    return [step for step in value if isinstance(step, dict)] if isinstance(value, list) else []
-
-
-def pipeline_html(flow: Flow):
-    """The flow's steps as a numbered list with links; tolerant of a half-edited document."""
-    generators = [{"type": "export", **g} for g in _steps(flow.page_generators)]
-    processors = _steps(flow.page_processors)
-    names: dict[tuple[str, int], str] = {}
-    for kind, (key, model) in RESOURCES.items():
-        ids = {as_id(step.get(key)) for step in generators + processors if step.get("type") == kind}
-        names.update(
-            ((kind, pk), name)
-            for pk, name in model.objects.filter(pk__in=ids - {None}).values_list("pk", "name")
-        )
-    items = []
-    if not generators:
-        items.append(
-            format_html(
-                "<li><b>{}</b> {}</li>", "input", "starts from one record: the trigger's input"
-            )
-        )
-    for index, step in enumerate(generators + processors):
-        kind = step.get("type")
-        if kind not in RESOURCES:
-            items.append(format_html("<li><b>{}</b> is not a step kind</li>", kind))
-            continue
-        resource_id = as_id(step.get(RESOURCES[kind][0]))
-        name = names.get((kind, resource_id))
-        role = "reads pages" if index < len(generators) else ROLES[kind]
-        note = " · proceeds on failure" if step.get("proceedOnFailure") is True else ""
-        if name is None:
-            items.append(format_html("<li><b>{}</b> {} a missing {}</li>", kind, role, kind))
-        else:
-            url = reverse(f"admin:flows_{kind}_change", args=[resource_id])
-            items.append(
-                format_html(
-                    '<li><b>{}</b> {} <a href="{}">{}</a>{}</li>', kind, role, url, name, note
-                )
-            )
-    return format_html("<ol>{}</ol>", format_html_join("", "{}", ((item,) for item in items)))
-
-
 @admin.register(Flow)
 class FlowAdmin(InUseProtectedAdmin):
     """How flows are edited. Running them (Run now, Test run, the last run's status) is
@@ -334,7 +318,7 @@ class FlowAdmin(InUseProtectedAdmin):
     list_filter = ("application", "disabled")
     list_select_related = ("application",)
     search_fields = ("name", "description")
-    readonly_fields = ("pipeline", "next_run", "stored_secret_variables")
+    readonly_fields = ("pipeline", "next_run")
     autocomplete_fields = ("error_flow",)
     actions = ("clone", "enable", "disable")
     fieldsets = (
@@ -344,22 +328,57 @@ class FlowAdmin(InUseProtectedAdmin):
             {
                 "fields": (
                     "pipeline",
-                    "page_generators",
-                    "page_processors",
-                    "variables",
-                    "secret_variables",
-                    "stored_secret_variables",
+                    "generator_rows",
+                    "processor_rows",
+                    "variable_rows",
+                    "secret_variable_rows",
                 )
             },
         ),
         ("Schedule", {"fields": ("schedule", "timezone", "next_run")}),
         (
             "API",
-            {"classes": ("collapse",), "fields": ("api", "max_concurrency", "concurrency_policy")},
+            {
+                "fields": (
+                    "endpoint_enabled",
+                    ("endpoint_method", "endpoint_path"),
+                    "endpoint_mode",
+                    "endpoint_timeout",
+                    "endpoint_anonymous",
+                    "endpoint_roles",
+                    "endpoint_output_name",
+                    "endpoint_error_status",
+                )
+            },
         ),
         (
             "Advanced",
-            {"classes": ("collapse",), "fields": ("error_flow", "skip_retries", "timeout_ms")},
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "error_flow",
+                    "skip_retries",
+                    "timeout_ms",
+                    "max_concurrency",
+                    "concurrency_policy",
+                ),
+            },
+        ),
+        (
+            "Advanced: as JSON",
+            {
+                "classes": ("collapse",),
+                "description": "The documents the rows and fields above stand for, as the "
+                "management API reads and writes them. Edit a document here or its fields "
+                "above, not both in one save; both are checked the same way.",
+                "fields": (
+                    "page_generators",
+                    "page_processors",
+                    "variables",
+                    "secret_variables",
+                    "api",
+                ),
+            },
         ),
     )
 
@@ -370,11 +389,6 @@ class FlowAdmin(InUseProtectedAdmin):
     @admin.display(description="steps")
     def step_count(self, obj):
         return len(obj.page_generators) + len(obj.page_processors)
-
-    @admin.display(description="stored secret variables")
-    def stored_secret_variables(self, obj):
-        names = sorted(obj.secret_variables()) if obj.pk else []
-        return ", ".join(names) or "—"  # the names only: values are never shown
 
     @admin.display(description="when it runs")
     def next_run(self, obj):
@@ -394,7 +408,8 @@ class FlowAdmin(InUseProtectedAdmin):
 
     @admin.display(description="pipeline")
     def pipeline(self, obj):
-        return pipeline_html(obj) if obj.pk else "Save the flow to see its pipeline."
+        # The executions app draws a saved flow with its last run (RunnableFlowAdmin).
+        return "Save the flow to see its pipeline."
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # The "Endpoint" panel needs this request for absolute URLs: passed in the context,

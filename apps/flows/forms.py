@@ -17,6 +17,13 @@ from apps.flows.outbound.origin import literal_origin_problem
 from apps.flows.pipeline import pipeline_errors
 from apps.flows.sandbox import check_syntax
 from apps.flows.schedules import parse_schedule, validate_timezone, zone_names
+from apps.flows.step_forms import (
+    EndpointFields,
+    SecretRowsField,
+    StepRowsField,
+    VariableRowsField,
+    step_choices,
+)
 from apps.flows.widgets import CodeEditor
 
 MONOSPACE = {"style": "font-family: ui-monospace, Menlo, Consolas, monospace; width: 90%;"}
@@ -354,7 +361,7 @@ class WriteOnlyJSONField(forms.JSONField):
         return ""
 
 
-class FlowForm(forms.ModelForm):
+class FlowForm(EndpointFields, forms.ModelForm):
     secret_variables = WriteOnlyJSONField(
         label="Secret variables",
         required=False,
@@ -390,6 +397,35 @@ class FlowForm(forms.ModelForm):
             "api": PrettyJSONField,
         }
 
+    generator_rows = StepRowsField(
+        generator=True,
+        label="Page generators",
+        help_text="Exports whose pages of records start the flow. None: the flow starts "
+        "from one record, the trigger's input.",
+    )
+    processor_rows = StepRowsField(
+        generator=False,
+        label="Steps",
+        help_text="What happens to each page, in order: a lookup (export), a write "
+        "(import), a script or a sub-flow. The response mapping copies fields of a "
+        "lookup's or a write's answer into the record: extract → generate, one per line.",
+    )
+    variable_rows = VariableRowsField(
+        label="Variables",
+        help_text="Steps read them as {{variables.name}}; a run may override them.",
+    )
+    secret_variable_rows = SecretRowsField(
+        label="Secret variables",
+        help_text="Write-only: encrypted, never shown, exported or stored in runs. Steps "
+        "read them as {{variables.name}}. Leave a value empty to keep it; ✕ forgets it.",
+    )
+    # The JSON documents the rows and fields stand for: "Advanced", validated the same way.
+    ROWS = {
+        "generator_rows": "page_generators",
+        "processor_rows": "page_processors",
+        "variable_rows": "variables",
+    }
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # A picker of IANA names instead of free text (the browser's select searches as
@@ -397,9 +433,51 @@ class FlowForm(forms.ModelForm):
         self.fields["timezone"].widget = forms.Select(
             choices=[(name, name) for name in zone_names()]
         )
+        flow = self.instance
+        for rows, document in self.ROWS.items():
+            self.fields[rows].initial = getattr(flow, document)
+        self.fields["variable_rows"].stored = flow.variables or {}
+        try:
+            stored_secrets = sorted(flow.secret_variables()) if flow.pk else []
+        except ValueError:  # FLOWSITE_ENCRYPTION_KEY changed: they can only be replaced
+            stored_secrets = []
+        self.fields["secret_variable_rows"].stored = stored_secrets
+        self.fields["secret_variable_rows"].initial = stored_secrets
+        choices = step_choices(flow.application_id, exclude_flow=flow.pk)
+        for rows in ("generator_rows", "processor_rows"):
+            self.fields[rows].widget.choices = choices
+        self.show_endpoint(flow.api)
+
+    def _take_rows(self, data: dict) -> dict[str, str]:
+        """Put what the rows and fields say into the documents, unless the builder edited
+        the document itself under "Advanced" (doing both is refused). Returns which form
+        field stands for each document, for the errors."""
+        shown = {}
+        for rows, document in self.ROWS.items():
+            if data.get(rows) is None or rows not in self.changed_data:
+                continue
+            if document in self.changed_data:
+                self.add_error(
+                    document,
+                    f"Edit {self.fields[rows].label.lower()} either as rows or as JSON "
+                    "(Advanced), not both in one save.",
+                )
+            elif document not in self.errors:
+                data[document] = data[rows]
+                shown[document] = rows
+        if self.endpoint_edited():
+            if "api" in self.changed_data:
+                self.add_error(
+                    "api", "Edit the API either with its fields or as JSON (Advanced), not both."
+                )
+            elif "api" not in self.errors:
+                data["api"] = EndpointFields.document(data, self.instance.api)
+                shown["api"] = "endpoint_path"
+        return shown
 
     def clean(self):
         data = super().clean()
+        shown = self._take_rows(data)
         # Each list is checked even when the other one is not valid JSON.
         errors = pipeline_errors(
             data.get("page_generators") or [],
@@ -410,16 +488,24 @@ class FlowForm(forms.ModelForm):
         for field, messages in errors.items():
             if field in data:
                 for message in messages:
-                    self.add_error(field, message)
+                    self.add_error(shown.get(field, field), message)
         if "variables" in data and not isinstance(data["variables"], dict):
             self.add_error("variables", "An object of names and values.")
         self._take_secret_variables(data.get("secret_variables"))
+        if secret_updates := data.get("secret_variable_rows"):
+            if data.get("secret_variables") not in (None, "", {}):
+                self.add_error(
+                    "secret_variables",
+                    "Edit secret variables either as rows or as JSON (Advanced), not both.",
+                )
+            else:
+                self.instance.set_secret_variables(secret_updates)
         if data.get("error_flow") is not None and data["error_flow"].pk == self.instance.pk:
             self.add_error(
                 "error_flow", "A flow cannot be its own error handler: choose another flow."
             )
         if "api" in data:
-            self._check_api(data["api"])
+            self._check_api(data["api"], shown.get("api", "api"))
         return data
 
     def _take_secret_variables(self, values) -> None:
@@ -449,10 +535,10 @@ class FlowForm(forms.ModelForm):
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
 
-    def _check_api(self, document) -> None:
+    def _check_api(self, document, field: str) -> None:
         if errors := api_errors(document):
             for message in errors:
-                self.add_error("api", message)
+                self.add_error(field, message)
             return
         api = FlowApi.of(document)
         if api.enabled and api.path:
@@ -464,7 +550,7 @@ class FlowForm(forms.ModelForm):
             )
             if taken:
                 self.add_error(
-                    "api", f"{api.method} {api.path} is already the API of flow {taken}."
+                    field, f"{api.method} {api.path} is already the API of flow {taken}."
                 )
 
 
