@@ -112,6 +112,7 @@ class FilterRows(forms.Widget):
     EMPTY_ROWS = 2
 
     class Media:
+        css = {"all": ("surface/filter_rows.css",)}
         js = ("surface/filter_rows.js",)
 
     def __init__(self, attrs=None, *, field_names: tuple[str, ...] = ()):

@@ -65,7 +65,7 @@ def test_the_view_page_shows_its_filters_as_rows_with_the_fields_suggested(admin
     assert inputs(html, "filters-value") == ["rating", "100", ""]
     assert '<option value="Company">' in html  # the record type's fields, to pick from
     assert '<option value="SubmissionId">' in html
-    assert 'name="filters-use_json" checked' not in html
+    assert 'name="filters-use_json" id="id_filters_use_json" checked' not in html
 
 
 def test_rows_are_saved_as_filters(admin_client, view):
@@ -171,6 +171,6 @@ def test_filters_rows_cannot_say_open_in_the_advanced_json(admin_client, view):
 
     html = admin_client.get(url(view)).content.decode()
 
-    assert 'name="filters-use_json" checked' in html
+    assert 'name="filters-use_json" id="id_filters_use_json" checked' in html
     assert "&quot;value&quot;: null" in html
     assert inputs(html, "filters-field") == ["", ""]  # only empty rows
