@@ -11,6 +11,7 @@ from django.utils.html import escape
 
 from apps.core.models import WorkerHeartbeat
 from apps.executions.models import Execution
+from tests.conftest import live_database_url, wait_for
 
 pytestmark = pytest.mark.django_db
 Status = Execution.Status
@@ -105,3 +106,22 @@ def test_the_home_page_runs_the_same_queries_with_10_and_with_1000_runs(admin_cl
     runs(greeting, Status.QUEUED, 1)
     assert queries() == with_10
     assert with_10 <= 16
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_is_green_while_it_runs_and_red_once_stopped(admin_client, start_worker):
+    def worker_row() -> str:
+        return home(admin_client).split('class="home-health-worker"', 1)[1].split("</tr>", 1)[0]
+
+    WorkerHeartbeat.objects.all().delete()
+    worker = start_worker(DATABASE_URL=live_database_url())
+    wait_for(
+        lambda: WorkerHeartbeat.objects.exists(),
+        timeout=60,
+        message=f"the worker's first heartbeat; its log:\n{worker.log()}",
+    )
+    assert "health-ok" in worker_row()
+
+    worker.stop()  # a clean shutdown, as `make run`'s Ctrl-C
+    assert "health-bad" in worker_row()
