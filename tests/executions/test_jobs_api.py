@@ -51,6 +51,22 @@ def test_jobs_are_listed_newest_first_with_filters(viewer, flows):
     assert len(recent) == 2
 
 
+@pytest.mark.parametrize(
+    ("celigo", "status"), [("completed", "succeeded"), ("canceled", "cancelled")]
+)
+def test_celigo_s_completed_and_canceled_filter_as_succeeded_and_cancelled(
+    viewer, flows, celigo, status
+):
+    wanted = job(flows[0], 2, status=status)
+    job(flows[0], 1, status="failed")
+    job(flows[1], 3, status="completed_with_errors")
+    for name in (celigo, status):
+        answer = viewer.get(f"/api/v1/jobs?status={name}")
+        assert answer.status_code == 200, answer.content
+        assert [j["_id"] for j in answer.json()] == [str(wanted.pk)]
+        assert answer.json()[0]["status"] == status  # shown under Flowsite's name
+
+
 def test_the_next_page_is_in_the_link_header_and_stays_correct_while_jobs_arrive(viewer, flows):
     for minutes in range(5):
         job(flows[0], minutes)

@@ -69,9 +69,30 @@ ERROR_EXAMPLE = {
 }
 
 
+# Celigo's job statuses, as its users filter by them: the same runs under Flowsite's names.
+CELIGO_STATUSES = {
+    "completed": Execution.Status.SUCCEEDED,
+    "canceled": Execution.Status.CANCELLED,
+}
+
+
+class StatusFilter(django_filters.ChoiceFilter):
+    """A run status, or one of Celigo's names for it (`completed`, `canceled`)."""
+
+    def __init__(self, *args, **kwargs):
+        aliases = [
+            (alias, f"{Execution.Status(status).label} (Celigo's {alias})")
+            for alias, status in CELIGO_STATUSES.items()
+        ]
+        super().__init__(*args, choices=[*Execution.Status.choices, *aliases], **kwargs)
+
+    def filter(self, qs, value):
+        return super().filter(qs, CELIGO_STATUSES.get(value, value))
+
+
 class JobFilter(StrictFilterSet):
     _flowId = IdFilter(field_name="flow_id")
-    status = django_filters.ChoiceFilter(choices=Execution.Status.choices)
+    status = StatusFilter()
     createdAt_gte = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     createdAt_lte = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lte")
 
