@@ -335,7 +335,8 @@ class ScriptForm(forms.ModelForm):
         widgets = {"content": CodeEditor(check_url=reverse_lazy("admin:flows_script_check_syntax"))}
 
     def clean_content(self):
-        content = self.cleaned_data["content"]
+        # Browsers send a textarea's lines with CR LF: stored as the API stores them (LF).
+        content = self.cleaned_data["content"].replace("\r\n", "\n")
         if problem := check_syntax(content):
             raise forms.ValidationError(problem)
         return content
@@ -378,6 +379,7 @@ class FlowForm(EndpointFields, forms.ModelForm):
             "name",
             "description",
             "disabled",
+            "is_template",
             "page_generators",
             "page_processors",
             "variables",
@@ -542,13 +544,7 @@ class FlowForm(EndpointFields, forms.ModelForm):
             return
         api = FlowApi.of(document)
         if api.enabled and api.path:
-            taken = (
-                Flow.objects.filter(api_enabled=True, api_method=api.method, api_path=api.path)
-                .exclude(pk=self.instance.pk)
-                .select_related("application")
-                .first()
-            )
-            if taken:
+            if taken := self.instance.route_conflict(api.method, api.path):
                 self.add_error(
                     field, f"{api.method} {api.path} is already the API of flow {taken}."
                 )
