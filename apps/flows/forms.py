@@ -379,7 +379,6 @@ class FlowForm(EndpointFields, forms.ModelForm):
             "name",
             "description",
             "disabled",
-            "is_template",
             "page_generators",
             "page_processors",
             "variables",
@@ -544,7 +543,13 @@ class FlowForm(EndpointFields, forms.ModelForm):
             return
         api = FlowApi.of(document)
         if api.enabled and api.path:
-            if taken := self.instance.route_conflict(api.method, api.path):
+            taken = (
+                Flow.objects.filter(api_enabled=True, api_method=api.method, api_path=api.path)
+                .exclude(pk=self.instance.pk)
+                .select_related("application")
+                .first()
+            )
+            if taken:
                 self.add_error(
                     field, f"{api.method} {api.path} is already the API of flow {taken}."
                 )
