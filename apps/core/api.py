@@ -4,7 +4,6 @@ paths, JSON merge patch and JSON Patch, ETag / If-Match."""
 import hashlib
 from typing import Any
 
-import jsonpatch
 from django.db import transaction
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import serializers, status, viewsets
@@ -12,6 +11,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
+from apps.core import json_patch
 from apps.core.exceptions import ApiProblem
 from apps.core.pagination import ByIdCursorPagination
 from apps.core.parsers import JSONParser
@@ -161,35 +161,39 @@ def read_body(serializer_class, request) -> dict:
     return serializer.validated_data
 
 
-def json_patched(document: dict, operations: Any) -> Any:
-    """RFC 6902: the document with the operations applied; 400 when they cannot be."""
-    if not isinstance(operations, list):
+def json_patched(document: dict, operations: Any, *, noun: str = "document") -> Any:
+    """RFC 6902: the document with the operations applied; 400 naming the operation that
+    cannot be, in the words of JSON Patch and of the document (`noun`: "flow", …)."""
+    try:
+        return json_patch.apply(document, operations, noun=noun)
+    except json_patch.PatchRefused as refused:
+        extensions = {}
+        if refused.index is not None:
+            extensions["errors"] = [{"pointer": f"#/{refused.index}", "detail": refused.message}]
+            where = f"operation {refused.index}: "
+        else:
+            where = ""
         raise ApiProblem(
             400,
-            "A JSON Patch (application/json-patch+json) is a list of operations, e.g. "
-            '[{"op": "replace", "path": "/name", "value": "New name"}].',
+            f"The JSON Patch was not applied (nothing changed): {where}{refused.message}.",
             code="invalid-json-patch",
-        )
-    try:
-        return jsonpatch.apply_patch(document, operations)
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-        raise ApiProblem(
-            400, f"The JSON Patch cannot be applied: {exc}.", code="invalid-json-patch"
-        ) from None
-    except (TypeError, KeyError, AttributeError) as exc:  # a malformed operation
-        raise ApiProblem(
-            400, f"The JSON Patch is malformed: {exc}.", code="invalid-json-patch"
+            **extensions,
         ) from None
 
 
 def is_json_patch(request) -> bool:
-    return request.content_type.split(";")[0].strip() == JSON_PATCH
+    """A JSON Patch: sent as application/json-patch+json, or as an array under
+    application/json (how Celigo's users send one)."""
+    media_type = request.content_type.split(";")[0].strip().lower()
+    if media_type == JSON_PATCH:
+        return True
+    return media_type == "application/json" and json_patch.looks_like_json_patch(request.data)
 
 
-def patched(current: dict, request) -> Any:
+def patched(current: dict, request, *, noun: str = "document") -> Any:
     """The document after the request's merge patch or JSON Patch."""
     if is_json_patch(request):
-        return json_patched(current, request.data)
+        return json_patched(current, request.data, noun=noun)
     return merge_patch(current, request.data)
 
 
@@ -224,6 +228,11 @@ class DocumentViewSet(viewsets.GenericViewSet):
 
     def remove(self, instance) -> None:
         instance.delete()
+
+    @property
+    def noun(self) -> str:
+        """What the resource is called in messages: "flow", "record type", …"""
+        return str(self.get_queryset().model._meta.verbose_name)
 
     # --- the HTTP methods --------------------------------------------------------------
 
@@ -263,7 +272,7 @@ class DocumentViewSet(viewsets.GenericViewSet):
         with transaction.atomic():
             instance = self.locked()
             check_if_match(request, instance)
-            document = patched(self.render(instance), request)
+            document = patched(self.render(instance), request, noun=self.noun)
             instance = self.save(document, instance)
         if is_json_patch(request):  # as Celigo: 204, the new version in the ETag
             return Response(status=status.HTTP_204_NO_CONTENT, headers={"ETag": etag_of(instance)})

@@ -128,7 +128,6 @@ def test_an_operations_record_type_must_be_of_its_integration(manager, leads_app
         ({"restExecute": "yes"}, "#/restExecute"),
         ({"roles": "Regular User"}, "#/roles"),
         ({"roles": [1]}, "#/roles"),
-        ({"_id": "777"}, "#/_id"),
     ],
 )
 def test_a_badly_shaped_operation_is_400_naming_the_field(

@@ -49,6 +49,10 @@ class ResourceViewSet(DocumentViewSet):
     def get_queryset(self):
         return self.document.model.objects.all()
 
+    @property
+    def noun(self) -> str:
+        return self.document.name
+
     def render(self, instance) -> dict:
         return self.document.render(instance)
 
