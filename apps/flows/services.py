@@ -3,6 +3,7 @@ script tried on sample records, a connection tried with one GET and an export's 
 page previewed, an import's request shown without sending it (nothing stored)."""
 
 import dataclasses
+import re
 import time
 from typing import Any
 
@@ -112,10 +113,24 @@ def delete_resource(*, instance: models.Model, user=None) -> None:
         raise InUse(f"Still in use by {', '.join(kept[:20])}.", []) from None
 
 
+# How replaceConnection is told in the flow's history (its audit): the change reason of the
+# version it saves, read back by CONNECTION_REPLACED. A change reason holds 100 characters.
+CONNECTION_REPLACED = re.compile(r"replaceConnection: connection (\d+) → (\d+)")
+
+
+def _connection_replaced(old: Connection, new: Connection, changed: dict[str, list[int]]) -> str:
+    which = "; ".join(f"{key} {', '.join(map(str, ids))}" for key, ids in changed.items() if ids)
+    reason = f"replaceConnection: connection {old.pk} → {new.pk} ({which})"
+    return reason if len(reason) <= 100 else reason[:99] + "…"
+
+
 @transaction.atomic
-def replace_connection(*, flow: Flow, old: Connection, new: Connection) -> dict[str, list[int]]:
-    """Point the flow's exports and imports at another connection. Runs already going keep
-    the connection they started with: a run reads its whole configuration when it starts."""
+def replace_connection(
+    *, flow: Flow, old: Connection, new: Connection, user=None
+) -> dict[str, list[int]]:
+    """Point the flow's exports and imports at another connection, and say so in the flow's
+    history (its audit), by `user`. Runs already going keep the connection they started
+    with: a run reads its whole configuration when it starts."""
     if old.type != new.type:
         raise ValueError(
             f"Connection {new.pk} is of type {new.type}, connection {old.pk} of type "
@@ -128,6 +143,10 @@ def replace_connection(*, flow: Flow, old: Connection, new: Connection) -> dict[
         rows = model.objects.filter(pk__in=ids, connection=old)
         changed[key] = sorted(rows.values_list("pk", flat=True))
         rows.update(connection=new, modified_at=now)
+    if changed["exports"] or changed["imports"]:
+        locked = Flow.objects.select_for_update().get(pk=flow.pk)
+        locked._change_reason = _connection_replaced(old, new, changed)
+        save_flow(flow=locked, user=user)
     return changed
 
 

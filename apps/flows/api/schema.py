@@ -290,6 +290,7 @@ AUDIT_ENTRY = {
     "action": "changed",
     "user": "ci-bot",
     "changes": [{"field": "schedule", "oldValue": "? 0 2 ? * *", "newValue": "0 3 * * *"}],
+    "reason": None,
 }
 audit_schema = extend_schema(
     tags=["flows"],
@@ -314,6 +315,13 @@ audit_schema = extend_schema(
                                 "newValue": {},
                             },
                         },
+                    },
+                    "reason": {
+                        "type": "string",
+                        "nullable": True,
+                        "description": "What made the change when no field of the flow "
+                        "says it, e.g. replaceConnection: connection 3 → 4 (exports 5; "
+                        "imports 6).",
                     },
                 },
             },

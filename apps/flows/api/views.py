@@ -229,6 +229,7 @@ class FlowViewSet(ResourceViewSet):
                 flow=flow,
                 old=found[int(body["_connectionId"])],
                 new=found[int(body["_newConnectionId"])],
+                user=request.user,
             )
         except ValueError as exc:
             raise invalid({"_newConnectionId": [str(exc)]}) from None
@@ -303,6 +304,10 @@ def _audit_entry(record, previous) -> dict:
             for c in delta.changes
             if c.field in DOCUMENT_PATHS
         ]
+    reason = record.history_change_reason or None
+    if replaced := services.CONNECTION_REPLACED.match(reason or ""):
+        old, new = replaced.groups()
+        changes.append({"field": "_connectionId", "oldValue": old, "newValue": new})
     user = record.history_user
     return {
         "_id": str(record.history_id),
@@ -310,4 +315,5 @@ def _audit_entry(record, previous) -> dict:
         "action": ACTIONS.get(record.history_type, record.history_type),
         "user": user.get_username() if user else None,
         "changes": changes,
+        "reason": reason,
     }

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from apps.flows.models import Connection, Flow
+from apps.flows.models import Connection, Export, Flow, Import
 from tests.management import API, assert_problem, json_patch
 
 PASTED = {"_id": "55e0000000000000000367", "lastModified": "2017-06-19T21:27:09.945Z"}
@@ -190,3 +190,45 @@ def test_the_patched_document_is_still_checked_as_a_whole(manager, flow):
     problem = assert_problem(answer, 400)
     assert problem["errors"][0]["pointer"] == "#/colour"
     assert "Unknown field" in problem["errors"][0]["detail"]
+
+
+# --- replaceConnection is audited ----------------------------------------------------------
+
+
+def test_replace_connection_leaves_an_audit_entry_naming_who_what_and_where(
+    manager, application, crm
+):
+    crm_eu = Connection.objects.create(name="CRM EU", base_uri="https://eu.crm.example.com")
+    leads = Export.objects.create(name="Leads", connection=crm, relative_uri="/leads")
+    post = Import.objects.create(name="Post", connection=crm, relative_uri="/leads")
+    flow = Flow.objects.create(
+        application=application,
+        name="Sync",
+        page_generators=[{"_exportId": str(leads.pk)}],
+        page_processors=[{"type": "import", "_importId": str(post.pk)}],
+    )
+    url = f"{API}/flows/{flow.pk}"
+    etag = manager.get(url)["ETag"]
+    swap = {"_connectionId": str(crm.pk), "_newConnectionId": str(crm_eu.pk)}
+    assert manager.put(f"{url}/replaceConnection", swap, format="json").status_code == 200
+
+    newest, *_ = manager.get(f"{url}/audit").json()
+    assert (newest["action"], newest["user"]) == ("changed", "member")
+    assert newest["changes"] == [
+        {"field": "_connectionId", "oldValue": str(crm.pk), "newValue": str(crm_eu.pk)}
+    ]
+    assert newest["reason"] == (
+        f"replaceConnection: connection {crm.pk} → {crm_eu.pk} "
+        f"(exports {leads.pk}; imports {post.pk})"
+    )
+    assert manager.get(url)["ETag"] != etag  # what the flow uses changed
+
+
+def test_a_refused_replace_connection_leaves_no_audit_entry(manager, application, crm):
+    flow = Flow.objects.create(application=application, name="Nothing to swap")
+    other = Connection.objects.create(name="Other", base_uri="https://other.example.com")
+    swap = {"_connectionId": str(crm.pk), "_newConnectionId": str(other.pk)}
+    url = f"{API}/flows/{flow.pk}"
+    assert_problem(manager.put(f"{url}/replaceConnection", swap, format="json"), 400)
+    [created] = manager.get(f"{url}/audit").json()
+    assert (created["action"], created["reason"]) == ("created", None)
