@@ -324,6 +324,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # PhixFlow's /<instance>/api/1/… routes are the /api/1/… ones again: documented once.
+    "PREPROCESSING_HOOKS": ["apps.executions.api.views.without_instance_routes"],
     # Every API-enabled flow appears in the schema with its own path (a governed catalog).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -360,6 +362,15 @@ FLOWSITE_EXECUTION_RETENTION_DAYS = env_int("FLOWSITE_EXECUTION_RETENTION_DAYS",
 # and how long an Idempotency-Key is remembered.
 FLOWSITE_MAX_SYNC_TIMEOUT_MS = env_int("FLOWSITE_MAX_SYNC_TIMEOUT_MS", 300_000)
 FLOWSITE_IDEMPOTENCY_TTL_HOURS = env_int("FLOWSITE_IDEMPOTENCY_TTL_HOURS", 24)
+# PhixFlow prints its URLs with the instance's name in front of /api/1/
+# (https://app.phixflow.com/phixflow/api/1/action/…): /<instance>/api/1/… routes like
+# /api/1/… . Unlike the other variables, set and empty means "no such prefix".
+FLOWSITE_PHIXFLOW_INSTANCE = os.environ.get("FLOWSITE_PHIXFLOW_INSTANCE", "phixflow").strip("/")
+if FLOWSITE_PHIXFLOW_INSTANCE and not re.fullmatch(r"[A-Za-z0-9._~-]+", FLOWSITE_PHIXFLOW_INSTANCE):
+    raise ImproperlyConfigured(
+        f"FLOWSITE_PHIXFLOW_INSTANCE={FLOWSITE_PHIXFLOW_INSTANCE!r} is not one URL path "
+        "segment: use letters, digits, '.', '_', '~' or '-' (or leave it empty)."
+    )
 # A flow's answer larger than this fails its run (500 response-too-large): never sent,
 # never stored.
 FLOWSITE_MAX_RESPONSE_BYTES = env_int("FLOWSITE_MAX_RESPONSE_BYTES", 10 * 2**20)

@@ -1,9 +1,12 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 
 from apps.core import views as core_views
+from apps.executions.api.urls import PhixFlowInstance, action_patterns
+
+register_converter(PhixFlowInstance, "phixflow_instance")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -24,4 +27,9 @@ urlpatterns = [
     path("api/v1/", include("apps.surface.api.management_urls")),
     path("api/rest/", include("apps.surface.urls")),
     path("api/", include("apps.executions.api.urls")),
+    # PhixFlow's URLs as it prints them: /phixflow/api/1/action/… (FLOWSITE_PHIXFLOW_INSTANCE).
+    path(
+        "<phixflow_instance:instance>/api/",
+        include((action_patterns, "executions"), namespace="phixflow"),
+    ),
 ]

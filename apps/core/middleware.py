@@ -19,12 +19,23 @@ KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 # C0 controls, DEL and C1 controls: no resource is named with them, and PostgreSQL refuses
 # NUL in any text it is asked to compare (a path segment becomes a lookup).
 CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# PhixFlow's URLs as printed, /<instance>/api/1/…, whatever the instance segment: never a
+# page of the admin, and a caller with the wrong segment is told the right one.
+PHIXFLOW_PATH = re.compile(r"/[^/]+/api/1/")
+
+
+def _instance_prefix() -> str:
+    instance = settings.FLOWSITE_PHIXFLOW_INSTANCE
+    return f"/{instance}/api/" if instance else ""
 
 
 def is_api_path(path: str) -> bool:
     if path in API_PATHS:
         return True
-    return path.startswith("/api/") and not path.startswith(HTML_API_PAGES)
+    if path.startswith("/api/"):
+        return not path.startswith(HTML_API_PAGES)
+    prefix = _instance_prefix()
+    return bool(prefix and path.startswith(prefix)) or bool(PHIXFLOW_PATH.match(path))
 
 
 class ApiProblemMiddleware:
@@ -119,7 +130,18 @@ class ApiProblemMiddleware:
         )
 
     def _not_found(self, request):
-        return problem_response(404, f"Nothing is found at {request.path}.")
+        detail = f"Nothing is found at {request.path}."
+        prefix = _instance_prefix()
+        path = request.path_info
+        if PHIXFLOW_PATH.match(path) and not (prefix and path.startswith(prefix)):
+            where = (
+                f"/api/1/action/… and {prefix}1/action/…"
+                if prefix
+                else "/api/1/action/… (without an instance segment: "
+                "FLOWSITE_PHIXFLOW_INSTANCE is empty)"
+            )
+            detail += f" PhixFlow's URLs are served at {where}."
+        return problem_response(404, detail)
 
     def _as_problem(self, request, response):
         if response.status_code == 404:

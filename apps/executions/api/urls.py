@@ -1,8 +1,26 @@
+from django.conf import settings
 from django.urls import path
 
 from apps.executions.api import views
 
-urlpatterns = [
+
+class PhixFlowInstance:
+    """The instance segment of PhixFlow's URLs as printed (`/phixflow/api/1/…`): it matches
+    only FLOWSITE_PHIXFLOW_INSTANCE, read per request, and nothing when that is empty."""
+
+    regex = "[^/]+"
+
+    def to_python(self, value: str) -> str:
+        if not settings.FLOWSITE_PHIXFLOW_INSTANCE or value != settings.FLOWSITE_PHIXFLOW_INSTANCE:
+            raise ValueError(value)
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+# PhixFlow's URLs: under /api/ and, as PhixFlow prints them, under /<instance>/api/.
+action_patterns = [
     path(
         "1/action/<str:application>/<str:flow>/trigger",
         views.TriggerView.as_view(),
@@ -16,5 +34,9 @@ urlpatterns = [
         views.PollView.as_view(),
         name="flow-poll",
     ),
+]
+
+urlpatterns = [
+    *action_patterns,
     path("resources/<path:path>", views.ResourceView.as_view(), name="flow-resource"),
 ]

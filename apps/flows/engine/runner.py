@@ -16,6 +16,7 @@ from apps.flows.engine.context import (
 from apps.flows.engine.progress import ProgressMeter
 from apps.flows.engine.spec import FlowSpec
 from apps.flows.engine.steps import STEP_KINDS, Step, generator_pages
+from apps.flows.media_types import answer_content_type, media_type_error
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +175,7 @@ class _Run:
         outcome.num_ignore = self.ctx.recorder.ignored
         if outcome.status in ("succeeded", "completed_with_errors"):
             response = script_response(self.spec, outcome.output)
+            content_type = None if response is None else answer_content_type(response)
             if response is not None and response["statusCode"] < 200:
                 outcome.status = "failed"
                 outcome.status_code = 500
@@ -181,6 +183,10 @@ class _Run:
                     f"The flow answered {response['statusCode']}: a 1xx status is not a "
                     "final answer; answer with 200-599."
                 )
+            elif content_type is not None and (problem := media_type_error(content_type)):
+                outcome.status = "failed"
+                outcome.status_code = 500
+                outcome.error = f"The flow's answer has an unusable content type: {problem}"
             elif response is not None:
                 outcome.response = response
                 outcome.status_code = int(response["statusCode"])
