@@ -63,6 +63,18 @@ class FlowDisabled(Refused):
     code = "flow-disabled"
 
 
+class FlowIsTemplate(Refused):
+    """A template (Axway's formula) never answers calls: its instances do."""
+
+    code = "flow-is-template"
+
+
+class AmbiguousInstance(Refused):
+    """Several instances of a template answer one path: the caller names one."""
+
+    code = "instance-required"
+
+
 class InvalidInput(Refused):
     code = "invalid-input"
 

@@ -10,8 +10,15 @@ from django.urls import reverse
 
 from apps.accounts.privileges import Privilege
 from apps.executions import route_cache
-from apps.executions.errors import AmbiguousFlow, MethodNotAllowed, NotAuthenticated, NotFound
+from apps.executions.errors import (
+    AmbiguousFlow,
+    AmbiguousInstance,
+    MethodNotAllowed,
+    NotAuthenticated,
+    NotFound,
+)
 from apps.executions.models import Execution, StepRun
+from apps.flows.api_settings import INSTANCE_HEADER
 from apps.flows.models import Flow
 from apps.flows.step_samples import ScriptStep, StepSample
 
@@ -53,20 +60,30 @@ def flow_by_legacy_name(name: str, *, authenticated: bool) -> Flow:
     return flows[0]
 
 
-def flow_by_resource(method: str, path: str) -> Flow:
+def flow_by_resource(method: str, path: str, *, instance_id: str = "", authenticated: bool) -> Flow:
     """Axway's flow as a resource: the enabled flow answering this method and path (the
-    path's flows are remembered 0.5 s)."""
+    path's flows are remembered 0.5 s). Instances of a template share its path: the
+    `Elements-Formula-Instance-Id` header (`instance_id`) names one; without it a path
+    with one instance answers with it, and one with several is ambiguous. A template
+    found alone is returned so that the front door refuses it as a template."""
     candidates = route_cache.flows(
         ("resource", path),
         lambda: list(
             Flow.objects.select_related("application")
             .filter(api_enabled=True, api_path=path)
-            .order_by()
+            .order_by("pk")
         ),
     )
-    for flow in candidates:
-        if flow.api_method == method:
-            return flow
+    if instance_id:
+        return _instance(candidates, method, path, instance_id.strip())
+    matching = [flow for flow in candidates if flow.api_method == method]
+    answering = [flow for flow in matching if not flow.is_template]
+    if len(answering) == 1:
+        return answering[0]
+    if answering:
+        _ambiguous(answering, method, path, authenticated=authenticated)
+    if matching:
+        return matching[0]  # a template: refused as one
     if candidates:
         allowed = ", ".join(sorted({flow.api_method for flow in candidates}))
         raise MethodNotAllowed(
@@ -75,17 +92,52 @@ def flow_by_resource(method: str, path: str) -> Flow:
     raise _not_found(f"Resource {path}")
 
 
+def _instance(candidates: list[Flow], method: str, path: str, instance_id: str) -> Flow:
+    """The instance (or template) the header names, among the flows on this path."""
+    for flow in candidates:
+        if str(flow.pk) == instance_id and (flow.template_flow_id or flow.is_template):
+            if flow.api_method != method:
+                raise MethodNotAllowed(
+                    f"{method} is not allowed on {path}. Allowed: {flow.api_method}.",
+                    allow=flow.api_method,
+                )
+            return flow
+    raise NotFound(
+        f"No instance {instance_id!r} answers {method} {path}: send the _id of one of the "
+        f"template's instances in {INSTANCE_HEADER}, or leave the header out."
+    )
+
+
+def _ambiguous(flows: list[Flow], method: str, path: str, *, authenticated: bool) -> None:
+    """Several instances answer the path: name them (an anonymous caller learns only of
+    the ones open to anonymous calls)."""
+    if not authenticated:
+        flows = [flow for flow in flows if flow.api_settings.allow_anonymous]
+        if not flows:
+            raise NotAuthenticated
+    listed = [{"_id": str(flow.pk), "name": flow.name} for flow in flows]
+    names = ", ".join(f"{item['_id']} ({item['name']})" for item in listed[:20])
+    raise AmbiguousInstance(
+        f"Several instances answer {method} {path}: send {INSTANCE_HEADER} with the _id of "
+        f"one of them: {names}.",
+        instances=listed,
+    )
+
+
 def trigger_url(flow: Flow) -> str:
     return reverse("flow-trigger", kwargs={"application": flow.application.name, "flow": flow.name})
 
 
-def poll_url(execution: Execution, instance: str = "") -> str:
-    """The run's poll URL; under PhixFlow's `/<instance>/api/1/…` when the caller used it."""
+def poll_url(execution: Execution) -> str:
     flow = execution.flow
-    names = {"application": flow.application.name, "flow": flow.name, "process_id": execution.pk}
-    if instance:
-        return reverse("phixflow:flow-poll", kwargs={**names, "instance": instance})
-    return reverse("flow-poll", kwargs=names)
+    return reverse(
+        "flow-poll",
+        kwargs={
+            "application": flow.application.name,
+            "flow": flow.name,
+            "process_id": execution.pk,
+        },
+    )
 
 
 def first_errors(execution: Execution, limit: int = 5) -> list[dict]:

@@ -368,9 +368,15 @@ class FlowDocument(Document):
     and a document may give those two instead of pageGenerators/pageProcessors."""
 
     SIMPLE = ("_exportId", "_importId")
+    # An instance's link to its template and its connection map: set by
+    # POST …/<template>/instances, shown, and accepted back unchanged.
+    INSTANCE = (("_templateFlowId", "template_flow_id"), ("connectionMap", "connection_map"))
 
     def render(self, instance: models.Model) -> dict:
         document = super().render(instance)
+        template = instance.template_flow_id
+        document["_templateFlowId"] = None if template is None else str(template)
+        document["connectionMap"] = dict(instance.connection_map or {})
         generators, processors = instance.page_generators, instance.page_processors
         if (
             len(generators) == 1
@@ -383,6 +389,8 @@ class FlowDocument(Document):
         return document
 
     def read(self, document: Any, instance: models.Model | None) -> dict[str, Any]:
+        if isinstance(document, dict) and any(key in document for key, _ in self.INSTANCE):
+            document = self._without_instance_fields(document, instance)
         if not (isinstance(document, dict) and any(key in document for key in self.SIMPLE)):
             return super().read(document, instance)
         document = dict(document)
@@ -411,6 +419,30 @@ class FlowDocument(Document):
             raise DocumentError(errors)
         return values
 
+    def _without_instance_fields(self, document: dict, instance) -> dict:
+        """The document minus the read-only instance fields, which must be left out or
+        sent as they are (null and {} on a flow that is no instance)."""
+        errors = {}
+        for key, attr in self.INSTANCE:
+            if key not in document:
+                continue
+            current = getattr(instance, attr) if instance is not None else None
+            sent = document[key]
+            if key == "_templateFlowId":
+                same = (sent is None and current is None) or (
+                    current is not None and str(sent) == str(current)
+                )
+            else:
+                same = (sent or {}) == (current or {})
+            if not same:
+                errors[key] = [
+                    f"{key} is read-only: POST /api/v1/flows/<template id>/instances creates "
+                    "an instance with its connection map."
+                ]
+        if errors:
+            raise DocumentError(errors)
+        return {k: v for k, v in document.items() if k not in dict(self.INSTANCE)}
+
     @staticmethod
     def _ids(steps: list) -> list:
         keys = ("_exportId", "_importId")
@@ -422,6 +454,20 @@ class FlowDocument(Document):
 
     def schema(self) -> dict:
         schema = super().schema()
+        schema["properties"]["_templateFlowId"] = {
+            "type": "string",
+            "nullable": True,
+            "readOnly": True,
+            "description": "The template this flow is an instance of (Axway's formula "
+            "instance); null for other flows.",
+        }
+        schema["properties"]["connectionMap"] = {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "readOnly": True,
+            "description": "An instance's connections: {template's connection id: this "
+            "instance's connection id}.",
+        }
         for key in self.SIMPLE:
             schema["properties"][key] = {
                 "oneOf": [{"type": "string"}, {"type": "integer"}],
@@ -468,6 +514,13 @@ FLOW = FlowDocument(
             enum=_choices(Flow.ConcurrencyPolicy),
         ),
         Field("runTimeout", "timeout_ms", "integer", description="ms, for runs no call waits for."),
+        Field(
+            "isTemplate",
+            "is_template",
+            "boolean",
+            description="A template (Axway's formula) never answers calls: its instances "
+            "(POST /api/v1/flows/<id>/instances) answer its API path.",
+        ),
     ),
 )
 DOCUMENTS = {

@@ -379,6 +379,7 @@ class FlowForm(EndpointFields, forms.ModelForm):
             "name",
             "description",
             "disabled",
+            "is_template",
             "page_generators",
             "page_processors",
             "variables",
@@ -542,17 +543,8 @@ class FlowForm(EndpointFields, forms.ModelForm):
                 self.add_error(field, message)
             return
         api = FlowApi.of(document)
-        if api.enabled and api.path:
-            taken = (
-                Flow.objects.filter(api_enabled=True, api_method=api.method, api_path=api.path)
-                .exclude(pk=self.instance.pk)
-                .select_related("application")
-                .first()
-            )
-            if taken:
-                self.add_error(
-                    field, f"{api.method} {api.path} is already the API of flow {taken}."
-                )
+        if api.enabled and (taken := self.instance.route_conflict(api.method, api.path)):
+            self.add_error(field, f"{api.method} {api.path} is already the API of flow {taken}.")
 
 
 def json_field(label: str, rows: int, help_text: str = "") -> forms.JSONField:

@@ -1,5 +1,6 @@
 from urllib.parse import quote
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.urls import NoReverseMatch, reverse
@@ -415,6 +416,34 @@ class Flow(Timestamped):
     api_enabled = models.BooleanField("API enabled", default=False, editable=False)
     api_method = models.CharField("API method", max_length=8, blank=True, editable=False)
     api_path = models.CharField("API path", max_length=300, blank=True, editable=False)
+    # Axway's formulas and formula instances: a template is built and tried like any flow
+    # but never answers calls; its instances share its pipeline, API method and path, each
+    # with its own name, variables and connections (apps.flows.services.create_instance).
+    is_template = models.BooleanField(
+        "template",
+        default=False,
+        help_text="A template never answers calls itself: its API path is served by its "
+        "instances, each with its own variables and connections (Axway's formula).",
+    )
+    template_flow = models.ForeignKey(
+        "self",
+        verbose_name="template",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.PROTECT,
+        related_name="instances",
+        help_text="The template this flow is an instance of; Update from template copies "
+        "its steps and API again.",
+    )
+    connection_map = models.JSONField(
+        "connections",
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="An instance's connections: {template's connection id: this instance's "
+        "connection id}; a connection left out is the template's.",
+    )
     max_concurrency = models.PositiveIntegerField(
         "maximum concurrent runs", default=0, help_text="0: unlimited."
     )
@@ -436,7 +465,9 @@ class Flow(Timestamped):
             models.UniqueConstraint(fields=("application", "name"), name="flow_name_per_app"),
             models.UniqueConstraint(
                 fields=("api_method", "api_path"),
-                condition=models.Q(api_enabled=True) & ~models.Q(api_path=""),
+                # Instances share their template's route (Flow.route_conflict checks it).
+                condition=models.Q(api_enabled=True, template_flow__isnull=True)
+                & ~models.Q(api_path=""),
                 name="flow_api_route",
                 violation_error_message="Another enabled flow already answers this API method "
                 "and path.",
@@ -453,6 +484,34 @@ class Flow(Timestamped):
     def clean(self):
         super().clean()
         self._derive_api_columns()
+        if self.is_template and self.template_flow_id:
+            raise ValidationError(
+                {"is_template": "An instance cannot be a template: clone it into a new flow."}
+            )
+        if not self.is_template and self.pk and self.instances.exists():
+            raise ValidationError(
+                {
+                    "is_template": "This template has instances: delete them before it "
+                    "stops being a template."
+                }
+            )
+
+    @property
+    def family(self) -> int | None:
+        """A template and its instances share one API route: the template's id."""
+        return self.template_flow_id or self.pk
+
+    def route_conflict(self, method: str, path: str) -> "Flow | None":
+        """Another enabled flow answering this API method and path, other than this flow's
+        template or that template's instances (its family, which shares one route)."""
+        if not path:
+            return None
+        others = Flow.objects.filter(api_enabled=True, api_method=method, api_path=path)
+        if self.pk:
+            others = others.exclude(pk=self.pk)
+        if family := self.family:
+            others = others.exclude(models.Q(pk=family) | models.Q(template_flow_id=family))
+        return others.select_related("application").first()
 
     def secret_variables(self) -> dict[str, str]:
         return crypto.decrypt_json(self.secret_variables_encrypted)

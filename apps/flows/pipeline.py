@@ -318,11 +318,19 @@ def _build_flow_spec(flow: Flow) -> FlowSpec:
     scripts = Script.objects.in_bulk(ids["script"])
     subflows = dict(Flow.objects.filter(pk__in=ids["flow"]).values_list("pk", "name"))
     configs: dict[int, ConnectionConfig] = {}
+    # An instance of a template runs the template's exports and imports on its own
+    # connections: {template's connection id: the instance's}.
+    mapped = {int(old): int(new) for old, new in (flow.connection_map or {}).items()}
+    own = Connection.objects.in_bulk(set(mapped.values())) if mapped else {}
 
     def config_of(resource) -> ConnectionConfig:
-        if resource.connection_id not in configs:
-            configs[resource.connection_id] = connection_config(resource.connection)
-        return configs[resource.connection_id]
+        connection_id = mapped.get(resource.connection_id, resource.connection_id)
+        if connection_id not in configs:
+            connection = own.get(connection_id) if connection_id != resource.connection_id else None
+            if connection is None and connection_id != resource.connection_id:
+                raise ValueError(f"Connection {connection_id} of the instance no longer exists.")
+            configs[connection_id] = connection_config(connection or resource.connection)
+        return configs[connection_id]
 
     def resource_spec(kind: str, resource_id: int):
         if kind == "export":

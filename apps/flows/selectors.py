@@ -74,7 +74,21 @@ def flows_using_connection(connection: Connection) -> list[Flow]:
     imports = Import.objects.filter(connection=connection).values_list("pk", flat=True)
     by_pk = {flow.pk: flow for flow in flows_using("export", exports)}
     by_pk.update((flow.pk, flow) for flow in flows_using("import", imports))
+    # Instances of templates run on the connections of their connection maps.
+    instances = Flow.objects.filter(template_flow__isnull=False).select_related("application")
+    by_pk.update(
+        (flow.pk, flow)
+        for flow in instances.only("pk", "name", "application__name", "connection_map")
+        if str(connection.pk) in {str(pk) for pk in (flow.connection_map or {}).values()}
+    )
     return sorted(by_pk.values(), key=str)
+
+
+def instances_of(template: Flow) -> list[Flow]:
+    """A template's instances, oldest first (Axway's formula instances)."""
+    if template.pk is None:
+        return []
+    return list(template.instances.select_related("application").order_by("pk"))
 
 
 @dataclass
@@ -118,6 +132,8 @@ def usage_of(instance: models.Model) -> Usage | None:
     """What keeps a flow, resource or integration from being deleted, if anything."""
     if isinstance(instance, Flow):
         flows, what = flows_using("flow", [instance.pk]), "calls it as a sub-flow"
+        if not flows and (flows := instances_of(instance)):
+            what = "is an instance of this template: delete the instances first"
     elif isinstance(instance, Export | Import | Script):
         kind = type(instance).__name__.lower()
         flows, what = flows_using(kind, [instance.pk]), f"uses this {kind}"

@@ -7,11 +7,12 @@ import re
 import time
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
 from apps.flows import selectors
-from apps.flows.documents import EXPORT, FLOW, IMPORT, SCRIPT, DocumentError
+from apps.flows.documents import EXPORT, FLOW, IMPORT, ROOT, SCRIPT, DocumentError
 from apps.flows.engine.context import RecordsError, RunContext
 from apps.flows.engine.steps import export_pages, import_request
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
@@ -148,6 +149,147 @@ def replace_connection(
         locked._change_reason = _connection_replaced(old, new, changed)
         save_flow(flow=locked, user=user)
     return changed
+
+
+# --- Templates and their instances (Axway's formulas and formula instances) ---------------
+
+# What an instance takes from its template, at creation and on each update. Its own: the
+# name, `disabled`, variables (the template's new ones are added), secret variables, the
+# connection map, and who may call it (api.allowAnonymous and api.roles).
+FROM_TEMPLATE = (
+    "description",
+    "page_generators",
+    "page_processors",
+    "api",
+    "schedule",
+    "timezone",
+    "skip_retries",
+    "timeout_ms",
+    "max_concurrency",
+    "concurrency_policy",
+    "error_flow_id",
+)
+OWN_API_KEYS = ("allowAnonymous", "roles")
+
+
+class NotTemplated(ValueError):
+    """Instances are made of templates, and only instances are updated from one."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.code = code
+
+
+DOCUMENT_PATHS = {field.attr: field.path for field in FLOW.fields}
+
+
+def _checked_connection_map(template: Flow, connection_map: Any) -> dict[str, str]:
+    """{template's connection id: instance's connection id}, both existing, of one type."""
+    if not isinstance(connection_map, dict):
+        raise DocumentError({"connectionMap": ["An object of template → instance ids."]})
+    used = {str(c.pk): c for c in selectors.dependencies(template).connections}
+    wanted = {str(old): str(new) for old, new in connection_map.items()}
+    targets = Connection.objects.in_bulk(
+        [int(new) for new in wanted.values() if new.isdigit()], field_name="pk"
+    )
+    errors = {}
+    for old, new in wanted.items():
+        where = f"connectionMap.{old}"
+        if old not in used:
+            names = ", ".join(f"{pk} ({c.name})" for pk, c in used.items()) or "none"
+            errors[where] = [f"The template uses no connection {old}. It uses: {names}."]
+        elif not new.isdigit() or int(new) not in targets:
+            errors[where] = [f"Connection {new} does not exist."]
+        elif targets[int(new)].type != used[old].type:
+            errors[where] = [
+                f"Connection {new} is of type {targets[int(new)].type}, the template's "
+                f"connection {old} of type {used[old].type}: pick one of the same type."
+            ]
+    if errors:
+        raise DocumentError(errors)
+    return {old: new for old, new in wanted.items() if old != new}
+
+
+def _copy_template(instance: Flow, template: Flow) -> None:
+    own = instance.api if isinstance(instance.api, dict) else {}
+    for attr in FROM_TEMPLATE:
+        setattr(instance, attr, getattr(template, attr))
+    api = dict(template.api) if isinstance(template.api, dict) else {}
+    if instance.pk:  # an update: who may call it stays the instance's choice
+        for key in OWN_API_KEYS:
+            api.pop(key, None)
+            if key in own:
+                api[key] = own[key]
+    instance.api = api
+
+
+def _save_instance(instance: Flow, user) -> Flow:
+    try:
+        instance.full_clean()
+    except ValidationError as exc:
+        raise DocumentError(
+            {
+                DOCUMENT_PATHS.get(k, ROOT if k == "__all__" else k): v
+                for k, v in exc.message_dict.items()
+            }
+        ) from None
+    if taken := instance.route_conflict(instance.api_method, instance.api_path):
+        raise DocumentError(
+            {
+                "api": [
+                    f"{instance.api_method} {instance.api_path} is already the API of flow {taken}."
+                ]
+            }
+        )
+    return save_flow(flow=instance, user=user)
+
+
+@transaction.atomic
+def create_instance(
+    *,
+    template: Flow,
+    name: str,
+    variables: dict | None = None,
+    connection_map: dict | None = None,
+    user=None,
+) -> Flow:
+    """A new instance of the template in its application: the template's steps and API,
+    enabled, with its own name, variables (over the template's) and connections."""
+    if not template.is_template:
+        raise NotTemplated(
+            f"Flow {template.pk} is not a template: set isTemplate: true on it first "
+            "(an instance cannot be a template).",
+            "not-a-template",
+        )
+    instance = Flow(application=template.application, name=name, template_flow=template)
+    _copy_template(instance, template)
+    instance.variables = {**(template.variables or {}), **(variables or {})}
+    instance.connection_map = _checked_connection_map(template, connection_map or {})
+    instance.secret_variables_encrypted = template.secret_variables_encrypted
+    return _save_instance(instance, user)
+
+
+@transaction.atomic
+def update_from_template(*, instance: Flow, user=None) -> Flow:
+    """Copy the template's steps and API again, keeping the instance's own values: its
+    name, variables (the template's new ones are added), secret variables, connection map,
+    allowAnonymous and roles."""
+    template = instance.template_flow
+    if template is None:
+        raise NotTemplated(
+            f"Flow {instance.pk} is not an instance of a template: there is nothing to "
+            "update it from.",
+            "not-an-instance",
+        )
+    instance = Flow.objects.select_for_update().get(pk=instance.pk)
+    _copy_template(instance, template)
+    instance.variables = {**(template.variables or {}), **(instance.variables or {})}
+    try:
+        secrets = {**template.secret_variables(), **instance.secret_variables()}
+        instance.set_secret_variables(secrets)
+    except ValueError:  # FLOWSITE_ENCRYPTION_KEY changed: the instance's stay as they are
+        pass
+    return _save_instance(instance, user)
 
 
 # --- Bundles: download, clone and import --------------------------------------------------

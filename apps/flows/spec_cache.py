@@ -41,6 +41,7 @@ def _document(flow: Flow) -> tuple:
         repr(flow.page_generators),
         repr(flow.page_processors),
         repr(flow.variables),
+        repr(flow.connection_map),
     )
 
 

@@ -24,7 +24,7 @@ from apps.core.throttling import client_ip
 from apps.executions import launch, selectors
 from apps.executions.api import answers
 from apps.executions.errors import NotAuthenticated, NotFound, Refused
-from apps.flows.api_settings import normalise_path
+from apps.flows.api_settings import INSTANCE_HEADER, normalise_path
 from apps.flows.models import Flow
 
 PARSERS = [
@@ -100,30 +100,8 @@ def caller_of(request) -> launch.Caller:
     return launch.Caller(user=request.user, api_key=api_key, client_ip=client_ip(request))
 
 
-def prefers_async(prefer: str) -> bool:
-    """Whether a Prefer header (RFC 7240) holds the respond-async preference."""
-    return any(
-        part.split(";", 1)[0].split("=", 1)[0].strip().lower() == "respond-async"
-        for part in prefer.split(",")
-    )
-
-
-def without_instance_routes(endpoints, **kwargs):
-    """drf-spectacular's preprocessing hook: PhixFlow's `/<instance>/api/1/…` routes are
-    the `/api/1/…` ones again, so they are documented once, without the prefix."""
-    return [endpoint for endpoint in endpoints if not endpoint[0].startswith("/{instance}/")]
-
-
 class RunsView(APIView):
     """Views that start or read runs: the front door's refusals become problems."""
-
-    # PhixFlow's instance segment when the caller used /<instance>/api/1/… (poll URLs
-    # given back keep it); "" on /api/1/….
-    instance = ""
-
-    def dispatch(self, request, *args, **kwargs):
-        self.instance = kwargs.pop("instance", "")
-        return super().dispatch(request, *args, **kwargs)
 
     def handle_exception(self, exc):
         if isinstance(exc, Refused):
@@ -150,21 +128,17 @@ class FlowCallView(RunsView):
         return super().handle_exception(exc)
 
     def call(self, request, flow: Flow):
-        respond_async = prefers_async(request.headers.get("Prefer", ""))
         launched = launch.call_flow(
             flow,
             caller=caller_of(request),
             request=trigger_request(request),
-            respond_async=respond_async,
+            respond_async="respond-async" in request.headers.get("Prefer", "").lower(),
             timeout=request.query_params.get("timeout"),
             idempotency_key=request.headers.get("Idempotency-Key", ""),
         )
         if not launched.answer_now:
-            response = answers.accepted(launched.execution, self.instance)
-            if respond_async:
-                response["Preference-Applied"] = "respond-async"  # RFC 7240
-            return response
-        return answers.answer(launched.execution, self.instance)
+            return answers.accepted(launched.execution)
+        return answers.answer(launched.execution)
 
 
 ENVELOPE = {
@@ -257,27 +231,26 @@ CALL_RESPONSES = {
     ),
 }
 CALL_PARAMETERS = [
-    OpenApiParameter(
-        "timeout",
-        int,
-        description="Milliseconds to wait: overrides a sync or auto flow's timeout; makes an "
-        "async call wait that long for the result (200) before answering 202. Capped by "
-        "FLOWSITE_MAX_SYNC_TIMEOUT_MS and the flow's run timeout.",
-    ),
+    OpenApiParameter("timeout", int, description="Milliseconds to wait (sync/auto); capped."),
     OpenApiParameter(
         "Idempotency-Key", str, OpenApiParameter.HEADER, description="Same key, same run."
     ),
-    OpenApiParameter(
-        "Prefer",
-        str,
-        OpenApiParameter.HEADER,
-        description="respond-async: 202 at once, whatever the mode and ?timeout "
-        "(answered with Preference-Applied: respond-async).",
-    ),
+    OpenApiParameter("Prefer", str, OpenApiParameter.HEADER, description="respond-async"),
 ]
 
 
-def call_schema(name: str, summary: str, methods: list[str]):
+INSTANCE_PARAMETER = OpenApiParameter(
+    INSTANCE_HEADER,
+    str,
+    OpenApiParameter.HEADER,
+    description="The _id of the template's instance to run (Axway's formula instance). "
+    "Required when several instances share the path (409 lists them); an id that is not "
+    "one of the path's instances answers 404.",
+    examples=[OpenApiExample("Instance", value="417240")],
+)
+
+
+def call_schema(name: str, summary: str, methods: list[str], parameters=()):
     """One documented operation per method of a flow-calling view."""
     return extend_schema_view(
         **{
@@ -285,7 +258,7 @@ def call_schema(name: str, summary: str, methods: list[str]):
                 operation_id=f"{name}_{method}",
                 summary=summary,
                 tags=["flows as APIs"],
-                parameters=CALL_PARAMETERS,
+                parameters=[*CALL_PARAMETERS, *parameters],
                 request=None
                 if method == "get"
                 else {"application/json": OpenApiTypes.OBJECT, "text/plain": OpenApiTypes.STR},
@@ -327,6 +300,7 @@ class LegacyTriggerView(FlowCallView):
     "call_resource",
     "Call a flow as a resource (Axway); each API-enabled flow is also listed on its own path",
     ["get", "post", "put", "patch", "delete"],
+    parameters=[INSTANCE_PARAMETER],
 )
 class ResourceView(FlowCallView):
     """Any method on /api/resources<path>: the flow whose api.method and api.path match."""
@@ -343,7 +317,13 @@ class ResourceView(FlowCallView):
 
     def get(self, request, path: str):
         path = normalise_path("/" + path)
-        return self.call(request, selectors.flow_by_resource(request.method, path))
+        flow = selectors.flow_by_resource(
+            request.method,
+            path,
+            instance_id=request.headers.get(INSTANCE_HEADER, ""),
+            authenticated=bool(request.user and request.user.is_authenticated),
+        )
+        return self.call(request, flow)
 
     # One function per method, so each is documented as its own operation.
     def post(self, request, path: str):

@@ -101,6 +101,9 @@ EXAMPLES = {
         "maxConcurrency": 0,
         "concurrencyPolicy": "queue",
         "runTimeout": 3600000,
+        "isTemplate": False,
+        "_templateFlowId": None,
+        "connectionMap": {},
     },
 }
 
@@ -375,4 +378,76 @@ dependencies_schema = extend_schema(
             response_only=True,
         )
     ],
+)
+
+
+# --- Templates and instances (Axway's formulas and formula instances) ---------------------
+
+INSTANCE_EXAMPLE = {
+    **FLOW_EXAMPLE,
+    "_id": "417240",
+    "name": "Simple FaaR instance",
+    "schedule": "",
+    "pageGenerators": [],
+    "pageProcessors": [{"type": "script", "_scriptId": "9"}],
+    "api": {"enabled": True, "method": "GET", "path": "/greeting", "mode": "sync"},
+    "variables": {"greeting": "Hello"},
+    "_templateFlowId": "12",
+    "connectionMap": {"4": "5"},
+}
+instances_schema = extend_schema(
+    methods=["POST"],
+    tags=["flows"],
+    summary="Create an instance of a template (Axway's formula instance)",
+    description="The template (isTemplate: true) never answers calls itself. Its instance "
+    "is a new flow in the template's integration with the template's steps and API, "
+    "enabled, and its own name, variables (over the template's) and connections: "
+    "connectionMap maps a connection the template uses to the instance's (one of the same "
+    "type; a connection left out stays the template's). Several instances share the "
+    "template's API path; a call names one with the header Elements-Formula-Instance-Id.",
+    request={
+        "application/json": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string"},
+                "variables": {"type": "object", "additionalProperties": {}},
+                "connectionMap": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        }
+    },
+    responses=_flow_response(201, 400, 401, 403, 404, 409, 429),
+    examples=[
+        OpenApiExample(
+            "Instance",
+            value={
+                "name": "Simple FaaR instance",
+                "variables": {"greeting": "Hello"},
+                "connectionMap": {"4": "5"},
+            },
+            request_only=True,
+        ),
+        OpenApiExample("Instance", value=INSTANCE_EXAMPLE, response_only=True),
+    ],
+)
+list_instances_schema = extend_schema(
+    methods=["GET"],
+    tags=["flows"],
+    summary="List a template's instances",
+    responses={
+        **(listed := _flow_response(200, 401, 403, 404, 429)),
+        200: {"type": "array", "items": listed[200]},
+    },
+    examples=[OpenApiExample("Instances", value=[INSTANCE_EXAMPLE], response_only=True)],
+)
+update_from_template_schema = extend_schema(
+    tags=["flows"],
+    summary="Update an instance from its template",
+    description="Copies the template's steps, API, schedule and settings again. The "
+    "instance keeps its own name, variables (the template's new ones are added), secret "
+    "variables, connection map, disabled flag, allowAnonymous and roles. No body.",
+    request=None,
+    responses=_flow_response(200, 400, 401, 403, 404, 409, 429),
+    examples=[OpenApiExample("Updated", value=INSTANCE_EXAMPLE, response_only=True)],
 )

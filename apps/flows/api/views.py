@@ -24,8 +24,11 @@ from apps.flows.api.schema import (
     dependencies_schema,
     download_schema,
     import_schema,
+    instances_schema,
+    list_instances_schema,
     replace_connection_schema,
     resource_schema,
+    update_from_template_schema,
 )
 from apps.flows.documents import (
     CONNECTION,
@@ -127,6 +130,12 @@ class ImportRequest(StrictSerializer):
     connectionMap = serializers.DictField(child=_id_field(), required=False, default=dict)
     _integrationId = _id_field()
     name = serializers.CharField(required=False, max_length=100)
+
+
+class InstanceRequest(StrictSerializer):
+    name = serializers.CharField(max_length=100)
+    variables = serializers.DictField(required=False, default=dict)
+    connectionMap = serializers.DictField(child=_id_field(), required=False, default=dict)
 
 
 class ReplaceConnectionRequest(StrictSerializer):
@@ -246,6 +255,40 @@ class FlowViewSet(ResourceViewSet):
                 "imports": [str(pk) for pk in changed["imports"]],
             }
         )
+
+    @list_instances_schema
+    @instances_schema
+    @action(detail=True, methods=["get", "post"])
+    def instances(self, request, pk=None):
+        """A template's instances (GET), or a new one (POST)."""
+        template = self.get_object()
+        if request.method == "GET":
+            return Response([self.render(flow) for flow in selectors.instances_of(template)])
+        body = read_body(InstanceRequest, request)
+        try:
+            instance = services.create_instance(
+                template=template,
+                name=body["name"],
+                variables=body["variables"],
+                connection_map=body["connectionMap"],
+                user=request.user,
+            )
+        except DocumentError as exc:
+            raise invalid(exc.errors) from None
+        except services.NotTemplated as exc:
+            raise ApiProblem(409, str(exc), code=exc.code) from None
+        return self.respond(instance, status.HTTP_201_CREATED)
+
+    @update_from_template_schema
+    @action(detail=True, methods=["post"], url_path="updateFromTemplate")
+    def update_from_template(self, request, pk=None):
+        try:
+            instance = services.update_from_template(instance=self.get_object(), user=request.user)
+        except DocumentError as exc:
+            raise invalid(exc.errors) from None
+        except services.NotTemplated as exc:
+            raise ApiProblem(409, str(exc), code=exc.code) from None
+        return self.respond(instance)
 
     @audit_schema
     @action(detail=True, methods=["get"])
