@@ -1,14 +1,16 @@
 import json
+import uuid
 
 from django.contrib import admin, messages
 from django.db.models import OuterRef, Subquery
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from apps.executions import diagram as diagrams
-from apps.executions import launch, services
+from apps.executions import launch, live, services
 from apps.executions.errors import Refused
 from apps.executions.models import Execution
 from apps.flows.admin import FlowAdmin
@@ -39,6 +41,7 @@ class ExecutionAdmin(admin.ModelAdmin):
     """Read-only: what ran, who ran it, each step's records, time, debug lines and errors."""
 
     change_form_template = "admin/executions/execution/change_form.html"
+    change_list_template = "admin/executions/execution/change_list.html"
     list_display = (
         "short_id",
         "flow_name",
@@ -126,8 +129,44 @@ class ExecutionAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.run_action_view),
                 name="executions_execution_run_action",
             ),
+            # Live runs: what the run page and the runs list poll while runs go on.
+            path(
+                "<uuid:execution_id>/progress/",
+                self.admin_site.admin_view(self.progress_view),
+                name="executions_execution_progress",
+            ),
+            path(
+                "progress/",
+                self.admin_site.admin_view(self.progress_list_view),
+                name="executions_execution_progress_list",
+            ),
             *super().get_urls(),
         ]
+
+    def progress_view(self, request, execution_id):
+        """One run's status, counts, current step and steps' counters, as JSON."""
+        if not self.has_view_permission(request):
+            return JsonResponse({"detail": "You may not view runs."}, status=403)
+        state = live.run_state(execution_id)
+        if state is None:
+            return JsonResponse({"detail": "No such run."}, status=404)
+        return JsonResponse({**state, "colour": STATUS_COLOURS.get(state["status"], "")})
+
+    def progress_list_view(self, request):
+        """The status and counts of the runs named by `?id=` (the runs list, live)."""
+        if not self.has_view_permission(request):
+            return JsonResponse({"detail": "You may not view runs."}, status=403)
+        ids = []
+        for value in request.GET.getlist("id"):
+            try:
+                ids.append(uuid.UUID(value))
+            except ValueError:
+                return JsonResponse({"detail": f"{value!r} is not a process id."}, status=400)
+        runs = [
+            {**state, "colour": STATUS_COLOURS.get(state["status"], "")}
+            for state in live.runs_state(ids)
+        ]
+        return JsonResponse({"runs": runs})  # admin_view: never cached
 
     def run_action_view(self, request, execution_id, action: str):
         execution = get_object_or_404(Execution.objects.select_related("flow"), pk=execution_id)
@@ -212,18 +251,31 @@ class ExecutionAdmin(admin.ModelAdmin):
     @admin.action(description="Retry selected runs (on a worker)")
     def retry(self, request, queryset):
         caller = launch.Caller(user=request.user)
+        queued = []
         for execution in queryset.select_related("flow__application"):
             try:
-                retry = launch.retry(execution, caller=caller)
+                queued.append(launch.retry(execution, caller=caller))
             except Refused as refused:
                 self.message_user(request, refused.message, messages.ERROR)
-            else:
-                self.message_user(request, run_link("Queued retry", retry), messages.SUCCESS)
+        if len(queued) == 1:
+            self.message_user(request, run_link("Queued retry", queued[0]), messages.SUCCESS)
+        elif queued:
+            self.message_user(request, runs_link("Queued", "retries", queued), messages.SUCCESS)
 
 
 def run_link(text: str, execution: Execution) -> str:
     url = reverse("admin:executions_execution_change", args=[execution.pk])
     return format_html('{} <a href="{}">{}</a>.', text, url, str(execution.pk)[:8])
+
+
+def runs_link(verb: str, noun: str, executions: list[Execution]) -> str:
+    """An action that queued several runs links to the runs list showing just them, which
+    updates itself while they go on (live_run.js)."""
+    ids = ",".join(str(execution.pk) for execution in executions)
+    url = f"{reverse('admin:executions_execution_changelist')}?id__in={ids}"
+    return format_html(
+        '{} {} {}: <a href="{}">watch them live</a>.', verb, len(executions), noun, url
+    )
 
 
 class RunnableFlowAdmin(FlowAdmin):
@@ -300,15 +352,20 @@ class RunnableFlowAdmin(FlowAdmin):
     @admin.action(description="Run now (on a worker)")
     def run_now(self, request, queryset):
         caller = launch.Caller(user=request.user)
+        queued = []
         for flow in queryset.select_related("application"):
             try:
                 execution, _ = launch.run(flow, caller=caller)
             except Refused as refused:
                 self.message_user(request, f"{flow}: {refused.message}", messages.ERROR)
             else:
-                self.message_user(
-                    request, run_link(f"{flow}: queued run", execution), messages.SUCCESS
-                )
+                queued.append((flow, execution))
+        if len(queued) == 1:
+            flow, execution = queued[0]
+            self.message_user(request, run_link(f"{flow}: queued run", execution), messages.SUCCESS)
+        elif queued:
+            runs = [execution for _, execution in queued]
+            self.message_user(request, runs_link("Queued", "runs", runs), messages.SUCCESS)
 
 
 admin.site.unregister(Flow)
