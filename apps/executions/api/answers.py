@@ -164,7 +164,8 @@ def answer(execution: Execution, instance: str = "") -> HttpResponse:
     document = getattr(execution, "live_response", None) or execution.response or {}
     if "statusCode" in document:
         return flow_answer(document, api.content_type)
-    json_type = api.content_type if media_types.is_json(api.content_type) else None
+    # The envelope is JSON: under api.contentType when that is a JSON type.
+    json_type = api.content_type if media_types.is_json(api.content_type) else "application/json"
     if execution.status == Status.SUCCEEDED:
         return JsonResponse(document, status=200, content_type=json_type)
     document = {
