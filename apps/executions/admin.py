@@ -316,6 +316,11 @@ class RunnableFlowAdmin(FlowAdmin):
                 self.admin_site.admin_view(self.test_run_view),
                 name="flows_flow_test_run",
             ),
+            path(
+                "<int:flow_id>/run-now/",
+                self.admin_site.admin_view(self.run_now_view),
+                name="flows_flow_run_now",
+            ),
             *super().get_urls(),
         ]
 
@@ -348,6 +353,23 @@ class RunnableFlowAdmin(FlowAdmin):
             "errors": execution.errors.all()[:50] if execution else [],
         }
         return TemplateResponse(request, "admin/flows/flow/test_run.html", context)
+
+    def run_now_view(self, request, flow_id: int):
+        """The flow page's Run now: one run through the front door, then its page, where
+        it is watched live."""
+        flow = get_object_or_404(Flow.objects.select_related("application"), pk=flow_id)
+        back = redirect("admin:flows_flow_change", flow.pk)
+        if request.method != "POST":
+            return back
+        if not self.has_change_permission(request, flow):
+            return redirect("admin:index")
+        try:
+            execution, _ = launch.run(flow, caller=launch.Caller(user=request.user))
+        except Refused as refused:
+            self.message_user(request, refused.message, messages.ERROR)
+            return back
+        self.message_user(request, run_link("Queued", execution), messages.SUCCESS)
+        return redirect("admin:executions_execution_change", execution.pk)
 
     @admin.action(description="Run now (on a worker)")
     def run_now(self, request, queryset):
