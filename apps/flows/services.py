@@ -69,6 +69,7 @@ def clone_flow(*, flow: Flow, name: str | None = None, user=None) -> Flow:
     clone.name = _free_name(flow.application, name or f"{flow.name} (copy)")
     clone.disabled = True
     clone.api = _without_taken_route(clone.api)
+    clone.celigo_fields = {**clone.celigo_fields, "_sourceId": str(flow.pk)}  # as the API's
     clone.full_clean()
     return save_flow(flow=clone, user=user)
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from apps.flows import services
 from apps.flows.models import Connection, Export, Flow, Import
 from tests.management import API, assert_problem, json_patch
 
@@ -86,6 +87,139 @@ def test_a_patch_that_changes_the_id_is_400_naming_both(manager, flow):
     assert problem["errors"][0]["pointer"] == "#/_id"
     assert '"999"' in problem["errors"][0]["detail"]
     assert f'"{flow.pk}"' in problem["errors"][0]["detail"]
+
+
+# --- Celigo's extra flow fields -------------------------------------------------------------
+
+EXTRAS = {
+    "free": False,
+    "_templateId": "602c0000000000007eb8",
+    "_sourceId": "6030000000000083d",
+    "autoResolveMatchingTraceKeys": True,
+    "runPageGeneratorsInParallel": True,
+    "aliases": [{"alias": "crm", "_connectionId": "5f1", "description": "The CRM"}],
+    "_flowGroupingId": "60a000000000000001",
+}
+
+
+def test_celigo_s_extra_flow_fields_are_kept_as_given_and_returned(manager, application):
+    sent = {"name": "Nightly", "_integrationId": str(application.pk), **EXTRAS}
+    created = manager.post(f"{API}/flows", sent, format="json")
+    assert created.status_code == 201, created.content
+    url = f"{API}/flows/{created.json()['_id']}"
+    got = manager.get(url).json()
+    assert {key: got[key] for key in EXTRAS} == EXTRAS
+
+    merged = manager.patch(url, {"free": True, "aliases": []}, format="json")
+    assert merged.status_code == 200, merged.content
+    assert {key: merged.json()[key] for key in EXTRAS} == {**EXTRAS, "free": True, "aliases": []}
+
+    [changed, _] = manager.get(f"{url}/audit").json()
+    assert changed["changes"] == [
+        {"field": "aliases", "oldValue": EXTRAS["aliases"], "newValue": []},
+        {"field": "free", "oldValue": False, "newValue": True},
+    ]
+
+
+def test_a_flow_without_them_shows_none_and_a_put_that_leaves_them_out_drops_them(
+    manager, application
+):
+    sent = {"name": "Nightly", "_integrationId": str(application.pk)}
+    url = manager.post(f"{API}/flows", {**sent, **EXTRAS}, format="json")["Location"]
+    replaced = manager.put(url, sent, format="json")
+    assert replaced.status_code == 200, replaced.content
+    assert not set(EXTRAS) & set(replaced.json())
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("free", "no", "Expected a boolean."),
+        ("autoResolveMatchingTraceKeys", 1, "Expected a boolean."),
+        ("runPageGeneratorsInParallel", None, "Expected a boolean."),
+        ("aliases", {"alias": "crm"}, "Expected an array."),
+        ("_templateId", ["602c"], "Expected an id (string or integer) or null."),
+    ],
+)
+def test_an_extra_field_of_the_wrong_type_is_400_naming_it(
+    manager, application, field, value, expected
+):
+    sent = {"name": "Nightly", "_integrationId": str(application.pk), field: value}
+    problem = assert_problem(manager.post(f"{API}/flows", sent, format="json"), 400)
+    assert problem["errors"] == [{"pointer": f"#/{field}", "detail": expected}]
+
+
+@pytest.mark.parametrize("field", ["freee", "sandbox", "_connectionId", "templateId"])
+def test_any_other_unknown_flow_field_is_still_400_naming_it(manager, application, field):
+    sent = {"name": "Nightly", "_integrationId": str(application.pk), field: True}
+    problem = assert_problem(manager.post(f"{API}/flows", sent, format="json"), 400)
+    [error] = problem["errors"]
+    assert error["pointer"] == f"#/{field}"
+    assert error["detail"].startswith("Unknown field. The fields here are: ")
+    assert "autoResolveMatchingTraceKeys" in error["detail"]
+
+
+def test_other_resources_do_not_take_the_flow_s_extra_fields(manager, crm):
+    sent = {"name": "Leads", "_connectionId": str(crm.pk), "free": False}
+    assert (
+        assert_problem(manager.post(f"{API}/exports", sent, format="json"), 400)["errors"][0][
+            "pointer"
+        ]
+        == "#/free"
+    )
+
+
+# --- Clone: sandbox and _flowGroupingId -----------------------------------------------------
+
+
+@pytest.fixture
+def source(application, crm) -> Flow:
+    leads = Export.objects.create(name="Leads", connection=crm, relative_uri="/leads")
+    return Flow.objects.create(
+        application=application,
+        name="Sync",
+        page_generators=[{"_exportId": str(leads.pk)}],
+        celigo_fields={"_templateId": "602c", "_flowGroupingId": "60a1"},
+    )
+
+
+def test_a_clone_knows_its_source_and_goes_to_the_flow_grouping_asked_for(manager, source, crm):
+    body = {"connectionMap": {str(crm.pk): str(crm.pk)}, "sandbox": False, "name": "Sync 2"}
+    clone = manager.post(
+        f"{API}/flows/{source.pk}/clone", {**body, "_flowGroupingId": "60b2"}, format="json"
+    )
+    assert clone.status_code == 201, clone.content
+    assert (clone.json()["_sourceId"], clone.json()["_flowGroupingId"]) == (str(source.pk), "60b2")
+    assert clone.json()["_templateId"] == "602c"  # the other kept fields are copied
+
+    kept = manager.post(f"{API}/flows/{source.pk}/clone", body, format="json").json()
+    assert (kept["_sourceId"], kept["_flowGroupingId"]) == (str(source.pk), "60a1")
+
+
+def test_the_admin_s_clone_knows_its_source_too(manager, source, owner):
+    copy = services.clone_flow(flow=source, user=owner)
+    document = manager.get(f"{API}/flows/{copy.pk}").json()
+    assert (document["_sourceId"], document["_templateId"]) == (str(source.pk), "602c")
+
+
+def test_a_clone_into_a_sandbox_is_400_saying_there_is_none(manager, source, crm):
+    body = {"connectionMap": {str(crm.pk): str(crm.pk)}, "sandbox": True}
+    problem = assert_problem(
+        manager.post(f"{API}/flows/{source.pk}/clone", body, format="json"), 400
+    )
+    [error] = problem["errors"]
+    assert error["pointer"] == "#/sandbox"
+    assert "no sandbox environment" in error["detail"]
+    assert Flow.objects.count() == 1
+
+
+def test_an_unknown_clone_field_is_still_400_naming_it(manager, source, crm):
+    body = {"connectionMap": {str(crm.pk): str(crm.pk)}, "free": True}
+    problem = assert_problem(
+        manager.post(f"{API}/flows/{source.pk}/clone", body, format="json"), 400
+    )
+    assert [e["pointer"] for e in problem["errors"]] == ["#/free"]
+    assert "sandbox" in problem["errors"][0]["detail"]
 
 
 # --- JSON Patch under application/json ---------------------------------------------------
