@@ -75,6 +75,10 @@ class Document:
     model: type[models.Model]
     form: type[forms.ModelForm]
     fields: tuple[Field, ...]
+    # Fields kept as given in one JSON model field (`kept_attr`) and returned when set:
+    # other systems' fields that Flowsite accepts without acting on them.
+    kept: tuple[Field, ...] = ()
+    kept_attr: str = ""
 
     # --- model → document ---------------------------------------------------------------
 
@@ -84,6 +88,9 @@ class Document:
             if field.write_only:
                 continue
             _put(document, field.path, self._value_of(instance, field))
+        if self.kept:
+            stored = getattr(instance, self.kept_attr) or {}
+            document.update({f.path: stored[f.path] for f in self.kept if f.path in stored})
         document["lastModified"] = _iso(instance.modified_at)
         document["createdAt"] = _iso(instance.created_at)
         return document
@@ -110,6 +117,9 @@ class Document:
             else:
                 value = self.model._meta.get_field(field.attr).get_default()
             data[field.attr] = _form_value(self.form.base_fields.get(field.attr), value)
+        if self.kept:  # a whole document: the kept fields it leaves out are dropped
+            kept = {f.path: values[f.path] for f in self.kept if f.path in values}
+            data[self.kept_attr] = json.dumps(kept)
         form = self.form(data=data, instance=instance)
         if not form.is_valid():
             paths = {field.attr: field.path for field in self.fields}
@@ -134,7 +144,7 @@ class Document:
                 f'("{instance.pk}", the id in the URL): a PUT replaces the {self.name} at its '
                 "URL. Send its own _id or leave _id out."
             ]
-        leaves = {field.path: field for field in self.fields}
+        leaves = {field.path: field for field in (*self.fields, *self.kept)}
         branches = {
             ".".join(field.path.split(".")[:depth])
             for field in self.fields
@@ -182,7 +192,7 @@ class Document:
                 "createdAt": {"type": "string", "format": "date-time", "readOnly": True},
             },
         }
-        for field in self.fields:
+        for field in (*self.fields, *self.kept):
             node = root
             *parents, leaf = field.path.split(".")
             for parent in parents:
@@ -476,10 +486,33 @@ class FlowDocument(Document):
         return schema
 
 
+# Celigo's flow fields that Flowsite accepts and keeps as given (DESIGN §8), so a flow pasted
+# from integrator.io comes back whole. None of them changes how the flow runs; a clone sets
+# _sourceId (the flow it copies) and _flowGroupingId (when its request names one).
+KEPT = "Celigo's; kept as given, Flowsite does not act on it."
+CELIGO_FLOW_FIELDS = tuple(
+    Field(path, "celigo_fields", kind, nullable=kind == "id", description=description)
+    for path, kind, description in (
+        ("free", "boolean", KEPT),
+        ("_templateId", "id", "The Celigo template the flow came from. " + KEPT),
+        ("_sourceId", "id", "The flow this one is a clone of (set by clone), else as given."),
+        ("autoResolveMatchingTraceKeys", "boolean", KEPT),
+        (
+            "runPageGeneratorsInParallel",
+            "boolean",
+            KEPT + " Page generators are read one after another.",
+        ),
+        ("aliases", "array", KEPT),
+        ("_flowGroupingId", "id", "The flow grouping (set by clone when asked). " + KEPT),
+    )
+)
+FLOW_FORM = forms.modelform_factory(
+    Flow, form=flow_forms.FlowForm, fields=(*flow_forms.FlowForm.Meta.fields, "celigo_fields")
+)
 FLOW = FlowDocument(
     "flow",
     Flow,
-    flow_forms.FlowForm,
+    FLOW_FORM,
     (
         Field("name", "name", "string"),
         Field("description", "description", "string"),
@@ -522,6 +555,8 @@ FLOW = FlowDocument(
             "(POST /api/v1/flows/<id>/instances) answer its API path.",
         ),
     ),
+    kept=CELIGO_FLOW_FIELDS,
+    kept_attr="celigo_fields",
 )
 DOCUMENTS = {
     document.name: document for document in (INTEGRATION, CONNECTION, EXPORT, IMPORT, SCRIPT, FLOW)

@@ -453,6 +453,14 @@ class Flow(Timestamped):
         choices=ConcurrencyPolicy.choices,
         default=ConcurrencyPolicy.QUEUE,
     )
+    celigo_fields = models.JSONField(
+        "Celigo fields",
+        default=dict,
+        blank=True,
+        help_text="Fields of a Celigo flow document that Flowsite keeps as given and returns "
+        "(free, _templateId, _sourceId, autoResolveMatchingTraceKeys, "
+        "runPageGeneratorsInParallel, aliases, _flowGroupingId); it does not act on them.",
+    )
     # Who changed what and when (GET /api/v1/flows/<id>/audit); the derived API columns
     # repeat `api` and are left out.
     history = HistoricalRecords(

@@ -494,12 +494,24 @@ def install_bundle(
 
 
 def clone_with_resources(
-    *, flow: Flow, connection_map: Any, name: str | None, application: Application, user
+    *,
+    flow: Flow,
+    connection_map: Any,
+    name: str | None,
+    application: Application,
+    user,
+    flow_grouping_id: str | None = None,
 ) -> Flow:
     """The API's clone: the flow with copies of its exports, imports and scripts, in an
-    application, its connections remapped (every one must be mapped)."""
+    application, its connections remapped (every one must be mapped). As Celigo's, the
+    copy's _sourceId is the flow copied, and _flowGroupingId the one asked for if any."""
+    bundle = bundle_of(flow, with_subflows=False)
+    copied = bundle["flows"][0]
+    copied["_sourceId"] = str(flow.pk)
+    if flow_grouping_id is not None:
+        copied["_flowGroupingId"] = flow_grouping_id
     return install_bundle(
-        bundle=bundle_of(flow, with_subflows=False),
+        bundle=bundle,
         connection_map=connection_map,
         application=application,
         user=user,

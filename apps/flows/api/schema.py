@@ -146,7 +146,9 @@ clone_schema = extend_schema(
     tags=["flows"],
     summary="Clone a flow with copies of its exports, imports and scripts",
     description="Every connection the flow uses must be mapped (400 lists the unmapped). "
-    "The clone is disabled; its API is switched off when another flow answers its route.",
+    "The clone is disabled; its API is switched off when another flow answers its route. "
+    "Its _sourceId is the flow cloned. Celigo's body is accepted as printed: "
+    "_flowGroupingId is kept on the clone; sandbox must be false (there is no sandbox).",
     request={
         "application/json": {
             "type": "object",
@@ -155,6 +157,8 @@ clone_schema = extend_schema(
                 "connectionMap": {"type": "object", "additionalProperties": {"type": "string"}},
                 "name": {"type": "string"},
                 "_integrationId": {"type": "string"},
+                "_flowGroupingId": {"type": "string"},
+                "sandbox": {"type": "boolean", "enum": [False]},
             },
         }
     },

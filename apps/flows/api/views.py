@@ -123,6 +123,17 @@ class CloneRequest(StrictSerializer):
     connectionMap = serializers.DictField(child=_id_field(), required=False, default=dict)
     name = serializers.CharField(required=False, max_length=100)
     _integrationId = _id_field(required=False)
+    _flowGroupingId = serializers.CharField(required=False, max_length=100)
+    sandbox = serializers.BooleanField(required=False, default=False)
+
+    def validate_sandbox(self, value: bool) -> bool:
+        if value:
+            raise serializers.ValidationError(
+                "Flowsite has no sandbox environment: every flow is in the one environment "
+                "there is. Leave sandbox out or send false; to try a copy safely, map its "
+                "connections to test ones in connectionMap (a clone starts disabled)."
+            )
+        return value
 
 
 class ImportRequest(StrictSerializer):
@@ -186,6 +197,7 @@ class FlowViewSet(ResourceViewSet):
                 name=body.get("name"),
                 application=_integration(body.get("_integrationId"), flow.application),
                 user=request.user,
+                flow_grouping_id=body.get("_flowGroupingId"),
             )
         )
         return self.respond(clone, status.HTTP_201_CREATED)
@@ -346,6 +358,13 @@ def _audit_entry(record, previous) -> dict:
             {"field": DOCUMENT_PATHS[c.field], "oldValue": c.old, "newValue": c.new}
             for c in delta.changes
             if c.field in DOCUMENT_PATHS
+        ] + [  # the kept Celigo fields, one change per field
+            {"field": key, "oldValue": old.get(key), "newValue": new.get(key)}
+            for c in delta.changes
+            if c.field == FLOW.kept_attr
+            for old, new in [(c.old or {}, c.new or {})]
+            for key in sorted(old.keys() | new.keys())
+            if old.get(key) != new.get(key)
         ]
     reason = record.history_change_reason or None
     if replaced := services.CONNECTION_REPLACED.match(reason or ""):
