@@ -8,11 +8,13 @@ from django.http import HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
 from apps.flows import selectors, services, step_samples
+from apps.flows.api_settings import INSTANCE_HEADER
+from apps.flows.documents import DocumentError
 from apps.flows.forms import (
     ConnectionForm,
     ConnectionTestForm,
@@ -21,6 +23,7 @@ from apps.flows.forms import (
     FlowForm,
     ImportDryRunForm,
     ImportForm,
+    InstanceForm,
     ScriptForm,
     ScriptTestForm,
 )
@@ -318,11 +321,11 @@ class FlowAdmin(InUseProtectedAdmin):
     list_filter = ("application", "disabled")
     list_select_related = ("application",)
     search_fields = ("name", "description")
-    readonly_fields = ("pipeline", "next_run")
+    readonly_fields = ("pipeline", "next_run", "template_link", "instances_panel")
     autocomplete_fields = ("error_flow",)
-    actions = ("clone", "enable", "disable")
+    actions = ("clone", "enable", "disable", "create_instance", "update_from_template")
     fieldsets = (
-        (None, {"fields": ("application", "name", "description", "disabled")}),
+        (None, {"fields": ("application", "name", "description", "disabled", "is_template")}),
         (
             "Pipeline",
             {
@@ -418,6 +421,178 @@ class FlowAdmin(InUseProtectedAdmin):
 
         context["endpoint"] = endpoint_panel(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # --- Templates and instances (Axway's formulas and formula instances) ----------------
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not (obj.is_template or obj.template_flow_id):
+            return fieldsets
+        shown = ("template_link",) if obj.template_flow_id else ("instances_panel",)
+        title = "Template" if obj.template_flow_id else "Instances"
+        return (fieldsets[0], (title, {"fields": shown}), *fieldsets[1:])
+
+    @admin.display(description="instance of")
+    def template_link(self, obj):
+        template = obj.template_flow
+        if template is None:
+            return "—"
+        return format_html(
+            '<a href="{}">{}</a> (_id {}). Its steps, API and settings were copied from the '
+            "template; this instance keeps its own name, variables and connections. "
+            '<button type="submit" class="button" formaction="{}" formnovalidate '
+            'id="update-from-template">Update from template</button>',
+            reverse("admin:flows_flow_change", args=[template.pk]),
+            template,
+            template.pk,
+            reverse("admin:flows_flow_update_from_template", args=[obj.pk]),
+        )
+
+    @admin.display(description="instances")
+    def instances_panel(self, obj):
+        """The template's instances with their ids, as Axway's Flow API Docs show them."""
+        if obj.pk is None:
+            return "—"
+        rows = format_html_join(
+            "",
+            '<tr><td><code class="instance-id">{}</code></td><td><a href="{}">{}</a></td>'
+            "<td>{}</td><td><code>{}: {}</code></td></tr>",
+            (
+                (
+                    flow.pk,
+                    reverse("admin:flows_flow_change", args=[flow.pk]),
+                    flow.name,
+                    "disabled" if flow.disabled else "enabled",
+                    INSTANCE_HEADER,
+                    flow.pk,
+                )
+                for flow in selectors.instances_of(obj)
+            ),
+        )
+        create = format_html(
+            '<a class="button" href="{}" id="create-instance">Create an instance</a>',
+            reverse("admin:flows_flow_create_instance", args=[obj.pk]),
+        )
+        if not rows:
+            return format_html("No instance yet: a template never answers calls itself. {}", create)
+        return format_html(
+            '<table class="template-instances"><thead><tr><th>_id</th><th>name</th>'
+            "<th>state</th><th>header to call it</th></tr></thead><tbody>{}</tbody></table>"
+            "<p>They share this template's API path: a call names one with the header "
+            "{}.</p>{}",
+            rows,
+            INSTANCE_HEADER,
+            create,
+        )
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<int:flow_id>/create-instance/",
+                view(self.create_instance_view),
+                name="flows_flow_create_instance",
+            ),
+            path(
+                "<int:flow_id>/update-from-template/",
+                view(self.update_from_template_view),
+                name="flows_flow_update_from_template",
+            ),
+            *super().get_urls(),
+        ]
+
+    def create_instance_view(self, request, flow_id: int):
+        template = get_object_or_404(Flow.objects.select_related("application"), pk=flow_id)
+        if not (self.has_add_permission(request) and self.has_view_permission(request, template)):
+            return redirect("admin:index")
+        change_url = reverse("admin:flows_flow_change", args=[template.pk])
+        if not template.is_template:
+            self.message_user(
+                request,
+                f"{template} is not a template: tick “template” on its page first.",
+                messages.ERROR,
+            )
+            return redirect(change_url)
+        connections = selectors.dependencies(template).connections
+        form = InstanceForm(request.POST or None, template=template, connections=connections)
+        if request.method == "POST" and form.is_valid():
+            try:
+                instance = services.create_instance(
+                    template=template,
+                    name=form.cleaned_data["name"],
+                    variables=form.cleaned_data["variable_rows"],
+                    connection_map=form.connection_map(),
+                    user=request.user,
+                )
+            except DocumentError as exc:
+                for where, problems in exc.errors.items():
+                    pk = where.removeprefix("connectionMap.")
+                    field = form.connection_field(pk) if where != pk else where
+                    form.add_error(field if field in form.fields else None, problems)
+            else:
+                self.message_user(
+                    request,
+                    format_html(
+                        "Created instance {} (_id {}): call it with the header {}: {}.",
+                        instance.name,
+                        instance.pk,
+                        INSTANCE_HEADER,
+                        instance.pk,
+                    ),
+                    messages.SUCCESS,
+                )
+                return redirect("admin:flows_flow_change", instance.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Create an instance of {template}",
+            "action": "Create an instance",
+            "opts": self.model._meta,
+            "original": template,
+            "form": form,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/flows/flow/create_instance.html", context)
+
+    def update_from_template_view(self, request, flow_id: int):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        flow = get_object_or_404(Flow, pk=flow_id)
+        if not self.has_change_permission(request, flow):
+            return redirect("admin:index")
+        self._update_from_template(request, [flow])
+        return redirect("admin:flows_flow_change", flow.pk)
+
+    def _update_from_template(self, request, flows) -> None:
+        updated, refused = [], []
+        for flow in flows:
+            try:
+                updated.append(services.update_from_template(instance=flow, user=request.user))
+            except (services.NotTemplated, DocumentError) as exc:
+                detail = exc.errors if isinstance(exc, DocumentError) else str(exc)
+                refused.append(f"{flow}: {detail}")
+        if updated:
+            self.message_user(
+                request,
+                f"Updated {len(updated)} instance(s) from their template; their names, "
+                "variables and connections were kept.",
+                messages.SUCCESS,
+            )
+        for message in refused:
+            self.message_user(request, message, messages.ERROR)
+
+    @admin.action(description="Create an instance of the template")
+    def create_instance(self, request, queryset):
+        templates = list(queryset[:2])
+        if len(templates) != 1 or not templates[0].is_template:
+            self.message_user(
+                request, "Select one template to create an instance of.", messages.ERROR
+            )
+            return None
+        return redirect("admin:flows_flow_create_instance", templates[0].pk)
+
+    @admin.action(description="Update from template")
+    def update_from_template(self, request, queryset):
+        self._update_from_template(request, list(queryset.select_related("template_flow")))
 
     @admin.action(description="Clone")
     def clone(self, request, queryset):

@@ -634,3 +634,46 @@ class ExportPreviewForm(VariablesForm):
 
 class ImportDryRunForm(SampleRecordsForm):
     pass
+
+
+class InstanceForm(forms.Form):
+    """A new instance of a template, as the admin asks for it: its name, its variables as
+    rows (the template's, to change), and for each connection the template uses, the one
+    the instance uses instead, picked by name (services.create_instance checks the rest)."""
+
+    name = forms.CharField(
+        label="Name",
+        max_length=100,
+        help_text="Unique in the template's application, e.g. the customer it serves.",
+    )
+    variable_rows = VariableRowsField(
+        label="Variables",
+        help_text="The template's variables with this instance's values; steps read them as "
+        "{{variables.name}}.",
+    )
+
+    def __init__(self, *args, template: Flow, connections: list[Connection], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.template = template
+        self.connections = connections
+        self.fields["variable_rows"].initial = template.variables or {}
+        self.fields["variable_rows"].stored = template.variables or {}
+        for connection in connections:
+            self.fields[self.connection_field(connection.pk)] = forms.ModelChoiceField(
+                label=f"Connection for {connection.name}",
+                queryset=Connection.objects.filter(type=connection.type).order_by("name"),
+                initial=connection.pk,
+                help_text=f"The template's steps use {connection.name}; this instance uses "
+                "the one picked here.",
+            )
+
+    @staticmethod
+    def connection_field(pk) -> str:
+        return f"connection_{pk}"
+
+    def connection_map(self) -> dict[str, str]:
+        """{template's connection id: the instance's} for the connections picked."""
+        return {
+            str(connection.pk): str(self.cleaned_data[self.connection_field(connection.pk)].pk)
+            for connection in self.connections
+        }

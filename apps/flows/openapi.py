@@ -24,7 +24,7 @@ from django.utils.text import slugify
 
 from apps.core.openapi import PROBLEM_EXAMPLES
 from apps.core.problems import PROBLEM_CONTENT_TYPE, problem
-from apps.flows.api_settings import FlowApi, api_errors, input_errors
+from apps.flows.api_settings import INSTANCE_HEADER, FlowApi, api_errors, input_errors
 from apps.flows.models import Flow
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -648,6 +648,17 @@ def flow_operation(flow: Flow, api: FlowApi, endpoint: Endpoint) -> dict:
         "tags": [flow.application.name],
         "parameters": _parameters(api, endpoint),
     }
+    if endpoint.kind == "resource" and flow.template_flow_id:
+        operation["parameters"].append(
+            {
+                "name": INSTANCE_HEADER,
+                "in": "header",
+                "description": "This instance's _id: the instances of a template share its "
+                "path, and a call names the one to run.",
+                "schema": {"type": "string"},
+                "example": str(flow.pk),
+            }
+        )
     if endpoint.has_body:
         operation["requestBody"] = _request_body(api)
     operation["responses"] = {**_success(flow, api), **_problems(flow, api, endpoint)}
@@ -670,7 +681,10 @@ PROBLEM_COMPONENT = {
 
 
 def _api_flows() -> list[Flow]:
-    queryset = Flow.objects.filter(api_enabled=True).select_related("application")
+    # A template never answers calls: its instances are listed in its place.
+    queryset = Flow.objects.filter(api_enabled=True, is_template=False).select_related(
+        "application"
+    )
     if connection.in_atomic_block:  # a failed query must not spoil the caller's transaction
         with transaction.atomic():
             return list(queryset)
@@ -711,15 +725,27 @@ def add_flow_operations(result, generator, request, public) -> dict:
 # --- The admin's endpoint panel ---------------------------------------------------------
 
 
-def _curl(method: str, url: str, payload: Any) -> str:
+def _curl(method: str, url: str, payload: Any, headers: dict[str, str] | None = None) -> str:
     lines = [
         f"curl {shlex.quote(url)}" if method == "GET" else f"curl -X {method} {shlex.quote(url)}"
     ]
     lines.append('  -H "Authorization: Bearer $FLOWSITE_API_KEY"')
+    lines += [f"  -H {shlex.quote(f'{name}: {value}')}" for name, value in (headers or {}).items()]
     if method in BODY_METHODS:
         lines.append('  -H "Content-Type: application/json"')
         lines.append(f"  -d {shlex.quote(json.dumps(payload, ensure_ascii=False))}")
     return " \\\n".join(lines)
+
+
+def instance_headers(flow: Flow) -> dict[str, str]:
+    """The header naming an instance on its template's shared path (Axway's formula
+    instance id): an instance's own id; on a template, its first instance's, if any."""
+    if flow.template_flow_id:
+        return {INSTANCE_HEADER: str(flow.pk)}
+    if flow.is_template:
+        first = flow.instances.order_by("pk").values_list("pk", flat=True).first()
+        return {INSTANCE_HEADER: str(first) if first else "<instance _id>"}
+    return {}
 
 
 def endpoint_panel(request, flow: Flow | None) -> dict:
@@ -751,6 +777,7 @@ def endpoint_panel(request, flow: Flow | None) -> dict:
     endpoints = []
     for endpoint in flow_endpoints(flow, api):
         path = endpoint.path if endpoint.has_body or not query else f"{endpoint.path}?{query}"
+        headers = instance_headers(flow) if endpoint.kind == "resource" else {}
         endpoints.append(
             {
                 "kind": endpoint.kind,
@@ -758,7 +785,9 @@ def endpoint_panel(request, flow: Flow | None) -> dict:
                 "path": path,
                 "url": base + path,
                 "has_body": endpoint.has_body,
-                "curl": _curl(endpoint.method, base + path, payload),
+                "headers": headers,
+                "headers_json": json.dumps(headers),
+                "curl": _curl(endpoint.method, base + path, payload, headers),
             }
         )
     panel.update(
