@@ -29,6 +29,8 @@ READ = """() => {
   return {
     status: (document.querySelector(".field-coloured_status .readonly") || {}).textContent,
     read: cell("pageGenerators[0]", "out"),
+    drawn: (document.querySelector(
+      '#flow-diagram [data-step="pageGenerators[0]"] b.diagram-out') || {}).textContent,
     posted: cell("pageProcessors[0]", "out"),
     current: (document.querySelector("#live-run .live-run-current") || {}).textContent,
     finishedPage: Boolean(document.getElementById("execution-steps")),
@@ -107,6 +109,8 @@ def test_a_slow_run_is_watched_live_and_its_counters_change_before_it_ends(
     assert reads[0] < 10 * (PAGES - 1) + 4  # seen part-way, not only at the end
     assert seen[-1]["status"].strip() in ("Running", "Succeeded")
     assert any("Open leads (pageGenerators[0])" in state["current"] for state in seen)
+    # The run's diagram carries the same numbers as they change.
+    assert all(state["drawn"] == state["read"] for state in seen), seen
 
     # The page loaded itself once at the end: the finished run, its steps and buttons.
     page.wait_for_selector("#execution-steps")

@@ -59,7 +59,30 @@
     return row;
   }
 
+  // The run page's diagram (admin/executions/diagram.html) carries the same numbers on
+  // its boxes: data-step="<path>", b.diagram-in/-out/-errors, .diagram-current.
+  function showOnDiagram(state) {
+    var diagram = document.getElementById("flow-diagram");
+    if (!diagram) return;
+    text(diagram.querySelector(".diagram-run-status"), state.statusLabel);
+    text(diagram.querySelector(".diagram-run-success"), state.numSuccess);
+    text(diagram.querySelector(".diagram-run-errors"), state.numError);
+    var ran = {};
+    state.steps.forEach(function (step) { ran[step.path] = step; });
+    diagram.querySelectorAll(".diagram-step[data-step]").forEach(function (box) {
+      var step = ran[box.getAttribute("data-step")];
+      box.classList.toggle("diagram-current", box.getAttribute("data-step") === state.current);
+      if (!step) return;
+      box.classList.remove("diagram-not-run");
+      box.classList.toggle("diagram-has-errors", step.errors > 0);
+      text(box.querySelector("b.diagram-in"), step["in"]);
+      text(box.querySelector("b.diagram-out"), step.out);
+      text(box.querySelector("b.diagram-errors"), step.errors);
+    });
+  }
+
   function showRun(panel, state) {
+    showOnDiagram(state);
     var status = panel.querySelector(".live-run-status");
     status.style.color = state.colour || "inherit";
     text(status, state.statusLabel);
