@@ -155,6 +155,20 @@ def ref(instance) -> dict:
     return {"_id": str(instance.pk), "name": instance.name}
 
 
+def foreign_id(document: Any, instance, noun: str) -> list[str]:
+    """A pasted document's `_id` (Celigo's GET answers carry it) is ignored when it creates
+    a resource; when it replaces one it must be that one's: else the messages naming both."""
+    if instance is None or not isinstance(document, dict) or "_id" not in document:
+        return []
+    if str(document["_id"]) == str(instance.pk):
+        return []
+    return [
+        f"_id {json_patch.shown(document['_id'])} is not the id of this {noun} "
+        f'("{instance.pk}", the id in the URL): a PUT replaces the {noun} at its URL. '
+        "Send its own _id or leave _id out."
+    ]
+
+
 def read_body(serializer_class, request) -> dict:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)

@@ -13,7 +13,7 @@ from typing import Any
 from django import forms
 from django.db import models
 
-from apps.core.json_patch import shown
+from apps.core.api import foreign_id
 from apps.flows import forms as flow_forms
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.outbound.auth import SAFE_HEADERS
@@ -136,14 +136,10 @@ class Document:
         if not isinstance(document, dict):
             raise DocumentError({ROOT: [f"The {self.name} document must be a JSON object."]})
         errors: dict[str, list[str]] = {}
-        # Read-only fields pasted from a document (Celigo's GET answers carry them) are
-        # ignored, except an _id that names another resource than the one replaced.
-        if instance is not None and "_id" in document and str(document["_id"]) != str(instance.pk):
-            errors["_id"] = [
-                f"_id {shown(document['_id'])} is not the id of this {self.name} "
-                f'("{instance.pk}", the id in the URL): a PUT replaces the {self.name} at its '
-                "URL. Send its own _id or leave _id out."
-            ]
+        # Read-only fields pasted from a document are ignored, except an _id that names
+        # another resource than the one replaced.
+        if messages := foreign_id(document, instance, self.name):
+            errors["_id"] = messages
         leaves = {field.path: field for field in (*self.fields, *self.kept)}
         branches = {
             ".".join(field.path.split(".")[:depth])

@@ -10,7 +10,7 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import ValidationError
 
-from apps.core.api import DocumentViewSet, invalid, ref
+from apps.core.api import DocumentViewSet, foreign_id, invalid, ref
 from apps.core.exceptions import ApiProblem
 from apps.core.openapi import crud_schema
 from apps.flows.pipeline import as_id
@@ -56,8 +56,8 @@ def _record_type_values(document: Any, instance: RecordType | None) -> dict:
     for key in document:
         if key not in RECORD_TYPE_KEYS and key not in STAMPS:
             errors[str(key)] = [f"Unknown field. The fields are: {known}."]
-    if "_id" in document and (instance is None or str(document["_id"]) != str(instance.pk)):
-        errors["_id"] = ["_id is read-only: leave it out, or send the resource's own."]
+    if messages := foreign_id(document, instance, "recordType"):
+        errors["_id"] = messages
     for key, kind in JSON_TYPES.items():
         if key in document and not isinstance(document[key], kind):
             errors[key] = [f"Expected a{' list' if kind is list else ' string'}."]

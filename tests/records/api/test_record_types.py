@@ -166,7 +166,6 @@ def test_every_problem_of_a_document_is_reported_at_once(manager, application):
         ({"description": ["x"]}, "#/description"),
         ({"fields": {"name": "x"}}, "#/fields"),
         ({"_integrationId": True}, "#/_integrationId"),
-        ({"_id": "12345"}, "#/_id"),
         ({"fields": ["Company"]}, "#/fields/0"),
     ],
 )
@@ -175,6 +174,16 @@ def test_a_badly_typed_document_is_400_pointing_at_the_field(
 ):
     answer = manager.post(URL, {**lead_document(application), **document}, format="json")
     assert pointer in pointers(answer)
+
+
+def test_a_pasted_id_is_ignored_by_post_and_must_be_the_url_s_in_put(manager, application):
+    answer = manager.post(URL, {**lead_document(application), "_id": "12345"}, format="json")
+    assert answer.status_code == 201, answer.content
+    assert answer.json()["_id"] != "12345"
+    url = f"{URL}/{answer.json()['_id']}"
+    replaced = manager.put(url, {**lead_document(application), "_id": "12345"}, format="json")
+    assert pointers(replaced) == ["#/_id"]
+    assert '"12345"' in replaced.json()["errors"][0]["detail"]
 
 
 def test_a_body_that_is_not_an_object_is_400(manager):
