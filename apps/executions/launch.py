@@ -544,14 +544,16 @@ def wait_for(execution: Execution, timeout_ms: int) -> Execution:
 @dataclass(frozen=True)
 class Launched:
     """A flow call's run, and its mode: an async call is answered 202 whatever the run's
-    state; a sync or auto call with its outcome once the run finished."""
+    state, unless it waited for it (PhixFlow's ?timeout=); a sync or auto call with its
+    outcome once the run finished."""
 
     execution: Execution
     mode: str
+    waited: bool = False
 
     @property
     def answer_now(self) -> bool:
-        return self.mode != Mode.ASYNC and self.execution.is_finished
+        return (self.mode != Mode.ASYNC or self.waited) and self.execution.is_finished
 
 
 def call_flow(
@@ -564,7 +566,12 @@ def call_flow(
     idempotency_key: str = "",
 ) -> Launched:
     """A call of the flow's API (trigger URL or resource path): its run, finished for sync
-    and auto calls that finished in time, else queued or running."""
+    and auto calls that finished in time, else queued or running.
+
+    An async call returns at once, unless the caller gave `?timeout=<ms>` (PhixFlow's URL
+    parameter) without asking for async itself (`respond_async`): then it waits up to that
+    long for the run (capped by FLOWSITE_MAX_SYNC_TIMEOUT_MS and the flow's run timeout,
+    past which the run cannot go on), polling its status outside any transaction."""
     api = flow.api_settings
     _check_api_call(flow, api, caller)
     mode = Mode.ASYNC if respond_async else api.mode
@@ -600,6 +607,9 @@ def call_flow(
         _hand_to_worker(execution)
     if mode == Mode.AUTO:
         execution = wait_for(execution, timeout_ms)
+    elif timeout not in (None, "") and not respond_async:
+        execution = wait_for(execution, min(timeout_ms, flow.timeout_ms))
+        return Launched(execution, mode, waited=True)
     return Launched(execution, mode)
 
 

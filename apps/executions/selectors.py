@@ -128,16 +128,13 @@ def trigger_url(flow: Flow) -> str:
     return reverse("flow-trigger", kwargs={"application": flow.application.name, "flow": flow.name})
 
 
-def poll_url(execution: Execution) -> str:
+def poll_url(execution: Execution, instance: str = "") -> str:
+    """The run's poll URL; under PhixFlow's `/<instance>/api/1/…` when the caller used it."""
     flow = execution.flow
-    return reverse(
-        "flow-poll",
-        kwargs={
-            "application": flow.application.name,
-            "flow": flow.name,
-            "process_id": execution.pk,
-        },
-    )
+    names = {"application": flow.application.name, "flow": flow.name, "process_id": execution.pk}
+    if instance:
+        return reverse("phixflow:flow-poll", kwargs={**names, "instance": instance})
+    return reverse("flow-poll", kwargs=names)
 
 
 def first_errors(execution: Execution, limit: int = 5) -> list[dict]:

@@ -1,10 +1,15 @@
 """A flow's API settings (the `api` object of the flow document), parsed and validated.
 
 `{"enabled", "method", "path", "mode": "sync"|"async"|"auto", "timeout" (ms),
-"allowAnonymous", "roles": [role names], "outputName", "inputSchema", "errorStatus"}`.
+"allowAnonymous", "roles": [role names], "outputName", "inputSchema", "errorStatus",
+"contentType"}`.
 
 `errorStatus` is the HTTP status of a run that completed with record errors: 200 (the
 default), 207, any of 400-599, or "phixflow" (400 when no record is returned, else 200).
+
+`contentType` is PhixFlow's `contentType` output attribute set once for the flow: the
+Content-Type of its answers when the answer itself names none (apps.flows.media_types
+says which media types are refused, and why).
 """
 
 import re
@@ -14,6 +19,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from referencing import Registry
+
+from apps.flows.media_types import media_type_error
 
 MODES = ("sync", "async", "auto")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -29,6 +36,7 @@ KEYS = {
     "outputName",
     "inputSchema",
     "errorStatus",
+    "contentType",
 }
 # Axway's header naming the formula instance a resource call runs (several instances of a
 # template share its path).
@@ -48,6 +56,7 @@ class FlowApi:
     output_name: str = "records"
     input_schema: dict | None = field(default=None, hash=False)
     error_status: int | str = 200
+    content_type: str = ""
 
     @classmethod
     def of(cls, document: Any) -> "FlowApi":
@@ -65,6 +74,7 @@ class FlowApi:
             output_name=document.get("outputName") or "records",
             input_schema=document.get("inputSchema"),
             error_status=document.get("errorStatus", 200),
+            content_type=(document.get("contentType") or "").strip(),
         )
 
 
@@ -118,6 +128,9 @@ def api_errors(document: Any, *, check_schema: bool = True) -> list[str]:
         or not (error_status in (200, 207) or 400 <= error_status <= 599)
     ):
         errors.append('api.errorStatus must be 200, 207, a status from 400 to 599, or "phixflow".')
+    content_type = document.get("contentType")
+    if content_type not in (None, "") and (problem := media_type_error(content_type)):
+        errors.append(f"api.contentType: {problem}")
     schema = document.get("inputSchema")
     if schema is not None:
         if not isinstance(schema, dict):

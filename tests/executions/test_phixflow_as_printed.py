@@ -76,6 +76,7 @@ def test_the_example_url_triggers_the_flow_with_and_without_the_instance(
 ):
     response = call(live_server, "POST", path, key=caller_key, bare=True)
     assert response.status == 200, response.data
+    assert response.headers["Content-Type"] == "application/json"
     body = as_json(response)
     assert body["status"] == "succeeded"
     assert body["data"]["Companies"] == [{"company": "Acme", "url": f"{live_server.url}{path}"}]

@@ -10,6 +10,14 @@ Run outcome → answer:
   one `error(message, status)` chose, else 502 (with `upstreamStatus`) when an outbound
   call failed the run, else 500;
 - `timed_out`: 504; `cancelled`: 409.
+
+`instance` is PhixFlow's instance segment when the caller used `/<instance>/api/1/…`: the
+poll URLs given back keep it.
+
+The Content-Type of a flow's answer: the `contentType` its own answer sets (PhixFlow's
+output attribute), else its `Content-Type` header, else the flow's `api.contentType`, else
+JSON. A text body is sent as it is under that type; any other body is JSON, under that type
+when it is a JSON one (application/json, …+json), else application/json.
 """
 
 import json
@@ -23,6 +31,7 @@ from apps.core.exceptions import ApiProblem
 from apps.core.problems import PROBLEM_CONTENT_TYPE, problem
 from apps.executions import errors, selectors, services
 from apps.executions.models import Execution
+from apps.flows import media_types
 from apps.flows.api_settings import FlowApi
 
 Status = Execution.Status
@@ -94,8 +103,8 @@ def refusal(refused: errors.Refused) -> Exception:
     )
 
 
-def accepted(execution: Execution) -> JsonResponse:
-    url = selectors.poll_url(execution)
+def accepted(execution: Execution, instance: str = "") -> JsonResponse:
+    url = selectors.poll_url(execution, instance)
     return JsonResponse(
         {"processId": str(execution.pk), "status": execution.status, "pollUrl": url},
         status=202,
@@ -112,7 +121,7 @@ def _failure_status(execution: Execution) -> int:
     return code if 400 <= code <= 599 else 500
 
 
-def failure(execution: Execution) -> JsonResponse:
+def failure(execution: Execution, instance: str = "") -> JsonResponse:
     status = _failure_status(execution)
     code = {Status.TIMED_OUT: "timed-out", Status.CANCELLED: "cancelled"}.get(
         execution.status, "flow-failed"
@@ -122,7 +131,7 @@ def failure(execution: Execution) -> JsonResponse:
     found = selectors.first_errors(execution)
     extensions: dict[str, Any] = {
         "processId": str(execution.pk),
-        "pollUrl": selectors.poll_url(execution),
+        "pollUrl": selectors.poll_url(execution, instance),
         "errors": found,
     }
     if status == 502:
@@ -144,23 +153,26 @@ def error_status(api: FlowApi, envelope: dict) -> int:
     return int(choice)
 
 
-def answer(execution: Execution) -> HttpResponse:
+def answer(execution: Execution, instance: str = "") -> HttpResponse:
     """The HTTP answer of a run: 202 while it runs, its outcome when it is done."""
     if not execution.is_finished:
-        return accepted(execution)
+        return accepted(execution, instance)
     if execution.status not in (Status.SUCCEEDED, Status.COMPLETED_WITH_ERRORS):
-        return failure(execution)
+        return failure(execution, instance)
+    api = execution.flow.api_settings
     # As the flow set it when it ran in this process; as stored (redacted) otherwise.
     document = getattr(execution, "live_response", None) or execution.response or {}
     if "statusCode" in document:
-        return flow_answer(document)
+        return flow_answer(document, api.content_type)
+    # The envelope is JSON: under api.contentType when that is a JSON type.
+    json_type = api.content_type if media_types.is_json(api.content_type) else "application/json"
     if execution.status == Status.SUCCEEDED:
-        return JsonResponse(document, status=200)
+        return JsonResponse(document, status=200, content_type=json_type)
     document = {
         **document,
         "errors": {"count": execution.num_error, "first": selectors.first_errors(execution)},
     }
-    response = JsonResponse(document, status=error_status(execution.flow.api_settings, document))
+    response = JsonResponse(document, status=error_status(api, document), content_type=json_type)
     response.flow_answer = True  # the run's own answer, whatever status the flow chose
     return response
 
@@ -172,9 +184,10 @@ def _sendable(name: str, value: str) -> bool:
     )
 
 
-def flow_answer(document: dict) -> HttpResponse:
-    """The flow's own `{statusCode, headers?, body}` or Axway's `{statusCode, result}`, as
-    it set it, with Flowsite's security headers (a flow's own CSP can only add to them)."""
+def flow_answer(document: dict, default_content_type: str = "") -> HttpResponse:
+    """The flow's own `{statusCode, headers?, body, contentType?}` or Axway's
+    `{statusCode, result}`, as it set it, with Flowsite's security headers (a flow's own
+    CSP can only add to them). The engine has checked the content type it names."""
     headers = {
         str(name): str(value)
         for name, value in (document.get("headers") or {}).items()
@@ -190,13 +203,18 @@ def flow_answer(document: dict) -> HttpResponse:
             value = headers.pop(name)
             if name.lower() == "content-security-policy":
                 headers["Content-Security-Policy"] = f"sandbox; {value}"
+    if isinstance(document.get("contentType"), str) and document["contentType"].strip():
+        content_type = document["contentType"]  # PhixFlow's output attribute
+    content_type = content_type or default_content_type or None
     if status in (204, 304):
         content = b""
-    elif isinstance(body, str) and content_type and not content_type.startswith("application/json"):
+    elif isinstance(body, str) and content_type and not media_types.is_json(content_type):
         content = body.encode()
+        content_type = media_types.as_sent(content_type)
     else:
         content = json.dumps(body).encode()
-        content_type = "application/json"
+        if not (content_type and media_types.is_json(content_type)):
+            content_type = "application/json"
     response = HttpResponse(content, status=status, content_type=content_type)
     for name, value in {**SECURITY_HEADERS, **headers}.items():
         response[name] = value
@@ -224,6 +242,8 @@ def poll_document(execution: Execution) -> dict:
         document["statusCode"] = response["statusCode"]
         document["headers"] = response.get("headers") or {}
         document["body"] = response.get("body", response.get("result"))
+        if response.get("contentType"):
+            document["contentType"] = response["contentType"]
     else:
         document["data"] = response.get("data", {})
     if execution.status == Status.COMPLETED_WITH_ERRORS:

@@ -100,8 +100,30 @@ def caller_of(request) -> launch.Caller:
     return launch.Caller(user=request.user, api_key=api_key, client_ip=client_ip(request))
 
 
+def prefers_async(prefer: str) -> bool:
+    """Whether a Prefer header (RFC 7240) holds the respond-async preference."""
+    return any(
+        part.split(";", 1)[0].split("=", 1)[0].strip().lower() == "respond-async"
+        for part in prefer.split(",")
+    )
+
+
+def without_instance_routes(endpoints, **kwargs):
+    """drf-spectacular's preprocessing hook: PhixFlow's `/<instance>/api/1/…` routes are
+    the `/api/1/…` ones again, so they are documented once, without the prefix."""
+    return [endpoint for endpoint in endpoints if not endpoint[0].startswith("/{instance}/")]
+
+
 class RunsView(APIView):
     """Views that start or read runs: the front door's refusals become problems."""
+
+    # PhixFlow's instance segment when the caller used /<instance>/api/1/… (poll URLs
+    # given back keep it); "" on /api/1/….
+    instance = ""
+
+    def dispatch(self, request, *args, **kwargs):
+        self.instance = kwargs.pop("instance", "")
+        return super().dispatch(request, *args, **kwargs)
 
     def handle_exception(self, exc):
         if isinstance(exc, Refused):
@@ -128,17 +150,21 @@ class FlowCallView(RunsView):
         return super().handle_exception(exc)
 
     def call(self, request, flow: Flow):
+        respond_async = prefers_async(request.headers.get("Prefer", ""))
         launched = launch.call_flow(
             flow,
             caller=caller_of(request),
             request=trigger_request(request),
-            respond_async="respond-async" in request.headers.get("Prefer", "").lower(),
+            respond_async=respond_async,
             timeout=request.query_params.get("timeout"),
             idempotency_key=request.headers.get("Idempotency-Key", ""),
         )
         if not launched.answer_now:
-            return answers.accepted(launched.execution)
-        return answers.answer(launched.execution)
+            response = answers.accepted(launched.execution, self.instance)
+            if respond_async:
+                response["Preference-Applied"] = "respond-async"  # RFC 7240
+            return response
+        return answers.answer(launched.execution, self.instance)
 
 
 ENVELOPE = {
@@ -231,11 +257,23 @@ CALL_RESPONSES = {
     ),
 }
 CALL_PARAMETERS = [
-    OpenApiParameter("timeout", int, description="Milliseconds to wait (sync/auto); capped."),
+    OpenApiParameter(
+        "timeout",
+        int,
+        description="Milliseconds to wait: overrides a sync or auto flow's timeout; makes an "
+        "async call wait that long for the result (200) before answering 202. Capped by "
+        "FLOWSITE_MAX_SYNC_TIMEOUT_MS and the flow's run timeout.",
+    ),
     OpenApiParameter(
         "Idempotency-Key", str, OpenApiParameter.HEADER, description="Same key, same run."
     ),
-    OpenApiParameter("Prefer", str, OpenApiParameter.HEADER, description="respond-async"),
+    OpenApiParameter(
+        "Prefer",
+        str,
+        OpenApiParameter.HEADER,
+        description="respond-async: 202 at once, whatever the mode and ?timeout "
+        "(answered with Preference-Applied: respond-async).",
+    ),
 ]
 
 

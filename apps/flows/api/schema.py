@@ -158,10 +158,7 @@ clone_schema = extend_schema(
                 "name": {"type": "string"},
                 "_integrationId": {"type": "string"},
                 "_flowGroupingId": {"type": "string"},
-                "sandbox": {
-                    "type": "boolean",
-                    "description": "Celigo's; only false (or left out): there is no sandbox.",
-                },
+                "sandbox": {"type": "boolean", "enum": [False]},
             },
         }
     },
