@@ -158,7 +158,10 @@ clone_schema = extend_schema(
                 "name": {"type": "string"},
                 "_integrationId": {"type": "string"},
                 "_flowGroupingId": {"type": "string"},
-                "sandbox": {"type": "boolean", "enum": [False]},
+                "sandbox": {
+                    "type": "boolean",
+                    "description": "Celigo's; only false (or left out): there is no sandbox.",
+                },
             },
         }
     },
