@@ -214,3 +214,18 @@ def test_an_instance_cannot_take_another_flows_route(manager, template, applicat
 def test_creating_an_instance_needs_manage_flows(reader, template):
     problem_of(create(reader, template, name="Acme"), 403)
     assert not template.instances.exists()
+
+
+def test_a_connection_an_instance_runs_on_is_kept_until_the_instance_lets_it_go(
+    manager, template, crm, crm_eu
+):
+    instance_id = create(
+        manager, template, name="Acme", connectionMap={str(crm.pk): str(crm_eu.pk)}
+    ).json()["_id"]
+
+    body = problem_of(manager.delete(f"/api/v1/connections/{crm_eu.pk}"), 409)
+
+    assert "Acme" in body["detail"]
+    assert {"_id": instance_id, "name": "Acme"} in body["flows"]
+    assert manager.delete(f"/api/v1/flows/{instance_id}").status_code == 204
+    assert manager.delete(f"/api/v1/connections/{crm_eu.pk}").status_code == 204
