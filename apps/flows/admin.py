@@ -351,6 +351,7 @@ class FlowAdmin(InUseProtectedAdmin):
                     "endpoint_roles",
                     "endpoint_output_name",
                     "endpoint_error_status",
+                    "endpoint_content_type",
                 )
             },
         ),

@@ -365,6 +365,7 @@ API_FIELDS = {
     "endpoint_roles": "roles",
     "endpoint_output_name": "outputName",
     "endpoint_error_status": "errorStatus",
+    "endpoint_content_type": "contentType",
 }
 ERROR_STATUSES = (
     ("200", "200: records with their errors"),
@@ -429,6 +430,13 @@ class EndpointFields(forms.Form):
         initial="200",
         required=False,
     )
+    endpoint_content_type = forms.CharField(
+        label="Content type",
+        required=False,
+        max_length=200,
+        help_text="PhixFlow's contentType output: the Content-Type of the answers, such as "
+        "text/csv, when the flow's answer names none. Empty: JSON.",
+    )
 
     def show_endpoint(self, document: Any) -> None:
         """Fill the fields from the stored `api` document."""
@@ -459,6 +467,7 @@ class EndpointFields(forms.Form):
             "endpoint_roles": list(document.get("roles") or []),
             "endpoint_output_name": document.get("outputName", "records"),
             "endpoint_error_status": str(document.get("errorStatus", 200)),
+            "endpoint_content_type": document.get("contentType", ""),
         }
 
     @staticmethod
@@ -488,4 +497,6 @@ class EndpointFields(forms.Form):
         )
         if data.get("endpoint_timeout"):
             document["timeout"] = data["endpoint_timeout"]
+        if content_type := (data.get("endpoint_content_type") or "").strip():
+            document["contentType"] = content_type
         return document
