@@ -362,6 +362,9 @@ FLOWSITE_EXECUTION_RETENTION_DAYS = env_int("FLOWSITE_EXECUTION_RETENTION_DAYS",
 # and how long an Idempotency-Key is remembered.
 FLOWSITE_MAX_SYNC_TIMEOUT_MS = env_int("FLOWSITE_MAX_SYNC_TIMEOUT_MS", 300_000)
 FLOWSITE_IDEMPOTENCY_TTL_HOURS = env_int("FLOWSITE_IDEMPOTENCY_TTL_HOURS", 24)
+# Celigo's `…/download?signedURL=true`: how long the signed download URL it answers serves
+# the download without an Authorization header (checked against its key on every use).
+FLOWSITE_SIGNED_URL_TTL_SECONDS = env_int("FLOWSITE_SIGNED_URL_TTL_SECONDS", 300)
 # PhixFlow prints its URLs with the instance's name in front of /api/1/
 # (https://app.phixflow.com/phixflow/api/1/action/…): /<instance>/api/1/… routes like
 # /api/1/… . Unlike the other variables, set and empty means "no such prefix".

@@ -234,6 +234,14 @@ class ConnectionForm(forms.ModelForm):
         return connection
 
 
+class ConnectionWithoutSecretsForm(ConnectionForm):
+    """A connection created from a downloaded integration (whose bundle never holds
+    secrets): its authentication kind is kept and its secrets are set afterwards, in the
+    admin or with PUT/PATCH, where ConnectionForm requires them again."""
+
+    REQUIRED: dict = {}
+
+
 class TemplatedForm(forms.ModelForm):
     TEMPLATED = ("relative_uri", "query", "headers", "body")
 

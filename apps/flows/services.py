@@ -12,9 +12,19 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from apps.flows import selectors
-from apps.flows.documents import EXPORT, FLOW, IMPORT, ROOT, SCRIPT, DocumentError
+from apps.flows.documents import (
+    CONNECTION,
+    EXPORT,
+    FLOW,
+    IMPORT,
+    INTEGRATION,
+    ROOT,
+    SCRIPT,
+    DocumentError,
+)
 from apps.flows.engine.context import RecordsError, RunContext
 from apps.flows.engine.steps import export_pages, import_request
+from apps.flows.forms import ConnectionForm, ConnectionWithoutSecretsForm
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.outbound import HttpRequest, OutboundError, get_client
 from apps.flows.outbound.client import build_url
@@ -43,7 +53,12 @@ class BundleError(ValueError):
 
 
 def _free_name(application: Application, base: str) -> str:
-    names = set(Flow.objects.filter(application=application).values_list("name", flat=True))
+    return _free_name_in(Flow.objects.filter(application=application), base)
+
+
+def _free_name_in(queryset: models.QuerySet, base: str) -> str:
+    """`base`, or `base (2)`, `base (3)`… : the first name no row of `queryset` has."""
+    names = set(queryset.values_list("name", flat=True))
     name, number = base, 2
     while name in names:
         name, number = f"{base} ({number})", number + 1
@@ -296,55 +311,102 @@ def update_from_template(*, instance: Flow, user=None) -> Flow:
 # --- Bundles: download, clone and import --------------------------------------------------
 
 
-def _subflows(flow: Flow) -> list[Flow]:
-    """The flow and every flow it calls, directly or not (sub-flows have no cycles)."""
-    found: dict[int, Flow] = {flow.pk: flow}
-    frontier = selectors.uses(flow.page_generators, flow.page_processors).flow
+def _flows_called(flow: Flow, *, error_flows: bool) -> set[int]:
+    called = selectors.uses(flow.page_generators, flow.page_processors).flow
+    if error_flows and flow.error_flow_id:
+        called.add(flow.error_flow_id)
+    return called
+
+
+def _subflows(*flows: Flow, error_flows: bool = False) -> list[Flow]:
+    """The flows and every flow they call, directly or not (sub-flows have no cycles); with
+    `error_flows`, their error handlers too."""
+    found: dict[int, Flow] = {flow.pk: flow for flow in flows}
+    frontier = set().union(*(_flows_called(flow, error_flows=error_flows) for flow in flows))
     while frontier - set(found):
         called = Flow.objects.filter(pk__in=frontier - set(found))
         frontier = set()
         for child in called:
             found[child.pk] = child
-            frontier |= selectors.uses(child.page_generators, child.page_processors).flow
+            frontier |= _flows_called(child, error_flows=error_flows)
     return list(found.values())
 
 
-def bundle_of(flow: Flow, *, with_subflows: bool = True) -> dict:
-    """A self-contained JSON bundle: the flow (and the flows it calls), its exports, imports
-    and scripts, and stubs of its connections without secrets."""
-
-    flows = _subflows(flow) if with_subflows else [flow]
+def _bundle_contents(
+    flows: list[Flow], *, owner: Application | None = None, connection_stub=None
+) -> dict[str, list[dict]]:
+    """The flows' documents with those of the exports, imports and scripts they use (and,
+    given an `owner`, every one it owns), and of their connections without secrets
+    (stubs with `connection_stub`)."""
     found = selectors.Uses()
     for each in flows:
         used = selectors.uses(each.page_generators, each.page_processors)
         found.export |= used.export
         found.import_ |= used.import_
         found.script |= used.script
-    exports = Export.objects.filter(pk__in=found.export).select_related("connection")
-    imports = Import.objects.filter(pk__in=found.import_).select_related("connection")
+
+    def wanted(model, ids: set[int]) -> models.QuerySet:
+        query = models.Q(pk__in=ids)
+        if owner is not None:
+            query |= models.Q(application=owner)
+        return model.objects.filter(query).order_by("pk")
+
+    exports = wanted(Export, found.export).select_related("connection")
+    imports = wanted(Import, found.import_).select_related("connection")
+    scripts = wanted(Script, found.script)
     connections = {r.connection.pk: r.connection for r in (*exports, *imports)}
     return {
-        "version": BUNDLE_VERSION,
-        "_flowId": str(flow.pk),
         "flows": [FLOW.render(each) for each in flows],
         "exports": [EXPORT.render(export) for export in exports],
         "imports": [IMPORT.render(record_import) for record_import in imports],
-        "scripts": [SCRIPT.render(s) for s in Script.objects.filter(pk__in=found.script)],
+        "scripts": [SCRIPT.render(script) for script in scripts],
         "connections": [
-            {
-                "_id": str(c.pk),
-                "name": c.name,
-                "type": c.type,
-                "http": {"baseURI": c.base_uri, "auth": {"type": c.auth_type}},
-            }
-            for c in sorted(connections.values(), key=lambda c: c.pk)
+            (connection_stub or CONNECTION.render)(connection)
+            for connection in sorted(connections.values(), key=lambda c: c.pk)
         ],
     }
 
 
-def _bundle_lists(bundle: Any) -> dict[str, list[dict]]:
+def _connection_stub(connection: Connection) -> dict:
+    return {
+        "_id": str(connection.pk),
+        "name": connection.name,
+        "type": connection.type,
+        "http": {"baseURI": connection.base_uri, "auth": {"type": connection.auth_type}},
+    }
+
+
+def bundle_of(flow: Flow, *, with_subflows: bool = True) -> dict:
+    """A self-contained JSON bundle: the flow (and the flows it calls), its exports, imports
+    and scripts, and stubs of its connections without secrets."""
+    flows = _subflows(flow) if with_subflows else [flow]
+    return {
+        "version": BUNDLE_VERSION,
+        "_flowId": str(flow.pk),
+        **_bundle_contents(flows, connection_stub=_connection_stub),
+    }
+
+
+def integration_bundle_of(application: Application) -> dict:
+    """A whole integration as one bundle, in the flow bundle's format: the integration's
+    document, all its flows (with the flows they call and the error handlers they name,
+    wherever those live), every export, import and script it owns or its flows use, and the
+    documents of their connections, which never hold secrets (passwords, tokens, API keys,
+    client secrets, secret headers and flows' secret variables are write-only)."""
+    own = list(Flow.objects.filter(application=application).order_by("pk"))
+    handler = application.error_flow
+    flows = _subflows(*own, *([handler] if handler else []), error_flows=True)
+    return {
+        "version": BUNDLE_VERSION,
+        "_integrationId": str(application.pk),
+        "integration": INTEGRATION.render(application),
+        **_bundle_contents(sorted(flows, key=lambda f: f.pk), owner=application),
+    }
+
+
+def _bundle_lists(bundle: Any, *, what: str = "GET …/download") -> dict[str, list[dict]]:
     if not isinstance(bundle, dict):
-        raise BundleError({"bundle": ["A bundle is a JSON object, as GET …/download gives."]})
+        raise BundleError({"bundle": [f"A bundle is a JSON object, as {what} gives."]})
     if bundle.get("version") != BUNDLE_VERSION:
         raise BundleError({"bundle.version": [f"Only version {BUNDLE_VERSION} is supported."]})
     lists = {}
@@ -353,20 +415,49 @@ def _bundle_lists(bundle: Any) -> dict[str, list[dict]]:
         if not (isinstance(items, list) and all(isinstance(i, dict) for i in items)):
             raise BundleError({f"bundle.{key}": ["Expected a list of objects."]})
         lists[key] = items
+    return lists
+
+
+def _flow_bundle_lists(bundle: Any) -> dict[str, list[dict]]:
+    lists = _bundle_lists(bundle)
     if not any(str(f.get("_id")) == str(bundle.get("_flowId")) for f in lists["flows"]):
         raise BundleError({"bundle._flowId": ["Must be the _id of one of the bundle's flows."]})
     return lists
 
 
-def _connections(lists: dict, connection_map: Any) -> dict[str, Connection]:
-    if not isinstance(connection_map, dict):
-        raise BundleError({"connectionMap": ["An object of old → new connection ids."]})
+def _used_connections(lists: dict) -> dict[str, str]:
+    """Connection ids the bundle's exports and imports use → their names where known."""
     wanted = {str(c.get("_id")): c.get("name", "") for c in lists["connections"]}
     used = {str(r.get("_connectionId")) for r in (*lists["exports"], *lists["imports"])}
     for connection_id in used - set(wanted):
         wanted[connection_id] = ""
+    return wanted
+
+
+def _mapped_connections(connection_map: Any, olds) -> dict[str, Connection]:
+    """The connections that `connection_map` names for these old ids (400 for one that does
+    not exist); old ids it does not map are left out."""
+    if not isinstance(connection_map, dict):
+        raise BundleError({"connectionMap": ["An object of old → new connection ids."]})
     mapping = {str(key): value for key, value in connection_map.items()}
-    if unmapped := sorted(set(wanted) - set(mapping)):
+    existing = Connection.objects.in_bulk(
+        [int(v) for v in mapping.values() if str(v).isdigit()], field_name="pk"
+    )
+    targets = {}
+    for old in olds:
+        if old not in mapping:
+            continue
+        new = mapping[old]
+        if not str(new).isdigit() or int(new) not in existing:
+            raise BundleError({f"connectionMap.{old}": [f"Connection {new} does not exist."]})
+        targets[old] = existing[int(new)]
+    return targets
+
+
+def _connections(lists: dict, connection_map: Any) -> dict[str, Connection]:
+    wanted = _used_connections(lists)
+    targets = _mapped_connections(connection_map, wanted)
+    if unmapped := sorted(set(wanted) - set(targets)):
         raise BundleError(
             {
                 "connectionMap": [
@@ -376,22 +467,14 @@ def _connections(lists: dict, connection_map: Any) -> dict[str, Connection]:
                 ]
             }
         )
-    targets = {}
-    existing = Connection.objects.in_bulk(
-        [int(v) for v in mapping.values() if str(v).isdigit()], field_name="pk"
-    )
-    for old in wanted:
-        new = mapping[old]
-        if not str(new).isdigit() or int(new) not in existing:
-            raise BundleError({f"connectionMap.{old}": [f"Connection {new} does not exist."]})
-        targets[old] = existing[int(new)]
     return targets
 
 
 def _install(document_type, document: dict, where: str, user, **overrides) -> models.Model:
-
     # Not the ids of the original: nor the simple-flow shorthand that repeats its steps.
     dropped = {"_id", "createdAt", "lastModified", *getattr(document_type, "SIMPLE", ())}
+    # …nor an instance's link to its template (an instance is made from a template here).
+    dropped |= {key for key, _ in getattr(document_type, "INSTANCE", ())}
     content = {k: v for k, v in document.items() if k not in dropped}
     content.update(overrides)
     try:
@@ -424,23 +507,19 @@ def _called(document: dict) -> set[str]:
     return {str(pk) for pk in selectors.uses([], document.get("pageProcessors")).flow}
 
 
-@transaction.atomic
-def install_bundle(
-    *,
-    bundle: Any,
-    connection_map: Any,
+def _install_contents(
+    lists: dict[str, list[dict]],
+    connections: dict[str, Connection],
     application: Application,
     user,
-    name: str | None = None,
-) -> Flow:
-    """Install a bundle into an application with its connections remapped: new exports,
-    imports, scripts and flows (disabled until someone enables them). Returns the main flow.
-
-    A flow's API is switched off in the copy when another flow already answers its route.
-    """
-
-    lists = _bundle_lists(bundle)
-    connections = _connections(lists, connection_map)
+    *,
+    names: dict[str, str] | None = None,
+) -> dict[str, dict[str, str]]:
+    """Install a bundle's scripts, exports, imports and flows into an application, each a
+    new resource with its references rewired to the new ids (flows disabled, a flow's API
+    switched off when another flow already answers its route; `names`: old flow id → the
+    name wanted). Returns old → new ids by kind. A flow's error handler in the bundle is
+    rewired too; one outside it must exist here."""
     ids: dict[str, dict[str, str]] = {"export": {}, "import": {}, "script": {}, "flow": {}}
     owner = str(application.pk)
     for index, document in enumerate(lists["scripts"]):
@@ -459,8 +538,10 @@ def install_bundle(
             )
             ids[kind][str(document.get("_id"))] = str(resource.pk)
 
-    # Called flows first: a flow is installed once every flow it calls is.
+    # Called flows first: a flow is installed once every flow it calls is. Error handlers
+    # are set once all are installed (two flows may handle each other's errors).
     pending = {str(f.get("_id")): (index, f) for index, f in enumerate(lists["flows"])}
+    handlers: dict[str, tuple[int, Any]] = {}
     while pending:
         ready = [
             (old, index, document)
@@ -473,24 +554,64 @@ def install_bundle(
             if not isinstance(document.get("name"), str):
                 raise BundleError({f"flows[{index}].name": ["Expected a string."]})
             generators, processors = _remapped_pipeline(document, ids)
-            main = old == str(bundle["_flowId"])
             flow = _install(
                 FLOW,
                 document,
                 f"flows[{index}]",
                 user,
                 _integrationId=owner,
-                name=_free_name(
-                    application, (name if main and name else document.get("name")) or "flow"
-                ),
+                name=_free_name(application, (names or {}).get(old) or document["name"] or "flow"),
                 disabled=True,
                 api=_without_taken_route(document.get("api") or {}),
                 pageGenerators=generators,
                 pageProcessors=processors,
+                _errorFlowId=None,
             )
             ids["flow"][old] = str(flow.pk)
+            if document.get("_errorFlowId") is not None:
+                handlers[str(flow.pk)] = (index, document["_errorFlowId"])
             del pending[old]
-    return Flow.objects.select_related("application").get(pk=ids["flow"][str(bundle["_flowId"])])
+    for pk, (index, handler) in handlers.items():
+        Flow.objects.filter(pk=pk).update(
+            error_flow_id=_handler_id(handler, ids, f"flows[{index}]._errorFlowId")
+        )
+    return ids
+
+
+def _handler_id(handler: Any, ids: dict[str, dict[str, str]], where: str) -> int:
+    """The new id of an error handler named in a bundle: the installed copy when the bundle
+    holds it, else a flow of this instance with that id."""
+    if str(handler) in ids["flow"]:
+        return int(ids["flow"][str(handler)])
+    if str(handler).isdigit() and Flow.objects.filter(pk=int(handler)).exists():
+        return int(handler)
+    raise BundleError(
+        {where: [f"Flow {handler} (the error handler) is neither in the bundle nor here."]}
+    )
+
+
+@transaction.atomic
+def install_bundle(
+    *,
+    bundle: Any,
+    connection_map: Any,
+    application: Application,
+    user,
+    name: str | None = None,
+) -> Flow:
+    """Install a bundle into an application with its connections remapped: new exports,
+    imports, scripts and flows (disabled until someone enables them). Returns the main flow.
+
+    A flow's API is switched off in the copy when another flow already answers its route.
+    """
+
+    lists = _flow_bundle_lists(bundle)
+    connections = _connections(lists, connection_map)
+    main = str(bundle["_flowId"])
+    ids = _install_contents(
+        lists, connections, application, user, names={main: name} if name else None
+    )
+    return Flow.objects.select_related("application").get(pk=ids["flow"][main])
 
 
 def clone_with_resources(
@@ -517,6 +638,116 @@ def clone_with_resources(
         user=user,
         name=name or f"{flow.name} (copy)",
     )
+
+
+# --- Whole integrations: import --------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionPlaced:
+    """Where a bundle's connection went on import: `mapped` (connectionMap named one),
+    `matched` (one here has its name, type and base URI) or `created` (from its document,
+    without secrets: `missing` names the secrets to set before its flows can call it)."""
+
+    old_id: str
+    connection: Connection
+    how: str
+    missing: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class IntegrationImported:
+    application: Application
+    ids: dict[str, dict[str, str]]
+    connections: list[ConnectionPlaced]
+
+
+IMPORTED_CONNECTION = dataclasses.replace(CONNECTION, form=ConnectionWithoutSecretsForm)
+SECRET_PATHS = {
+    "password": "http.auth.password",
+    "token": "http.auth.token",
+    "api_key": "http.auth.apiKey",
+    "client_secret": "http.auth.clientSecret",
+}
+
+
+def _placed_connections(
+    lists: dict, connection_map: Any, user
+) -> tuple[dict[str, Connection], list[ConnectionPlaced]]:
+    wanted = _used_connections(lists)
+    mapped = _mapped_connections(connection_map, wanted)
+    documents = {str(c.get("_id")): (i, c) for i, c in enumerate(lists["connections"])}
+    placed = []
+    for old in sorted(wanted, key=lambda pk: (len(pk), pk)):
+        if old in mapped:
+            placed.append(ConnectionPlaced(old, mapped[old], "mapped"))
+            continue
+        if old not in documents:
+            raise BundleError(
+                {
+                    "connectionMap": [
+                        f"Connection {old} is used by the bundle but not in it: map it to one "
+                        "of yours."
+                    ]
+                }
+            )
+        index, document = documents[old]
+        http = document.get("http") if isinstance(document.get("http"), dict) else {}
+        match = Connection.objects.filter(
+            name=document.get("name"),
+            type=document.get("type", Connection.Type.HTTP),
+            base_uri=http.get("baseURI", ""),
+        ).first()
+        if match is not None:
+            placed.append(ConnectionPlaced(old, match, "matched"))
+            continue
+        name = document.get("name") if isinstance(document.get("name"), str) else ""
+        created = _install(
+            IMPORTED_CONNECTION,
+            document,
+            f"bundle.connections[{index}]",
+            user,
+            name=_free_name_in(Connection.objects.all(), name or "connection"),
+        )
+        missing = tuple(
+            SECRET_PATHS[secret]
+            for secret in ConnectionForm.REQUIRED.get(created.auth_type, ())
+            if not created.secrets().get(secret)
+        )
+        placed.append(ConnectionPlaced(old, created, "created", missing))
+    return {p.old_id: p.connection for p in placed}, placed
+
+
+@transaction.atomic
+def import_integration(
+    *, bundle: Any, connection_map: Any, user, name: str | None = None
+) -> IntegrationImported:
+    """Create a whole integration again from GET /integrations/<id>/download's bundle, all
+    or nothing: a new integration (its name, or `name`, made free), new scripts, exports,
+    imports and flows (disabled) with their references rewired, the integration's and the
+    flows' error handlers rewired, and each connection mapped (connectionMap), matched (same
+    name, type and base URI) or created from its document without secrets."""
+    lists = _bundle_lists(bundle, what="GET /api/v1/integrations/<id>/download")
+    document = bundle.get("integration")
+    if not isinstance(document, dict):
+        raise BundleError(
+            {"bundle.integration": ["The integration's document (an object) is missing."]}
+        )
+    base = name or document.get("name")
+    application = _install(
+        INTEGRATION,
+        document,
+        "bundle.integration",
+        user,
+        name=_free_name_in(Application.objects.all(), base) if isinstance(base, str) else base,
+        _errorFlowId=None,
+    )
+    connections, placed = _placed_connections(lists, connection_map, user)
+    ids = _install_contents(lists, connections, application, user)
+    if (handler := document.get("_errorFlowId")) is not None:
+        application.error_flow_id = _handler_id(handler, ids, "bundle.integration._errorFlowId")
+        application.save(update_fields=["error_flow"])
+    return IntegrationImported(application, ids, placed)
 
 
 @dataclasses.dataclass(frozen=True)

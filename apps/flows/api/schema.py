@@ -2,6 +2,7 @@
 
 from drf_spectacular.utils import (
     OpenApiExample,
+    OpenApiParameter,
     extend_schema,
 )
 
@@ -207,11 +208,69 @@ BUNDLE_EXAMPLE = {
     ],
 }
 
-download_schema = extend_schema(
-    tags=["flows"],
-    summary="Download the flow as a self-contained bundle (no secrets)",
-    responses={200: BUNDLE_SCHEMA, **problem_responses(401, 403, 404, 429)},
-    examples=[OpenApiExample("Bundle", value=BUNDLE_EXAMPLE, response_only=True)],
+SIGNED_URL_SCHEMA = {
+    "type": "object",
+    "required": ["signedURL"],
+    "properties": {
+        "signedURL": {
+            "type": "string",
+            "format": "uri",
+            "description": "Serves this download without an Authorization header for "
+            "FLOWSITE_SIGNED_URL_TTL_SECONDS (300), while the key that asked may download it.",
+        }
+    },
+}
+SIGNED_URL_PARAMETERS = [
+    OpenApiParameter(
+        "signedURL",
+        bool,
+        description="true: answer {signedURL} (Celigo's pre-signed URL) instead of the bundle.",
+    ),
+    OpenApiParameter(
+        "signature",
+        str,
+        description="Set by a signedURL: the URL's signature (no Authorization header is "
+        "needed with it). Expired, changed, or made by a key revoked since: 403.",
+    ),
+]
+SIGNED_URL_DESCRIPTION = (
+    'With `?signedURL=true` the answer is `{"signedURL": …}`: a URL that serves this one '
+    "download without an Authorization header for FLOWSITE_SIGNED_URL_TTL_SECONDS (300). "
+    "It is checked on every use against the API key that asked for it: once that key is "
+    "revoked, expired or deleted, or its account lost the privilege, the URL answers 403; "
+    "so does an expired or changed one."
+)
+
+
+def _download_schema(*, tag: str, summary: str, bundle: dict, example: dict, signed: str):
+    return extend_schema(
+        tags=[tag],
+        summary=summary,
+        description=SIGNED_URL_DESCRIPTION,
+        parameters=SIGNED_URL_PARAMETERS,
+        responses={
+            200: {"oneOf": [bundle, SIGNED_URL_SCHEMA]},
+            **problem_responses(400, 401, 403, 404, 429),
+        },
+        examples=[
+            OpenApiExample("Bundle", value=example, response_only=True),
+            OpenApiExample(
+                "Signed URL (?signedURL=true)",
+                value={
+                    "signedURL": f"https://flowsite.example.com{signed}?signature=eyJwYXRoIjoi…"
+                },
+                response_only=True,
+            ),
+        ],
+    )
+
+
+download_schema = _download_schema(
+    tag="flows",
+    summary="Download the flow as a self-contained bundle (no secrets), or a signed URL",
+    bundle=BUNDLE_SCHEMA,
+    example=BUNDLE_EXAMPLE,
+    signed="/api/v1/flows/12/download",
 )
 
 import_schema = extend_schema(
@@ -247,6 +306,136 @@ import_schema = extend_schema(
     ],
 )
 
+
+INTEGRATION_BUNDLE_SCHEMA = {
+    "type": "object",
+    "required": ["version", "integration"],
+    "properties": {
+        "version": {"type": "integer"},
+        "_integrationId": {"type": "string"},
+        "integration": {"type": "object", "additionalProperties": {}},
+        **{
+            kind: {"type": "array", "items": {"type": "object", "additionalProperties": {}}}
+            for kind in ("flows", "exports", "imports", "scripts", "connections")
+        },
+    },
+}
+INTEGRATION_BUNDLE_EXAMPLE = {
+    "version": 1,
+    "_integrationId": "3",
+    "integration": {**EXAMPLES["integration"], "_errorFlowId": None, **STAMPS},
+    "flows": [FLOW_EXAMPLE],
+    "exports": [
+        {**EXAMPLES["export"], **STAMPS},
+        {**EXAMPLES["export"], "_id": "10", "name": "Stats", **STAMPS},
+    ],
+    "imports": [{**EXAMPLES["import"], **STAMPS}],
+    "scripts": [],
+    "connections": [
+        {
+            **{k: v for k, v in EXAMPLES["connection"].items() if k != "http"},
+            "http": {
+                **EXAMPLES["connection"]["http"],
+                "auth": {
+                    k: v for k, v in EXAMPLES["connection"]["http"]["auth"].items() if k != "token"
+                },
+                "concurrencyLevel": 1,
+            },
+            **STAMPS,
+        }
+    ],
+}
+integration_download_schema = _download_schema(
+    tag="integrations",
+    summary="Download the whole integration as one bundle (no secrets), or a signed URL",
+    bundle=INTEGRATION_BUNDLE_SCHEMA,
+    example=INTEGRATION_BUNDLE_EXAMPLE,
+    signed="/api/v1/integrations/3/download",
+)
+IMPORT_REPORT_EXAMPLE = {
+    "integration": {
+        **EXAMPLES["integration"],
+        "_id": "21",
+        "_errorFlowId": None,
+        **STAMPS,
+    },
+    "ids": {
+        "exports": {"7": "40", "10": "41"},
+        "imports": {"8": "42"},
+        "scripts": {},
+        "flows": {"12": "43"},
+        "connections": {"4": "44"},
+    },
+    "connections": [
+        {
+            "_id": "44",
+            "name": "CRM",
+            "_sourceId": "4",
+            "status": "created",
+            "missingSecrets": ["http.auth.token"],
+        }
+    ],
+}
+integration_import_schema = extend_schema(
+    tags=["integrations"],
+    summary="Create an integration again from its downloaded bundle",
+    description="All or nothing: a new integration (the bundle's name, or `name`; `(2)` "
+    "is added when taken) with new flows (disabled until you enable them), exports, "
+    "imports and scripts, every reference rewired to the new ids. Each connection of the "
+    "bundle is mapped (`connectionMap`: bundle's id → one of yours), else matched (one here "
+    "with the same name, type and base URI), else created from its document without "
+    "secrets: `missingSecrets` names those to set (PATCH /api/v1/connections/<id>) before "
+    "its flows can call it. A bad bundle is a 400 naming what is wrong; nothing is created.",
+    request={
+        "application/json": {
+            "type": "object",
+            "required": ["bundle"],
+            "additionalProperties": False,
+            "properties": {
+                "bundle": INTEGRATION_BUNDLE_SCHEMA,
+                "connectionMap": {"type": "object", "additionalProperties": {"type": "string"}},
+                "name": {"type": "string"},
+            },
+        }
+    },
+    responses={
+        201: {
+            "type": "object",
+            "properties": {
+                "integration": {"type": "object", "additionalProperties": {}},
+                "ids": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string"},
+                    },
+                },
+                "connections": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "_id": {"type": "string"},
+                            "name": {"type": "string"},
+                            "_sourceId": {"type": "string"},
+                            "status": {"type": "string", "enum": ["mapped", "matched", "created"]},
+                            "missingSecrets": {"type": "array", "items": {"type": "string"}},
+                        },
+                    },
+                },
+            },
+        },
+        **problem_responses(400, 401, 403, 413, 429),
+    },
+    examples=[
+        OpenApiExample(
+            "Import",
+            value={"bundle": INTEGRATION_BUNDLE_EXAMPLE, "name": "MyApp (staging)"},
+            request_only=True,
+        ),
+        OpenApiExample("Imported", value=IMPORT_REPORT_EXAMPLE, response_only=True),
+    ],
+)
 
 replace_connection_schema = extend_schema(
     tags=["flows"],

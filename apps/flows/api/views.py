@@ -1,12 +1,16 @@
 """The management API: Celigo-shaped CRUD of flows and their resources, and flow actions."""
 
+from collections.abc import Callable
 from typing import Any
 
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.settings import api_settings
 
 from apps.accounts.permissions import READ_DEFINITIONS
+from apps.accounts.signed_urls import SignedURLAuthentication, signed_url
 from apps.core.api import (
     DocumentViewSet,
     StrictSerializer,
@@ -25,6 +29,8 @@ from apps.flows.api.schema import (
     download_schema,
     import_schema,
     instances_schema,
+    integration_download_schema,
+    integration_import_schema,
     list_instances_schema,
     replace_connection_schema,
     resource_schema,
@@ -59,6 +65,12 @@ class ResourceViewSet(DocumentViewSet):
     def render(self, instance) -> dict:
         return self.document.render(instance)
 
+    def filter_queryset(self, queryset):
+        # A download's parameters (signedURL, signature) are its own, not list filters.
+        if self.action in ("download", "template"):
+            return queryset
+        return super().filter_queryset(queryset)
+
     def save(self, document: Any, instance=None):
         try:
             form = self.document.form_for(document, instance)
@@ -78,12 +90,102 @@ class ResourceViewSet(DocumentViewSet):
             ) from None
 
 
+# A download's signed URL (…/download?signedURL=true) is served without an Authorization
+# header: the signature stands for the key that asked. Last, so that a call with neither a
+# key nor a signature still answers 401 with WWW-Authenticate.
+SIGNED_DOWNLOADS = [*api_settings.DEFAULT_AUTHENTICATION_CLASSES, SignedURLAuthentication]
+
+
+def _wants_signed_url(request) -> bool:
+    value = request.query_params.get("signedURL")
+    if value is None or value.lower() in ("false", "0"):
+        return False
+    if value.lower() in ("true", "1"):
+        return True
+    raise invalid(
+        {"signedURL": ["Use signedURL=true for a signed URL, or leave it out for the bundle."]}
+    )
+
+
+def downloaded(request, name: str, bundle: Callable[[], dict]) -> Response:
+    """Celigo's download: the bundle as a JSON attachment, or with ?signedURL=true
+    `{"signedURL": …}`, a URL that serves this download for FLOWSITE_SIGNED_URL_TTL_SECONDS
+    to whoever holds it, as long as the key that asked may still download it."""
+    if _wants_signed_url(request):
+        return Response({"signedURL": signed_url(request)})
+    filename = "".join(c if c.isalnum() else "-" for c in name).strip("-") or "bundle"
+    return Response(
+        bundle(), headers={"Content-Disposition": f'attachment; filename="{filename}.json"'}
+    )
+
+
+class IntegrationImportRequest(StrictSerializer):
+    bundle = serializers.JSONField()
+    connectionMap = serializers.DictField(
+        child=serializers.CharField(), required=False, default=dict
+    )
+    name = serializers.CharField(required=False, max_length=100)
+
+
+def _import_report(imported: services.IntegrationImported) -> dict:
+    return {
+        "integration": INTEGRATION.render(imported.application),
+        "ids": {f"{kind}s": dict(ids) for kind, ids in imported.ids.items()}
+        | {"connections": {p.old_id: str(p.connection.pk) for p in imported.connections}},
+        "connections": [
+            {
+                "_id": str(placed.connection.pk),
+                "name": placed.connection.name,
+                "_sourceId": placed.old_id,
+                "status": placed.how,
+                "missingSecrets": list(placed.missing),
+            }
+            for placed in imported.connections
+        ],
+    }
+
+
 @resource_schema(INTEGRATION, "integrations")
 class IntegrationViewSet(ResourceViewSet):
-    """Integrations (PhixFlow applications): the namespaces of flows."""
+    """Integrations (PhixFlow applications): the namespaces of flows; each one downloads as
+    one bundle and imports again (Celigo's integration download)."""
 
     document = INTEGRATION
     filterset_class = filters.IntegrationFilter
+    authentication_classes = SIGNED_DOWNLOADS
+
+    def get_permissions(self):
+        if self.action == "download":
+            return [READ_DEFINITIONS()]
+        return super().get_permissions()
+
+    @integration_download_schema
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        application = self.get_object()
+        return downloaded(
+            request, application.name, lambda: services.integration_bundle_of(application)
+        )
+
+    @integration_import_schema
+    @action(detail=False, methods=["post"], url_path="import")
+    def install(self, request):
+        body = read_body(IntegrationImportRequest, request)
+        try:
+            imported = services.import_integration(
+                bundle=body["bundle"],
+                connection_map=body["connectionMap"],
+                name=body.get("name"),
+                user=request.user,
+            )
+        except services.BundleError as exc:
+            raise invalid(exc.errors) from None
+        location = reverse(
+            "integration-detail", kwargs={"pk": imported.application.pk}, request=request
+        )
+        return Response(
+            _import_report(imported), status=status.HTTP_201_CREATED, headers={"Location": location}
+        )
 
 
 @resource_schema(CONNECTION, "connections")
@@ -173,6 +275,7 @@ class FlowViewSet(ResourceViewSet):
 
     document = FLOW
     filterset_class = filters.FlowFilter
+    authentication_classes = SIGNED_DOWNLOADS
 
     def get_permissions(self):
         if self.action in ("dependencies", "audit", "download", "template"):
@@ -221,11 +324,7 @@ class FlowViewSet(ResourceViewSet):
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
         flow = self.get_object()
-        filename = "".join(c if c.isalnum() else "-" for c in flow.name).strip("-") or "flow"
-        return Response(
-            services.bundle_of(flow),
-            headers={"Content-Disposition": f'attachment; filename="{filename}.json"'},
-        )
+        return downloaded(request, flow.name, lambda: services.bundle_of(flow))
 
     @download_schema
     @action(detail=True, methods=["get"])
