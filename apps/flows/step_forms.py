@@ -412,7 +412,8 @@ class EndpointFields(forms.Form):
     endpoint_anonymous = forms.BooleanField(
         label="Allow anonymous calls",
         required=False,
-        help_text="Also needs FLOWSITE_ALLOW_ANONYMOUS_FLOWS on the server.",
+        help_text="Anyone who can reach the server may then call it without a key (limited "
+        "per client IP by FLOWSITE_THROTTLE_ANON). Off unless ticked.",
     )
     endpoint_roles = forms.MultipleChoiceField(
         label="Roles",
