@@ -320,6 +320,12 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema is its reader's: endpoints whose permissions refuse the reader are left
+    # out (the hooks do the same for flows and the surface). Anonymous readers get the flows
+    # that allow anonymous calls. Swagger UI fetches it again with the key given to Authorize.
+    "SERVE_PUBLIC": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True, "displayOperationId": True},
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -330,10 +336,15 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.flows.openapi.add_flow_operations",
+        # …only those the reader may call (all of them for who may manage flows)…
+        "apps.executions.openapi.only_callable_flows",
         # …and every REST-enabled operation and view of the surface.
         "apps.surface.openapi.add_surface_operations",
         # Path parameters described, with an example the docs put in the URL.
         "apps.core.openapi.describe_path_parameters",
+        # Success answers are JSON (never problem+json); the documents as named components.
+        "apps.core.openapi.json_success_answers",
+        "apps.core.openapi.add_components",
     ],
 }
 

@@ -1,7 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
-from rest_framework.permissions import IsAuthenticated
 
 from apps.core import views as core_views
 from apps.executions.api.urls import PhixFlowInstance, action_patterns
@@ -12,12 +11,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
-    # The catalog lists every API flow, its roles and input schemas: callers only.
-    path(
-        "api/schema/",
-        SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]),
-        name="schema",
-    ),
+    # The catalog shows each reader what it may call (SERVE_PUBLIC off, and the hooks).
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("api/v1/", include("apps.accounts.api.urls")),

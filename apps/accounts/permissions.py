@@ -88,3 +88,14 @@ class HasAnyPrivilege(permissions.BasePermission):
 # The management API's definitions (flows, resources, data tables, the surface).
 READ_DEFINITIONS = HasAnyPrivilege.of(Privilege.MANAGE_FLOWS, Privilege.VIEW_EXECUTIONS)
 MANAGE_DEFINITIONS = HasPrivilege.of(Privilege.MANAGE_FLOWS)
+
+
+def may_manage(request) -> bool:
+    """Whether the request's caller may manage flows: an account holding manage_flows,
+    through a session or a key that is not restricted to flows."""
+    user = getattr(request, "user", None)
+    if not (user and user.is_authenticated):
+        return False
+    if getattr(getattr(request, "auth", None), "restricted", False):
+        return False
+    return user.has_perm(Privilege.MANAGE_FLOWS.perm)

@@ -90,19 +90,104 @@ def problem_responses(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:
     }
 
 
-JSON_PATCH_SCHEMA = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "required": ["op", "path"],
+# --- Named schemas ----------------------------------------------------------------------
+
+# The management API's documents as named components: one model per resource in generated
+# clients (Flow, FlowRequest), not one inline copy per operation and media type, whose
+# generated names collide. Filled as the views are decorated; `add_components` puts the
+# ones the served operations use into the schema.
+COMPONENTS: dict[str, dict] = {}
+
+
+def component(name: str, schema: dict) -> dict:
+    """A reference to `schema`, registered as components/schemas/<name>."""
+    COMPONENTS[name] = schema
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def writable(schema: dict) -> dict:
+    """What a client sends of a document: its read-only members left out."""
+    if not isinstance(schema.get("properties"), dict):
+        return schema
+    return {
+        **schema,
         "properties": {
-            "op": {"type": "string", "enum": ["add", "remove", "replace", "move", "copy", "test"]},
-            "path": {"type": "string"},
-            "from": {"type": "string"},
-            "value": {},
+            name: writable(member)
+            for name, member in schema["properties"].items()
+            if not member.get("readOnly")
         },
-    },
+    }
+
+
+def add_components(result, generator, request, public):
+    """drf-spectacular hook: the registered components the served operations refer to, and
+    the key scheme even when no operation is left (Swagger UI's Authorize needs it)."""
+    components = result.setdefault("components", {})
+    components.setdefault("securitySchemes", {}).setdefault("apiKey", API_KEY_SCHEME)
+    schemas = components.setdefault("schemas", {})
+    pending = [result.get("paths", {})]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            reference = node.get("$ref")
+            if isinstance(reference, str) and reference.startswith("#/components/schemas/"):
+                name = reference.rsplit("/", 1)[-1]
+                if name in COMPONENTS and name not in schemas:
+                    schemas[name] = COMPONENTS[name]
+                    pending.append(COMPONENTS[name])
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return result
+
+
+def json_success_answers(result, generator, request, public):
+    """drf-spectacular hook: a success answer is never a problem document.
+
+    DRF lists every renderer of a view for each answer; the problem+json one renders only
+    errors, so it is dropped from 2xx answers (a generated client would offer to parse a
+    flow as a Problem)."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for code, answer in operation.get("responses", {}).items():
+                content = answer.get("content") if str(code).startswith("2") else None
+                if content and len(content) > 1:
+                    content.pop(PROBLEM_CONTENT_TYPE, None)
+    return result
+
+
+JSON_PATCH = {
+    "type": "array",
+    "items": component(
+        "JsonPatchOperation",
+        {
+            "type": "object",
+            "required": ["op", "path"],
+            "properties": {
+                "op": {
+                    "type": "string",
+                    "enum": ["add", "remove", "replace", "move", "copy", "test"],
+                },
+                "path": {"type": "string"},
+                "from": {"type": "string"},
+                "value": {"description": "Any JSON value."},
+            },
+        },
+    ),
 }
+
+
+def patch_request(request_schema: dict) -> dict:
+    """`request=` of a PATCH: a JSON merge patch (as application/json too) or a JSON Patch."""
+    return {
+        "application/json": request_schema,
+        "application/merge-patch+json": request_schema,
+        "application/json-patch+json": JSON_PATCH,
+    }
+
+
 IF_MATCH = OpenApiParameter(
     "If-Match",
     str,
@@ -124,11 +209,17 @@ def crud_schema(
     delete_summary: str | None = None,
 ):
     """extend_schema_view for a resource viewset: list, retrieve, create, update,
-    partial_update (merge patch 200 or JSON Patch 204) and destroy, each with examples."""
+    partial_update (merge patch 200 or JSON Patch 204) and destroy, each with examples.
+
+    The document is the component <Name> (as answered) and <Name>Request (as sent: no
+    read-only members), so generated clients get one model of each per resource."""
     if request_example is None:
         request_example = {k: v for k, v in example.items() if k not in READ_ONLY}
     merge_example = merge_example or {"name": "Renamed"}
     first_key = next(iter(merge_example))
+    model = "".join(word.capitalize() if word.islower() else word for word in name.split())
+    answered = component(model, schema)
+    sent = component(f"{model}Request", writable(schema))
     body = OpenApiExample(name.capitalize(), value=request_example, request_only=True)
     answer = OpenApiExample(name.capitalize(), value=example, response_only=True)
     return extend_schema_view(
@@ -136,43 +227,54 @@ def crud_schema(
             tags=[tag],
             summary=f"List {tag}",
             description=list_description,
-            responses={200: schema, **problem_responses(400, 401, 403, 429)},
-            examples=[OpenApiExample(tag, value=[example], response_only=True)],
+            responses={
+                (200, "application/json"): answered,
+                **problem_responses(400, 401, 403, 429),
+            },
+            # drf-spectacular lists the example itself: a list view answers [example].
+            examples=[OpenApiExample(tag, value=example, response_only=True)],
         ),
         retrieve=extend_schema(
             tags=[tag],
             summary=f"Get a {name}",
-            responses={200: schema, **problem_responses(401, 403, 404, 429)},
+            responses={
+                (200, "application/json"): answered,
+                **problem_responses(401, 403, 404, 429),
+            },
             examples=[answer],
         ),
         create=extend_schema(
             tags=[tag],
             summary=f"Create a {name}",
-            request={"application/json": schema},
-            responses={201: schema, **problem_responses(400, 401, 403, 413, 415, 429)},
+            request={"application/json": sent},
+            responses={
+                (201, "application/json"): answered,
+                **problem_responses(400, 401, 403, 413, 415, 429),
+            },
             examples=[body, answer],
         ),
         update=extend_schema(
             tags=[tag],
             summary=f"Replace a {name} (fields left out take their defaults)",
             parameters=[IF_MATCH],
-            request={"application/json": schema},
-            responses={200: schema, **problem_responses(400, 401, 403, 404, 412, 413, 415, 429)},
+            request={"application/json": sent},
+            responses={
+                (200, "application/json"): answered,
+                **problem_responses(400, 401, 403, 404, 412, 413, 415, 429),
+            },
             examples=[body, answer],
         ),
         partial_update=extend_schema(
             tags=[tag],
             summary=f"Change a {name}: JSON merge patch (200) or JSON Patch (204)",
             description="The patch is applied to the current document, which then replaces "
-            "the resource as a PUT would.",
+            "the resource as a PUT would. A JSON merge patch (RFC 7386) is sent as "
+            "application/merge-patch+json or application/json; a JSON Patch (RFC 6902) as "
+            "application/json-patch+json (or an array under application/json).",
             parameters=[IF_MATCH],
-            request={
-                "application/json": {**schema, "description": "RFC 7386 merge patch"},
-                "application/merge-patch+json": {**schema, "description": "RFC 7386"},
-                "application/json-patch+json": JSON_PATCH_SCHEMA,
-            },
+            request=patch_request(sent),
             responses={
-                200: schema,
+                (200, "application/json"): answered,
                 204: OpenApiResponse(description="JSON Patch applied; see the ETag."),
                 **problem_responses(400, 401, 403, 404, 412, 413, 415, 429),
             },
@@ -207,18 +309,22 @@ def crud_schema(
     )
 
 
+API_KEY_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "fs_<43 url-safe characters>",
+    "description": "An API key of an account holding `use_api_key`. PhixFlow's bare "
+    "`Authorization: <key>` is accepted too. The schema lists what the key may call: "
+    "Swagger UI's Authorize fetches it again with the key.",
+}
+
+
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "apps.accounts.authentication.ApiKeyAuthentication"
     name = "apiKey"
 
     def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "bearerFormat": "fs_<43 url-safe characters>",
-            "description": "An API key of an account holding `use_api_key`. PhixFlow's bare "
-            "`Authorization: <key>` is accepted too.",
-        }
+        return API_KEY_SCHEME
 
 
 class RegularSessionScheme(SessionScheme):

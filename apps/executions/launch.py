@@ -136,6 +136,19 @@ def _check_api_call(flow: Flow, api: FlowApi, caller: Caller) -> None:
         _check_account(flow, api, caller)
 
 
+def may_call(flow: Flow, api: FlowApi, caller: Caller) -> bool:
+    """Whether the caller may call the flow's API, by the rules of the front door: what the
+    OpenAPI catalog shows its reader. A disabled flow counts (it answers 409 until enabled)."""
+    if not api.enabled or not (caller.authenticated or api.allow_anonymous):
+        return False
+    if caller.authenticated:
+        try:
+            _check_account(flow, api, caller)
+        except Refused:
+            return False
+    return True
+
+
 def _check_enabled(flow: Flow, verb: str) -> None:
     if flow.disabled:
         raise FlowDisabled(f"Flow {flow.name!r} is disabled: enable it to {verb} it.")

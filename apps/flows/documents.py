@@ -40,6 +40,7 @@ class Field:
     write_only: bool = False  # secrets
     description: str = ""
     enum: tuple[str, ...] = ()
+    items: str = "any"  # an array's items: a key of JSON_TYPES
 
     def accepts(self, value: Any) -> bool:
         if value is None:
@@ -199,11 +200,17 @@ class Document:
         return root
 
 
-def _field_schema(field: Field) -> dict:
-    schema: dict = {
+def _type_schema(kind: str) -> dict:
+    return {
         "id": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
-        "any": {},
-    }.get(field.type, {"type": field.type})
+        "any": {"description": "Any JSON value."},
+    }.get(kind, {"type": kind})
+
+
+def _field_schema(field: Field) -> dict:
+    schema = _type_schema(field.type)
+    if field.type == "array":  # client generators need the items' type
+        schema["items"] = _type_schema(field.items)
     if field.enum:
         schema["enum"] = list(field.enum)
     if field.nullable:
@@ -292,7 +299,7 @@ CONNECTION = Document(
         Field("http.auth.clientId", "client_id", "string"),
         Field("http.auth.clientSecret", "client_secret", "string", write_only=True),
         Field("http.auth.scope", "scope", "string"),
-        Field("http.allowedPrivateHosts", "allowed_private_hosts", "array"),
+        Field("http.allowedPrivateHosts", "allowed_private_hosts", "array", items="string"),
         Field("http.timeout", "timeout_ms", "integer", nullable=True, description="ms"),
         Field(
             "http.concurrencyLevel",
@@ -517,8 +524,8 @@ FLOW = FlowDocument(
         Field("schedule", "schedule", "string", description="5-field cron or Quartz."),
         Field("timezone", "timezone", "string", description="IANA name, e.g. Europe/Paris."),
         Field("skipRetries", "skip_retries", "boolean"),
-        Field("pageGenerators", "page_generators", "array"),
-        Field("pageProcessors", "page_processors", "array"),
+        Field("pageGenerators", "page_generators", "array", items="object"),
+        Field("pageProcessors", "page_processors", "array", items="object"),
         Field("api", "api", "object"),
         Field("variables", "variables", "object"),
         Field(

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import DatabaseError, connection, transaction
 
+from apps.accounts.permissions import may_manage
 from apps.core.openapi import PROBLEM_EXAMPLES
 from apps.core.problems import problem
 from apps.flows.openapi import PROBLEM_COMPONENT, PROCESS_ID, problem_answer
@@ -443,13 +444,69 @@ def _load() -> tuple[SurfaceConfiguration | None, list[Operation], list[View]]:
     return read()
 
 
+def _may_call(surface: selectors.Surface, request) -> bool:
+    """Whether the reader may call Execute() or Query() at all: an integration account of
+    the configuration holding the privilege, with a key not restricted to flows."""
+    user = getattr(request, "user", None)
+    if not (user and user.is_authenticated):
+        return False
+    if getattr(getattr(request, "auth", None), "restricted", False):
+        return False
+    try:
+        selectors.check_caller(surface, user)
+    except selectors.SurfaceRefused:
+        return False
+    return True
+
+
+def _readable(subjects: list, surface: selectors.Surface, request, everything: bool) -> list:
+    """The operations or views the reader may call (all of them for who may manage)."""
+    if everything:
+        return subjects
+    if not _may_call(surface, request):
+        return []
+    readable = []
+    for subject in subjects:
+        try:
+            selectors.check_roles(subject, request.user)
+        except selectors.SurfaceRefused:
+            continue
+        readable.append(subject)
+    return readable
+
+
+GENERIC = {selectors.EXECUTE: "surface_execute", selectors.QUERY: "surface_query"}
+
+
+def _without_operation(paths: dict, operation_id: str) -> None:
+    for path in list(paths):
+        paths[path] = {
+            method: operation
+            for method, operation in paths[path].items()
+            if not (isinstance(operation, dict) and operation.get("operationId") == operation_id)
+        }
+        if not paths[path]:
+            del paths[path]
+
+
 def add_surface_operations(result, generator, request, public) -> dict:
-    """drf-spectacular postprocessing hook: Execute() and Query() per enabled subject."""
+    """drf-spectacular postprocessing hook: Execute() and Query() per enabled subject.
+
+    A reader who may manage flows (or `manage.py spectacular`, which has no reader) sees
+    every one; any other reader only the surface it may call, and in it the operations and
+    views its roles allow (the generic endpoints go when it may not call that surface)."""
     try:
         configuration, operations, views = _load()
     except DatabaseError:  # no database yet (e.g. `manage.py spectacular` on a fresh checkout)
         return result
     paths = result.setdefault("paths", {})
+    everything = request is None or may_manage(request)
+    if not everything:
+        for surface, operation_id in GENERIC.items():
+            if not _may_call(surface, request):
+                _without_operation(paths, operation_id)
+    operations = _readable(operations, selectors.EXECUTE, request, everything)
+    views = _readable(views, selectors.QUERY, request, everything)
     for operation in operations:
         enabled = configuration.execute if configuration else False
         paths.setdefault(selectors.execute_url(operation), {})["post"] = execute_operation(

@@ -95,7 +95,7 @@ logs_schema = extend_schema(
         OpenApiParameter("cursor", str, description="From the Link header's next URL."),
     ],
     responses={200: JobSerializer(many=True), **problem_responses(401, 403, 404, 429)},
-    examples=[OpenApiExample("Logs", value=[JOB_EXAMPLE], response_only=True)],
+    examples=[OpenApiExample("Logs", value=JOB_EXAMPLE, response_only=True)],
 )
 
 

@@ -123,7 +123,7 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         summary="List jobs",
-        examples=[OpenApiExample("Jobs", value=[JOB_EXAMPLE], response_only=True)],
+        examples=[OpenApiExample("Jobs", value=JOB_EXAMPLE, response_only=True)],
         responses={200: JobSerializer(many=True), **problem_responses(400, 401, 403, 429)},
     )
     def list(self, request, *args, **kwargs):
@@ -143,7 +143,7 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         summary="The job's failed records",
-        examples=[OpenApiExample("Errors", value=[ERROR_EXAMPLE], response_only=True)],
+        examples=[OpenApiExample("Errors", value=ERROR_EXAMPLE, response_only=True)],
         responses={200: JobErrorSerializer(many=True), **problem_responses(401, 403, 404, 429)},
     )
     @action(detail=True, methods=["get"])

@@ -288,6 +288,12 @@ INSTANCE_PARAMETER = OpenApiParameter(
 )
 
 
+TEXT_BODIES = (
+    "The body is JSON here; text bodies (text/*, application/xml) and forms reach the flow "
+    "too, as trigger.args.request.body and rawBody."
+)
+
+
 def call_schema(name: str, summary: str, methods: list[str], parameters=()):
     """One documented operation per method of a flow-calling view."""
     return extend_schema_view(
@@ -297,9 +303,9 @@ def call_schema(name: str, summary: str, methods: list[str], parameters=()):
                 summary=summary,
                 tags=["flows as APIs"],
                 parameters=[*CALL_PARAMETERS, *parameters],
-                request=None
-                if method == "get"
-                else {"application/json": OpenApiTypes.OBJECT, "text/plain": OpenApiTypes.STR},
+                # Only JSON is described: client generators cannot send text/plain.
+                description=None if method == "get" else TEXT_BODIES,
+                request=None if method == "get" else {"application/json": OpenApiTypes.OBJECT},
                 responses=CALL_RESPONSES,
             )
             for method in methods

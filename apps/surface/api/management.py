@@ -31,7 +31,7 @@ from apps.core.api import (
     patched,
 )
 from apps.core.filters import IdFilter
-from apps.core.openapi import crud_schema, problem_responses
+from apps.core.openapi import component, crud_schema, patch_request, problem_responses
 from apps.flows.api.filters import OwnedFilter
 from apps.flows.api.schema import STAMPS
 from apps.flows.documents import Document, DocumentError, Field
@@ -77,11 +77,6 @@ class SurfaceDocument(Document):
         if field.attr == "roles":
             return [role.name for role in instance.roles.all()]
         return super()._value_of(instance, field)
-
-    def schema(self) -> dict:
-        schema = super().schema()
-        schema["properties"]["roles"]["items"] = {"type": "string"}
-        return schema
 
 
 # What a view's JSON parts hold, as far as their shape goes (what the names mean is the
@@ -138,7 +133,7 @@ OWNER = Field(
 RECORD_TYPE = Field(
     "_recordTypeId", "record_type", "id", description="A record type of the same integration."
 )
-ROLES = Field("roles", "roles", "array", description=ROLES_HELP)
+ROLES = Field("roles", "roles", "array", description=ROLES_HELP, items="string")
 
 OPERATION = SurfaceDocument(
     "operation",
@@ -189,6 +184,7 @@ VIEW = ViewDocument(
             "parameters",
             "parameters",
             "array",
+            items="object",
             description='URL parameters: [{"name", "type", "required", "default"}].',
         ),
         Field(
@@ -365,7 +361,7 @@ def _surface_values(document: Any) -> dict:
 
 
 SURFACE_RESPONSE = OpenApiResponse(
-    SURFACE_SCHEMA,
+    component("SurfaceConfiguration", SURFACE_SCHEMA),
     description="The surface configuration; its version in the ETag.",
     examples=[OpenApiExample("Surface", value=SURFACE_EXAMPLE, response_only=True)],
 )
@@ -386,7 +382,7 @@ class SurfaceConfigurationView(APIView):
         operation_id="surface_configuration_retrieve",
         tags=["surface"],
         summary="Get the surface configuration",
-        responses={200: SURFACE_RESPONSE, **problem_responses(401, 403, 429)},
+        responses={(200, "application/json"): SURFACE_RESPONSE, **problem_responses(401, 403, 429)},
     )
     def get(self, request):
         document = surface_document(SurfaceConfiguration.load())
@@ -406,28 +402,9 @@ class SurfaceConfigurationView(APIView):
                 description="Optional: the ETag you read. A changed configuration answers 412.",
             )
         ],
-        request={
-            "application/json": {**SURFACE_SCHEMA, "description": "RFC 7386 merge patch"},
-            "application/merge-patch+json": {**SURFACE_SCHEMA, "description": "RFC 7386"},
-            "application/json-patch+json": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["op", "path"],
-                    "properties": {
-                        "op": {
-                            "type": "string",
-                            "enum": ["add", "remove", "replace", "move", "copy", "test"],
-                        },
-                        "path": {"type": "string"},
-                        "from": {"type": "string"},
-                        "value": {},
-                    },
-                },
-            },
-        },
+        request=patch_request(component("SurfaceConfiguration", SURFACE_SCHEMA)),
         responses={
-            200: SURFACE_RESPONSE,
+            (200, "application/json"): SURFACE_RESPONSE,
             204: OpenApiResponse(description="JSON Patch applied; see the ETag."),
             **problem_responses(400, 401, 403, 412, 413, 415, 429),
         },

@@ -234,6 +234,12 @@ class ExecuteView(SurfaceView):
 
 # --- Query() --------------------------------------------------------------------------
 
+# Each view's own operation in the schema names its fields (apps.surface.openapi).
+RECORDS = {
+    "type": "array",
+    "items": {"type": "object", "additionalProperties": {}, "description": "A record document."},
+}
+
 
 class QueryView(SurfaceView):
     """GET /api/rest/query/<Application>/<View>?<parameter>=<value>&limit=&cursor=&since="""
@@ -254,7 +260,7 @@ class QueryView(SurfaceView):
         ],
         responses={
             (200, "application/json"): OpenApiResponse(
-                OpenApiTypes.OBJECT,
+                RECORDS,
                 description="A JSON array of record documents; Link rel=next for the next "
                 "page; X-Last-Submission-Id: the next sync's `since`.",
                 examples=[OpenApiExample("Records", value=[RECORD_EXAMPLE], response_only=True)],
