@@ -97,7 +97,8 @@ class StepRow:
             raise forms.ValidationError(f"{where}: its other settings were damaged; reload.")
         document = {} if generator else {"type": kind}
         document[RESOURCES[kind][0]] = resource_id
-        lists = extra.pop("responseMapping", {}).get("lists")
+        kept = extra.pop("responseMapping", None)
+        lists = kept.get("lists") if isinstance(kept, dict) else None
         if fields := self._mapping(where):
             document["responseMapping"] = {"fields": fields}
         if lists:

@@ -341,6 +341,10 @@ def test_damaged_rows_answer_a_form_error_not_a_crash(admin_client, application,
     assert response.status_code == 200
     assert "were damaged" in response.content.decode()
 
+    form["processor_rows-extra"] = '{"responseMapping": 5, "name": "kept"}'
+    assert admin_client.post("/admin/flows/flow/add/", form).status_code == 302
+    assert Flow.objects.get(name="Leads").page_processors[0]["name"] == "kept"
+
 
 def test_the_flow_page_reads_its_pickers_in_a_fixed_number_of_queries(
     admin_client, application, pieces
