@@ -138,8 +138,9 @@ def _check_api_call(flow: Flow, api: FlowApi, caller: Caller) -> None:
 
 def may_call(flow: Flow, api: FlowApi, caller: Caller) -> bool:
     """Whether the caller may call the flow's API, by the rules of the front door: what the
-    OpenAPI catalog shows its reader. A disabled flow counts (it answers 409 until enabled)."""
-    if not api.enabled or not (caller.authenticated or api.allow_anonymous):
+    OpenAPI catalog shows its reader. A disabled flow counts (it answers 409 until enabled);
+    a template does not (only its instances answer)."""
+    if not api.enabled or flow.is_template or not (caller.authenticated or api.allow_anonymous):
         return False
     if caller.authenticated:
         try:

@@ -33,15 +33,19 @@ RESOURCES = (
 
 @pytest.fixture
 def flows(application):
-    def flow(name: str, **api) -> Flow:
+    def flow(name: str, is_template: bool = False, **api) -> Flow:
         return Flow.objects.create(
-            application=application, name=name, api={"enabled": True, "path": f"/{name}", **api}
+            application=application,
+            name=name,
+            api={"enabled": True, "path": f"/{name}", **api},
+            is_template=is_template,
         )
 
     return {
         "public": flow("public", allowAnonymous=True),
         "plain": flow("plain"),
         "sales": flow("sales", roles=["Sales"]),
+        "template": flow("template", is_template=True),  # only its instances answer
     }
 
 
@@ -112,7 +116,8 @@ def test_an_integration_account_sees_what_it_may_call_and_no_management_path(flo
         for path in schema["paths"]
         if path.startswith("/api/v1/") and path not in ("/api/v1/me", "/api/v1/flows/{id}/run")
     ]
-    assert flow_names(schema) == {"public", "plain", "lead"}  # not "sales": a role it lacks
+    # Not "sales" (a role it lacks), nor "template" (it never answers calls itself).
+    assert flow_names(schema) == {"public", "plain", "lead"}
     assert {QUERY, EXECUTE} <= set(schema["paths"])
     assert "/api/rest/execute/Lead%20Registration/Register%20Lead" in schema["paths"]
 
