@@ -131,6 +131,7 @@ INSTALLED_APPS = [
     "apps.executions",
     "apps.records",
     "apps.surface",
+    "apps.flowtests",
 ]
 
 MIDDLEWARE = [
@@ -388,6 +389,8 @@ if FLOWSITE_PHIXFLOW_INSTANCE and not re.fullmatch(r"[A-Za-z0-9._~-]+", FLOWSITE
 # A flow's answer larger than this fails its run (500 response-too-large): never sent,
 # never stored.
 FLOWSITE_MAX_RESPONSE_BYTES = env_int("FLOWSITE_MAX_RESPONSE_BYTES", 10 * 2**20)
+# A recorded run (flow tests) keeps at most this much; a larger one cannot become a test.
+FLOWSITE_TEST_CAPTURE_MAX_BYTES = env_int("FLOWSITE_TEST_CAPTURE_MAX_BYTES", 5 * 2**20)
 # Sync callers of a queue-policy flow at its maximum wait in a web thread; at most this
 # many per web process, the others get 503 with Retry-After.
 FLOWSITE_MAX_WAITING_SYNC_CALLS = env_int("FLOWSITE_MAX_WAITING_SYNC_CALLS", 4)

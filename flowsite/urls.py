@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("api/v1/", include("apps.accounts.api.urls")),
+    path("api/v1/", include("apps.flowtests.api.urls")),
     path("api/v1/", include("apps.executions.api.jobs_urls")),
     path("api/v1/", include("apps.flows.api.urls")),
     path("api/v1/", include("apps.records.api.urls")),

@@ -690,12 +690,18 @@ def admin_test_run(
 
 
 def retry(
-    job: Execution, *, caller: Caller, fields: dict | None = None, whole: bool = False
+    job: Execution,
+    *,
+    caller: Caller,
+    fields: dict | None = None,
+    whole: bool = False,
+    capture: bool = False,
 ) -> Execution:
     """Run a finished job again, linked to it, on a worker: only its failed records when
     it completed with errors, else the whole run with the same input, variables and
     options. `whole` (a re-run) runs it all again whatever its outcome, a success
-    included. Values that were redacted when the job was stored must be given in `fields`
+    included; `capture` records it, to save it as a flow test. Values that were redacted
+    when the job was stored must be given in `fields`
     (JSON pointers such as `/request/query/token`), or the retry is refused."""
     with transaction.atomic():
         Execution.objects.select_for_update().filter(pk=job.pk).first()  # one retry at once
@@ -715,6 +721,8 @@ def retry(
         options = {key: value for key, value in job.options.items() if key != "resume"}
         if job.status == Status.COMPLETED_WITH_ERRORS and not whole:
             options["resume"] = services.failed_records(job)
+        if capture:
+            options["captureForTests"] = True
         retry_run, _ = _start(
             Start(
                 flow=flow,

@@ -220,3 +220,27 @@ class ExecutionError(models.Model):
 
     def __str__(self) -> str:
         return self.message[:80]
+
+
+class RunRecording(models.Model):
+    """What a recorded run exchanged with the outside world (flow tests): its trigger,
+    variables, outbound exchanges, data-table reads and writes, sub-flow results, every
+    step's records and its outcome. Encrypted as a whole; deleted with its run."""
+
+    execution = models.OneToOneField(
+        Execution, verbose_name="execution", on_delete=models.CASCADE, related_name="recording"
+    )
+    data = models.TextField(
+        "recording", blank=True, help_text="Encrypted (FLOWSITE_ENCRYPTION_KEY); empty if cut."
+    )
+    size_bytes = models.PositiveIntegerField("size (bytes)", default=0)
+    complete = models.BooleanField(
+        "complete",
+        default=True,
+        help_text="False when the run exchanged more than FLOWSITE_TEST_CAPTURE_MAX_BYTES: "
+        "nothing was kept, and it cannot be saved as a test.",
+    )
+    created_at = models.DateTimeField("created", auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Recording of {self.execution_id}"

@@ -17,9 +17,11 @@ from django.utils import timezone
 
 from apps.core import rows
 from apps.core.redaction import scrub, secret_values
+from apps.executions import recording
 from apps.executions.errors import AlreadyFinished
 from apps.executions.models import Execution, ExecutionError, StepRun
 from apps.flows import crypto, spec_cache
+from apps.flows.engine.capture import Tape
 from apps.flows.engine.context import RecordedError, RunContext, StepStats, SubflowPort
 from apps.flows.engine.runner import Outcome, run_flow
 from apps.flows.engine.spec import FlowSpec
@@ -321,6 +323,9 @@ class RunResult:
     steps: dict[int, StepStats]
     errors: list[RecordedError]
     secrets: frozenset[str] = frozenset()
+    # A recorded run's tape and what it started from (flow tests); None for other runs.
+    tape: Tape | None = None
+    started_from: dict | None = None
 
 
 def perform(
@@ -428,16 +433,26 @@ def _run(
         script_owner=f"flow {flow.pk}",
         progress=_progress_port(execution),
     )
+    tape = recording.record_ports(ctx) if recording.records(execution) else None
+    initial_record = _initial_record(seen)
     outcome = run_flow(
         spec,
         ctx,
-        initial_record=_initial_record(seen),
-        collect_output=execution.trigger in OUTPUT_TRIGGERS,
+        initial_record=initial_record,
+        collect_output=execution.trigger in OUTPUT_TRIGGERS or tape is not None,
         resume=execution.options.get("resume"),
     )
     positions = {step.path: step.position for step in (*spec.generators, *spec.processors)}
     steps = {positions[path]: stats for path, stats in ctx.recorder.steps.items()}
-    return RunResult(outcome, steps, ctx.recorder.errors)
+    result = RunResult(outcome, steps, ctx.recorder.errors)
+    if tape is not None:
+        result.tape = tape
+        result.started_from = {
+            "trigger": ctx.trigger,
+            "initialRecord": initial_record,
+            "pipeline": recording.pipeline(spec),
+        }
+    return result
 
 
 def _clip(record: Any, secrets: frozenset[str]) -> Any:
@@ -550,6 +565,17 @@ def record(execution: Execution, result: RunResult, *, insert: bool = False) -> 
             )
             for error in result.errors
         )
+        if result.tape is not None:
+            recording.store(
+                execution,
+                recording.document(
+                    execution,
+                    tape=result.tape,
+                    started_from=result.started_from,
+                    result=result,
+                ),
+                overflow=result.tape.overflow,
+            )
 
 
 def _response_document(execution: Execution, outcome: Outcome) -> dict | None:

@@ -362,6 +362,7 @@ class FlowAdmin(InUseProtectedAdmin):
                 "fields": (
                     "error_flow",
                     "skip_retries",
+                    "capture_for_tests",
                     "timeout_ms",
                     "max_concurrency",
                     "concurrency_policy",

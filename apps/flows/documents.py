@@ -524,6 +524,13 @@ FLOW = FlowDocument(
         Field("schedule", "schedule", "string", description="5-field cron or Quartz."),
         Field("timezone", "timezone", "string", description="IANA name, e.g. Europe/Paris."),
         Field("skipRetries", "skip_retries", "boolean"),
+        Field(
+            "captureForTests",
+            "capture_for_tests",
+            "boolean",
+            description="Record every run so that it can be saved as a flow test "
+            "(Test runs always record).",
+        ),
         Field("pageGenerators", "page_generators", "array", items="object"),
         Field("pageProcessors", "page_processors", "array", items="object"),
         Field("api", "api", "object"),

@@ -393,6 +393,7 @@ class FlowForm(EndpointFields, forms.ModelForm):
             "variables",
             "error_flow",
             "skip_retries",
+            "capture_for_tests",
             "timeout_ms",
             "schedule",
             "timezone",

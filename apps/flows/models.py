@@ -370,6 +370,13 @@ class Flow(Timestamped):
     skip_retries = models.BooleanField(
         "skip retries", default=False, help_text="Do not retry transient HTTP failures."
     )
+    capture_for_tests = models.BooleanField(
+        "record runs for tests",
+        default=False,
+        help_text="Record every run's exchanges (outbound calls, data-table reads and writes, "
+        "sub-flow results), so that any run can be saved as a flow test. Test runs always "
+        "record.",
+    )
     page_generators = models.JSONField(
         "page generators",
         default=list,

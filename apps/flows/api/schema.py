@@ -85,6 +85,7 @@ EXAMPLES = {
         "schedule": "? 0 2 ? * *",
         "timezone": "America/Los_Angeles",
         "skipRetries": False,
+        "captureForTests": False,
         "pageGenerators": [{"_exportId": "7"}],
         "pageProcessors": [
             {

@@ -108,14 +108,21 @@ class StepStats:
     debug_lines: list[str] = field(default_factory=list)
     sample_in: list = field(default_factory=list)
     sample_out: list = field(default_factory=list)
+    # Every record in and out, kept only when the run is recorded for flow tests.
+    kept_in: list | None = None
+    kept_out: list | None = None
 
     def took_in(self, records: list) -> None:
         self.records_in += len(records)
+        if self.kept_in is not None:
+            self.kept_in.extend(sample(record) for record in records)
         for record in records[: SAMPLE_RECORDS - len(self.sample_in)]:
             self.sample_in.append(sample(record))
 
     def gave_out(self, records: list) -> None:
         self.records_out += len(records)
+        if self.kept_out is not None:
+            self.kept_out.extend(sample(record) for record in records)
         for record in records[: SAMPLE_RECORDS - len(self.sample_out)]:
             self.sample_out.append(sample(record))
 
@@ -153,6 +160,7 @@ class Recorder:
     errors: list[RecordedError] = field(default_factory=list)
     error_count: int = 0
     ignored: int = 0  # records a script dropped on purpose
+    keep_records: bool = False  # a recorded run keeps every step's records (flow tests)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def stats(self, step) -> StepStats:
@@ -162,6 +170,8 @@ class Recorder:
                 stats = self.steps.get(step.path)
                 if stats is None:
                     stats = self.steps[step.path] = StepStats(step.path, step.kind, step.name)
+                    if self.keep_records:
+                        stats.kept_in, stats.kept_out = [], []
         return stats
 
     def error(self, step, message: str, **details: Any) -> None:
@@ -199,6 +209,8 @@ class RunContext:
     progress: ProgressPort | None = None  # told the run's counters now and then (engine.progress)
     # Set by the runner when `progress` is given; a worker's view has none (not in replace()).
     meter: ProgressMeter | None = field(default=None, init=False, repr=False, compare=False)
+    # The step running now (set by the runner): recorded and replayed calls name it.
+    current_step: str = field(default="", init=False, compare=False)
 
     def worker_view(self, stopped: Callable[[], bool]) -> "RunContext":
         """This context as a worker thread of a parallel step sees it (engine.parallel).

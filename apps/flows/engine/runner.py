@@ -112,6 +112,7 @@ class _Run:
             return
         for generator in self.spec.generators:
             stats = self.ctx.recorder.stats(generator)
+            self.ctx.current_step = generator.path
             self.between_pages(generator.path)
             self.ctx.checkpoint()
             started = time.perf_counter()
@@ -120,6 +121,7 @@ class _Run:
                 stats.gave_out(page)
                 yield page
                 self.between_pages(generator.path)  # its next page is read now
+                self.ctx.current_step = generator.path
                 started = time.perf_counter()
 
     def process(self, page: list, start: int = 0) -> None:
@@ -132,6 +134,7 @@ class _Run:
             if self.meter is not None:
                 self.meter.at(step.spec.path)
             self.ctx.checkpoint()
+            self.ctx.current_step = step.spec.path
             stats = self.ctx.recorder.stats(step.spec)
             stats.took_in(page)
             started = time.perf_counter()
