@@ -13,8 +13,8 @@ from apps.flowtests.models import FlowTest
 HOW_TO_RECORD = (
     "Get a recorded run in one of three ways: a Test run (the admin's Test run always "
     "records), a run of the flow with captureForTests on, or a re-run of this job made to "
-    'save a test (POST /api/v1/jobs/<id>/retry with {"captureForTests": true}, or the run '
-    "page's 'Re-run and record' button)."
+    "save a test (POST /api/v1/jobs/<id>/rerunForTest, or the run page's 'Re-run and "
+    "record' button); then save that run."
 )
 
 

@@ -2,21 +2,14 @@
 fails it with a diff naming the step and the first differing record."""
 
 import pytest
-from django.core.management import call_command
 
 from apps.executions import launch
 from apps.executions.models import RunRecording
-from apps.flows.models import Flow, Script
+from apps.flows.models import Script
 from apps.flowtests import services
 from apps.flowtests.offline import is_offline
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def greeting(db):
-    call_command("loaddata", "fixtures/demo.json", verbosity=0)
-    return Flow.objects.get(name="greeting")
 
 
 def a_test_run(flow, owner, **query):
@@ -37,7 +30,7 @@ def test_a_test_run_of_the_greeting_is_recorded_and_its_saved_test_passes_offlin
 
 def test_changing_the_script_fails_the_greeting_test_naming_the_step_and_record(greeting, owner):
     services.save_as_test(execution=a_test_run(greeting, owner, name="Ada"), name="Ada", user=owner)
-    Script.objects.filter(pk=1).update(
+    Script.objects.filter(name="prepareResponse").update(
         content="function main(ctx) { return {statusCode: 200, result: 'Hi ' + "
         "ctx.trigger.args.request.query.name}; }"
     )

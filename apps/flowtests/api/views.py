@@ -161,6 +161,7 @@ class SaveAsTestView(APIView):
 
     @extend_schema(
         tags=["jobs"],
+        operation_id="jobs_save_as_test",
         summary="Save a recorded job as a flow test (201; 409 when it was not recorded)",
         description="The test keeps the job's recording and its outcome as the expected one. "
         "Jobs record when they are Test runs, when their flow has captureForTests, or when "
@@ -191,6 +192,7 @@ class RerunForTestView(APIView):
 
     @extend_schema(
         tags=["jobs"],
+        operation_id="jobs_rerun_for_test",
         summary="Run a job again, recorded, to save it as a flow test (201: the new job)",
         description="The whole run again with the same input, variables and options, on a "
         "worker, recording its exchanges; save it with POST …/saveAsTest when it ends.",
@@ -222,6 +224,7 @@ class FlowTestsView(APIView):
 
     @extend_schema(
         tags=["flows"],
+        operation_id="flows_tests_list",
         summary="The flow's tests",
         responses={200: TestSerializer(many=True), **problem_responses(401, 403, 404, 429)},
         examples=[OpenApiExample("Tests", value=[TEST_EXAMPLE], response_only=True)],
@@ -248,6 +251,7 @@ class FlowTestView(APIView):
 
     @extend_schema(
         tags=["flows"],
+        operation_id="flows_tests_retrieve",
         summary="A flow test",
         responses={200: TestSerializer, **problem_responses(401, 403, 404, 429)},
         examples=[OpenApiExample("Test", value=TEST_EXAMPLE, response_only=True)],
@@ -257,6 +261,7 @@ class FlowTestView(APIView):
 
     @extend_schema(
         tags=["flows"],
+        operation_id="flows_tests_partial_update",
         summary="Edit a flow test: its name, expected values, ignored fields, relaxed parts",
         description="`expected` replaces the expected outcome (status, statusCode, answer, "
         "steps, errors; a part left out is not compared); `ignoredFields` are field names "
@@ -289,6 +294,7 @@ class FlowTestView(APIView):
 
     @extend_schema(
         tags=["flows"],
+        operation_id="flows_tests_destroy",
         summary="Delete a flow test",
         responses={204: None, **problem_responses(401, 403, 404, 429)},
     )
@@ -303,6 +309,7 @@ class RunFlowTestsView(APIView):
 
     @extend_schema(
         tags=["flows"],
+        operation_id="flows_tests_run",
         summary="Run the flow's tests offline (200: each test's result)",
         description="Each test replays the flow's current definition against its recording, "
         "with outbound sockets refused; `result` is passed or failed, and a failed test "
