@@ -16,6 +16,7 @@ from apps.flows import crypto
 from apps.flows.engine.capture import (
     RecordingHttp,
     RecordingRecords,
+    RecordingScripts,
     RecordingSubflows,
     Tape,
 )
@@ -47,6 +48,7 @@ def record_ports(ctx: RunContext) -> Tape:
         return ctx.current_step
 
     ctx.http = RecordingHttp(ctx.http, tape, where, drop_header)
+    ctx.scripts = RecordingScripts(ctx.scripts, tape, where)
     if ctx.records is not None:
         ctx.records = RecordingRecords(ctx.records, tape, where)
     if ctx.subflows is not None:

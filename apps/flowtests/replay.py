@@ -207,7 +207,7 @@ def _replay(test) -> dict:
     ctx = RunContext(
         process_id=recording.get("processId") or str(test.pk),
         http=tape.http,
-        scripts=get_pool(),
+        scripts=tape.scripts(get_pool()),
         trigger=recording.get("trigger") or {},
         variables={**spec.variables, **hidden, **(recording.get("variables") or {})},
         deadline=time.monotonic() + min(flow.timeout_ms, REPLAY_MAX_MS) / 1000,

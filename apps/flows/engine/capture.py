@@ -25,8 +25,9 @@ from urllib.parse import quote, urlencode
 from apps.flows.engine.context import RecordsError, SubflowResult
 from apps.flows.outbound.errors import OutboundError
 from apps.flows.outbound.values import ConnectionConfig, HttpRequest, HttpResponse
+from apps.flows.sandbox.results import ScriptError, ScriptResult
 
-KINDS = ("exchanges", "reads", "writes", "subflows")
+KINDS = ("exchanges", "reads", "writes", "subflows", "clocks")
 # Relaxations a test may allow for its outbound requests (Flow test `relaxed`).
 RELAXABLE = ("url", "query", "body")
 
@@ -43,6 +44,7 @@ class Tape:
     reads: list = field(default_factory=list)
     writes: list = field(default_factory=list)
     subflows: list = field(default_factory=list)
+    clocks: list = field(default_factory=list)  # per script call: its times and randoms
     size: int = 0
     overflow: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -197,6 +199,88 @@ class RecordingSubflows:
         return result
 
 
+# A script call's clock and dice: appended to the builder's source (its line numbers stay),
+# this entry point calls the builder's function with Date and Math.random wrapped, so the
+# times and random numbers it used are returned with its value, and a replay gives the
+# same ones back (`input.tape`). Every call has a fresh realm: nothing needs restoring.
+TAPE_FUNCTION = "__flowsite_tape__"
+TAPE_SOURCE = """
+;function __flowsite_tape__(input) {
+  var times = [], randoms = [], tape = input.tape;
+  var RealDate = Date, realNow = Date.now, realRandom = Math.random;
+  function now() {
+    var t = tape ? (tape.times.length ? tape.times.shift() : tape.last) : realNow();
+    if (t === undefined || t === null) t = realNow();
+    times.push(t);
+    return t;
+  }
+  function FakeDate() {
+    if (!(this instanceof FakeDate)) return new RealDate(now()).toString();
+    if (arguments.length === 0) return new RealDate(now());
+    var args = [null];
+    for (var i = 0; i < arguments.length; i++) args.push(arguments[i]);
+    return new (Function.prototype.bind.apply(RealDate, args))();
+  }
+  FakeDate.prototype = RealDate.prototype;
+  FakeDate.now = now;
+  FakeDate.UTC = RealDate.UTC;
+  FakeDate.parse = RealDate.parse;
+  Date = FakeDate;
+  Math.random = function () {
+    var r = tape && tape.randoms.length ? tape.randoms.shift() : realRandom();
+    randoms.push(r);
+    return r;
+  };
+  var fn;
+  try { fn = (0, eval)(input.fn); } catch (ignored) { fn = undefined; }
+  if (typeof fn !== 'function') return {missing: true};
+  var result = fn(input.arg);
+  if (result instanceof Promise) {
+    return result.then(function (value) {
+      return {value: value, times: times, randoms: randoms};
+    });
+  }
+  return {value: result, times: times, randoms: randoms};
+}
+"""
+
+
+def _taped_call(inner, source, function, argument, tape_entry, options) -> tuple[Any, dict]:
+    result = inner.call(
+        source + TAPE_SOURCE,
+        TAPE_FUNCTION,
+        {"fn": function, "arg": argument, "tape": tape_entry},
+        **options,
+    )
+    value = result.value if isinstance(result.value, dict) else {}
+    if value.get("missing"):
+        raise ScriptError(
+            f"The script does not define a function named '{function}'.",
+            kind="missing_function",
+            debug=result.debug,
+        )
+    return ScriptResult(value.get("value"), result.debug), value
+
+
+class RecordingScripts:
+    """The script port of a recording run: each call's times and random numbers are kept."""
+
+    def __init__(self, inner, tape: Tape, where: Callable[[], str]):
+        self.inner, self.tape, self.where = inner, tape, where
+
+    def call(self, source: str, function: str, argument: Any, **options) -> ScriptResult:
+        result, value = _taped_call(self.inner, source, function, argument, None, options)
+        self.tape.add(
+            "clocks",
+            {
+                "step": self.where(),
+                "times": value.get("times") or [],
+                "randoms": value.get("randoms") or [],
+            },
+        )
+        return result
+
+
 # --- Replay -------------------------------------------------------------------------------
 
 
@@ -276,9 +360,14 @@ class Replay:
         self.reads = _Cassette(self.tape.get("reads") or [])
         self.writes = _Cassette(self.tape.get("writes") or [])
         self.subflow_runs = _Cassette(self.tape.get("subflows") or [])
+        self.clocks = _Cassette(self.tape.get("clocks") or [])
         self.http = _ReplayHttp(self)
         self.records = _ReplayRecords(self)
         self.subflows = _ReplaySubflows(self)
+
+    def scripts(self, inner) -> "_ReplayScripts":
+        """The script port of the replay: the real sandbox, with the recorded clock."""
+        return _ReplayScripts(self, inner)
 
     def same(self, expected: Any, actual: Any) -> bool:
         return without(expected, self.ignored) == without(actual, self.ignored)
@@ -490,3 +579,19 @@ class _ReplaySubflows:
             status_code=result.get("statusCode"),
             error=result.get("error") or "",
         )
+
+
+class _ReplayScripts:
+    def __init__(self, replay: Replay, inner):
+        self.replay, self.inner = replay, inner
+
+    def call(self, source: str, function: str, argument: Any, **options) -> ScriptResult:
+        step = self.replay.where()
+        entry = self.replay.clocks.take(lambda e: e.get("step") == step)
+        clock = None
+        if entry is not None:
+            times = list(entry.get("times") or [])
+            clock = {"times": times, "randoms": list(entry.get("randoms") or [])}
+            clock["last"] = times[-1] if times else None
+        result, _ = _taped_call(self.inner, source, function, argument, clock, options)
+        return result

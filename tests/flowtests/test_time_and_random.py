@@ -1,0 +1,59 @@
+"""A recorded run keeps the time and the random numbers its scripts used; a replay gives
+them back, so a flow that stamps or draws passes its test."""
+
+import pytest
+
+from apps.executions import launch
+from apps.executions.recording import load
+from apps.flows.models import Flow, Script
+from apps.flowtests import services
+
+pytestmark = pytest.mark.django_db
+
+STAMP = """'use strict';
+function main(ctx) {
+  return {
+    at: Date.now(),
+    iso: new Date().toISOString(),
+    year: new Date(2020, 1, 3).getFullYear(),
+    isDate: new Date() instanceof Date,
+    draw: Math.random(),
+  };
+}
+"""
+
+
+@pytest.fixture
+def stamped(application) -> Flow:
+    script = Script.objects.create(name="stamp", content=STAMP)
+    return Flow.objects.create(
+        application=application,
+        name="stamp",
+        page_processors=[{"type": "script", "_scriptId": str(script.pk)}],
+    )
+
+
+def test_a_replay_uses_the_recorded_time_and_random_numbers(stamped, owner):
+    run = launch.admin_test_run(stamped, caller=launch.Caller(user=owner))
+    assert run.status == "succeeded", run.error
+    recording = load(run)
+    [clock] = recording["clocks"]
+    assert clock["step"] == "pageProcessors[0]"
+    assert len(clock["times"]) == 3  # Date.now() and two new Date()
+    assert len(clock["randoms"]) == 1
+    [record] = recording["steps"]["pageProcessors[0]"]["out"]
+    assert record["at"] == clock["times"][0]
+    assert record["draw"] == clock["randoms"][0]
+    assert record["year"] == 2020
+    assert record["isDate"] is True
+    services.save_as_test(execution=run, name="stamps", user=owner)
+    [report] = services.run_tests(flow=stamped)
+    assert report["result"] == "passed", report["summary"]
+
+
+def test_a_missing_function_still_fails_the_recorded_run_as_it_would(stamped, owner):
+    stamped.page_processors = [{**stamped.page_processors[0], "function": "nope"}]
+    stamped.save()
+    run = launch.admin_test_run(stamped, caller=launch.Caller(user=owner))
+    assert run.status == "failed"
+    assert "does not define a function named 'nope'" in run.errors.get().message
