@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from apps.executions import diagram as diagrams
 from apps.executions import launch, live, services
 from apps.executions.errors import Refused
-from apps.executions.models import Execution
+from apps.executions.models import Execution, RunRecording
 from apps.flows.admin import FlowAdmin
 from apps.flows.forms import TestRunForm
 from apps.flows.models import Flow
@@ -110,6 +110,7 @@ class ExecutionAdmin(admin.ModelAdmin):
     BUTTONS = {
         "retry": "Retry",
         "rerun": "Re-run with the same input",
+        "record": "Re-run and record (to save as a test)",
         "cancel": "Cancel",
     }
 
@@ -120,7 +121,10 @@ class ExecutionAdmin(admin.ModelAdmin):
         if execution.flow_id is None or execution.trigger == Execution.Trigger.EXECUTE:
             return []
         shown = [] if execution.status == Execution.Status.SUCCEEDED else ["retry"]
-        return [(action, self.BUTTONS[action]) for action in (*shown, "rerun")]
+        shown.append("rerun")
+        if not RunRecording.objects.filter(execution=execution, complete=True).exists():
+            shown.append("record")  # a recorded run offers "Save as test" instead (flowtests)
+        return [(action, self.BUTTONS[action]) for action in shown]
 
     def get_urls(self):
         return [
@@ -181,11 +185,18 @@ class ExecutionAdmin(admin.ModelAdmin):
                 services.cancel_execution(execution)
                 self.message_user(request, "Asked the run to stop.", messages.SUCCESS)
                 return back
-            started = launch.retry(execution, caller=caller, whole=action == "rerun")
+            started = launch.retry(
+                execution,
+                caller=caller,
+                whole=action in ("rerun", "record"),
+                capture=action == "record",
+            )
         except Refused as refused:
             self.message_user(request, refused.message, messages.ERROR)
             return back
-        verb = "Queued a re-run:" if action == "rerun" else "Queued a retry:"
+        verb = {"rerun": "Queued a re-run:", "record": "Queued a recorded re-run:"}.get(
+            action, "Queued a retry:"
+        )
         self.message_user(request, run_link(verb, started), messages.SUCCESS)
         return redirect("admin:executions_execution_change", started.pk)
 

@@ -1,0 +1,73 @@
+"""Flow tests in the admin: Save as test on a recorded run's page, the flow page's tests
+with their last result and Run tests, a test's page, Re-run and record."""
+
+import pytest
+
+from apps.executions import launch
+from apps.executions.models import Execution
+from apps.flows.models import Script
+from apps.flowtests import services
+from apps.flowtests.models import FlowTest
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def recorded(greeting, admin_user):
+    return launch.admin_test_run(
+        greeting, caller=launch.Caller(user=admin_user), query={"name": "Ada"}
+    )
+
+
+def test_a_recorded_runs_page_has_save_as_test_which_saves_it(admin_client, recorded):
+    page = admin_client.get(f"/admin/executions/execution/{recorded.pk}/change/")
+    html = page.content.decode()
+    assert "save-as-test-link" in html
+    assert "run-action-record" not in html  # recorded already
+    form = admin_client.get(f"/admin/flowtests/flowtest/save-from/{recorded.pk}/")
+    assert form.status_code == 200
+    saved = admin_client.post(
+        f"/admin/flowtests/flowtest/save-from/{recorded.pk}/", {"name": "Ada"}
+    )
+    test = FlowTest.objects.get()
+    assert saved["Location"] == f"/admin/flowtests/flowtest/{test.pk}/change/"
+    again = admin_client.post(
+        f"/admin/flowtests/flowtest/save-from/{recorded.pk}/", {"name": "Ada"}
+    )
+    assert "already" in again.content.decode()
+    assert admin_client.get(saved["Location"]).status_code == 200
+
+
+def test_an_unrecorded_run_offers_re_run_and_record_instead(admin_client, greeting, admin_user):
+    job, _ = launch.run(greeting, caller=launch.Caller(user=admin_user))
+    Execution.objects.filter(pk=job.pk).update(status="succeeded")
+    html = admin_client.get(f"/admin/executions/execution/{job.pk}/change/").content.decode()
+    assert "save-as-test-link" not in html
+    assert "run-action-record" in html
+    answer = admin_client.post(f"/admin/executions/execution/{job.pk}/run-action/record/")
+    rerun = Execution.objects.exclude(pk=job.pk).get()
+    assert answer["Location"] == f"/admin/executions/execution/{rerun.pk}/change/"
+    assert rerun.options["captureForTests"] is True
+
+
+def test_the_flow_page_lists_its_tests_and_run_tests_reports_the_results(
+    admin_client, greeting, recorded, admin_user
+):
+    services.save_as_test(execution=recorded, name="Greets Ada", user=admin_user)
+    url = f"/admin/flows/flow/{greeting.pk}/change/"
+    html = admin_client.get(url).content.decode()
+    assert "Greets Ada" in html
+    assert "not run yet" in html
+    assert "run-tests-button" in html
+    Script.objects.filter(name="prepareResponse").update(
+        content="function main(ctx) { return {statusCode: 200, result: 'Hi'}; }"
+    )
+    ran = admin_client.post(f"/admin/flowtests/flowtest/run-flow/{greeting.pk}/", follow=True)
+    html = ran.content.decode()
+    assert "Flow tests: 0 passed, 1 failed: Greets Ada." in html
+    assert "flow-test-failed" in html
+    assert "pageProcessors[0] (prepareResponse): record 0 out differs" in html
+    test = FlowTest.objects.get()
+    page = admin_client.get(f"/admin/flowtests/flowtest/{test.pk}/change/").content.decode()
+    assert "flow-test-summary" in page
+    assert admin_client.get("/admin/flowtests/flowtest/").status_code == 200
