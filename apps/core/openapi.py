@@ -119,6 +119,20 @@ def writable(schema: dict) -> dict:
     }
 
 
+def merge_patch(schema: dict) -> dict:
+    """A JSON merge patch (RFC 7386) of a document: only what changes, so nothing is
+    required, and any member may be null (null removes it: it takes its default)."""
+    if not isinstance(schema.get("properties"), dict):
+        return schema
+    return {
+        **{key: value for key, value in schema.items() if key != "required"},
+        "properties": {
+            name: {**merge_patch(member), "nullable": True}
+            for name, member in schema["properties"].items()
+        },
+    }
+
+
 def add_components(result, generator, request, public):
     """drf-spectacular hook: the registered components the served operations refer to, and
     the key scheme even when no operation is left (Swagger UI's Authorize needs it)."""
@@ -220,6 +234,7 @@ def crud_schema(
     model = "".join(word.capitalize() if word.islower() else word for word in name.split())
     answered = component(model, schema)
     sent = component(f"{model}Request", writable(schema))
+    patch = component(f"Patched{model}Request", merge_patch(writable(schema)))
     body = OpenApiExample(name.capitalize(), value=request_example, request_only=True)
     answer = OpenApiExample(name.capitalize(), value=example, response_only=True)
     return extend_schema_view(
@@ -272,7 +287,7 @@ def crud_schema(
             "application/merge-patch+json or application/json; a JSON Patch (RFC 6902) as "
             "application/json-patch+json (or an array under application/json).",
             parameters=[IF_MATCH],
-            request=patch_request(sent),
+            request=patch_request(patch),
             responses={
                 (200, "application/json"): answered,
                 204: OpenApiResponse(description="JSON Patch applied; see the ETag."),

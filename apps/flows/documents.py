@@ -197,7 +197,21 @@ class Document:
                     parent, {"type": "object", "additionalProperties": False, "properties": {}}
                 )
             node["properties"][leaf] = _field_schema(field)
+        if required := self.required():
+            root["required"] = required
         return root
+
+    def required(self) -> list[str]:
+        """The top-level fields a created or replaced document must give: those the form
+        requires and the model has no default for (the others take their default)."""
+        return [
+            field.path
+            for field in self.fields
+            if "." not in field.path
+            and (form_field := self.form.base_fields.get(field.attr)) is not None
+            and form_field.required
+            and not self.model._meta.get_field(field.attr).has_default()
+        ]
 
 
 def _type_schema(kind: str) -> dict:

@@ -87,10 +87,9 @@ INTENDED = [
         "time zone is an IANA name, that text holds no NUL (PostgreSQL cannot store it), "
         "that an account named in the surface exists. Each is a 400 whose errors point at "
         "the field (tests/flows/api/test_flow_documents.py, test_flow_actions.py, "
-        "test_hostile_input.py, tests/surface/test_management_api.py). Known gaps that "
-        "also land here until they are fixed where they live: the create/replace bodies' "
-        "required fields are not marked required (apps.core.openapi.crud_schema) and the "
-        "id filters' minimum of 1 is not in the schema (apps.core.filters.IdFilter).",
+        "test_hostile_input.py, tests/surface/test_management_api.py). A known gap that "
+        "also lands here until it is fixed where it lives: the id filters' minimum of 1 is "
+        "not in the schema (apps.core.filters.IdFilter).",
     ),
     Intended(
         "positive_data_acceptance",

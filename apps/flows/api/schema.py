@@ -182,6 +182,8 @@ clone_schema = extend_schema(
 
 BUNDLE_SCHEMA = {
     "type": "object",
+    # Required, so that a {signedURL} answer matches only one of the download's oneOf.
+    "required": ["version", "_flowId", "flows"],
     "properties": {
         "version": {"type": "integer"},
         "_flowId": {"type": "string"},

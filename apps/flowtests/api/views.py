@@ -227,7 +227,7 @@ class FlowTestsView(APIView):
         operation_id="flows_tests_list",
         summary="The flow's tests",
         responses={200: TestSerializer(many=True), **problem_responses(401, 403, 404, 429)},
-        examples=[OpenApiExample("Tests", value=[TEST_EXAMPLE], response_only=True)],
+        examples=[OpenApiExample("Tests", value=TEST_EXAMPLE, response_only=True)],
     )
     def get(self, request, pk):
         flow = _flow(pk)
@@ -323,7 +323,7 @@ class RunFlowTestsView(APIView):
         },
         examples=[
             OpenApiExample("Only some", value={"_testIds": ["4"]}, request_only=True),
-            OpenApiExample("Results", value=[FAILED_REPORT_EXAMPLE], response_only=True),
+            OpenApiExample("Results", value=FAILED_REPORT_EXAMPLE, response_only=True),
         ],
     )
     def post(self, request, pk):
