@@ -9,6 +9,7 @@ raises: whatever goes wrong is a failed report saying so.
 """
 
 import dataclasses
+import json
 import logging
 import time
 from typing import Any
@@ -63,6 +64,17 @@ def json_diff(expected: Any, actual: Any, pointer: str = "") -> list[dict]:
 
     walk(expected, actual, pointer)
     return out
+
+
+def brief(diff: list[dict], most: int = 3) -> str:
+    """A JSON diff in a line: `/Rating: "Hot" → "Cold"`."""
+    shown = [
+        f"{item['path']}: {json.dumps(item['expected'], default=str)[:80]} → "
+        f"{json.dumps(item['actual'], default=str)[:80]}"
+        for item in diff[:most]
+    ]
+    more = f" (+{len(diff) - most} more)" if len(diff) > most else ""
+    return "; ".join(shown) + more
 
 
 def first_difference(expected: list, actual: list) -> dict | None:
@@ -293,12 +305,13 @@ def compare(test, spec: FlowSpec, recording: dict, actual: dict, mismatches, ign
             or "firstDifferenceOut" in entry
             or any(problem["step"] == path for problem in structure)
         )
-        if "firstDifferenceOut" in entry:
-            index = entry["firstDifferenceOut"]["index"]
-            summary.append(f"{path} ({name}): record {index} out differs from the expected one.")
-        elif "firstDifferenceIn" in entry:
-            index = entry["firstDifferenceIn"]["index"]
-            summary.append(f"{path} ({name}): record {index} in differs from the expected one.")
+        for side in ("Out", "In"):
+            if difference := entry.get(f"firstDifference{side}"):
+                summary.append(
+                    f"{path} ({name}): record {difference['index']} {side.lower()} differs "
+                    f"from the expected one: {brief(difference['diff'])}"
+                )
+                break
         summary.extend(m["message"] for m in entry["mismatches"])
         steps_report.append(entry)
     leftover = [m for found in by_step.values() for m in found]
