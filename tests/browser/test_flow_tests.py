@@ -17,7 +17,10 @@ DOCS = Path(__file__).parents[2] / "docs"
 
 
 def test_a_builder_saves_a_run_as_a_test_and_sees_why_it_fails_after_a_change(
-    page, live_server, pipeline, owner  # noqa: F811
+    page,
+    live_server,
+    pipeline,  # noqa: F811 (the imported fixture)
+    owner,
 ):
     done = run(pipeline, owner)
     assert done.status == "succeeded", done.error
