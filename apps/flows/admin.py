@@ -363,6 +363,7 @@ class FlowAdmin(InUseProtectedAdmin):
                     "error_flow",
                     "skip_retries",
                     "capture_for_tests",
+                    "run_tests_on_save",
                     "timeout_ms",
                     "max_concurrency",
                     "concurrency_policy",

@@ -545,6 +545,13 @@ FLOW = FlowDocument(
             description="Record every run so that it can be saved as a flow test "
             "(Test runs always record).",
         ),
+        Field(
+            "runTestsOnSave",
+            "run_tests_on_save",
+            "boolean",
+            description="Replay the flow's tests on every save; a save whose tests fail is "
+            "refused (400 listing them) unless ?force=true.",
+        ),
         Field("pageGenerators", "page_generators", "array", items="object"),
         Field("pageProcessors", "page_processors", "array", items="object"),
         Field("api", "api", "object"),

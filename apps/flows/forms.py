@@ -394,6 +394,7 @@ class FlowForm(EndpointFields, forms.ModelForm):
             "error_flow",
             "skip_retries",
             "capture_for_tests",
+            "run_tests_on_save",
             "timeout_ms",
             "schedule",
             "timezone",

@@ -377,6 +377,12 @@ class Flow(Timestamped):
         "sub-flow results), so that any run can be saved as a flow test. Test runs always "
         "record.",
     )
+    run_tests_on_save = models.BooleanField(
+        "run tests on save",
+        default=False,
+        help_text="Replay the flow's tests whenever the management API saves it, and refuse "
+        "the change (400 listing them) when some fail, unless ?force=true.",
+    )
     page_generators = models.JSONField(
         "page generators",
         default=list,

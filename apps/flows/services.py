@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
-from apps.flows import selectors
+from apps.flows import flow_tests, selectors
 from apps.flows.documents import (
     CONNECTION,
     EXPORT,
@@ -98,11 +98,24 @@ def save_flow(*, flow: Flow, user=None) -> Flow:
     return flow
 
 
+class FlowTestsFailed(Exception):
+    """A flow whose guard is on (runTestsOnSave) was not saved: some of its tests fail."""
+
+    def __init__(self, failing: list[dict]):
+        super().__init__(f"{len(failing)} flow test(s) fail.")
+        self.failing = failing
+
+
 @transaction.atomic
-def save_resource(*, form, user) -> models.Model:
-    """Save a validated form of the admin or the management API."""
+def save_resource(*, form, user, force: bool = False) -> models.Model:
+    """Save a validated form of the admin or the management API. A flow whose guard is on
+    is replayed against its tests first, as it is about to be saved; FlowTestsFailed when
+    some fail, unless `force`."""
     instance = form.save(commit=False)
     if isinstance(instance, Flow):
+        guarded = instance.run_tests_on_save and instance.pk and not force
+        if guarded and (failing := flow_tests.failing(instance)):
+            raise FlowTestsFailed(failing)
         return save_flow(flow=instance, user=user)
     instance.save()
     return instance
@@ -355,6 +368,7 @@ def _bundle_contents(
     imports = wanted(Import, found.import_).select_related("connection")
     scripts = wanted(Script, found.script)
     connections = {r.connection.pk: r.connection for r in (*exports, *imports)}
+    tests = flow_tests.export(flows)
     return {
         "flows": [FLOW.render(each) for each in flows],
         "exports": [EXPORT.render(export) for export in exports],
@@ -364,6 +378,7 @@ def _bundle_contents(
             (connection_stub or CONNECTION.render)(connection)
             for connection in sorted(connections.values(), key=lambda c: c.pk)
         ],
+        **({"tests": tests} if tests is not None else {}),
     }
 
 
@@ -410,7 +425,7 @@ def _bundle_lists(bundle: Any, *, what: str = "GET …/download") -> dict[str, l
     if bundle.get("version") != BUNDLE_VERSION:
         raise BundleError({"bundle.version": [f"Only version {BUNDLE_VERSION} is supported."]})
     lists = {}
-    for key in ("flows", "exports", "imports", "scripts", "connections"):
+    for key in ("flows", "exports", "imports", "scripts", "connections", "tests"):
         items = bundle.get(key, [])
         if not (isinstance(items, list) and all(isinstance(i, dict) for i in items)):
             raise BundleError({f"bundle.{key}": ["Expected a list of objects."]})
@@ -575,6 +590,7 @@ def _install_contents(
         Flow.objects.filter(pk=pk).update(
             error_flow_id=_handler_id(handler, ids, f"flows[{index}]._errorFlowId")
         )
+    flow_tests.install(lists["tests"], ids["flow"], user)
     return ids
 
 

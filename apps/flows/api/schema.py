@@ -86,6 +86,7 @@ EXAMPLES = {
         "timezone": "America/Los_Angeles",
         "skipRetries": False,
         "captureForTests": False,
+        "runTestsOnSave": False,
         "pageGenerators": [{"_exportId": "7"}],
         "pageProcessors": [
             {
@@ -192,6 +193,12 @@ BUNDLE_SCHEMA = {
         "imports": {"type": "array", "items": {"type": "object"}},
         "scripts": {"type": "array", "items": {"type": "object"}},
         "connections": {"type": "array", "items": {"type": "object"}},
+        "tests": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "The flows' tests: name, expected outcome, ignored fields, relaxed "
+            "request parts and recording (secret-looking fields redacted).",
+        },
     },
 }
 BUNDLE_EXAMPLE = {
@@ -319,7 +326,7 @@ INTEGRATION_BUNDLE_SCHEMA = {
         "integration": {"type": "object", "additionalProperties": {}},
         **{
             kind: {"type": "array", "items": {"type": "object", "additionalProperties": {}}}
-            for kind in ("flows", "exports", "imports", "scripts", "connections")
+            for kind in ("flows", "exports", "imports", "scripts", "connections", "tests")
         },
     },
 }

@@ -69,6 +69,10 @@ class ResourceViewSet(DocumentViewSet):
         # A download's parameters (signedURL, signature) are its own, not list filters.
         if self.action in ("download", "template"):
             return queryset
+        # A flow's save takes ?force=true (past its runTestsOnSave guard), not a filter.
+        forced = set(self.request.query_params) == {"force"} and self.noun == "flow"
+        if forced and self.action in ("update", "partial_update"):
+            return queryset
         return super().filter_queryset(queryset)
 
     def save(self, document: Any, instance=None):
@@ -76,7 +80,18 @@ class ResourceViewSet(DocumentViewSet):
             form = self.document.form_for(document, instance)
         except DocumentError as exc:
             raise invalid(exc.errors) from None
-        return services.save_resource(form=form, user=self.request.user)
+        force = self.request.query_params.get("force") == "true"
+        try:
+            return services.save_resource(form=form, user=self.request.user, force=force)
+        except services.FlowTestsFailed as exc:
+            names = ", ".join(repr(test["name"]) for test in exc.failing)
+            raise ApiProblem(
+                400,
+                f"The flow was not saved: its tests fail ({names}) and its runTestsOnSave guard "
+                "is on. Fix the flow or its tests, or save anyway with ?force=true.",
+                code="flow-tests-failed",
+                tests=exc.failing,
+            ) from None
 
     def remove(self, instance) -> None:
         try:

@@ -1,0 +1,99 @@
+"""Flow tests travel with the flow's and the integration's bundles (recordings redacted),
+and a flow's runTestsOnSave guard refuses a save whose tests fail (400) unless ?force=true."""
+
+import copy
+
+import pytest
+
+from apps.flows.models import Application, Flow
+from apps.flowtests import services
+from apps.flowtests.models import FlowTest
+from tests.flowtests.conftest import TOKEN, run
+
+pytestmark = pytest.mark.django_db
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def tested(pipeline, owner, httpserver):
+    done = run(pipeline, owner)
+    assert done.status == "succeeded", done.error
+    services.save_as_test(execution=done, name="scores three customers", user=owner)
+    httpserver.stop()
+    yield pipeline
+    httpserver.start()
+
+
+def test_a_flow_bundle_carries_its_tests_which_install_and_pass_with_the_copy(manager, tested):
+    bundle = manager.get(f"/api/v1/flows/{tested.pk}/download").json()
+    [test] = bundle["tests"]
+    assert test["_flowId"] == str(tested.pk)
+    assert test["name"] == "scores three customers"
+    assert len(test["recording"]["exchanges"]) == 5
+    assert TOKEN not in str(bundle)
+    connections = {c["_id"]: c["_id"] for c in bundle["connections"]}
+    other = Application.objects.create(name="Elsewhere")
+    installed = manager.post(
+        "/api/v1/flows/import",
+        {"bundle": bundle, "connectionMap": connections, "_integrationId": str(other.pk)},
+        format="json",
+    )
+    assert installed.status_code == 201, installed.json()
+    copy_of = Flow.objects.get(pk=installed.json()["_id"])
+    [report] = services.run_tests(flow=copy_of)
+    assert report["result"] == "passed", report["summary"]
+
+
+def test_an_integration_bundle_carries_its_tests(manager, tested):
+    bundle = manager.get(f"/api/v1/integrations/{tested.application_id}/download").json()
+    assert [t["name"] for t in bundle["tests"]] == ["scores three customers"]
+    tested.application.name = "Old"
+    tested.application.save()
+    imported = manager.post("/api/v1/integrations/import", {"bundle": bundle}, format="json")
+    assert imported.status_code == 201, imported.json()
+    [test] = FlowTest.objects.exclude(flow=tested)
+    assert test.flow.application_id == int(imported.json()["integration"]["_id"])
+    [report] = services.run_tests(flow=test.flow)
+    assert report["result"] == "passed", report["summary"]
+
+
+def test_a_bad_test_in_a_bundle_is_a_400_naming_it(manager, tested):
+    bundle = manager.get(f"/api/v1/flows/{tested.pk}/download").json()
+    bundle["tests"][0]["relaxed"] = ["headers"]
+    connections = {c["_id"]: c["_id"] for c in bundle["connections"]}
+    answer = manager.post(
+        "/api/v1/flows/import",
+        {
+            "bundle": bundle,
+            "connectionMap": connections,
+            "_integrationId": str(tested.application_id),
+        },
+        format="json",
+    )
+    assert answer.status_code == 400
+    assert answer.json()["errors"][0]["pointer"] == "#/tests[0]/relaxed"
+
+
+def test_the_guard_refuses_a_save_whose_tests_fail_unless_forced(manager, tested):
+    url = f"/api/v1/flows/{tested.pk}"
+    assert manager.get(url).json()["runTestsOnSave"] is False
+    on = manager.patch(url, {"runTestsOnSave": True}, format="json")
+    assert on.status_code == 200, on.json()
+    processors = copy.deepcopy(tested.page_processors)
+    processors[0]["responseMapping"]["fields"][0]["generate"] = "credit"
+    refused = manager.patch(url, {"pageProcessors": processors}, format="json")
+    assert refused.status_code == 400
+    assert refused["Content-Type"].startswith(PROBLEM)
+    problem = refused.json()
+    assert problem["type"].endswith("flow-tests-failed")
+    assert "'scores three customers'" in problem["detail"]
+    assert "?force=true" in problem["detail"]
+    [failing] = problem["tests"]
+    assert failing["name"] == "scores three customers"
+    assert failing["summary"]
+    tested.refresh_from_db()
+    assert tested.page_processors[0]["responseMapping"]["fields"][0]["generate"] == "limit"
+    forced = manager.patch(f"{url}?force=true", {"pageProcessors": processors}, format="json")
+    assert forced.status_code == 200, forced.json()
+    tested.refresh_from_db()
+    assert tested.page_processors[0]["responseMapping"]["fields"][0]["generate"] == "credit"
