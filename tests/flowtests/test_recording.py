@@ -79,3 +79,23 @@ def test_sub_flow_results_are_recorded_and_replayed_without_running_the_child(ap
     assert report["result"] == "passed", report["summary"]
     assert report["steps"][1]["recordsOut"] == {"expected": 1, "actual": 1}
     assert Execution.objects.filter(flow=greeting).count() == children
+
+
+def test_a_re_run_made_to_save_a_test_records_and_a_flow_with_capture_for_tests_does(
+    greeting, owner
+):
+    from apps.executions import services as executions
+
+    rerun = executions.create_execution(
+        flow=greeting, trigger="retry", caller=owner, options={"captureForTests": True}
+    )
+    launch.run_queued(rerun.pk)  # fails (no request to greet): recorded all the same
+    assert RunRecording.objects.get(execution=rerun).complete
+    plain = executions.create_execution(flow=greeting, trigger="run", caller=owner)
+    launch.run_queued(plain.pk)
+    assert not RunRecording.objects.filter(execution=plain).exists()
+    greeting.capture_for_tests = True
+    greeting.save()
+    captured = executions.create_execution(flow=greeting, trigger="run", caller=owner)
+    launch.run_queued(captured.pk)
+    assert RunRecording.objects.filter(execution=captured).exists()
