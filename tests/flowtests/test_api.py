@@ -88,6 +88,10 @@ def test_list_get_patch_and_delete_a_test(manager, greeting, saved):
     assert changed.json()["ignoredFields"] == ["updatedAt"]
     assert manager.patch(url, {"relaxed": ["headers"]}, format="json").status_code == 400
     assert manager.patch(url, {"ignoredFields": "x"}, format="json").status_code == 400
+    for expected in ({"steps": "x"}, {"steps": {"p": {"out": 1}}}, {"errors": {}}, {"nope": 1}):
+        bad = manager.patch(url, {"expected": expected}, format="json")
+        assert bad.status_code == 400, expected
+        assert bad.json()["errors"][0]["pointer"] == "#/expected"
     assert manager.delete(url).status_code == 204
     assert not FlowTest.objects.exists()
 
