@@ -35,7 +35,10 @@ def save_as_test(*, execution: Execution, name: str, user=None) -> FlowTest:
             f"Job {execution.pk}'s recording was cut: the run exchanged more than "
             f"FLOWSITE_TEST_CAPTURE_MAX_BYTES ({stored.size_bytes} bytes)."
         )
-    document = recording.load(execution)
+    try:
+        document = recording.load(execution)
+    except ValueError as exc:  # FLOWSITE_ENCRYPTION_KEY changed since it was recorded
+        raise NoRecording(f"Job {execution.pk}'s recording cannot be read: {exc}") from None
     secrets = replay.secrets_of(document, execution.flow.secret_variables())
     test = FlowTest(
         flow=execution.flow,

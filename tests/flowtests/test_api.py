@@ -69,7 +69,8 @@ def test_an_unknown_job_or_flow_or_test_is_a_404(manager, greeting):
     assert manager.post(f"/api/v1/jobs/{unknown}/saveAsTest", {"name": "a"}).status_code == 404
     assert manager.get("/api/v1/flows/999/tests").status_code == 404
     assert manager.get(f"/api/v1/flows/{greeting.pk}/tests/999").status_code == 404
-    assert manager.get(f"/api/v1/flows/{greeting.pk}/tests/x").status_code == 400
+    assert manager.get(f"/api/v1/flows/{greeting.pk}/tests/x").status_code == 404
+    assert manager.get(f"/api/v1/flows/{greeting.pk}/tests/{'9' * 30}").status_code == 404
 
 
 def test_list_get_patch_and_delete_a_test(manager, greeting, saved):

@@ -3,6 +3,7 @@
 `GET|PATCH|DELETE /api/v1/flows/<id>/tests/<testId>`, `POST /api/v1/flows/<id>/tests/run`."""
 
 from django.core.exceptions import ValidationError as ModelValidationError
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
@@ -266,7 +267,7 @@ class FlowTestView(APIView):
 
     def _test(self, pk, test_id) -> FlowTest:
         if not str(test_id).isdigit() or len(str(test_id)) > 18:
-            raise invalid({"testId": ["A test id is a number."]})
+            raise Http404  # no test has such an id
         return get_object_or_404(
             FlowTest.objects.select_related("flow"), flow=_flow(pk), pk=test_id
         )
