@@ -140,3 +140,10 @@ def test_privileges_are_those_of_the_other_flow_endpoints(
     assert reader.post(f"{url}/run").status_code == 200
     assert reader.post(f"/api/v1/jobs/{recorded.pk}/saveAsTest", {"name": "z"}).status_code == 403
     assert key_client(outsider).get(url).status_code == 403
+
+
+def test_a_recording_that_cannot_be_decrypted_is_a_409_not_a_500(manager, recorded, settings):
+    settings.FLOWSITE_ENCRYPTION_KEY = "another-key-of-at-least-32-bytes-long!!"
+    answer = manager.post(f"/api/v1/jobs/{recorded.pk}/saveAsTest", {"name": "a"}, format="json")
+    assert answer.status_code == 409
+    assert "cannot be read" in answer.json()["detail"]
