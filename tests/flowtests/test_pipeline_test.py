@@ -5,6 +5,8 @@ script fails it with a diff naming the step and the first differing record."""
 import pytest
 import urllib3
 
+from apps.executions import launch
+from apps.executions import services as executions
 from apps.executions.models import RunRecording
 from apps.flows import crypto
 from apps.flows.models import Export, Script
@@ -108,3 +110,20 @@ def test_no_internet_socket_connects_during_a_replay(httpserver):
     with offline(), pytest.raises(urllib3.exceptions.NewConnectionError) as refused:
         urllib3.PoolManager(retries=False).request("GET", httpserver.url_for("/"))
     assert isinstance(refused.value.__cause__, OutboundRefused)
+
+
+def test_a_run_of_only_some_page_generators_replays_only_those(pipeline, owner, httpserver):
+    customers = pipeline.page_generators[0]["_exportId"]
+    other = Export.objects.create(
+        name="Unused", connection=Export.objects.get(pk=customers).connection, relative_uri="/x"
+    )
+    pipeline.page_generators = [*pipeline.page_generators, {"_exportId": str(other.pk)}]
+    pipeline.save()
+    execution = executions.create_execution(
+        flow=pipeline, trigger="run", caller=owner, options={"_exportIds": [customers]}
+    )
+    done = launch.run_queued(execution.pk)
+    assert done.status == "succeeded", done.error
+    services.save_as_test(execution=done, name="only customers", user=owner)
+    [report] = services.run_tests(flow=pipeline)
+    assert report["result"] == "passed", report["summary"]

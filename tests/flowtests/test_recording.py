@@ -4,6 +4,7 @@ import pytest
 
 from apps.core.exceptions import ApiProblem
 from apps.executions import launch
+from apps.executions import services as executions
 from apps.executions.models import Execution, RunRecording
 from apps.executions.recording import load
 from apps.executions.services import purge_executions
@@ -84,8 +85,6 @@ def test_sub_flow_results_are_recorded_and_replayed_without_running_the_child(ap
 def test_a_re_run_made_to_save_a_test_records_and_a_flow_with_capture_for_tests_does(
     greeting, owner
 ):
-    from apps.executions import services as executions
-
     rerun = executions.create_execution(
         flow=greeting, trigger="retry", caller=owner, options={"captureForTests": True}
     )
