@@ -160,6 +160,13 @@ class TestedFlowAdmin(_FlowAdmin):
         extra = {**(extra_context or {}), "flow_tests": tests}
         return super().change_view(request, object_id, form_url, extra)
 
+    def test_run_view(self, request, flow_id: int):
+        """The Test run page, whose run (always recorded) can be saved as a test at once."""
+        response = super().test_run_view(request, flow_id)
+        if isinstance(response, TemplateResponse):
+            response.template_name = "admin/flowtests/test_run.html"
+        return response
+
 
 class TestableExecutionAdmin(_ExecutionAdmin):
     """The run page, with "Save as test" on a recorded run."""

@@ -71,3 +71,12 @@ def test_the_flow_page_lists_its_tests_and_run_tests_reports_the_results(
     page = admin_client.get(f"/admin/flowtests/flowtest/{test.pk}/change/").content.decode()
     assert "flow-test-summary" in page
     assert admin_client.get("/admin/flowtests/flowtest/").status_code == 200
+
+
+def test_the_test_run_page_offers_to_save_its_run_as_a_test(admin_client, greeting):
+    url = f"/admin/flows/flow/{greeting.pk}/test-run/"
+    assert "save-as-test-link" not in admin_client.get(url).content.decode()
+    answer = admin_client.post(url, {"input": "{}", "query": '{"name": "Ada"}', "variables": "{}"})
+    html = answer.content.decode()
+    run = Execution.objects.get()
+    assert f"/admin/flowtests/flowtest/save-from/{run.pk}/" in html
