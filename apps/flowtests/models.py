@@ -1,5 +1,8 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+
+from apps.flows.engine.capture import RELAXABLE
 
 
 class FlowTest(models.Model):
@@ -63,3 +66,40 @@ class FlowTest(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        problems = {}
+        if not isinstance(self.expected, dict):
+            problems["expected"] = ["An object: status, statusCode, answer, steps, errors."]
+        elif found := expected_errors(self.expected):
+            problems["expected"] = found
+        ignored = self.ignored_fields
+        if not (isinstance(ignored, list) and all(isinstance(i, str) for i in ignored)):
+            problems["ignored_fields"] = ["A list of field names or dotted paths."]
+        relaxed = self.relaxed
+        if not (isinstance(relaxed, list) and set(relaxed) <= set(RELAXABLE)):
+            problems["relaxed"] = [f"A list of {', '.join(RELAXABLE)}."]
+        if problems:
+            raise ValidationError(problems)
+
+
+def expected_errors(expected: dict) -> list[str]:
+    """What is wrong with an edited expected outcome's shape (its values are the builder's)."""
+    problems = []
+    unknown = set(expected) - {"status", "statusCode", "answer", "steps", "errors"}
+    if unknown:
+        problems.append(
+            f"Unknown part(s) {', '.join(sorted(unknown))}: the parts are status, statusCode, "
+            "answer, steps and errors."
+        )
+    steps = expected.get("steps", {})
+    if not isinstance(steps, dict) or not all(
+        isinstance(step, dict)
+        and all(isinstance(step.get(side, []), list) for side in ("in", "out"))
+        for step in steps.values()
+    ):
+        problems.append('steps: {"<step path>": {"in": [records], "out": [records]}}.')
+    errors = expected.get("errors", [])
+    if not isinstance(errors, list) or not all(isinstance(e, dict) for e in errors):
+        problems.append('errors: a list of {"step", "message", "record"}.')
+    return problems

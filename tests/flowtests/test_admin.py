@@ -80,3 +80,18 @@ def test_the_test_run_page_offers_to_save_its_run_as_a_test(admin_client, greeti
     html = answer.content.decode()
     run = Execution.objects.get()
     assert f"/admin/flowtests/flowtest/save-from/{run.pk}/" in html
+
+
+def test_a_tests_page_refuses_an_expected_outcome_of_the_wrong_shape(
+    admin_client, recorded, admin_user
+):
+    test = services.save_as_test(execution=recorded, name="Ada", user=admin_user)
+    url = f"/admin/flowtests/flowtest/{test.pk}/change/"
+    form = {"name": "Ada", "ignored_fields": '["updatedAt"]', "relaxed": '["query"]'}
+    refused = admin_client.post(url, {**form, "expected": '{"steps": "x"}'})
+    assert refused.status_code == 200
+    assert "steps: {" in refused.content.decode()
+    saved = admin_client.post(url, {**form, "expected": '{"status": "succeeded"}'})
+    assert saved.status_code == 302
+    test.refresh_from_db()
+    assert (test.expected, test.ignored_fields) == ({"status": "succeeded"}, ["updatedAt"])
