@@ -9,7 +9,7 @@ from apps.executions import launch
 from apps.executions import services as executions
 from apps.executions.models import RunRecording
 from apps.flows import crypto
-from apps.flows.models import Export, Script
+from apps.flows.models import Export, Flow, Script
 from apps.flowtests import services
 from apps.flowtests.offline import OutboundRefused, offline
 from apps.records.models import Record
@@ -127,3 +127,27 @@ def test_a_run_of_only_some_page_generators_replays_only_those(pipeline, owner, 
     services.save_as_test(execution=done, name="only customers", user=owner)
     [report] = services.run_tests(flow=pipeline)
     assert report["result"] == "passed", report["summary"]
+
+
+def test_a_step_removed_since_the_recording_fails_naming_it(saved):
+    flow = saved.flow
+    flow.page_processors = flow.page_processors[:2]
+    flow.save()
+    [report] = services.run_tests(flow=flow)
+    assert report["result"] == "failed"
+    [removed] = report["structure"]
+    assert removed["step"] == "pageProcessors[2]"
+    assert "(import 'Upsert lead') was removed since the recording" in removed["message"]
+    gone = next(step for step in report["steps"] if step["step"] == "pageProcessors[2]")
+    assert {(m["kind"], m["problem"]) for m in gone["mismatches"]} == {("write", "unused")}
+    assert gone["recordsIn"] == {"expected": 3, "actual": 0}
+
+
+def test_a_flow_that_cannot_run_any_more_is_a_failed_test_saying_why(saved):
+    flow = saved.flow
+    flow.page_processors = [*flow.page_processors[:1], {"type": "script", "_scriptId": "999999"}]
+    Flow.objects.filter(pk=flow.pk).update(page_processors=flow.page_processors)
+    flow.refresh_from_db()
+    [report] = services.run_tests(flow=flow)
+    assert report["result"] == "failed"
+    assert report["summary"][0].startswith("The flow cannot run:")
