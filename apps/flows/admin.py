@@ -16,11 +16,11 @@ from apps.flows import selectors, services, step_samples
 from apps.flows.api_settings import INSTANCE_HEADER
 from apps.flows.documents import DocumentError
 from apps.flows.forms import (
+    AdminFlowForm,
     ConnectionForm,
     ConnectionTestForm,
     ExportForm,
     ExportPreviewForm,
-    FlowForm,
     ImportDryRunForm,
     ImportForm,
     InstanceForm,
@@ -316,7 +316,7 @@ class FlowAdmin(InUseProtectedAdmin):
     """How flows are edited. Running them (Run now, Test run, the last run's status) is
     added by the executions app, which runs flows (apps/executions/admin.py)."""
 
-    form = FlowForm
+    form = AdminFlowForm
     list_display = ("name", "application", "enabled", "step_count")
     list_filter = ("application", "disabled")
     list_select_related = ("application",)
@@ -364,6 +364,7 @@ class FlowAdmin(InUseProtectedAdmin):
                     "skip_retries",
                     "capture_for_tests",
                     "run_tests_on_save",
+                    "save_despite_failing_tests",
                     "timeout_ms",
                     "max_concurrency",
                     "concurrency_policy",

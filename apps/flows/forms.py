@@ -6,6 +6,7 @@ import re
 from django import forms
 from django.urls import reverse_lazy
 
+from apps.flows import flow_tests
 from apps.flows.api_settings import FlowApi, api_errors
 from apps.flows.connection_kinds import KINDS
 from apps.flows.engine.templates import template_errors
@@ -426,11 +427,20 @@ class FlowForm(EndpointFields, forms.ModelForm):
         label="Variables",
         help_text="Steps read them as {{variables.name}}; a run may override them.",
     )
+    save_despite_failing_tests = forms.BooleanField(
+        label="Save even if its tests fail",
+        required=False,
+        help_text="With “Run tests on save” on, a change whose tests fail is refused; tick "
+        "this to save it anyway (the management API's ?force=true).",
+    )
     secret_variable_rows = SecretRowsField(
         label="Secret variables",
         help_text="Write-only: encrypted, never shown, exported or stored in runs. Steps "
         "read them as {{variables.name}}. Leave a value empty to keep it; ✕ forgets it.",
     )
+    # Whether this form replays the flow's tests before a save (the admin's; the management
+    # API's save does it in services.save_resource, where ?force=true is read).
+    checks_tests = False
     # The JSON documents the rows and fields stand for: "Advanced", validated the same way.
     ROWS = {
         "generator_rows": "page_generators",
@@ -445,6 +455,11 @@ class FlowForm(EndpointFields, forms.ModelForm):
         self.fields["timezone"].widget = forms.Select(
             choices=[(name, name) for name in zone_names()]
         )
+        if "run_tests_on_save" in self.fields:
+            self.fields["run_tests_on_save"].help_text = (
+                "Replay the flow's tests whenever it is saved, here or by the management API, "
+                "and refuse a change whose tests fail."
+            )
         flow = self.instance
         for rows, document in self.ROWS.items():
             self.fields[rows].initial = getattr(flow, document)
@@ -459,6 +474,24 @@ class FlowForm(EndpointFields, forms.ModelForm):
         for rows in ("generator_rows", "processor_rows"):
             self.fields[rows].widget.choices = choices
         self.show_endpoint(flow.api)
+
+    def _post_clean(self):
+        """The flow's guard (run_tests_on_save), as the management API's: its tests are
+        replayed against the flow as it is about to be saved, and a failing one refuses
+        the save unless the builder says otherwise."""
+        super()._post_clean()
+        flow = self.instance
+        if not self.checks_tests or self.errors or not flow.pk or not flow.run_tests_on_save:
+            return
+        if self.cleaned_data.get("save_despite_failing_tests"):
+            return
+        if failing := flow_tests.failing(flow):
+            names = "; ".join(f"{test['name']}: {test['summary']}" for test in failing)
+            self.add_error(
+                None,
+                f"Not saved: its tests fail ({names}). Fix the flow, or tick “Save even if "
+                "its tests fail” under Advanced.",
+            )
 
     def _take_rows(self, data: dict) -> dict[str, str]:
         """Put what the rows and fields say into the documents, unless the builder edited
@@ -555,6 +588,12 @@ class FlowForm(EndpointFields, forms.ModelForm):
         api = FlowApi.of(document)
         if api.enabled and (taken := self.instance.route_conflict(api.method, api.path)):
             self.add_error(field, f"{api.method} {api.path} is already the API of flow {taken}.")
+
+
+class AdminFlowForm(FlowForm):
+    """The flow page's form: its guard replays the flow's tests before a save."""
+
+    checks_tests = True
 
 
 def json_field(label: str, rows: int, help_text: str = "") -> forms.JSONField:

@@ -2,6 +2,7 @@
 and a flow's runTestsOnSave guard refuses a save whose tests fail (400) unless ?force=true."""
 
 import copy
+import json
 
 import pytest
 
@@ -95,5 +96,36 @@ def test_the_guard_refuses_a_save_whose_tests_fail_unless_forced(manager, tested
     assert tested.page_processors[0]["responseMapping"]["fields"][0]["generate"] == "limit"
     forced = manager.patch(f"{url}?force=true", {"pageProcessors": processors}, format="json")
     assert forced.status_code == 200, forced.json()
+    tested.refresh_from_db()
+    assert tested.page_processors[0]["responseMapping"]["fields"][0]["generate"] == "credit"
+
+
+def test_the_guard_refuses_an_admin_save_whose_tests_fail_unless_ticked(admin_client, tested):
+    Flow.objects.filter(pk=tested.pk).update(run_tests_on_save=True)
+    processors = copy.deepcopy(tested.page_processors)
+    processors[0]["responseMapping"]["fields"][0]["generate"] = "credit"
+    form = {
+        "application": tested.application_id,
+        "name": tested.name,
+        "timezone": "UTC",
+        "timeout_ms": 60000,
+        "max_concurrency": 0,
+        "concurrency_policy": "queue",
+        "run_tests_on_save": "on",
+        "capture_for_tests": "on",
+        "page_generators": json.dumps(tested.page_generators),
+        "page_processors": json.dumps(processors),
+        "variables": "{}",
+        "api": "{}",
+    }
+    url = f"/admin/flows/flow/{tested.pk}/change/"
+    refused = admin_client.post(url, form)
+    assert refused.status_code == 200
+    assert "Not saved: its tests fail (scores three customers" in refused.content.decode()
+    tested.refresh_from_db()
+    assert tested.page_processors[0]["responseMapping"]["fields"][0]["generate"] == "limit"
+
+    saved = admin_client.post(url, {**form, "save_despite_failing_tests": "on"})
+    assert saved.status_code == 302
     tested.refresh_from_db()
     assert tested.page_processors[0]["responseMapping"]["fields"][0]["generate"] == "credit"
