@@ -67,6 +67,10 @@ def test_a_second_test_of_the_same_name_is_a_400(manager, saved, recorded):
 def test_an_unknown_job_or_flow_or_test_is_a_404(manager, greeting):
     unknown = "3f2c8a9e-8d4b-4f39-9a57-6f1f5e0f9d11"
     assert manager.post(f"/api/v1/jobs/{unknown}/saveAsTest", {"name": "a"}).status_code == 404
+    malformed = "0af6cf38028f0eAe66705ab0Ec3B7b902A40"  # 36 hex digits, not a UUID
+    for action in ("saveAsTest", "rerunForTest"):
+        response = manager.post(f"/api/v1/jobs/{malformed}/{action}", {"name": "a"})
+        assert response.status_code == 404, response.content
     assert manager.get("/api/v1/flows/999/tests").status_code == 404
     assert manager.get(f"/api/v1/flows/{greeting.pk}/tests/999").status_code == 404
     assert manager.get(f"/api/v1/flows/{greeting.pk}/tests/x").status_code == 404
