@@ -2,6 +2,7 @@
 
 import json
 import re
+from functools import cache, partial
 
 from django import forms
 from django.urls import reverse_lazy
@@ -470,9 +471,9 @@ class FlowForm(EndpointFields, forms.ModelForm):
             stored_secrets = []
         self.fields["secret_variable_rows"].stored = stored_secrets
         self.fields["secret_variable_rows"].initial = stored_secrets
-        choices = step_choices(flow.application_id, exclude_flow=flow.pk)
+        choices = cache(partial(step_choices, flow.application_id, exclude_flow=flow.pk))
         for rows in ("generator_rows", "processor_rows"):
-            self.fields[rows].widget.choices = choices
+            self.fields[rows].widget.choices = choices  # read once, when the page is drawn
         self.show_endpoint(flow.api)
 
     def _post_clean(self):

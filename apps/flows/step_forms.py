@@ -9,6 +9,7 @@ documents built here are validated exactly as typed JSON is (pipeline_errors, ap
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,7 +146,9 @@ class StepRowsWidget(forms.Widget):
     def __init__(self, *, generator: bool, attrs=None):
         super().__init__(attrs)
         self.generator = generator
-        self.choices: dict[str, list[tuple[str, str]]] = {}
+        # {kind: [(value, name), …]}, or a function answering it: read only when rendered
+        # (a management API save through the same form never needs it).
+        self.choices: dict | Callable[[], dict] = {}
 
     def rows(self, value) -> list[StepRow]:
         if not isinstance(value, list):
@@ -158,12 +161,13 @@ class StepRowsWidget(forms.Widget):
     def get_context(self, name, value, attrs):
         context = super().get_context(name, value, attrs)
         kinds = ("export",) if self.generator else tuple(KIND_LABELS)
+        choices = self.choices() if callable(self.choices) else self.choices
         groups = [
             (
                 KIND_LABELS[kind],
                 [
                     (value, name if self.generator else f"{name} · {kind}")
-                    for value, name in self.choices.get(kind, [])
+                    for value, name in choices.get(kind, [])
                 ],
             )
             for kind in kinds
@@ -444,7 +448,8 @@ class EndpointFields(forms.Form):
         """Fill the fields from the stored `api` document."""
         for name, value in self.initial_endpoint(document).items():
             self.fields[name].initial = value
-        self.fields["endpoint_roles"].choices = self.role_choices(document)
+        # A callable: the roles are read only when the field is shown or a role is posted.
+        self.fields["endpoint_roles"].choices = lambda: self.role_choices(document)
         status = str((document or {}).get("errorStatus", 200))
         statuses = self.fields["endpoint_error_status"].choices
         if status not in {value for value, _ in statuses}:

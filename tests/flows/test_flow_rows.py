@@ -10,6 +10,7 @@ from django.db import connection as db
 from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.models import Role
+from apps.flows.forms import FlowForm
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 
 pytestmark = pytest.mark.django_db
@@ -389,3 +390,26 @@ def test_secret_variables_are_rows_whose_values_are_never_shown(admin_client, ap
     assert 'value="x"' not in response.content.decode()  # not even a value just typed
     flow.refresh_from_db()
     assert flow.secret_variables()["apiToken"] == "s3cret-token"
+
+
+def test_a_save_without_the_page_reads_neither_the_pickers_nor_the_roles(application, pieces):
+    """The management API saves through the same form: what only the page shows is not read."""
+    flow = Flow.objects.create(application=application, name="Leads")
+    data = {
+        "application": application.pk,
+        "name": "Leads",
+        "timezone": "UTC",
+        "timeout_ms": 60000,
+        "max_concurrency": 0,
+        "concurrency_policy": "queue",
+        "page_generators": "[]",
+        "page_processors": "[]",
+        "variables": "{}",
+        "api": "{}",
+    }
+    with CaptureQueriesContext(db) as captured:
+        form = FlowForm(data, instance=flow)
+        assert form.is_valid(), form.errors
+    read = " ".join(query["sql"] for query in captured)
+    assert "flows_script" not in read
+    assert "accounts_role" not in read
