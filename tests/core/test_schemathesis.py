@@ -106,6 +106,15 @@ INTENDED = [
         "schema documents the 412 (tests/flows/api/test_flow_documents.py).",
     ),
     Intended(
+        "negative_data_rejection",
+        (412,),
+        "precondition-failed",
+        why="A request's preconditions are evaluated before its method is performed (RFC "
+        "9110 §13.2.2): an If-Match that is not the current ETag is a 412 whatever the body "
+        "holds, so an invalid body sent with a stale If-Match hears of the stale ETag first "
+        "(tests/flows/api/test_flow_documents.py).",
+    ),
+    Intended(
         "positive_data_acceptance",
         (400,),
         "invalid-json-patch",
