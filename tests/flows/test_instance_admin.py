@@ -5,38 +5,11 @@ its template with a button or an action. Django client."""
 
 import re
 
-import pytest
-
 from apps.flows import services
-from apps.flows.models import Connection, Export, Flow, Script
+from apps.flows.models import Flow
 from tests.flows.test_flow_rows import rows_form
 
 HEADER = "Elements-Formula-Instance-Id"
-
-
-@pytest.fixture
-def crm(db) -> Connection:
-    return Connection.objects.create(name="CRM", base_uri="https://crm.example.com")
-
-
-@pytest.fixture
-def crm_eu(db) -> Connection:
-    return Connection.objects.create(name="CRM (EU)", base_uri="https://eu.crm.example.com")
-
-
-@pytest.fixture
-def template(application, crm) -> Flow:
-    script = Script.objects.create(name="prepareResponse", content="function main(c) {}")
-    export = Export.objects.create(name="Accounts", connection=crm, relative_uri="/accounts")
-    return Flow.objects.create(
-        application=application,
-        name="Simple FaaR",
-        is_template=True,
-        page_generators=[{"_exportId": str(export.pk)}],
-        page_processors=[{"type": "script", "_scriptId": str(script.pk)}],
-        variables={"greeting": "Hello", "region": "us"},
-        api={"enabled": True, "method": "GET", "path": "/greeting"},
-    )
 
 
 def create_page(template: Flow) -> str:
