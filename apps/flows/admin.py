@@ -118,6 +118,7 @@ class TryItAdmin(InUseProtectedAdmin):
             **self.admin_site.each_context(request),
             "title": f"{self.try_it.action}: {obj}",
             "action": self.try_it.action,
+            "submit": self.try_it.submit,
             "opts": self.model._meta,
             "original": obj,
             "form": form,

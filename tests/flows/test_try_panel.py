@@ -38,6 +38,8 @@ def test_a_saved_piece_is_tried_from_its_own_page(admin_client, pieces, piece):
     assert f'action="/admin/flows/{piece}/{obj.pk}/{segment}/" class="try-inline"' in page
     assert f'value="{submit}"' in page
     assert "flows/try_inline.js" in page
+    own_page = admin_client.get(f"/admin/flows/{piece}/{obj.pk}/{segment}/").content.decode()
+    assert f'value="{submit}"' in own_page  # one label, on both pages
 
 
 @pytest.mark.parametrize("piece", ["connection", "export", "import", "script"])
