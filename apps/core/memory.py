@@ -20,6 +20,8 @@ from collections.abc import Callable, Hashable
 from time import monotonic
 from typing import Any
 
+from apps.core import timers
+
 _MEMORIES: "weakref.WeakSet[ShortMemory]" = weakref.WeakSet()
 
 
@@ -32,7 +34,7 @@ class ShortMemory:
         self._lock = threading.Lock()
         # key → (clock deadline, value)
         self._entries: dict[Hashable, tuple[float, Any]] = {}
-        self._sweeper: threading.Timer | None = None
+        self._sweeper: timers.Handle | None = None
         self._sweep_at = 0.0
         _MEMORIES.add(self)
 
@@ -91,9 +93,7 @@ class ShortMemory:
                 return
             self._sweeper.cancel()
         self._sweep_at = deadline
-        self._sweeper = threading.Timer(max(0.0, deadline - self.clock()), self._sweep)
-        self._sweeper.daemon = True
-        self._sweeper.start()
+        self._sweeper = timers.call_later(max(0.0, deadline - self.clock()), self._sweep)
 
     def _sweep(self) -> None:
         with self._lock:

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from apps.core import rows
+from apps.core import group_commit, rows, timers
 from apps.core.redaction import scrub, secret_values
 from apps.executions import recording
 from apps.executions.errors import AlreadyFinished
@@ -128,11 +128,10 @@ class _DeferredInsert:
         self.execution = execution
         self.lock = threading.Lock()
         self.stopped = False
-        self.timer = threading.Timer(DEFERRED_SECONDS, self._insert)
-        self.timer.daemon = True
+        self.timer: timers.Handle | None = None
 
     def start(self) -> None:
-        self.timer.start()
+        self.timer = timers.call_later(DEFERRED_SECONDS, self._insert)
 
     def _insert(self) -> None:
         try:
@@ -153,7 +152,8 @@ class _DeferredInsert:
         """After this, the row is written (adding False) or never will be by the timer."""
         with self.lock:
             self.stopped = True
-        self.timer.cancel()
+        if self.timer is not None:
+            self.timer.cancel()
 
 
 class _Heartbeat(threading.Thread):
@@ -515,67 +515,73 @@ def record(execution: Execution, result: RunResult, *, insert: bool = False) -> 
     A cancel answered while the run was still running wins: the run ends cancelled even
     when its last step had finished. `insert` stores a run whose row was rolled back with
     the work it did (a failed Execute()), or a deferred run whose row was never written:
-    then the finished run and its steps are its only write transaction."""
+    then the finished run and its steps are its only write transaction. Outside a
+    transaction, the writes join other threads' in one commit (apps.core.group_commit);
+    they are built first, so the transaction holds only SQL."""
     settle(execution, result)
     secrets = result.secrets
-    with transaction.atomic():
-        if insert or execution._state.adding:
+    must_insert = insert or execution._state.adding
+    steps = [
+        StepRun(
+            execution=execution,
+            position=position,
+            path=stats.path,
+            kind=stats.kind,
+            name=stats.name[:200],
+            records_in=stats.records_in,
+            records_out=stats.records_out,
+            errors=stats.errors,
+            duration_ms=round(stats.duration_ms, 3),
+            debug_lines=storable(scrub(stats.debug_lines, secrets)),
+            sample_in=[_clip(record, secrets) for record in stats.sample_in],
+            sample_out=[_clip(record, secrets) for record in stats.sample_out],
+        )
+        for position, stats in sorted(result.steps.items())
+    ]
+    errors = [
+        ExecutionError(
+            execution=execution,
+            step_path=error.step_path,
+            step_name=error.step_name[:200],
+            record=_clip(error.record, secrets) if error.record is not None else None,
+            message=storable(scrub(error.message[:5000], secrets)),
+            http_status=error.http_status,
+            body_excerpt=storable(scrub(error.body_excerpt[:2000], secrets)),
+            retriable=error.retriable,
+        )
+        for error in result.errors
+    ]
+    document = None
+    if result.tape is not None:
+        document = recording.document(
+            execution, tape=result.tape, started_from=result.started_from, result=result
+        )
+
+    def write() -> None:  # SQL only: group_commit may run it a second time, alone
+        if must_insert:
             _insert(execution)
-            execution._state.adding = False
         else:
-            values = {name: getattr(execution, name) for name in SETTLED_FIELDS}
-            stored = Execution.objects.filter(pk=execution.pk, cancel_requested=False).update(
-                **values
-            )
-            if not stored:  # a cancel came first
-                execution.status = Status.CANCELLED
-                execution.error = CANCELLED_AT_THE_END
-                execution.cancel_requested = True
-                values.update(status=Status.CANCELLED, error=CANCELLED_AT_THE_END)
-                Execution.objects.filter(pk=execution.pk).update(**values)
-        rows.insert(
-            [
-                StepRun(
-                    execution=execution,
-                    position=position,
-                    path=stats.path,
-                    kind=stats.kind,
-                    name=stats.name[:200],
-                    records_in=stats.records_in,
-                    records_out=stats.records_out,
-                    errors=stats.errors,
-                    duration_ms=round(stats.duration_ms, 3),
-                    debug_lines=storable(scrub(stats.debug_lines, secrets)),
-                    sample_in=[_clip(record, secrets) for record in stats.sample_in],
-                    sample_out=[_clip(record, secrets) for record in stats.sample_out],
-                )
-                for position, stats in sorted(result.steps.items())
-            ]
-        )
-        ExecutionError.objects.bulk_create(
-            ExecutionError(
-                execution=execution,
-                step_path=error.step_path,
-                step_name=error.step_name[:200],
-                record=_clip(error.record, secrets) if error.record is not None else None,
-                message=storable(scrub(error.message[:5000], secrets)),
-                http_status=error.http_status,
-                body_excerpt=storable(scrub(error.body_excerpt[:2000], secrets)),
-                retriable=error.retriable,
-            )
-            for error in result.errors
-        )
-        if result.tape is not None:
-            recording.store(
-                execution,
-                recording.document(
-                    execution,
-                    tape=result.tape,
-                    started_from=result.started_from,
-                    result=result,
-                ),
-                overflow=result.tape.overflow,
-            )
+            _store_outcome(execution)
+        rows.insert(steps)
+        if errors:
+            ExecutionError.objects.bulk_create(errors)
+        if document is not None:
+            recording.store(execution, document, overflow=result.tape.overflow)
+
+    group_commit.run(write)
+    execution._state.adding = False
+
+
+def _store_outcome(execution: Execution) -> None:
+    """The settled fields of a run whose row exists; a cancel that came first wins."""
+    values = {name: getattr(execution, name) for name in SETTLED_FIELDS}
+    stored = Execution.objects.filter(pk=execution.pk, cancel_requested=False).update(**values)
+    if not stored:  # a cancel came first
+        execution.status = Status.CANCELLED
+        execution.error = CANCELLED_AT_THE_END
+        execution.cancel_requested = True
+        values.update(status=Status.CANCELLED, error=CANCELLED_AT_THE_END)
+        Execution.objects.filter(pk=execution.pk).update(**values)
 
 
 def _response_document(execution: Execution, outcome: Outcome) -> dict | None:

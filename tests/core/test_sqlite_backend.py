@@ -1,7 +1,9 @@
 """apps/core/sqlite_backend: a process's SQLite writers queue on a lock (not SQLite's
 sleeping busy handler), and still give up after the database's timeout."""
 
+import sqlite3
 import threading
+import time
 
 import pytest
 from django.db import OperationalError, connection, connections, transaction
@@ -80,3 +82,48 @@ def test_a_writer_gives_up_after_the_timeout_with_database_is_locked(monkeypatch
         release.set()
         holder.join(10)
     assert list(Application.objects.values_list("name", flat=True)) == ["Holder"]
+
+
+def other_process_holds_the_write_lock(seconds: float) -> threading.Thread:
+    """A connection outside Django's (as another process's would be) holds SQLite's write
+    lock for `seconds`; returns once it holds it."""
+    holding = threading.Event()
+
+    def hold():
+        other = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            holding.set()
+            time.sleep(seconds)
+            other.execute("COMMIT")
+        finally:
+            other.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert holding.wait(10)
+    return thread
+
+
+def test_a_writer_waits_for_another_processs_transaction_and_then_gets_in():
+    # SQLite's own busy handler is off while BEGIN is retried (it sleeps in steps of up to
+    # 100 ms): the writer retries BEGIN itself and gets in once the lock is free.
+    holder = other_process_holds_the_write_lock(0.3)
+    write_in_a_transaction("After the other process")
+    holder.join(10)
+    assert list(Application.objects.values_list("name", flat=True)) == ["After the other process"]
+    # The busy timeout is back for the statements of the transactions that follow.
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout")
+        assert cursor.fetchone()[0] == int(connection.settings_dict["OPTIONS"]["timeout"] * 1000)
+
+
+def test_a_writer_gives_up_on_another_processs_lock_after_the_timeout(monkeypatch):
+    monkeypatch.setitem(connection.settings_dict["OPTIONS"], "timeout", 0.3)
+    holder = other_process_holds_the_write_lock(1.0)
+    try:
+        with pytest.raises(OperationalError, match="database is locked"):
+            write_in_a_transaction("Too late")
+    finally:
+        holder.join(10)
+    assert not Application.objects.exists()

@@ -5,15 +5,16 @@ writer that finds the lock taken is put to sleep by SQLite's busy handler, in st
 to 100 ms, and tries again: with 16 request threads recording runs, threads slept while
 the lock was free, and a call's p99 reached a second (BENCHMARKS.md, "Hot path"). Here the
 threads of one process wait on a Python lock instead and the next one goes in as soon as
-the previous one commits; only writers of other processes (the other web workers, Celery)
-still meet SQLite's busy handler.
+the previous one commits. Writers of other processes (the other web workers, Celery) are
+waited for by retrying BEGIN every 0.1 to 2 ms, not by SQLite's busy handler.
 
 A writer waits up to the database's `timeout` for this process's other writers, then up
-to `timeout` again for other processes' (SQLite's own wait), and fails with "database is
+to `timeout` again for other processes', and fails with "database is
 locked" past either, as it did with SQLite's wait alone.
 """
 
 import threading
+import time
 
 from django.db import OperationalError
 from django.db.backends.sqlite3 import base
@@ -30,10 +31,34 @@ class DatabaseWrapper(base.DatabaseWrapper):
             )
         self._holds_writer_lock = True
         try:
-            super()._start_transaction_under_autocommit()
+            self._begin_immediate(timeout)
         except BaseException:
             self._release_writer_lock()
             raise
+
+    def _begin_immediate(self, timeout: float) -> None:
+        """BEGIN, retried every 0.1 to 2 ms while another process writes, up to `timeout`.
+
+        SQLite's busy handler sleeps in steps of up to 100 ms and may sleep on while the
+        lock is free; it is off (busy_timeout 0) for the BEGIN only. Once BEGIN IMMEDIATE
+        holds the write lock, the transaction's statements wait on nothing but readers."""
+        raw = self.connection.cursor()
+        raw.execute("PRAGMA busy_timeout = 0")
+        try:
+            deadline = time.monotonic() + timeout
+            pause = 0.0001
+            while True:
+                try:
+                    self.cursor().execute(f"BEGIN {self.transaction_mode or ''}".strip())
+                    return
+                except OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.002)
+        finally:
+            raw.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            raw.close()
 
     def _release_writer_lock(self):
         if getattr(self, "_holds_writer_lock", False):
