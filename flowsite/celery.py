@@ -3,6 +3,8 @@
 import os
 
 from celery import Celery
+from celery.signals import task_prerun
+from django.db import close_old_connections
 
 from apps.core import broker
 
@@ -15,3 +17,11 @@ broker.register()
 app = Celery("flowsite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+def _connections_checked_like_a_request(**kwargs) -> None:
+    """A worker keeps its database connection from task to task (CELERY_DB_REUSE_MAX):
+    before each task, one that is broken or older than DB_CONN_MAX_AGE is replaced, as
+    Django does at the start of every request."""
+    close_old_connections()
