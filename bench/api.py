@@ -62,9 +62,6 @@ import urllib3
 from sections import read_section, write_section
 from soak import MINIMAL_APP, start_web, stop_web
 
-# The embedded broker's polling_interval in flowsite/settings.py (used to explain results).
-BROKER_POLL_MS = 20
-
 ROOT = Path(__file__).resolve().parent.parent
 THROTTLE = "1000000/min"
 GREETING = (
@@ -736,8 +733,8 @@ def spy(py_spy, wrk, base, key, marker, seconds: int, work: Path) -> dict:
         for line in path.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
             frames = stack.split(";")
-            if not any("handle_request" in frame for frame in frames):
-                continue  # an idle thread or gunicorn's own loop
+            if not any(REQUEST_ENTRY in frame for frame in frames):
+                continue  # an idle thread, the server's own loop, a writer thread
             total += int(count)
             shares[classify(frames)] = shares.get(classify(frames), 0) + int(count)
     return {name: n / total for name, n in shares.items()} if total else {}
@@ -750,8 +747,16 @@ def parent(pid: int) -> int:
         return 0
 
 
+# Where a request thread starts running Django, under Granian or gunicorn.
+REQUEST_ENTRY = "django/core/handlers/wsgi.py"
+
+
 def classify(frames: list[str]) -> str:
     """What a request thread was doing in one py-spy sample."""
+    if any("group_commit.py" in frame for frame in frames):
+        return "waiting for the group commit of its run's record"
+    if any("_acquire (apps/flows/sandbox/pool.py" in frame for frame in frames):
+        return "waiting for a free script sandbox (its flow's share of the pool)"
     for index, frame in enumerate(frames):
         if "_start_transaction_under_autocommit" in frame:
             opener = next(
@@ -847,9 +852,7 @@ def machine() -> str:
 def server_config(env) -> str:
     database = env.get("DATABASE_URL", "")
     db = database.split(":", 1)[0] if database else "SQLite (fresh file, WAL)"
-    broker = (
-        env.get("CELERY_BROKER_URL") or f"filesystem:// (embedded, polling {BROKER_POLL_MS} ms)"
-    )
+    broker = env.get("CELERY_BROKER_URL") or "filesystem:// (embedded, inotify wake-up)"
     return (
         f"Granian WSGI {env.get('WEB_WORKERS') or 2} workers x "
         f"{env.get('WEB_THREADS') or 8} blocking threads, access log on (as `make run`); "
@@ -1074,17 +1077,16 @@ def limits(rows, e, inproc, drain, counts, spied, single, conns: int) -> list[st
         )
         per_run = drain["worker_ms_per_run"]
         if per_run and drain["rate"]:
-            cap = 2 * 1000 / (BROKER_POLL_MS + per_run)
+            cap = 2 * 1000 / per_run
             out.append(
                 f"- **What caps the workers.** Draining that backlog with no HTTP load: "
                 f"{drain['rate']:.1f} runs/s, while the workers used {drain['worker_busy']:.2f} "
-                f"of 2 cores ({fmt_ms(per_run)} CPU per run) and the machine was "
-                f"{drain['busy']:.0%} busy. Mostly idle workers: the limit is task pickup, not "
-                "run cost. kombu's virtual transports (the filesystem broker) fetch only when "
-                f"a prefetch slot is free and otherwise sleep `polling_interval` "
-                f"({BROKER_POLL_MS} ms); with "
-                "concurrency 2, prefetch 1 and acks_late, each slot is refilled at most once per "
-                f"sleep: ≈ 2 / ({BROKER_POLL_MS} ms + {per_run:.0f} ms) = {cap:.0f} runs/s. "
+                f"of 2 cores ({fmt_ms(per_run)} CPU per run, their sandboxes and the consumer "
+                f"included) and the machine was {drain['busy']:.0%} busy. At that cost two "
+                f"cores could finish at most 2 / {per_run:.1f} ms = {cap:.0f} runs/s; the "
+                "embedded broker wakes a worker by inotify when a message arrives or a slot "
+                "frees (apps/core/broker.py), so the gap to that is the prefork pool's "
+                "hand-offs (prefetch 1, acks_late), not a polling sleep. "
                 "One job alone: "
                 f"created→finished {fmt_ms(single.get('server_p50'))} on the server, of which "
                 f"queued {fmt_ms(single.get('queued_p50'))}."
