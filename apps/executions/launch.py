@@ -231,9 +231,12 @@ def _start(start: Start) -> tuple[Execution, bool]:
     if key and (existing := _same_key(start)):
         return existing, False
     flow = start.flow
-    if start.deferred and not key and start.claim_now and not flow.max_concurrency:
-        return _new_execution(start, for_worker=False, deferred=True), True  # nothing to write yet
     for_worker = not start.claim_now
+    if not key and not flow.max_concurrency:
+        # Nothing to check first: a deferred sync run writes nothing yet, any other is one
+        # INSERT, committed with other threads' (services.create_execution).
+        deferred = start.deferred and start.claim_now
+        return _new_execution(start, for_worker=for_worker, deferred=deferred), True
     try:
         with transaction.atomic():
             if key and (existing := _same_key(start)):

@@ -110,7 +110,10 @@ def create_execution(
     if deferred and status == Status.RUNNING:
         execution.created_at = now  # kept when the row is written later (_insert)
         return execution
-    _insert(execution)
+    if connection.in_atomic_block:  # the front door's checks hold the transaction
+        _insert(execution)
+    else:
+        group_commit.run(lambda: _insert(execution))
     return execution
 
 
