@@ -1047,18 +1047,18 @@ def limits(rows, e, inproc, drain, counts, spied, single, conns: int) -> list[st
         out.append(f"- **Waiting vs computing.** During (b) {verdict}.")
     if spied:
         top = sorted(spied.items(), key=lambda item: -item[1])
-        lock = sum(share for name, share in spied.items() if name.startswith("waiting"))
+        waiting = sum(share for name, share in spied.items() if name.startswith("waiting"))
         text = (
             "- **Where request threads are (py-spy, web workers, during (b)).** "
             + "; ".join(f"{share:.0%} {name}" for name, share in top)
             + "."
         )
-        if lock >= 0.3:
+        if waiting >= 0.3:
             text += (
-                f" {lock:.0%} of their time is spent waiting for the SQLite write lock. SQLite "
-                "lets one writer in at a time; a thread that finds the lock taken sleeps in "
-                "SQLite's busy handler (1, 2, 5 … 100 ms steps), so the cores idle while the "
-                "queue of writers grows: this is what caps the sync flow and makes its p99."
+                f" {waiting:.0%} of the samples are waits: with 16 requests outstanding and 8 "
+                "threads per worker, threads queue behind the call that holds their flow's "
+                "sandbox share or leads the group commit. Where the cores are busy (cores "
+                "used, above), the waits show where the queue sits, not an idle resource."
             )
         out.append(text)
     if d and drain:
