@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.core import group_commit, rows, timers
@@ -292,6 +293,20 @@ def storable(value: Any) -> Any:
 def claim(execution_id) -> str:
     """Move a queued execution to running: "claimed", "busy" (its flow is at its
     maximum concurrency: try again later) or "gone" (not queued any more)."""
+    now = timezone.now()
+    # A run of a flow without maxConcurrency has nothing to count: one conditional UPDATE
+    # (of two processes racing for it, one wins). Otherwise, or when it is not queued any
+    # more, the flow is locked and its running runs counted.
+    # No join: the conditions stay on the row being updated, which PostgreSQL checks again
+    # after waiting for a racing UPDATE's lock (a join's would be read from the old row).
+    unlimited = Q(flow__isnull=True) | Q(flow__in=Flow.objects.filter(max_concurrency=0))
+    if (
+        Execution.objects.filter(unlimited, pk=execution_id, status=Status.QUEUED).update(
+            status=Status.RUNNING, started_at=now, heartbeat_at=now
+        )
+        == 1
+    ):
+        return "claimed"
     with transaction.atomic():
         execution = (
             Execution.objects.select_related("flow").filter(pk=execution_id, status=Status.QUEUED)
