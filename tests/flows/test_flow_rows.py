@@ -38,11 +38,9 @@ def pieces(application):
     }
 
 
-def rows_form(application, shown: dict | None = None, **rows) -> dict:
-    """A post as the flow page makes it: the rows' columns, the endpoint fields, and the
-    JSON documents as the page `shown` them, with their hidden copies (Django's
-    show_hidden_initial), which tell an edited document from an untouched one."""
-    form = {
+def flow_fields(application) -> dict:
+    """The flow's own fields and JSON documents, as every save through FlowForm posts them."""
+    return {
         "application": application.pk,
         "name": "Leads",
         "timezone": "UTC",
@@ -53,6 +51,15 @@ def rows_form(application, shown: dict | None = None, **rows) -> dict:
         "page_processors": "[]",
         "variables": "{}",
         "api": "{}",
+    }
+
+
+def rows_form(application, shown: dict | None = None, **rows) -> dict:
+    """A post as the flow page makes it: the rows' columns, the endpoint fields, and the
+    JSON documents as the page `shown` them, with their hidden copies (Django's
+    show_hidden_initial), which tell an edited document from an untouched one."""
+    form = {
+        **flow_fields(application),
         "generator_rows-rows": "1",
         "processor_rows-rows": "1",
         "variable_rows-rows": "1",
@@ -395,20 +402,8 @@ def test_secret_variables_are_rows_whose_values_are_never_shown(admin_client, ap
 def test_a_save_without_the_page_reads_neither_the_pickers_nor_the_roles(application, pieces):
     """The management API saves through the same form: what only the page shows is not read."""
     flow = Flow.objects.create(application=application, name="Leads")
-    data = {
-        "application": application.pk,
-        "name": "Leads",
-        "timezone": "UTC",
-        "timeout_ms": 60000,
-        "max_concurrency": 0,
-        "concurrency_policy": "queue",
-        "page_generators": "[]",
-        "page_processors": "[]",
-        "variables": "{}",
-        "api": "{}",
-    }
     with CaptureQueriesContext(db) as captured:
-        form = FlowForm(data, instance=flow)
+        form = FlowForm(flow_fields(application), instance=flow)
         assert form.is_valid(), form.errors
     read = " ".join(query["sql"] for query in captured)
     assert "flows_script" not in read
