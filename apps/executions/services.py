@@ -111,8 +111,8 @@ def create_execution(
     if deferred and status == Status.RUNNING:
         execution.created_at = now  # kept when the row is written later (_insert)
         return execution
-    if connection.in_atomic_block:  # the front door's checks hold the transaction
-        _insert(execution)
+    if connection.in_atomic_block:  # part of the caller's transaction, no savepoint
+        _insert(execution)  # (the front door's checks for a key or a limit, Execute())
     else:
         group_commit.run(lambda: _insert(execution))
     return execution
