@@ -193,8 +193,15 @@ class Document:
             node = root
             *parents, leaf = field.path.split(".")
             for parent in parents:
+                # A branch sent as null is read as absent (read()), so the schema allows it.
                 node = node["properties"].setdefault(
-                    parent, {"type": "object", "additionalProperties": False, "properties": {}}
+                    parent,
+                    {
+                        "type": "object",
+                        "nullable": True,
+                        "additionalProperties": False,
+                        "properties": {},
+                    },
                 )
             node["properties"][leaf] = _field_schema(field)
         if required := self.required():
