@@ -119,6 +119,15 @@ def writable(schema: dict) -> dict:
     }
 
 
+def nullable(schema: dict) -> dict:
+    """`schema` that also takes null. An enum must list null itself (OpenAPI 3.0.3:
+    `nullable` does not widen `enum`), or validators and fuzzers call null invalid."""
+    result = {**schema, "nullable": True}
+    if "enum" in result and None not in result["enum"]:
+        result["enum"] = [*result["enum"], None]
+    return result
+
+
 def merge_patch(schema: dict) -> dict:
     """A JSON merge patch (RFC 7386) of a document: only what changes, so nothing is
     required, and any member may be null (null removes it: it takes its default)."""
@@ -127,8 +136,7 @@ def merge_patch(schema: dict) -> dict:
     return {
         **{key: value for key, value in schema.items() if key != "required"},
         "properties": {
-            name: {**merge_patch(member), "nullable": True}
-            for name, member in schema["properties"].items()
+            name: nullable(merge_patch(member)) for name, member in schema["properties"].items()
         },
     }
 

@@ -14,6 +14,7 @@ from django import forms
 from django.db import models
 
 from apps.core.api import foreign_id
+from apps.core.openapi import nullable
 from apps.flows import forms as flow_forms
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.outbound.auth import SAFE_HEADERS
@@ -235,7 +236,7 @@ def _field_schema(field: Field) -> dict:
     if field.enum:
         schema["enum"] = list(field.enum)
     if field.nullable:
-        schema = {**schema, "nullable": True}
+        schema = nullable(schema)
     if field.write_only:
         schema["writeOnly"] = True
     if field.description:

@@ -1230,3 +1230,16 @@ def test_a_branch_sent_as_null_is_read_as_absent_as_the_schema_says(
     document["http"] = None
     url = created(manager, kind, document)
     assert manager.get(url).status_code == 200
+
+
+def test_a_merge_patch_may_reset_a_field_with_choices_as_its_schema_says(manager, application, crm):
+    # Schemathesis sent `"type": null` in a PATCH of a connection: answered 200 (null resets
+    # the field to its default) while the schema's enum left null out.
+    schema = manager.get("/api/schema/?format=json").json()
+    kind = schema["components"]["schemas"]["PatchedConnectionRequest"]["properties"]["type"]
+    assert kind["nullable"] is True
+    assert None in kind["enum"]
+    url = created(manager, "connections", valid("connections", application, crm))
+    merged = manager.patch(url, {"type": None}, format="json")
+    assert merged.status_code == 200, merged.content
+    assert merged.json()["type"] == "http"
