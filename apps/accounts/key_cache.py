@@ -33,30 +33,37 @@ clear = memory.clear  # connected to the account models' signals
 
 
 def usable_key(raw: str) -> ApiKey | None:
-    """As resolve_api_key, but a key that authenticated within SECONDS is not read again.
+    """As resolve_api_key, but a key that authenticated within SECONDS is not read again
+    (and threads missing it at once share one read: ShortMemory.remembered).
 
     The returned key's owner has its privileges loaded (`has_perm` asks no query)."""
     if not keys.is_well_formed(raw):
         return resolve_api_key(raw)  # the constant-time path for malformed keys
     digest = keys.digest(raw)
-    remembered = memory.get(digest)
-    if remembered is not None:
-        cached, privileges = remembered
-        if cached.is_usable(timezone.now()):
-            return _copy(cached, privileges)
-    started = memory.started()
+    remembered = memory.remembered(digest, lambda: _read(raw), copy=_copy)
+    if remembered is None:
+        return None
+    api_key, _ = remembered
+    if api_key.is_usable(timezone.now()):
+        return api_key
+    memory.forget(digest)  # expired since it was remembered
+    return resolve_api_key(raw)
+
+
+def _read(raw: str) -> tuple[ApiKey, frozenset[str]] | None:
     api_key = resolve_api_key(raw)
     if api_key is None:
-        memory.forget(digest)
         return None
     privileges = frozenset(api_key.owner.get_all_permissions())
-    memory.put(digest, (_copy(api_key, privileges), privileges), started=started)
-    return api_key
+    api_key.owner._perm_cache = set(privileges)  # what ModelBackend.has_perm reads
+    return api_key, privileges
 
 
-def _copy(api_key: ApiKey, privileges: frozenset[str]) -> ApiKey:
+def _copy(entry: tuple[ApiKey, frozenset[str]]) -> tuple[ApiKey, frozenset[str]]:
+    """The key and its owner as a caller's own objects (the privileges are shared)."""
+    api_key, privileges = entry
     owner = copy.copy(api_key.owner)
-    owner._perm_cache = set(privileges)  # what ModelBackend.has_perm reads
+    owner._perm_cache = set(privileges)
     api_key = copy.copy(api_key)
     api_key.owner = owner
-    return api_key
+    return api_key, privileges
