@@ -183,6 +183,8 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Flowsite's queries are short; PostgreSQL's JIT only adds compile time to them.
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
+    # Its health check looks at the socket before sending SELECT 1 (apps/core/postgresql_backend).
+    DATABASES["default"]["ENGINE"] = "apps.core.postgresql_backend"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while the worker writes; IMMEDIATE transactions take
     # the write lock up front so concurrent writers wait (timeout) instead of failing
