@@ -27,7 +27,7 @@ from apps.flows.models import Flow
 from apps.flows.pipeline import build_flow_spec
 
 SECONDS = 0.5
-# flow id → (the flow document it was built from, the spec); swept at each deadline so
+# (flow id, the flow document it was built from) → the spec; swept at each deadline so
 # that decrypted connection secrets do not outlive it
 memory = ShortMemory(seconds=SECONDS, max_entries=256, sweep=True)
 clear = memory.clear  # connected to the flows models' signals
@@ -52,11 +52,12 @@ def flow_spec(flow: Flow) -> FlowSpec:
     nothing is remembered then."""
     if memory.seconds <= 0 or flow.pk is None:
         return build_flow_spec(flow)
-    document = _document(flow)
-    remembered = memory.get(flow.pk)
-    if remembered is not None and remembered[0] == document:
-        return remembered[1]
-    started = memory.started()  # from before the reads: never older than SECONDS
-    spec = build_flow_spec(flow)
-    memory.put(flow.pk, (document, spec), started=started)
-    return spec
+    # Threads that miss at once share one build (ShortMemory.remembered). An entry of an
+    # older document of the flow is no longer found, and is dropped at its deadline.
+    return memory.remembered(
+        (flow.pk, _document(flow)), lambda: build_flow_spec(flow), copy=_immutable
+    )
+
+
+def _immutable(spec: FlowSpec) -> FlowSpec:
+    return spec  # a spec is never changed: every caller may share it
