@@ -8,9 +8,11 @@ timestamps, on SQLite as on PostgreSQL. On PostgreSQL, equality uses JSON contai
 """
 
 import json
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import reduce
 from typing import Any
 
 from django.db import connections
@@ -323,11 +325,11 @@ def _cursor_values(cursor: str, keys: list[tuple[Key, bool]]) -> list[Any]:
 def _after(keys: list[tuple[Key, bool]], aliases: list[str], values: list[Any]) -> Q:
     """Rows strictly after `values` in the order of `keys`. Empty values sort last going
     up and first going down (as the ORDER BY says), so they need their own terms."""
-    condition = Q(pk__in=[])
+    terms = []  # one per key: equal on the keys before it, beyond on it
     equal_so_far = Q()
     for (key, descending), alias, value in zip(keys, aliases, values, strict=True):
         if value is None:
-            beyond = Q(**{f"{alias}__isnull": False}) if descending else Q(pk__in=[])
+            beyond = Q(**{f"{alias}__isnull": False}) if descending else None
             same = Q(**{f"{alias}__isnull": True})
         else:
             operand = _operand(key, value)
@@ -335,9 +337,11 @@ def _after(keys: list[tuple[Key, bool]], aliases: list[str], values: list[Any]) 
             if key.nullable and not descending:
                 beyond |= Q(**{f"{alias}__isnull": True})
             same = Q(**{alias: operand})
-        condition |= equal_so_far & beyond
+        if beyond is not None:  # nothing sorts after an empty value going up
+            terms.append(equal_so_far & beyond)
         equal_so_far &= same
-    return condition
+    # The usual cursor (RecordID alone) is one term: no OR, nothing empty to compile.
+    return reduce(operator.or_, terms) if terms else Q(pk__in=[])
 
 
 def ordering_keys(
