@@ -114,7 +114,13 @@ def _rewrite(
     return record
 
 
-@transaction.atomic
+# Writes that join a caller's transaction (Execute(), the admin) without a savepoint of
+# their own: its RELEASE was a round trip made while the record type's counter is locked.
+# The data is validated first, outside the block, so a RecordInvalid leaves the caller's
+# transaction usable (the flow engine reports it per record and writes the others); a
+# database error inside fails the caller's transaction, which then rolls back as a whole.
+
+
 def create_record(
     *,
     record_type: RecordType,
@@ -128,10 +134,10 @@ def create_record(
     `stamp=False` writes it without a submission id (invisible to `since` until then):
     the caller must call stamp() before its transaction commits."""
     values = clean_record(list(record_type.fields.all()), data)
-    return _insert(record_type=record_type, values=values, user=user, stamped=stamp)
+    with transaction.atomic(savepoint=False):
+        return _insert(record_type=record_type, values=values, user=user, stamped=stamp)
 
 
-@transaction.atomic
 def update_record(
     *, record: Record, data: Mapping[str, Any], user: User | None = None, stamp: bool = True
 ) -> Record:
@@ -140,7 +146,8 @@ def update_record(
     as for create_record: the record keeps its id until stamp()."""
     fields = list(record.record_type.fields.all())
     values = clean_record(fields, data, partial=True)
-    return _rewrite(record=record, fields=fields, values=values, user=user, stamped=stamp)
+    with transaction.atomic(savepoint=False):
+        return _rewrite(record=record, fields=fields, values=values, user=user, stamped=stamp)
 
 
 @transaction.atomic
