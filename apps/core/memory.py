@@ -39,7 +39,7 @@ class _Flight:
     def __init__(self):
         self.done = threading.Event()
         self.read = False  # read() returned (its value may be falsy)
-        self.value: Any = None  # the remembered copy, or the falsy value read
+        self.value: Any = None  # a copy of what read() returned
 
 
 class ShortMemory:
@@ -97,12 +97,12 @@ class ShortMemory:
                 flight = self._flights[key] = _Flight()
         if not leading:
             if flight.done.wait(FLIGHT_WAIT_SECONDS) and flight.read:
-                return copy(flight.value) if flight.value else flight.value
+                return None if flight.value is None else copy(flight.value)
             return read()
         try:
             started = self.started()
             value = read()
-            flight.value = copy(value) if value else value
+            flight.value = None if value is None else copy(value)
             flight.read = True
             if value:
                 self.put(key, flight.value, started=started)

@@ -57,6 +57,18 @@ def test_a_read_that_finds_nothing_is_shared_but_not_remembered():
     assert len(reads) == 2  # an unknown key is read every time
 
 
+def test_an_empty_result_is_shared_as_each_caller_s_own_copy():
+    memory = ShortMemory(seconds=5, max_entries=8)
+
+    def read():
+        time.sleep(0.2)
+        return []  # a route that found no flow
+
+    results = race(6, lambda: memory.remembered("route", read))
+    assert results == [[]] * 6
+    assert len({id(result) for result in results}) == 6
+
+
 def test_when_the_shared_read_fails_each_waiting_caller_reads_for_itself():
     memory = ShortMemory(seconds=5, max_entries=8)
     reads = []
