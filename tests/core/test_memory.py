@@ -26,14 +26,22 @@ def race(callers: int, call) -> list:
     return results
 
 
-def test_threads_missing_a_key_at_once_share_one_read_and_get_their_own_copies():
-    memory = ShortMemory(seconds=5, max_entries=8)
-    reads = []
+def slow_read(reads: list, answer):
+    """A read that takes 0.2 s, so the other callers arrive while it runs; each call is
+    counted in `reads`, and the n-th returns answer(n) (or raises what it raises)."""
 
     def read():
         reads.append(1)
-        time.sleep(0.2)  # the others arrive while it reads
-        return {"rows": [1, 2]}
+        time.sleep(0.2)
+        return answer(len(reads))
+
+    return read
+
+
+def test_threads_missing_a_key_at_once_share_one_read_and_get_their_own_copies():
+    memory = ShortMemory(seconds=5, max_entries=8)
+    reads = []
+    read = slow_read(reads, lambda _: {"rows": [1, 2]})
 
     results = race(8, lambda: memory.remembered("view", read))
     assert len(reads) == 1
@@ -46,10 +54,7 @@ def test_threads_missing_a_key_at_once_share_one_read_and_get_their_own_copies()
 def test_a_read_that_finds_nothing_is_shared_but_not_remembered():
     memory = ShortMemory(seconds=5, max_entries=8)
     reads = []
-
-    def read():
-        reads.append(1)
-        time.sleep(0.2)
+    read = slow_read(reads, lambda _: None)
 
     assert race(6, lambda: memory.remembered("unknown", read)) == [None] * 6
     assert len(reads) == 1
@@ -59,10 +64,7 @@ def test_a_read_that_finds_nothing_is_shared_but_not_remembered():
 
 def test_an_empty_result_is_shared_as_each_caller_s_own_copy():
     memory = ShortMemory(seconds=5, max_entries=8)
-
-    def read():
-        time.sleep(0.2)
-        return []  # a route that found no flow
+    read = slow_read([], lambda _: [])  # a route that found no flow
 
     results = race(6, lambda: memory.remembered("route", read))
     assert results == [[]] * 6
@@ -73,12 +75,12 @@ def test_when_the_shared_read_fails_each_waiting_caller_reads_for_itself():
     memory = ShortMemory(seconds=5, max_entries=8)
     reads = []
 
-    def read():
-        reads.append(1)
-        time.sleep(0.2)
-        if len(reads) == 1:
+    def answer(count: int) -> str:
+        if count == 1:
             raise ConnectionError("the database went away")
         return "found"
+
+    read = slow_read(reads, answer)
 
     results = race(4, lambda: memory.remembered("view", read))
     assert sum(isinstance(result, ConnectionError) for result in results) == 1
