@@ -21,13 +21,13 @@ import copy
 
 from django.utils import timezone
 
-from apps.accounts import keys
+from apps.accounts import keys, selectors
 from apps.accounts.models import ApiKey
 from apps.accounts.services import resolve_api_key
 from apps.core.memory import ShortMemory
 
 SECONDS = 0.5
-# digest → (key with its owner, the owner's privileges)
+# digest → (key with its owner, the owner's privileges, the owner's role names)
 memory = ShortMemory(seconds=SECONDS, max_entries=1024)
 clear = memory.clear  # connected to the account models' signals
 
@@ -36,34 +36,43 @@ def usable_key(raw: str) -> ApiKey | None:
     """As resolve_api_key, but a key that authenticated within SECONDS is not read again
     (and threads missing it at once share one read: ShortMemory.remembered).
 
-    The returned key's owner has its privileges loaded (`has_perm` asks no query)."""
+    The returned key's owner has its privileges and role names loaded (`has_perm` and
+    `selectors.role_names` ask no query)."""
     if not keys.is_well_formed(raw):
         return resolve_api_key(raw)  # the constant-time path for malformed keys
     digest = keys.digest(raw)
     remembered = memory.remembered(digest, lambda: _read(raw), copy=_copy)
     if remembered is None:
         return None
-    api_key, _ = remembered
+    api_key = remembered[0]
     if api_key.is_usable(timezone.now()):
         return api_key
     memory.forget(digest)  # expired since it was remembered
     return resolve_api_key(raw)
 
 
-def _read(raw: str) -> tuple[ApiKey, frozenset[str]] | None:
+Entry = tuple[ApiKey, frozenset[str], tuple[str, ...]]
+
+
+def _read(raw: str) -> Entry | None:
     api_key = resolve_api_key(raw)
     if api_key is None:
         return None
-    privileges = frozenset(api_key.owner.get_all_permissions())
-    api_key.owner._perm_cache = set(privileges)  # what ModelBackend.has_perm reads
-    return api_key, privileges
+    owner = api_key.owner
+    privileges = frozenset(owner.get_all_permissions())
+    owner._perm_cache = set(privileges)  # what ModelBackend.has_perm reads
+    roles = tuple(selectors.role_names(owner))
+    owner._role_names = roles
+    return api_key, privileges, roles
 
 
-def _copy(entry: tuple[ApiKey, frozenset[str]]) -> tuple[ApiKey, frozenset[str]]:
-    """The key and its owner as a caller's own objects (the privileges are shared)."""
-    api_key, privileges = entry
+def _copy(entry: Entry) -> Entry:
+    """The key and its owner as a caller's own objects (privileges and roles are shared,
+    and immutable)."""
+    api_key, privileges, roles = entry
     owner = copy.copy(api_key.owner)
     owner._perm_cache = set(privileges)
+    owner._role_names = roles
     api_key = copy.copy(api_key)
     api_key.owner = owner
-    return api_key, privileges
+    return api_key, privileges, roles

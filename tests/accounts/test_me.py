@@ -1,10 +1,19 @@
+import json
+from datetime import UTC, datetime
+
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
+from apps.accounts import key_cache, selectors
+from apps.accounts.api.serializers import MeSerializer, me_document
+from apps.accounts.models import Role, User
 from apps.accounts.permissions import HasPrivilege
 from apps.accounts.privileges import Privilege
+from apps.accounts.services import create_api_key
 
 ME = "/api/v1/me"
 ALL = [
@@ -97,3 +106,59 @@ def test_a_client_accepting_only_problem_json_gets_its_error(api_client, db):
     response = api_client.get(ME, HTTP_ACCEPT="application/problem+json")
     assert response.status_code == 401
     assert response["Content-Type"] == "application/problem+json"
+
+
+@pytest.fixture
+def remembered_keys(monkeypatch):
+    monkeypatch.setattr(key_cache.memory, "seconds", 60.0)  # however slow the machine
+    key_cache.clear()
+    yield
+    key_cache.clear()
+
+
+def test_me_with_a_remembered_key_reads_nothing(key_client, member, remembered_keys):
+    client = key_client(member)
+    assert client.get(ME).status_code == 200  # reads the key, its privileges and roles
+    with CaptureQueriesContext(connection) as queries:
+        body = client.get(ME).json()
+    assert body["roles"] == ["Callers"]
+    assert body["privileges"] == ["use_api_key", "run_flows"]
+    # The key's last_used_at is written at most once a minute: nothing this time.
+    assert [q["sql"] for q in queries.captured_queries] == []
+
+
+def test_a_role_left_leaves_me_within_the_keys_memory(key_client, member, callers_role):
+    other = Role.objects.create(name="Auditors")
+    other.members.add(member)
+    client = key_client(member)
+    assert client.get(ME).json()["roles"] == ["Auditors", "Callers"]
+    other.members.remove(member)  # in this process: the memory is cleared at once
+    assert client.get(ME).json()["roles"] == ["Callers"]
+
+
+@pytest.mark.parametrize("expires", [None, datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)])
+@pytest.mark.parametrize("who", ["owner", "member", "outsider", "inactive superuser"])
+def test_the_me_document_is_what_its_documented_serializer_gives(request, who, expires, db):
+    if who == "inactive superuser":
+        user = User.objects.create_superuser("gone", password="gone-pass-123", is_active=False)
+    else:
+        user = request.getfixturevalue(who)
+    api_key = create_api_key(owner=user, label="ERP", expires_at=expires).api_key
+    roles = selectors.role_names(user)
+    privileges = selectors.effective_privileges(user)
+    assert privileges == [p.value for p in Privilege if user.has_perm(p.perm)]
+    for key in (api_key, None):
+        documented = MeSerializer(
+            {
+                "id": user.pk,
+                "username": user.username,
+                "account_type": user.account_type,
+                "is_superuser": user.is_superuser,
+                "roles": roles,
+                "privileges": privileges,
+                "authentication": "apiKey" if key else "session",
+                "apiKey": key,
+            }
+        ).data
+        built = me_document(user, api_key=key, roles=roles, privileges=privileges)
+        assert json.dumps(built) == json.dumps(documented)

@@ -3,7 +3,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts import selectors
-from apps.accounts.api.serializers import MeSerializer
+from apps.accounts.api.serializers import MeSerializer, me_document
 from apps.accounts.models import ApiKey
 from apps.core.openapi import problem_responses
 
@@ -35,15 +35,11 @@ class MeView(APIView):
     )
     def get(self, request):
         user = request.user
-        api_key = request.auth if isinstance(request.auth, ApiKey) else None
-        data = {
-            "id": user.pk,
-            "username": user.username,
-            "account_type": user.account_type,
-            "is_superuser": user.is_superuser,
-            "roles": selectors.role_names(user),
-            "privileges": selectors.effective_privileges(user),
-            "authentication": "apiKey" if api_key else "session",
-            "apiKey": api_key,
-        }
-        return Response(MeSerializer(data).data)
+        return Response(
+            me_document(
+                user,
+                api_key=request.auth if isinstance(request.auth, ApiKey) else None,
+                roles=selectors.role_names(user),
+                privileges=selectors.effective_privileges(user),
+            )
+        )
