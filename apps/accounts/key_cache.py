@@ -27,7 +27,7 @@ from apps.accounts.services import resolve_api_key
 from apps.core.memory import ShortMemory
 
 SECONDS = 0.5
-# digest → (key with its owner, the owner's privileges, the owner's role names)
+# digest → (key with its owner, the owner's privileges, the owner's role names once asked)
 memory = ShortMemory(seconds=SECONDS, max_entries=1024)
 clear = memory.clear  # connected to the account models' signals
 
@@ -36,8 +36,8 @@ def usable_key(raw: str) -> ApiKey | None:
     """As resolve_api_key, but a key that authenticated within SECONDS is not read again
     (and threads missing it at once share one read: ShortMemory.remembered).
 
-    The returned key's owner has its privileges and role names loaded (`has_perm` and
-    `selectors.role_names` ask no query)."""
+    The returned key's owner has its privileges loaded (`has_perm` asks no query), and
+    its role names once one caller asked for them (`selectors.role_names`, for /me)."""
     if not keys.is_well_formed(raw):
         return resolve_api_key(raw)  # the constant-time path for malformed keys
     digest = keys.digest(raw)
@@ -51,7 +51,7 @@ def usable_key(raw: str) -> ApiKey | None:
     return resolve_api_key(raw)
 
 
-Entry = tuple[ApiKey, frozenset[str], tuple[str, ...]]
+Entry = tuple[ApiKey, frozenset[str], selectors.RoleNames]
 
 
 def _read(raw: str) -> Entry | None:
@@ -61,14 +61,14 @@ def _read(raw: str) -> Entry | None:
     owner = api_key.owner
     privileges = frozenset(owner.get_all_permissions())
     owner._perm_cache = set(privileges)  # what ModelBackend.has_perm reads
-    roles = tuple(selectors.role_names(owner))
+    roles = selectors.RoleNames()  # read by the first caller that asks, then kept
     owner._role_names = roles
     return api_key, privileges, roles
 
 
 def _copy(entry: Entry) -> Entry:
-    """The key and its owner as a caller's own objects (privileges and roles are shared,
-    and immutable)."""
+    """The key and its owner as a caller's own objects (privileges and role names are
+    shared: immutable, and read once)."""
     api_key, privileges, roles = entry
     owner = copy.copy(api_key.owner)
     owner._perm_cache = set(privileges)

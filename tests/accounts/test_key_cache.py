@@ -37,7 +37,7 @@ def test_a_key_that_authenticated_is_not_read_again_within_half_a_second(
     member, clock, django_assert_num_queries
 ):
     plaintext = create_api_key(owner=member).plaintext
-    with django_assert_num_queries(4):  # the key and its owner, last used, privileges, roles
+    with django_assert_num_queries(3):  # the key and its owner, last used, privileges
         first = key_cache.usable_key(plaintext)
     with django_assert_num_queries(0):
         again = key_cache.usable_key(plaintext)

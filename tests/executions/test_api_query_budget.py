@@ -116,14 +116,14 @@ def test_a_route_and_spec_not_remembered_cost_two_queries_more(
     assert transactions == 1
 
 
-def test_a_key_not_remembered_costs_three_queries_more(db, application, integration, monkeypatch):
+def test_a_key_not_remembered_costs_two_queries_more(db, application, integration, monkeypatch):
     monkeypatch.setattr(key_cache.memory, "seconds", 0.0)
     greeting_flow(application)
     client = key_client(integration)
     assert client.get("/api/resources/greeting?name=warm").status_code == 200
     _, statements, _, transactions = captured(client, "/api/resources/greeting?name=Leor")
-    # + the flow, + its script; + the key, + its owner's privileges, + its owner's roles
-    assert len(statements) == 7, "\n".join(statements)
+    # + the flow, + its script; + the key, + its owner's privileges
+    assert len(statements) == 6, "\n".join(statements)
     assert transactions == 1
 
 
