@@ -4,11 +4,13 @@ record types with their fields (from the recordType document of the management A
 import hashlib
 import json
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import connection, transaction
-from django.db.models import Max
+from django.db import connection, connections, transaction
+from django.db.models import Field, Max
+from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.flows.models import Application
@@ -61,6 +63,55 @@ def _next_submission_id(record_type: RecordType) -> int:
     return counter.last_value
 
 
+@lru_cache(maxsize=8)
+def _stamped_insert(alias: str) -> tuple[str, tuple[Field, ...]]:
+    """PostgreSQL: one statement that takes the record type's next submission id (locking
+    its counter row, as _next_submission_id does) and inserts the record with it; nothing
+    when the counter row does not exist yet. The values are cast to their columns' types:
+    in INSERT … SELECT, PostgreSQL would take an untyped literal for text."""
+    database = connections[alias]
+    quote = database.ops.quote_name
+    fields = tuple(
+        field
+        for field in Record._meta.concrete_fields
+        if not field.primary_key and field.name != "submission_id"
+    )
+    columns = ", ".join(quote(field.column) for field in fields)
+    values = ", ".join(f"%s::{field.db_type(database)}" for field in fields)
+    statement = (
+        f"WITH counter AS (UPDATE {quote(SubmissionCounter._meta.db_table)} "  # noqa: S608 - quoted names
+        "SET last_value = last_value + 1 WHERE record_type_id = %s RETURNING last_value) "
+        f"INSERT INTO {quote(Record._meta.db_table)} ({columns}, {quote('submission_id')}) "
+        f"SELECT {values}, counter.last_value FROM counter RETURNING {quote('id')}, "
+        f"{quote('submission_id')}"
+    )
+    return statement, fields
+
+
+def _insert_stamped(record: Record) -> bool:
+    """Insert `record` with the next submission id in one round trip (PostgreSQL), so the
+    counter stays locked for the commit alone, not for a round trip more and the wait for
+    this thread's turn in between; False, having written nothing, where that cannot be done
+    (another database, or the record type's first write, which makes the counter row)."""
+    if connection.vendor != "postgresql":
+        return False
+    statement, fields = _stamped_insert(connection.alias)
+    record.created_at = record.modified_at = timezone.now()  # auto_now_add, auto_now
+    params = [record.record_type_id]
+    params += [
+        field.get_db_prep_save(getattr(record, field.attname), connection) for field in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    record.pk, record.submission_id = row
+    record._state.adding = False
+    record._state.db = connection.alias
+    return True
+
+
 def stamp(record: Record) -> Record:
     """Give a record written with `stamp=False` its submission id: the next of its record
     type, under the counter lock, which is held until the transaction commits. Call it as
@@ -86,6 +137,8 @@ def _insert(
     # The unique (record type, submission id) constraint holds by construction, and the
     # foreign keys are loaded objects: checking them would cost a query each per write.
     record.full_clean(validate_constraints=False, exclude=["submission_id", *LOADED])
+    if stamped and _insert_stamped(record):
+        return record
     if stamped:  # last: the counter is locked until the transaction ends
         record.submission_id = _next_submission_id(record_type)
     record.save()

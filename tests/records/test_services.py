@@ -1,10 +1,13 @@
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.records import services
 from apps.records.models import Record, RecordField, RecordType, SubmissionCounter
 from apps.records.selectors import record_type_document
 from apps.records.validation import RecordInvalid
+from tests.conftest import postgresql_only
 
 
 def test_creating_a_record_validates_applies_defaults_and_records_who(lead_type, owner):
@@ -212,3 +215,31 @@ def test_a_field_name_cannot_be_a_system_field_in_any_case(lead_type):
     field = RecordField(record_type=lead_type, name="submissionid", type="text")
     with pytest.raises(ValidationError, match="system field"):
         field.full_clean()
+
+
+def test_a_created_record_is_written_as_it_is_returned(lead_type, owner):
+    first = services.create_record(record_type=lead_type, data={"Company": "A"}, user=owner)
+    second = services.create_record(
+        record_type=lead_type, data={"Company": "B", "Amount": 7}, user=owner
+    )
+    assert (first.submission_id, second.submission_id) == (1, 2)
+    assert not second._state.adding
+    stored = Record.objects.get(pk=second.pk)
+    assert stored.submission_id == 2
+    assert stored.data == second.data == {**stored.data, "Company": "B", "Amount": 7}
+    assert (stored.created_by, stored.modified_by) == (owner, owner)
+    assert (stored.created_at, stored.modified_at) == (second.created_at, second.modified_at)
+    assert second.created_at is not None
+    assert SubmissionCounter.objects.get(record_type=lead_type).last_value == 2
+
+
+@postgresql_only
+def test_on_postgresql_a_create_takes_its_id_and_inserts_in_one_statement(lead_type):
+    services.create_record(record_type=lead_type, data={"Company": "A"})  # makes the counter
+    with CaptureQueriesContext(connection) as queries:
+        record = services.create_record(record_type=lead_type, data={"Company": "B"})
+    writes = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith("SELECT")]
+    assert len(writes) == 1, writes
+    assert writes[0].startswith('WITH counter AS (UPDATE "records_submissioncounter"')
+    assert record.submission_id == 2
+    assert Record.objects.get(submission_id=2).data["Company"] == "B"
