@@ -82,17 +82,18 @@ def _stamped_insert(alias: str) -> tuple[str, tuple[Field, ...]]:
         f"WITH counter AS (UPDATE {quote(SubmissionCounter._meta.db_table)} "  # noqa: S608 - quoted names
         "SET last_value = last_value + 1 WHERE record_type_id = %s RETURNING last_value) "
         f"INSERT INTO {quote(Record._meta.db_table)} ({columns}, {quote('submission_id')}) "
-        f"SELECT {values}, counter.last_value FROM counter RETURNING {quote('id')}, "
-        f"{quote('submission_id')}"
+        f"SELECT {values}, counter.last_value FROM counter "
+        f"RETURNING {quote(Record._meta.pk.column)}, {quote('submission_id')}"
     )
     return statement, fields
 
 
 def _insert_stamped(record: Record) -> bool:
-    """Insert `record` with the next submission id in one round trip (PostgreSQL), so the
-    counter stays locked for the commit alone, not for a round trip more and the wait for
-    this thread's turn in between; False, having written nothing, where that cannot be done
-    (another database, or the record type's first write, which makes the counter row)."""
+    """Insert `record` with the next submission id in one round trip (PostgreSQL). The
+    counter is locked from this statement to the commit, as with the UPDATE and the INSERT
+    apart, but for one round trip and one wait for this thread's turn less. False, having
+    written nothing, where that cannot be done (another database, or the record type's
+    first write, which makes the counter row)."""
     if connection.vendor != "postgresql":
         return False
     statement, fields = _stamped_insert(connection.alias)
