@@ -9,7 +9,8 @@ import time
 from functools import lru_cache
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from rest_framework.throttling import BaseThrottle
 
 logger = logging.getLogger(__name__)
@@ -58,15 +59,34 @@ def hit(scope: str, ident: str, rate: str) -> float | None:
     """
     key, limit, remaining = _window(scope, ident, rate)
     try:
-        cache.add(key, 0, timeout=int(remaining) + 2)
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=int(remaining) + 2)
-        count = 1
+        count = _count(key, timeout=int(remaining) + 2)
     except Exception:
         logger.warning("Rate limiting is off: the cache is unavailable", exc_info=True)
         return None
     return remaining if count > limit else None
+
+
+def _count(key: str, *, timeout: int) -> int:
+    """Add one to the counter `key` (made with `timeout` if missing); the count after.
+
+    On Redis, one round trip: SET NX with its expiry and INCR, pipelined. Django's add()
+    and incr() make three (SET NX, then EXISTS and INCR), on every API call. The counter
+    is a plain integer, as Django's Redis serializer stores integers, so cache.get() reads
+    it (exhausted())."""
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        redis_key = backend.make_and_validate_key(key)
+        # _cache: Django's client for the backend's servers (its own add() and incr() use it).
+        pipeline = backend._cache.get_client(redis_key, write=True).pipeline(transaction=False)
+        pipeline.set(redis_key, 0, ex=timeout, nx=True)
+        pipeline.incr(redis_key)
+        return pipeline.execute()[1]
+    backend.add(key, 0, timeout=timeout)
+    try:
+        return backend.incr(key)
+    except ValueError:  # evicted between add and incr
+        backend.set(key, 1, timeout=timeout)
+        return 1
 
 
 def exhausted(scope: str, ident: str, rate: str) -> float | None:
