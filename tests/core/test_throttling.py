@@ -57,3 +57,18 @@ def test_counts_are_kept_apart_per_caller(redis_cache):
     assert throttling.hit("key", "9", "1/min") is None
     assert throttling.hit("key", "10", "1/min") is None
     assert throttling.hit("key", "9", "1/min") is not None
+
+
+def test_the_redis_client_is_made_once_not_per_request(redis_cache, monkeypatch):
+    throttling.hit("key", "11", "10/min")
+    made = []
+    original = redis.Redis.__init__
+
+    def init(client, *args, **kwargs):
+        made.append(client)
+        original(client, *args, **kwargs)
+
+    monkeypatch.setattr(redis.Redis, "__init__", init)
+    for _ in range(3):
+        assert throttling.hit("key", "11", "10/min") is None
+    assert made == []  # Django's own add() and incr() would have made one each
