@@ -36,6 +36,22 @@ def _stamp(instance: Model, field: Field, now) -> None:
         setattr(instance, field.attname, now)
 
 
+def prepared(instance: Model, fields: Sequence[Field], connection, now) -> list:
+    """The parameters of `instance`'s row for `fields`: `auto_now_add` and `auto_now`
+    stamped with `now` when unset, each value as `get_db_prep_save` makes it."""
+    params = []
+    for field in fields:
+        _stamp(instance, field, now)
+        params.append(field.get_db_prep_save(getattr(instance, field.attname), connection))
+    return params
+
+
+def written(instance: Model, alias: str) -> None:
+    """Mark an instance inserted by hand as saved, as Model.save() would."""
+    instance._state.adding = False
+    instance._state.db = alias
+
+
 def insert(instances: Sequence[Model]) -> None:
     """One INSERT of `instances` (all of one model); each is then no longer `adding`."""
     if not instances:
@@ -46,12 +62,9 @@ def insert(instances: Sequence[Model]) -> None:
     now = timezone.now()
     params = []
     for instance in instances:
-        for field in fields:
-            _stamp(instance, field, now)
-            params.append(field.get_db_prep_save(getattr(instance, field.attname), connection))
+        params += prepared(instance, fields, connection, now)
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     with connection.cursor() as cursor:
         cursor.execute(head + ", ".join([row] * len(instances)), params)
     for instance in instances:
-        instance._state.adding = False
-        instance._state.db = connection.alias
+        written(instance, connection.alias)

@@ -13,6 +13,7 @@ from django.db.models import Field, Max
 from django.utils import timezone
 
 from apps.accounts.models import User
+from apps.core import rows
 from apps.flows.models import Application
 from apps.flows.pipeline import as_id
 from apps.records import selectors
@@ -97,19 +98,14 @@ def _insert_stamped(record: Record) -> bool:
     if connection.vendor != "postgresql":
         return False
     statement, fields = _stamped_insert(connection.alias)
-    record.created_at = record.modified_at = timezone.now()  # auto_now_add, auto_now
-    params = [record.record_type_id]
-    params += [
-        field.get_db_prep_save(getattr(record, field.attname), connection) for field in fields
-    ]
+    params = [record.record_type_id, *rows.prepared(record, fields, connection, timezone.now())]
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         row = cursor.fetchone()
     if row is None:
         return False
     record.pk, record.submission_id = row
-    record._state.adding = False
-    record._state.db = connection.alias
+    rows.written(record, connection.alias)
     return True
 
 
