@@ -76,7 +76,7 @@ def _count(key: str, *, timeout: int) -> int:
     backend = caches["default"]
     if isinstance(backend, RedisCache):
         redis_key = backend.make_and_validate_key(key)
-        pipeline = _redis_client(backend, redis_key).pipeline(transaction=False)
+        pipeline = _redis_client(backend).pipeline(transaction=False)
         pipeline.set(redis_key, 0, ex=timeout, nx=True)
         pipeline.incr(redis_key)
         return pipeline.execute()[1]
@@ -86,6 +86,20 @@ def _count(key: str, *, timeout: int) -> int:
     except ValueError:  # evicted between add and incr
         backend.set(key, 1, timeout=timeout)
         return 1
+
+
+def _redis_client(backend: RedisCache):
+    """The redis.Redis client of the backend's primary (where writes go), made once per
+    backend.
+
+    Django's RedisCache builds a new redis.Redis for every operation (`_cache.get_client`,
+    the client its own add() and incr() use), which costs more CPU than the round trip.
+    The backend is per thread (caches are thread-local) and the client's connection pool is
+    Django's, so keeping the client on it shares nothing new between threads."""
+    client = getattr(backend, "_flowsite_write_client", None)
+    if client is None:
+        client = backend._flowsite_write_client = backend._cache.get_client(write=True)
+    return client
 
 
 def exhausted(scope: str, ident: str, rate: str) -> float | None:
@@ -119,17 +133,3 @@ class CallerRateThrottle(BaseThrottle):
 
     def wait(self) -> float | None:
         return self.retry_after
-
-
-def _redis_client(backend: RedisCache, key: str):
-    """The redis.Redis client of the backend's primary, made once per backend.
-
-    Django's RedisCache builds a new redis.Redis for every operation (`_cache.get_client`,
-    the client its own add() and incr() use), which costs more CPU than the round trip.
-    The backend is per thread (caches are thread-local) and the client's connection pool is
-    Django's, so keeping the client on it shares nothing new between threads."""
-    client = getattr(backend, "_flowsite_write_client", None)
-    if client is None:
-        client = backend._cache.get_client(key, write=True)
-        backend._flowsite_write_client = client
-    return client
