@@ -4,20 +4,23 @@ Every call a flow makes goes through `OutboundClient.send`, so the limits below 
 all of them: a flow cannot hang a worker, exhaust its memory or reach the private network.
 """
 
+import contextlib
 import json as jsonlib
 import logging
 import re
+import ssl
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from http.client import HTTPException
 from typing import Any
 from urllib.parse import SplitResult, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 from django.conf import settings
-from urllib3 import HTTPHeaderDict, Timeout
+from urllib3 import HTTPHeaderDict
 from urllib3.exceptions import (
     HTTPError,
     NameResolutionError,
@@ -46,8 +49,8 @@ from apps.flows.outbound.errors import (
     redact_secrets,
     secret_forms,
 )
-from apps.flows.outbound.guard import AddressPolicy, GuardedPoolManager
-from apps.flows.outbound.origin import DEFAULT_PORTS, Origin, origin_of, shown
+from apps.flows.outbound.guard import AddressPolicy, GuardedPool
+from apps.flows.outbound.origin import DEFAULT_PORTS, Origin, locate, origin_of, shown
 from apps.flows.outbound.retry import (
     RETRIABLE_STATUSES,
     RETRY_AFTER_STATUSES,
@@ -60,7 +63,7 @@ logger = logging.getLogger("flowsite.outbound")
 
 USER_AGENT = "Flowsite"
 MAX_REDIRECTS = 5
-# Pool managers kept at once (one per connection key); the least recently used is closed.
+# Pools kept at once (one per connection key); the least recently used is closed.
 MAX_POOL_MANAGERS = 256
 # Idle keep-alive connections kept per host and connection, at least; a connection whose
 # `concurrency` is higher keeps that many, so parallel calls never reconnect.
@@ -160,23 +163,24 @@ class _Budget:
 
 
 class _Slot:
-    """One connection's pool manager and OAuth2 token, evicted together."""
+    """One connection's pool and OAuth2 token, evicted together."""
 
-    def __init__(self, manager: GuardedPoolManager) -> None:
-        self.manager = manager
+    def __init__(self, pool: GuardedPool) -> None:
+        self.pool = pool
         self.token: Token | None = None
         # Held while fetching, so concurrent calls wait for one token request.
         self.token_lock = threading.Lock()
 
 
-def _reason(error: HTTPError) -> str:
-    """The underlying cause of a urllib3 error, without urllib3's object dump."""
+def _reason(error: BaseException) -> str:
+    """The underlying cause of a failure, without urllib3's object dump."""
     cause = error.__cause__
     if cause is None and isinstance(error, ProtocolError) and len(error.args) > 1:
         cause = error.args[1]
+    cause = cause or error
     if isinstance(cause, OSError) and cause.strerror:
         return cause.strerror
-    return str(cause or error)
+    return str(cause)
 
 
 def _netloc(url: str) -> str:
@@ -189,8 +193,12 @@ def _timed_out(url: str, budget: _Budget) -> OutboundError:
     )
 
 
-def _translate(error: HTTPError, url: str, budget: _Budget) -> OutboundError:
-    """A urllib3 failure as an OutboundError with a message a flow author can act on."""
+def _outbound_error(error: BaseException, url: str, budget: _Budget) -> BaseException:
+    """What a failed round trip raises: an OutboundError with a message a flow author can
+    act on, whatever raised it (the address guard, urllib3, http.client, ssl, the socket)."""
+    if isinstance(error, OutboundError):
+        error.url = error.url or url
+        return error
     if isinstance(error, NameResolutionError):
         message = f"Could not connect to {_netloc(url)}: the host name did not resolve"
         return OutboundError(f"{message} ({_reason(error)})", retriable=True, url=url)
@@ -198,15 +206,19 @@ def _translate(error: HTTPError, url: str, budget: _Budget) -> OutboundError:
     if isinstance(error, NewConnectionError):
         message = f"Could not connect to {_netloc(url)}: {_reason(error)}"
         return OutboundError(message, retriable=True, url=url)
-    if isinstance(error, Urllib3TimeoutError):
+    if isinstance(error, Urllib3TimeoutError | TimeoutError):
         return _timed_out(url, budget)
-    if isinstance(error, SSLError):
+    if isinstance(error, SSLError | ssl.SSLError | ssl.CertificateError):
         message = f"Could not connect to {_netloc(url)}: TLS failed: {_reason(error)}"
         return OutboundError(message, retriable=True, url=url)
-    if isinstance(error, ProtocolError):
+    if isinstance(error, ProtocolError | OSError | HTTPException):
         message = f"Connection to {_netloc(url)} broke off: {_reason(error)}"
         return OutboundError(message, retriable=True, url=url)
-    return OutboundError(f"Request to {url} failed: {error}", url=url)
+    if isinstance(error, HTTPError):
+        return OutboundError(f"Request to {url} failed: {error}", url=url)
+    if isinstance(error, ValueError):  # http.client's verdict on an invalid method or header
+        return OutboundError(f"Invalid request to {url}: {error}", url=url)
+    return error
 
 
 def _redacted(error: OutboundError, secrets: tuple[str, ...]) -> OutboundError:
@@ -322,7 +334,7 @@ class OutboundClient:
             slots = list(self._slots.values())
             self._slots.clear()
         for slot in slots:
-            slot.manager.clear()
+            slot.pool.close()
 
     def _slot(self, connection: ConnectionConfig) -> _Slot:
         with self._lock:
@@ -332,14 +344,14 @@ class OutboundClient:
                 return slot
             policy = AddressPolicy.from_allowlist(connection.allowed_private_hosts)
             maxsize = max(POOL_MAXSIZE, connection.concurrency)
-            slot = _Slot(GuardedPoolManager(policy, maxsize=maxsize, block=False))
+            slot = _Slot(GuardedPool(policy, maxsize=maxsize))
             self._slots[connection.key] = slot
             evicted = None
             if len(self._slots) > MAX_POOL_MANAGERS:
                 evicted = self._slots.popitem(last=False)[1]
         if evicted is not None:
             # Connections in use finish normally: a closed pool discards them when returned.
-            evicted.manager.clear()
+            evicted.pool.close()
         return slot
 
     def _budget(
@@ -394,16 +406,16 @@ class OutboundClient:
         body = _encode_body(request, headers)
         method = request.method.upper()
         if auth.type != OAUTH2_CLIENT_CREDENTIALS:
-            return self._follow(slot.manager, method, url, headers, body, budget)
+            return self._follow(slot.pool, method, url, headers, body, budget)
         token, fresh = self._token(slot, connection, budget, stale=None)
         headers["Authorization"] = f"Bearer {token}"
-        response = self._follow(slot.manager, method, url, headers, body, budget)
+        response = self._follow(slot.pool, method, url, headers, body, budget)
         if response.status != 401 or fresh:
             return response
         # The cached token was revoked or expired early: fetch another and try once more.
         token, _ = self._token(slot, connection, budget, stale=token)
         headers["Authorization"] = f"Bearer {token}"
-        return self._follow(slot.manager, method, url, headers, body, budget)
+        return self._follow(slot.pool, method, url, headers, body, budget)
 
     def _token(
         self, slot: _Slot, connection: ConnectionConfig, budget: _Budget, stale: str | None
@@ -429,7 +441,7 @@ class OutboundClient:
             )
             # Redirects are not followed: they would carry the client secret elsewhere.
             response = self._exchange(
-                slot.manager, "POST", token_url, headers, token_form(auth), budget
+                slot.pool, "POST", token_url, headers, token_form(auth), budget
             )
             if not 200 <= response.status < 300:
                 raise OutboundError(
@@ -444,7 +456,7 @@ class OutboundClient:
 
     def _follow(
         self,
-        manager: GuardedPoolManager,
+        pool: GuardedPool,
         method: str,
         url: str,
         headers: HTTPHeaderDict,
@@ -462,7 +474,7 @@ class OutboundClient:
         first_url = url
         hops = 0
         while True:
-            response = self._exchange(manager, method, url, headers, body, budget)
+            response = self._exchange(pool, method, url, headers, body, budget)
             location = response.headers.get("location")
             if response.status not in _REDIRECT_STATUSES or not location:
                 return response
@@ -488,42 +500,45 @@ class OutboundClient:
 
     def _exchange(
         self,
-        manager: GuardedPoolManager,
+        pool: GuardedPool,
         method: str,
         url: str,
         headers: HTTPHeaderDict,
         body: bytes | None,
         budget: _Budget,
     ) -> HttpResponse:
-        """One HTTP round trip within the budget, its body read up to the size limit."""
-        remaining = budget.deadline - self._clock()
-        if remaining <= 0:
-            raise _timed_out(url, budget)
+        """One HTTP round trip within the budget, its body read up to the size limit.
+
+        Each phase may take what is left of the budget: the socket timeout bounds each
+        connect, send and receive, and the body's reader checks the deadline between reads.
+        The connection goes back to the pool only when its response was read to the end:
+        unread data would corrupt the next request on it.
+        """
+        located = locate(url)
+        if located is None:
+            raise OutboundError(f"Cannot call {url!r}: it is not an http(s) URL", url=url)
+        origin, target = located
+        connection = pool.take(origin)
         try:
-            raw = manager.urlopen(
-                method,
-                url,
-                body=body,
-                headers=headers,
-                redirect=False,
-                retries=False,
-                preload_content=False,
-                timeout=Timeout(connect=remaining, read=remaining),
-            )
-            try:
-                data = self._read_body(raw, url, budget)
-            finally:
-                if not raw.closed:
-                    # Unread data would corrupt the next request on this connection.
-                    raw.close()
-                raw.release_conn()
-        except OutboundError as error:
-            error.url = error.url or url
-            raise
-        except HTTPError as error:
-            raise _translate(error, url, budget) from error
-        except ValueError as error:  # http.client's verdict on an invalid method or header
-            raise OutboundError(f"Invalid request to {url}: {error}", url=url) from error
+            connection.timeout = self._remaining(url, budget)
+            # The server may answer (a 413, say) after closing its side: read the answer.
+            with contextlib.suppress(BrokenPipeError):
+                connection.request(
+                    method, target, body=body, headers=headers, preload_content=False
+                )
+            connection.timeout = self._remaining(url, budget)
+            raw = connection.getresponse()
+            data = self._read_body(raw, url, budget)
+        except BaseException as error:
+            connection.close()
+            translated = _outbound_error(error, url, budget)
+            if translated is error:
+                raise
+            raise translated from error
+        if raw.closed:
+            pool.give(origin, connection)
+        else:
+            connection.close()
         return HttpResponse(
             status=raw.status,
             headers={name.lower(): raw.headers[name] for name in raw.headers},
@@ -531,6 +546,12 @@ class OutboundClient:
             url=url,
             elapsed_ms=(self._clock() - budget.started) * 1000,
         )
+
+    def _remaining(self, url: str, budget: _Budget) -> float:
+        remaining = budget.deadline - self._clock()
+        if remaining <= 0:
+            raise _timed_out(url, budget)
+        return remaining
 
     def _read_body(self, raw: BaseHTTPResponse, url: str, budget: _Budget) -> bytes:
         """Read at most limit + 1 bytes: enough to know the body is too large, never more.

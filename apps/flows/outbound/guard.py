@@ -12,18 +12,18 @@ from __future__ import annotations
 import ipaddress
 import socket
 import sys
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from urllib3 import PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.connection import allowed_gai_family
 
 from apps.flows.outbound.errors import BlockedAddress, OutboundError
+from apps.flows.outbound.origin import Origin
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -189,34 +189,56 @@ class GuardedHTTPSConnection(GuardedHTTPConnection, HTTPSConnection):
     """The HTTPS variant: HTTPSConnection.connect() wraps the socket from the guarded _new_conn."""
 
 
-class GuardedHTTPConnectionPool(HTTPConnectionPool):
-    ConnectionCls = GuardedHTTPConnection
+class GuardedPool:
+    """One configured connection's kept-alive guarded connections, by origin.
 
+    The client reads every response to its end before it gives the connection back, so a
+    connection is idle, or in exactly one call's hands. This is what urllib3's PoolManager
+    and connection pools did for the client, without what it does not use (parsing every
+    URL again, retries, proxies): a call on a kept-alive connection costs less Python.
+    """
 
-class GuardedHTTPSConnectionPool(HTTPSConnectionPool):
-    ConnectionCls = GuardedHTTPSConnection
+    # Origins whose idle connections are kept: a connection's calls go to its own origin,
+    # and only redirects lead elsewhere.
+    MAX_ORIGINS = 10
 
-
-class GuardedPoolManager(PoolManager):
-    """A PoolManager whose every connection enforces `address_policy`."""
-
-    def __init__(self, address_policy: AddressPolicy, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, address_policy: AddressPolicy, maxsize: int) -> None:
         self.address_policy = address_policy
-        self.pool_classes_by_scheme = {
-            "http": GuardedHTTPConnectionPool,
-            "https": GuardedHTTPSConnectionPool,
-        }
+        self.maxsize = maxsize
+        self._idle: dict[Origin, list[GuardedHTTPConnection]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
 
-    def _new_pool(
-        self,
-        scheme: str,
-        host: str,
-        port: int,
-        request_context: dict[str, Any] | None = None,
-    ) -> HTTPConnectionPool:
-        # The policy cannot travel in connection_pool_kw: urllib3 builds pool keys from it
-        # and rejects unknown fields. Pools hand extra keywords on to their connections.
-        context = dict(self.connection_pool_kw if request_context is None else request_context)
-        context["address_policy"] = self.address_policy
-        return super()._new_pool(scheme, host, port, context)
+    def take(self, origin: Origin) -> GuardedHTTPConnection:
+        """An idle connection to `origin` that is still open, else a new (unconnected) one."""
+        with self._lock:
+            idle = self._idle.get(origin)
+            connection = idle.pop() if idle else None
+        if connection is not None:
+            if connection.is_connected:  # not closed by either side while idle
+                return connection
+            connection.close()
+        scheme, host, port = origin
+        kind = GuardedHTTPSConnection if scheme == "https" else GuardedHTTPConnection
+        # http.client brackets an IPv6 address in the Host header itself.
+        return kind(host.strip("[]"), port, address_policy=self.address_policy)
+
+    def give(self, origin: Origin, connection: GuardedHTTPConnection) -> None:
+        """Keep a connection whose response was read to its end, for the next call."""
+        with self._lock:
+            idle = self._idle.get(origin)
+            if idle is None and not self._closed and len(self._idle) < self.MAX_ORIGINS:
+                idle = self._idle[origin] = []
+            if idle is not None and not self._closed and len(idle) < self.maxsize:
+                idle.append(connection)
+                return
+        connection.close()
+
+    def close(self) -> None:
+        """Close the idle connections; those in use are closed when they are given back."""
+        with self._lock:
+            self._closed = True
+            idle = [connection for kept in self._idle.values() for connection in kept]
+            self._idle.clear()
+        for connection in idle:
+            connection.close()

@@ -23,6 +23,13 @@ _ABSOLUTE = re.compile(r"^\s*([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
 
 def origin_of(url: str) -> Origin | None:
     """(scheme, host, port) of an absolute http(s) URL, the port filled in; else None."""
+    located = locate(url)
+    return located[0] if located is not None else None
+
+
+def locate(url: str) -> tuple[Origin, str] | None:
+    """Where an absolute http(s) URL goes and what it asks there: its origin and its request
+    target (path and query, without the fragment); None for any other URL."""
     try:
         parts = parse_url(url.strip())
     except LocationParseError:
@@ -30,7 +37,8 @@ def origin_of(url: str) -> Origin | None:
     scheme = (parts.scheme or "").lower()
     if scheme not in DEFAULT_PORTS or not parts.host:
         return None
-    return scheme, parts.host.lower(), parts.port or DEFAULT_PORTS[scheme]
+    origin = scheme, parts.host.lower(), parts.port or DEFAULT_PORTS[scheme]
+    return origin, parts.request_uri
 
 
 def shown(origin: Origin | None) -> str:
