@@ -5,6 +5,7 @@ all of them: a flow cannot hang a worker, exhaust its memory or reach the privat
 """
 
 import contextlib
+import http.client
 import json as jsonlib
 import logging
 import re
@@ -15,10 +16,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from http.client import HTTPException
 from typing import Any
 from urllib.parse import SplitResult, quote, urlencode, urljoin, urlsplit, urlunsplit
 
+import urllib3
 from django.conf import settings
 from urllib3 import HTTPHeaderDict
 from urllib3.exceptions import (
@@ -29,7 +30,6 @@ from urllib3.exceptions import (
     SSLError,
 )
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
-from urllib3.response import BaseHTTPResponse
 
 from apps.flows.outbound.auth import (
     OAUTH2_CLIENT_CREDENTIALS,
@@ -50,7 +50,14 @@ from apps.flows.outbound.errors import (
     secret_forms,
 )
 from apps.flows.outbound.guard import AddressPolicy, GuardedPool
-from apps.flows.outbound.origin import DEFAULT_PORTS, Origin, locate, origin_of, shown
+from apps.flows.outbound.origin import (
+    DEFAULT_PORTS,
+    Destination,
+    Origin,
+    locate,
+    origin_of,
+    shown,
+)
 from apps.flows.outbound.retry import (
     RETRIABLE_STATUSES,
     RETRY_AFTER_STATUSES,
@@ -70,6 +77,8 @@ MAX_POOL_MANAGERS = 256
 POOL_MAXSIZE = 10
 _READ_CHUNK_BYTES = 64 * 1024
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# An obsolete line folding inside a header value (RFC 9112, 5.2), as urllib3 unfolds it.
+_OBSOLETE_FOLD = re.compile(r"(?:(?<![ \t])[ \t]+)?\r\n[ \t]+")
 # Any scheme counts as absolute, so "ftp://..." is refused rather than appended to the base.
 _ABSOLUTE_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _SINGLE_ATTEMPT = RetryPolicy(max_attempts=1)
@@ -122,22 +131,32 @@ def check_url(url: str) -> SplitResult:
     return parts
 
 
-def check_origin(connection: ConnectionConfig, url: str) -> Origin:
-    """The connection's origin, if `url` is on it; else an OutboundError before any call.
+def check_origin(connection: ConnectionConfig, url: str) -> Destination:
+    """Where `url` goes, if it is on the connection's origin; else an OutboundError before
+    any call.
 
     A relative URI can become an absolute URL to another host once its templates are
     filled in (or a next link can point there): the connection's credentials must not go
     with it, so it is not called at all.
     """
     home = _home(connection.base_uri)
-    if home is None or origin_of(url) != home:
+    destination = locate(url)
+    if home is None or destination is None or destination.origin != home:
         raise OutboundError(
             f"Refused to call {url}: it is not on the connection's {shown(home)}, and the "
             "connection's credentials go only to its own host (same scheme, host and port). "
             "Use a connection for that host.",
             url=url,
         )
-    return home
+    return destination
+
+
+def _destination(url: str) -> Destination:
+    """Where a checked URL (see check_url) goes, as the connection will see it."""
+    destination = locate(url)
+    if destination is None:
+        raise OutboundError(f"Cannot call {url!r}: it is not an http(s) URL", url=url)
+    return destination
 
 
 @lru_cache(maxsize=1024)
@@ -193,9 +212,14 @@ def _timed_out(url: str, budget: _Budget) -> OutboundError:
     )
 
 
-def _outbound_error(error: BaseException, url: str, budget: _Budget) -> BaseException:
+def _outbound_error(
+    error: BaseException, url: str, budget: _Budget, *, sent: bool
+) -> BaseException:
     """What a failed round trip raises: an OutboundError with a message a flow author can
-    act on, whatever raised it (the address guard, urllib3, http.client, ssl, the socket)."""
+    act on, whatever raised it (the address guard, urllib3, http.client, ssl, the socket).
+
+    `sent`: the request went out, so a ValueError is about the answer (a chunk size that
+    is no number, say), not about the request."""
     if isinstance(error, OutboundError):
         error.url = error.url or url
         return error
@@ -211,13 +235,14 @@ def _outbound_error(error: BaseException, url: str, budget: _Budget) -> BaseExce
     if isinstance(error, SSLError | ssl.SSLError | ssl.CertificateError):
         message = f"Could not connect to {_netloc(url)}: TLS failed: {_reason(error)}"
         return OutboundError(message, retriable=True, url=url)
-    if isinstance(error, ProtocolError | OSError | HTTPException):
+    if isinstance(error, http.client.InvalidURL) or (isinstance(error, ValueError) and not sent):
+        # http.client's verdict on an invalid method, path or header
+        return OutboundError(f"Invalid request to {url}: {error}", url=url)
+    if isinstance(error, ProtocolError | OSError | http.client.HTTPException | ValueError):
         message = f"Connection to {_netloc(url)} broke off: {_reason(error)}"
         return OutboundError(message, retriable=True, url=url)
     if isinstance(error, HTTPError):
         return OutboundError(f"Request to {url} failed: {error}", url=url)
-    if isinstance(error, ValueError):  # http.client's verdict on an invalid method or header
-        return OutboundError(f"Invalid request to {url}: {error}", url=url)
     return error
 
 
@@ -242,6 +267,37 @@ def _encode_body(request: HttpRequest, headers: HTTPHeaderDict) -> bytes | None:
         raise OutboundError(f"The request body cannot be sent as JSON: {exc}") from exc
     headers.setdefault("Content-Type", "application/json")
     return data.encode()
+
+
+Readable = http.client.HTTPResponse | urllib3.HTTPResponse
+
+
+def _headers_of(raw: http.client.HTTPResponse) -> dict[str, str]:
+    """The response's headers with lower-cased names; a repeated header's values joined by
+    ", ", and folded lines unfolded, as urllib3 gives them."""
+    headers: dict[str, str] = {}
+    for name, value in raw.getheaders():
+        if "\r\n" in value:
+            value = _OBSOLETE_FOLD.sub(" ", value)
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return headers
+
+
+def _decoding(raw: http.client.HTTPResponse, headers: dict[str, str], method: str) -> Readable:
+    """What reads the body: urllib3's decoder when the server encoded it (gzip, deflate),
+    so the size limit holds for what the flow gets; else the response itself."""
+    if "content-encoding" not in headers:
+        return raw
+    return urllib3.HTTPResponse(
+        body=raw,
+        headers=headers,
+        status=raw.status,
+        preload_content=False,
+        decode_content=True,
+        original_response=raw,
+        request_method=method,
+    )
 
 
 class OutboundClient:
@@ -280,7 +336,7 @@ class OutboundClient:
         """
         policy = retry or _SINGLE_ATTEMPT
         url = build_url(connection.base_uri, request.url, request.query)
-        check_origin(connection, url)
+        destination = check_origin(connection, url)
         slot = self._slot(connection)
         failure: OutboundError | None = None
         attempt = 0
@@ -291,7 +347,7 @@ class OutboundClient:
             budget = self._budget(connection, deadline, url, attempt, failure)
             retry_after = None
             try:
-                response = self._try(slot, connection, request, url, budget)
+                response = self._try(slot, connection, request, destination, budget)
             except OutboundError as error:
                 failure = _redacted(error, self._secrets(connection, slot))
             else:
@@ -390,7 +446,7 @@ class OutboundClient:
         slot: _Slot,
         connection: ConnectionConfig,
         request: HttpRequest,
-        url: str,
+        destination: Destination,
         budget: _Budget,
     ) -> HttpResponse:
         """One try: the request with its redirects, plus one token refresh on a 401.
@@ -406,16 +462,16 @@ class OutboundClient:
         body = _encode_body(request, headers)
         method = request.method.upper()
         if auth.type != OAUTH2_CLIENT_CREDENTIALS:
-            return self._follow(slot.pool, method, url, headers, body, budget)
+            return self._follow(slot.pool, method, destination, headers, body, budget)
         token, fresh = self._token(slot, connection, budget, stale=None)
         headers["Authorization"] = f"Bearer {token}"
-        response = self._follow(slot.pool, method, url, headers, body, budget)
+        response = self._follow(slot.pool, method, destination, headers, body, budget)
         if response.status != 401 or fresh:
             return response
         # The cached token was revoked or expired early: fetch another and try once more.
         token, _ = self._token(slot, connection, budget, stale=token)
         headers["Authorization"] = f"Bearer {token}"
-        return self._follow(slot.pool, method, url, headers, body, budget)
+        return self._follow(slot.pool, method, destination, headers, body, budget)
 
     def _token(
         self, slot: _Slot, connection: ConnectionConfig, budget: _Budget, stale: str | None
@@ -432,6 +488,7 @@ class OutboundClient:
                 return cached.value, False
             slot.token = None
             token_url = urlunsplit(check_url(auth.token_url))
+            destination = _destination(token_url)
             headers = HTTPHeaderDict(
                 {
                     "User-Agent": USER_AGENT,
@@ -441,7 +498,7 @@ class OutboundClient:
             )
             # Redirects are not followed: they would carry the client secret elsewhere.
             response = self._exchange(
-                slot.pool, "POST", token_url, headers, token_form(auth), budget
+                slot.pool, "POST", destination, headers, token_form(auth), budget
             )
             if not 200 <= response.status < 300:
                 raise OutboundError(
@@ -458,7 +515,7 @@ class OutboundClient:
         self,
         pool: GuardedPool,
         method: str,
-        url: str,
+        destination: Destination,
         headers: HTTPHeaderDict,
         body: bytes | None,
         budget: _Budget,
@@ -471,20 +528,21 @@ class OutboundClient:
         upgrade from http to https) only the safe-list headers go on: no Authorization, API
         key, cookie or secret header, for the rest of the chain.
         """
-        first_url = url
+        home = destination.origin
         hops = 0
         while True:
-            response = self._exchange(pool, method, url, headers, body, budget)
+            response = self._exchange(pool, method, destination, headers, body, budget)
             location = response.headers.get("location")
             if response.status not in _REDIRECT_STATUSES or not location:
                 return response
+            url = destination.url
             if hops == MAX_REDIRECTS:
                 raise OutboundError(
                     f"Too many redirects (more than {MAX_REDIRECTS}); the last was from {url}",
                     status=response.status,
                     url=url,
                 )
-            next_url = urlunsplit(check_url(urljoin(url, location)))
+            destination = _destination(urlunsplit(check_url(urljoin(url, location))))
             if hops == 0:
                 headers = headers.copy()  # the caller's stay as they were
             if (response.status == 303 and method != "HEAD") or (
@@ -493,16 +551,15 @@ class OutboundClient:
                 method, body = "GET", None
                 headers.discard("Content-Type")
                 headers.discard("Content-Length")
-            if origin_of(next_url) != origin_of(first_url):
+            if destination.origin != home:
                 _strip_to_safe_headers(headers)
-            url = next_url
             hops += 1
 
     def _exchange(
         self,
         pool: GuardedPool,
         method: str,
-        url: str,
+        destination: Destination,
         headers: HTTPHeaderDict,
         body: bytes | None,
         budget: _Budget,
@@ -514,34 +571,34 @@ class OutboundClient:
         The connection goes back to the pool only when its response was read to the end:
         unread data would corrupt the next request on it.
         """
-        located = locate(url)
-        if located is None:
-            raise OutboundError(f"Cannot call {url!r}: it is not an http(s) URL", url=url)
-        origin, target = located
+        url, origin, target = destination
         connection = pool.take(origin)
+        sent = False
         try:
-            connection.timeout = self._remaining(url, budget)
+            connection.set_timeout(self._remaining(url, budget))
             # The server may answer (a 413, say) after closing its side: read the answer.
             with contextlib.suppress(BrokenPipeError):
-                connection.request(
-                    method, target, body=body, headers=headers, preload_content=False
-                )
-            connection.timeout = self._remaining(url, budget)
+                connection.request(method, target, body=body, headers=headers)
+            sent = True
+            connection.set_timeout(self._remaining(url, budget))
             raw = connection.getresponse()
-            data = self._read_body(raw, url, budget)
+            received = _headers_of(raw)
+            data = self._read_body(_decoding(raw, received, method), url, budget)
+            if raw.length:  # what its Content-Length promised and the server never sent
+                raise http.client.IncompleteRead(data, raw.length)
         except BaseException as error:
             connection.close()
-            translated = _outbound_error(error, url, budget)
+            translated = _outbound_error(error, url, budget, sent=sent)
             if translated is error:
                 raise
             raise translated from error
-        if raw.closed:
+        if raw.isclosed():
             pool.give(origin, connection)
         else:
             connection.close()
         return HttpResponse(
             status=raw.status,
-            headers={name.lower(): raw.headers[name] for name in raw.headers},
+            headers=received,
             body=data,
             url=url,
             elapsed_ms=(self._clock() - budget.started) * 1000,
@@ -553,7 +610,7 @@ class OutboundClient:
             raise _timed_out(url, budget)
         return remaining
 
-    def _read_body(self, raw: BaseHTTPResponse, url: str, budget: _Budget) -> bytes:
+    def _read_body(self, raw: Readable, url: str, budget: _Budget) -> bytes:
         """Read at most limit + 1 bytes: enough to know the body is too large, never more.
 
         The deadline is checked between chunks, as a socket timeout only bounds each read.
@@ -571,10 +628,6 @@ class OutboundClient:
                 )
             if self._clock() > budget.deadline:
                 raise _timed_out(url, budget)
-            if raw.length_remaining == 0 and "content-encoding" not in raw.headers:
-                # All of its Content-Length is here (and nothing waits in a decoder): one
-                # more read would only find the end.
-                break
         return bytes(body)
 
 

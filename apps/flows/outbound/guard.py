@@ -2,15 +2,17 @@
 
 Flow authors choose the URLs, so without a guard a flow could read cloud metadata
 (169.254.169.254), the database or admin services on the private network. The check runs
-inside urllib3's connection objects, on the very addresses the socket connects to after
+inside the client's connection objects, on the very addresses the socket connects to after
 DNS resolution: no redirect, and no DNS answer that changes between a check and the
 connect (DNS rebinding), can slip past it.
 """
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import Iterable
@@ -18,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.util import wait_for_read
 from urllib3.util.connection import allowed_gai_family
 
 from apps.flows.outbound.errors import BlockedAddress, OutboundError
@@ -143,20 +145,35 @@ class AddressPolicy:
         return permitted
 
 
-class GuardedHTTPConnection(HTTPConnection):
+class GuardedHTTPConnection(http.client.HTTPConnection):
     """An HTTP connection that resolves its host itself and connects only where permitted.
 
     `self.host` stays the name from the URL, so the Host header, TLS SNI and certificate
-    checks are unchanged; only the address the socket connects to is vetted.
+    checks are unchanged; only the address the socket connects to is vetted. http.client
+    connects on the first request, and again after the server closed the connection.
     """
 
-    def __init__(self, *args: Any, address_policy: AddressPolicy, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, host: str, port: int, *, address_policy: AddressPolicy) -> None:
+        super().__init__(host, port)
         self.address_policy = address_policy
 
-    def _new_conn(self) -> socket.socket:
+    def connect(self) -> None:
+        self.sock = self._guarded_socket()
+
+    def set_timeout(self, seconds: float) -> None:
+        """The time the next connect, send or receive may take."""
+        self.timeout = seconds
+        if self.sock is not None:
+            self.sock.settimeout(seconds)
+
+    @property
+    def is_connected(self) -> bool:
+        """Connected, and not closed by the server meanwhile (nothing to read while idle)."""
+        return self.sock is not None and not wait_for_read(self.sock, timeout=0.0)
+
+    def _guarded_socket(self) -> socket.socket:
         try:
-            candidates = resolve(self._dns_host, self.port)
+            candidates = resolve(self.host, self.port)
         except socket.gaierror as exc:
             raise NameResolutionError(self.host, self, exc) from exc
         last_error = OSError("the host name resolved to no address")
@@ -165,8 +182,7 @@ class GuardedHTTPConnection(HTTPConnection):
         ):
             sock = socket.socket(family, kind, proto)
             try:
-                for option in self.socket_options or ():
-                    sock.setsockopt(*option)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 sock.settimeout(self.timeout)
                 sock.connect(sockaddr)
             except TimeoutError as exc:
@@ -185,17 +201,31 @@ class GuardedHTTPConnection(HTTPConnection):
         ) from last_error
 
 
-class GuardedHTTPSConnection(GuardedHTTPConnection, HTTPSConnection):
-    """The HTTPS variant: HTTPSConnection.connect() wraps the socket from the guarded _new_conn."""
+class GuardedHTTPSConnection(GuardedHTTPConnection):
+    """The HTTPS variant: TLS over the guarded socket, the certificate verified against the
+    system's trust store (or SSL_CERT_FILE) and the URL's host name."""
+
+    default_port = http.client.HTTPS_PORT
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock = _tls_context().wrap_socket(self.sock, server_hostname=self.host)
+
+
+def _tls_context() -> ssl.SSLContext:
+    """A new context per connection, so a changed trust store (SSL_CERT_FILE) is read."""
+    context = ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 class GuardedPool:
     """One configured connection's kept-alive guarded connections, by origin.
 
     The client reads every response to its end before it gives the connection back, so a
-    connection is idle, or in exactly one call's hands. This is what urllib3's PoolManager
-    and connection pools did for the client, without what it does not use (parsing every
-    URL again, retries, proxies): a call on a kept-alive connection costs less Python.
+    connection is idle, or in exactly one call's hands. An idle connection the server
+    closed is noticed (it has something to read: the end) and replaced.
     """
 
     # Origins whose idle connections are kept: a connection's calls go to its own origin,

@@ -5,11 +5,13 @@ once its templates are filled in. The client calls only URLs of the connection's
 origin (and drops the credentials when a redirect leaves it); saving an export or import
 refuses a relative URI whose literal part already names another origin.
 
-Origins are read with urllib3's parser, the one that decides where the request goes:
-`urllib.parse` disagrees with it on some URLs (a backslash ends urllib3's host).
+Origins are read with urllib3's parser, and the client connects and sends by the same
+reading (`locate`), so the check and the call cannot disagree: `urllib.parse` disagrees
+with it on some URLs (a backslash ends urllib3's host).
 """
 
 import re
+from typing import NamedTuple
 
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
@@ -21,15 +23,23 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 _ABSOLUTE = re.compile(r"^\s*([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
 
 
+class Destination(NamedTuple):
+    """An absolute http(s) URL as urllib3's parser reads it: where it goes (its origin) and
+    what it asks there (its request target: path and query, without the fragment)."""
+
+    url: str
+    origin: Origin
+    target: str
+
+
 def origin_of(url: str) -> Origin | None:
     """(scheme, host, port) of an absolute http(s) URL, the port filled in; else None."""
-    located = locate(url)
-    return located[0] if located is not None else None
+    destination = locate(url)
+    return destination.origin if destination is not None else None
 
 
-def locate(url: str) -> tuple[Origin, str] | None:
-    """Where an absolute http(s) URL goes and what it asks there: its origin and its request
-    target (path and query, without the fragment); None for any other URL."""
+def locate(url: str) -> Destination | None:
+    """The destination of an absolute http(s) URL; None for any other URL."""
     try:
         parts = parse_url(url.strip())
     except LocationParseError:
@@ -38,7 +48,7 @@ def locate(url: str) -> tuple[Origin, str] | None:
     if scheme not in DEFAULT_PORTS or not parts.host:
         return None
     origin = scheme, parts.host.lower(), parts.port or DEFAULT_PORTS[scheme]
-    return origin, parts.request_uri
+    return Destination(url, origin, parts.request_uri)
 
 
 def shown(origin: Origin | None) -> str:

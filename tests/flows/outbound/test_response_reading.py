@@ -1,0 +1,136 @@
+"""Reading responses, against real local servers: encodings, framing, repeated headers and
+answers cut short."""
+
+import gzip
+import socket
+import threading
+import zlib
+
+import pytest
+from werkzeug import Response
+
+from apps.flows.outbound import HttpRequest, OutboundError, ResponseTooLarge
+from tests.flows.outbound.helpers import connection
+
+pytestmark = pytest.mark.usefixtures("private_allowed")
+
+
+@pytest.fixture
+def raw_server():
+    """A server that answers its first connection with the given bytes, then closes it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    answer: list[bytes] = []
+
+    def serve() -> None:
+        peer, _ = listener.accept()
+        with peer:
+            peer.recv(65536)
+            peer.sendall(answer[0])
+
+    def start(data: bytes) -> str:
+        answer.append(data)
+        threading.Thread(target=serve, daemon=True).start()
+        return f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    yield start
+    listener.close()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "compress"),
+    [("gzip", gzip.compress), ("deflate", zlib.compress)],
+)
+def test_an_encoded_body_reaches_the_flow_decoded(client, httpserver, base_uri, encoding, compress):
+    httpserver.expect_request("/report").respond_with_response(
+        Response(compress(b'{"rows": 3}'), headers={"Content-Encoding": encoding})
+    )
+
+    response = client.send(
+        connection(base_uri), HttpRequest("GET", "report", headers={"Accept-Encoding": encoding})
+    )
+
+    assert response.json() == {"rows": 3}
+    assert response.headers["content-encoding"] == encoding
+
+
+def test_the_size_limit_holds_for_the_decoded_body(client, httpserver, base_uri, settings):
+    settings.FLOWSITE_OUTBOUND_MAX_RESPONSE_BYTES = 1_000
+    bomb = gzip.compress(b"0" * 100_000)  # about 150 bytes on the wire
+    httpserver.expect_request("/bomb").respond_with_response(
+        Response(bomb, headers={"Content-Encoding": "gzip"})
+    )
+
+    with pytest.raises(ResponseTooLarge, match="larger than 1000 bytes"):
+        client.send(connection(base_uri), HttpRequest("GET", "bomb"))
+
+
+def test_a_repeated_header_arrives_as_one_comma_joined_value(client, httpserver, base_uri):
+    httpserver.expect_request("/tags").respond_with_response(
+        Response("ok", headers=[("X-Tag", "a"), ("X-Tag", "b")])
+    )
+
+    response = client.send(connection(base_uri), HttpRequest("GET", "tags"))
+
+    assert response.headers["x-tag"] == "a, b"
+
+
+def test_a_chunked_body_is_read_to_its_end(client, raw_server):
+    base = raw_server(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"5\r\nHello\r\n6\r\n world\r\n0\r\n\r\n"
+    )
+
+    assert client.send(connection(base), HttpRequest("GET", "")).text == "Hello world"
+
+
+def test_a_body_cut_short_of_its_content_length_is_a_retriable_failure(client, raw_server):
+    base = raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
+
+    with pytest.raises(OutboundError, match=r"^Connection to 127\.0\.0\.1:\d+ broke off") as caught:
+        client.send(connection(base), HttpRequest("GET", ""))
+
+    assert caught.value.retriable
+
+
+def test_a_server_that_closes_without_answering_is_a_retriable_failure(client, raw_server):
+    base = raw_server(b"")
+
+    with pytest.raises(OutboundError, match="broke off: Remote end closed connection") as caught:
+        client.send(connection(base), HttpRequest("GET", ""))
+
+    assert caught.value.retriable
+
+
+def test_a_head_answer_has_no_body(client, httpserver, base_uri):
+    httpserver.expect_request("/doc", method="HEAD").respond_with_response(
+        Response(headers={"Content-Length": "1234"})
+    )
+
+    response = client.send(connection(base_uri), HttpRequest("HEAD", "doc"))
+
+    assert (response.status, response.body, response.headers["content-length"]) == (
+        200,
+        b"",
+        "1234",
+    )
+
+
+def test_a_chunked_body_cut_short_is_a_retriable_failure(client, raw_server):
+    base = raw_server(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nHello\r\n")
+
+    with pytest.raises(OutboundError, match=r"^Connection to 127\.0\.0\.1:\d+ broke off") as caught:
+        client.send(connection(base), HttpRequest("GET", ""))
+
+    assert caught.value.retriable
+
+
+def test_an_encoded_body_cut_short_is_a_retriable_failure(client, raw_server):
+    encoded = gzip.compress(b"Hello world")
+    base = raw_server(
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 100\r\n\r\n" + encoded
+    )
+
+    with pytest.raises(OutboundError, match=r"^Connection to 127\.0\.0\.1:\d+ broke off") as caught:
+        client.send(connection(base), HttpRequest("GET", ""))
+
+    assert caught.value.retriable
