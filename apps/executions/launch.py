@@ -489,9 +489,7 @@ def _run_here(execution: Execution, timeout_ms: int) -> Execution:
     process wait at once; another one is undone (nothing ran) and refused."""
     if execution.status == Status.RUNNING:  # created claimed: no limit to wait for
         return _execute(execution, timeout_ms)
-    claim = services.claim(execution.pk)
-    if claim == "claimed":
-        execution.refresh_from_db(fields=["status", "started_at", "heartbeat_at"])
+    if services.claim(execution) == "claimed":
         return _execute(execution, timeout_ms)
     if not _waiting.acquire(blocking=False):
         Execution.objects.filter(pk=execution.pk, status=Status.QUEUED).delete()
@@ -512,14 +510,20 @@ def _wait_and_run(execution: Execution, timeout_ms: int) -> Execution:
         remaining_ms = int((deadline - time.monotonic()) * 1000)
         if remaining_ms <= 0:
             return services.give_up_waiting(execution)
-        claim = services.claim(execution.pk)
+        claim = services.claim(execution)
         if claim == "claimed":
-            execution.refresh_from_db(fields=["status", "started_at", "heartbeat_at"])
             return _execute(execution, remaining_ms)
         if claim == "gone":  # cancelled while it waited
             execution.refresh_from_db()
             return execution
         time.sleep(0.05)
+
+
+def _run_by_id(execution_id) -> Execution:
+    execution = selectors.run_with_flow(execution_id)
+    if execution is None:  # deleted meanwhile (the broker failed and the API call undid it)
+        raise Execution.DoesNotExist(f"Execution {execution_id} does not exist")
+    return execution
 
 
 def run_queued(execution_id) -> Execution:
@@ -529,9 +533,10 @@ def run_queued(execution_id) -> Execution:
     running. A redelivered task (after its worker died) finds it claimed and leaves it to
     stale recovery, because a half-done run may have written to other systems. When the
     flow is at its maximum concurrency the execution stays queued (the task retries)."""
-    claim = services.claim(execution_id)
-    execution = Execution.objects.select_related("flow__application").get(pk=execution_id)
+    execution = _run_by_id(execution_id)
+    claim = services.claim(execution)
     if claim != "claimed":
+        execution = _run_by_id(execution_id)  # as it is now
         if claim == "gone":
             logger.info(
                 "Execution %s is %s already; not running it", execution_id, execution.status

@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.urls import reverse
 
 from apps.accounts.privileges import Privilege
+from apps.core import rows
 from apps.executions import route_cache
 from apps.executions.errors import (
     AmbiguousFlow,
@@ -19,7 +20,7 @@ from apps.executions.errors import (
 )
 from apps.executions.models import Execution, StepRun
 from apps.flows.api_settings import INSTANCE_HEADER
-from apps.flows.models import Flow
+from apps.flows.models import Application, Flow
 from apps.flows.step_samples import ScriptStep, StepSample
 
 
@@ -151,12 +152,31 @@ def first_errors(execution: Execution, limit: int = 5) -> list[dict]:
     ]
 
 
+def run_with_flow(execution_id) -> Execution | None:
+    """A run with its flow and the flow's application loaded, as
+    `select_related("flow__application")` has them, in three reads by primary key: workers
+    read every run they are given, and pollers every run they wait for, and the ORM
+    compiled that join anew each time (BENCHMARKS.md, "Hot path, stage 7")."""
+    execution = rows.by_pk(Execution, execution_id)
+    if execution is not None and execution.flow_id is not None:
+        flow = rows.by_pk(Flow, execution.flow_id)
+        application = flow and rows.by_pk(Application, flow.application_id)
+        if application is not None:
+            flow.application = application
+        execution.flow = flow  # None: deleted since (the run's row keeps its name)
+    return execution
+
+
 def run_to_poll(process_id, application: str, flow: str) -> Execution | None:
-    return (
-        Execution.objects.select_related("flow__application")
-        .filter(pk=process_id, flow__application__name=application, flow__name=flow)
-        .first()
-    )
+    execution = run_with_flow(process_id)
+    if (
+        execution is None
+        or execution.flow is None
+        or execution.flow.name != flow
+        or execution.flow.application.name != application
+    ):
+        return None
+    return execution
 
 
 def may_poll(execution: Execution, *, user, api_key, client_ip: str | None) -> bool:

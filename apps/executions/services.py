@@ -13,7 +13,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from apps.core import group_commit, rows, timers
@@ -290,30 +289,23 @@ def storable(value: Any) -> Any:
     return str(value)
 
 
-def claim(execution_id) -> str:
-    """Move a queued execution to running: "claimed", "busy" (its flow is at its
-    maximum concurrency: try again later) or "gone" (not queued any more)."""
-    now = timezone.now()
-    # A run of a flow without maxConcurrency has nothing to count: one conditional UPDATE
-    # (of two processes racing for it, one wins). Otherwise, or when it is not queued any
-    # more, the flow is locked and its running runs counted.
-    # No join: the conditions stay on the row being updated, which PostgreSQL checks again
-    # after waiting for a racing UPDATE's lock (a join's would be read from the old row).
-    unlimited = Q(flow__isnull=True) | Q(flow__in=Flow.objects.filter(max_concurrency=0))
-    if (
-        Execution.objects.filter(unlimited, pk=execution_id, status=Status.QUEUED).update(
-            status=Status.RUNNING, started_at=now, heartbeat_at=now
-        )
-        == 1
-    ):
+def claim(run: Execution) -> str:
+    """Move a queued run to running: "claimed", "busy" (its flow is at its maximum
+    concurrency: try again later) or "gone" (not queued any more). Claimed, the instance
+    shows the status and times that were written."""
+    # A run of a flow without maxConcurrency (as the run was read) has nothing to count:
+    # one conditional UPDATE. Otherwise, or when it is not queued any more, the flow is
+    # locked and its running runs counted.
+    flow = run.flow
+    if (flow is None or not flow.max_concurrency) and _set_running(run):
         return "claimed"
     with transaction.atomic():
-        execution = (
-            Execution.objects.select_related("flow").filter(pk=execution_id, status=Status.QUEUED)
+        queued = (
+            Execution.objects.select_related("flow").filter(pk=run.pk, status=Status.QUEUED)
         ).first()
-        if execution is None:
+        if queued is None:
             return "gone"
-        flow = execution.flow
+        flow = queued.flow
         if flow is not None and flow.max_concurrency:
             # Lock the flow row: claims of one flow are serialised on every machine
             # (SQLite serialises all writers already).
@@ -321,16 +313,24 @@ def claim(execution_id) -> str:
             running = Execution.objects.filter(flow=flow, status=Status.RUNNING).count()
             if running >= flow.max_concurrency:
                 # A worker looked at it: its message is alive (see launch.requeue_lost_runs).
-                Execution.objects.filter(pk=execution_id, status=Status.QUEUED).update(
+                Execution.objects.filter(pk=run.pk, status=Status.QUEUED).update(
                     heartbeat_at=timezone.now()
                 )
                 return "busy"
-        now = timezone.now()
-        # Conditional: of two processes racing for it (a redelivered task, a cancel), one wins.
-        claimed = Execution.objects.filter(pk=execution_id, status=Status.QUEUED).update(
-            status=Status.RUNNING, started_at=now, heartbeat_at=now
-        )
-        return "claimed" if claimed else "gone"
+        return "claimed" if _set_running(run) else "gone"
+
+
+def _set_running(run: Execution) -> bool:
+    """queued → running, if it is still queued: of two processes racing for it (a
+    redelivered task, a cancel), one wins. No join: the condition stays on the row being
+    updated, which PostgreSQL checks again after waiting for a racing UPDATE's lock."""
+    now = timezone.now()
+    written = {"status": Status.RUNNING, "started_at": now, "heartbeat_at": now}
+    if not rows.update(Execution, run.pk, written, status=Status.QUEUED):
+        return False
+    for name, value in written.items():
+        setattr(run, name, value)
+    return True
 
 
 @dataclasses.dataclass
@@ -593,7 +593,7 @@ def record(execution: Execution, result: RunResult, *, insert: bool = False) -> 
 def _store_outcome(execution: Execution) -> None:
     """The settled fields of a run whose row exists; a cancel that came first wins."""
     values = {name: getattr(execution, name) for name in SETTLED_FIELDS}
-    stored = Execution.objects.filter(pk=execution.pk, cancel_requested=False).update(**values)
+    stored = rows.update(Execution, execution.pk, values, cancel_requested=False)
     if not stored:  # a cancel came first
         execution.status = Status.CANCELLED
         execution.error = CANCELLED_AT_THE_END

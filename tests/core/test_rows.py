@@ -1,4 +1,5 @@
-"""apps/core/rows.insert: the same row as the ORM's save, in one statement."""
+"""apps/core/rows: insert writes the row the ORM's save writes, in one statement; by_pk reads
+the instance the ORM's get reads."""
 
 from datetime import UTC, datetime
 
@@ -65,3 +66,70 @@ def test_insert_keeps_a_created_at_that_is_set_and_writes_many_rows_at_once(
         "pageProcessors[1]",
         "pageProcessors[2]",
     ]
+
+
+def fields_of(instance) -> dict:
+    return {field.attname: getattr(instance, field.attname) for field in instance._meta.fields}
+
+
+def test_by_pk_reads_what_get_reads_in_one_statement(application, django_assert_num_queries):
+    flow = Flow.objects.create(
+        application=application, name="Greeting", disabled=True, api={"path": "/hi"}
+    )
+    execution = run(
+        flow,
+        started_at=datetime(2024, 5, 1, 9, 30, 0, 123000, tzinfo=UTC),
+        caller_ip="192.0.2.7",
+    )
+    execution.save(force_insert=True)
+
+    for model, pk in ((Execution, execution.pk), (Execution, str(execution.pk)), (Flow, flow.pk)):
+        by_orm = model.objects.get(pk=pk)
+        with django_assert_num_queries(1):
+            mine = rows.by_pk(model, pk)
+        assert type(mine) is model
+        assert fields_of(mine) == fields_of(by_orm)
+        # Converted as the ORM converts (on SQLite: datetimes, UUIDs, booleans, JSON).
+        assert {name: type(value) for name, value in fields_of(mine).items()} == {
+            name: type(value) for name, value in fields_of(by_orm).items()
+        }
+        assert not mine._state.adding
+        assert mine._state.db == by_orm._state.db
+
+
+def test_by_pk_of_a_missing_row_is_none(application):
+    assert rows.by_pk(Flow, 987_654) is None
+    assert rows.by_pk(Execution, "6f1f5e0f-9d11-4f39-9a57-3f2c8a9e8d4b") is None
+
+
+def test_update_writes_what_the_orm_update_writes_where_the_row_still_matches(
+    application, django_assert_num_queries
+):
+    flow = Flow.objects.create(application=application, name="Greeting")
+    by_orm, by_rows = run(flow), run(flow)
+    rows.insert([by_orm, by_rows])
+    Execution.objects.update(status="running")
+    values = {
+        "status": "failed",
+        "response": {"statusCode": 500, "body": ["é", None]},
+        "finished_at": datetime(2024, 5, 1, 9, 30, 0, 123000, tzinfo=UTC),
+        "num_error": 3,
+        "cancel_requested": True,
+    }
+
+    Execution.objects.filter(pk=by_orm.pk, status="running").update(**values)
+    with django_assert_num_queries(1):
+        assert rows.update(Execution, by_rows.pk, values, status="running") == 1
+    with django_assert_num_queries(1):
+        assert rows.update(Execution, by_rows.pk, {"status": "queued"}, status="running") == 0
+
+    orm, mine = stored(by_orm), stored(by_rows)
+    assert mine["status"] == "failed"
+    assert {k: v for k, v in mine.items() if k not in ("id", "created_at")} == {
+        k: v for k, v in orm.items() if k not in ("id", "created_at")
+    }
+
+
+def test_update_refuses_to_compare_with_none(application):
+    with pytest.raises(ValueError, match="None never matches"):
+        rows.update(Flow, 1, {"disabled": True}, description=None)

@@ -7,7 +7,7 @@ import threading
 import pytest
 from django.db import connections
 
-from apps.executions import services
+from apps.executions import selectors, services
 from apps.executions.models import Execution
 from apps.flows.models import Flow
 
@@ -21,7 +21,8 @@ def race(execution_id, contenders: int = 8) -> list[str]:
     def contend() -> None:
         try:
             start.wait(10)
-            outcomes.append(services.claim(execution_id))
+            # Each as a worker does: its own read of the run, then the claim.
+            outcomes.append(services.claim(selectors.run_with_flow(execution_id)))
         finally:
             connections.close_all()
 
@@ -43,13 +44,13 @@ def test_of_many_claims_of_one_run_exactly_one_wins(application, max_concurrency
     execution.refresh_from_db()
     assert execution.status == Execution.Status.RUNNING
     assert execution.started_at is not None
-    assert services.claim(execution.pk) == "gone"
+    assert services.claim(execution) == "gone"
 
 
 def test_a_cancelled_run_is_not_claimed(application):
     flow = Flow.objects.create(application=application, name="cancelled")
     execution = services.create_execution(flow=flow, trigger=Execution.Trigger.RUN, for_worker=True)
     services.cancel_execution(execution)
-    assert services.claim(execution.pk) == "gone"
+    assert services.claim(execution) == "gone"
     execution.refresh_from_db()
     assert execution.status == Execution.Status.CANCELLED

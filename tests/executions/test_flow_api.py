@@ -351,3 +351,21 @@ def test_only_the_caller_or_a_viewer_may_poll(live_server, greeting, caller_key,
         call(live_server, "GET", poll, key=create_api_key(owner=outsider).plaintext).status == 404
     )
     assert call(live_server, "GET", poll, key=create_api_key(owner=owner).plaintext).status == 200
+
+
+def test_a_run_is_polled_only_under_its_own_application_and_flow(
+    live_server, greeting, caller_key, sales
+):
+    call(live_server, "GET", "/api/resources/greeting?name=P", key=caller_key)
+    process_id = Execution.objects.get().pk
+    other = Flow.objects.create(application=sales, name="other")
+
+    def poll(application: str, flow: str) -> int:
+        path = f"/api/1/action/{application}/{flow}/poll/{process_id}"
+        return call(live_server, "GET", path, key=caller_key).status
+
+    assert poll("Sales%20Ops", "greeting") == 200
+    assert poll("Sales%20Ops", other.name) == 404
+    assert poll("Sales%20ops", "greeting") == 404  # names are matched exactly
+    assert poll("Other", "greeting") == 404
+    assert poll("Sales%20Ops", "Greeting") == 404

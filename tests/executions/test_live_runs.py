@@ -60,7 +60,7 @@ def slow_pages(httpserver, local_api, application, *, pages: int, seconds: float
 def run_here(flow: Flow, owner) -> tuple[Execution, list[str]]:
     """A queued run claimed and run in this thread, and the SQL its run wrote."""
     execution = services.create_execution(flow=flow, trigger=Execution.Trigger.RUN, caller=owner)
-    assert services.claim(execution.pk) == "claimed"
+    assert services.claim(execution) == "claimed"
     execution.refresh_from_db()
     with CaptureQueriesContext(connection) as queries:
         services.execute(execution)

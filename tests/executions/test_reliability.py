@@ -60,7 +60,7 @@ def test_a_busy_claim_shows_that_a_worker_looked_at_the_run(sales):
     flow = Flow.objects.create(application=sales, name="one at a time", max_concurrency=1)
     Execution.objects.filter(pk=_queued(flow, minutes_ago=9).pk).update(status="running")
     waiting = _queued(flow, minutes_ago=9)
-    assert services.claim(waiting.pk) == "busy"
+    assert services.claim(waiting) == "busy"
     waiting.refresh_from_db()
     assert waiting.heartbeat_at > timezone.now() - timedelta(minutes=1)
 
