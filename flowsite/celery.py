@@ -3,10 +3,11 @@
 import os
 
 from celery import Celery
-from celery.signals import task_prerun
+from celery.signals import beat_init, task_prerun, worker_init, worker_process_init
 from django.db import close_old_connections
 
 from apps.core import broker
+from apps.core.heap import freeze_startup_objects
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flowsite.settings")
 
@@ -25,3 +26,12 @@ def _connections_checked_like_a_request(**kwargs) -> None:
     before each task, one that is broken or older than DB_CONN_MAX_AGE is replaced, as
     Django does at the start of every request."""
     close_old_connections()
+
+
+@worker_init.connect
+@worker_process_init.connect
+@beat_init.connect
+def _startup_objects_frozen(**kwargs) -> None:
+    """The worker before it forks its pool, each pool process once it starts, and beat:
+    what they loaded lives as long as they do (apps/core/heap.py)."""
+    freeze_startup_objects()
