@@ -186,7 +186,9 @@ IN_PROCESS = textwrap.dedent(
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
+    from apps.core.heap import freeze_startup_objects
 
+    freeze_startup_objects()  # as the web server does once it has loaded the application
     key, paths, profile = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "1"
     client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {key}")
     WRITES = ("INSERT", "UPDATE", "DELETE")

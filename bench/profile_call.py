@@ -105,6 +105,9 @@ def main() -> None:
         from django.test import Client
         from django.test.utils import CaptureQueriesContext
 
+        from apps.core.heap import freeze_startup_objects
+
+        freeze_startup_objects()  # as the web server does once it has loaded the application
         client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {key}")
         counter = iter(range(10**9))
 

@@ -535,6 +535,9 @@ def in_process(key: str, scenarios: dict, bodies, vendor: str) -> tuple[dict, di
     (cold) and again right after (warm), and the plan of the query that reads the page."""
     from django.test import Client
 
+    from apps.core.heap import freeze_startup_objects
+
+    freeze_startup_objects()  # as the web server does once it has loaded the application
     client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {key}")
     costs, plans = {}, {}
     for letter, scenario in scenarios.items():
