@@ -1085,11 +1085,18 @@ def limits(rows, e, inproc, drain, counts, spied, single, conns: int) -> list[st
                 f"{drain['rate']:.1f} runs/s, while the workers used {drain['worker_busy']:.2f} "
                 f"of 2 cores ({fmt_ms(per_run)} CPU per run, their sandboxes and the consumer "
                 f"included) and the machine was {drain['busy']:.0%} busy. At that cost two "
-                f"cores could finish at most 2 / {per_run:.1f} ms = {cap:.0f} runs/s; the "
-                "embedded broker wakes a worker by inotify when a message arrives or a slot "
-                "frees (apps/core/broker.py), so the gap to that is the prefork pool's "
-                "hand-offs (prefetch 1, acks_late), not a polling sleep. "
-                "One job alone: "
+                f"cores could finish at most 2 / {per_run:.1f} ms = {cap:.0f} runs/s; "
+                + (
+                    "the embedded broker wakes a worker by inotify when a message arrives or "
+                    "a slot frees (apps/core/broker.py), so the gap to that is the prefork "
+                    "pool's hand-offs (prefetch 1, acks_late), not a polling sleep. "
+                    if os.environ.get("CELERY_BROKER_URL", "filesystem://").startswith(
+                        "filesystem://"
+                    )
+                    else "the gap to that is the prefork pool's hand-offs (prefetch 1, "
+                    "acks_late) and the broker's round trips. "
+                )
+                + "One job alone: "
                 f"created→finished {fmt_ms(single.get('server_p50'))} on the server, of which "
                 f"queued {fmt_ms(single.get('queued_p50'))}."
             )
