@@ -1,12 +1,13 @@
 """The garbage collector in a long-lived server process.
 
 Python's full collection walks every object the collector tracks. A web or worker process
-holds ~200,000 of them from its start (Django, the apps, their modules and settings) that
-live as long as it does, so every few hundred requests one collection took 0.1-0.15 s,
-with every thread of the process stopped: measured in-process on the greeting, 0.22 ms
-of GC per call and a 145 ms stall, against 0.05 ms and 23 ms with them frozen; under
-load the greeting's p99 went from 131-157 ms to 47-65 ms (BENCHMARKS.md, "Hot path, stage
-7"). Frozen objects are never collected: only what is loaded at start-up is frozen.
+holds ~120,000 of them from its start (Django, the apps, their modules and settings) that
+live as long as it does, and every few hundred requests one full collection stopped every
+thread of the process while it walked them: measured in-process on the greeting (a test
+process, ~200,000 objects), 0.22 ms of GC per call and a 145 ms stall, against 0.05 ms
+and 23 ms with them frozen; under load the greeting's p99 went from 131-157 ms to 47-65
+ms (BENCHMARKS.md, "Hot path, stage 7"). Frozen objects are never collected: only what
+is loaded at start-up is frozen.
 """
 
 import gc
