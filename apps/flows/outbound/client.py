@@ -77,6 +77,7 @@ MAX_POOL_MANAGERS = 256
 POOL_MAXSIZE = 10
 _READ_CHUNK_BYTES = 64 * 1024
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_FRAMING_HEADERS = ("Content-Length", "Transfer-Encoding")
 # An obsolete line folding inside a header value (RFC 9112, 5.2), as urllib3 unfolds it.
 _OBSOLETE_FOLD = re.compile(r"(?:(?<![ \t])[ \t]+)?\r\n[ \t]+")
 # Any scheme counts as absolute, so "ftp://..." is refused rather than appended to the base.
@@ -459,6 +460,11 @@ class OutboundClient:
         headers.update(connection.headers)
         headers.update(request.headers)
         headers.update(static_headers(auth))
+        # The client frames the body (a Content-Length): framing headers from the connection
+        # or the request would let a body be read as a second request on the same kept-alive
+        # connection, and its answer reach the next call.
+        for framing in _FRAMING_HEADERS:
+            headers.discard(framing)
         body = _encode_body(request, headers)
         method = request.method.upper()
         if auth.type != OAUTH2_CLIENT_CREDENTIALS:
@@ -573,7 +579,7 @@ class OutboundClient:
         """
         url, origin, target = destination
         connection = pool.take(origin)
-        sent = False
+        sent, raw = False, None
         try:
             connection.set_timeout(self._remaining(url, budget))
             # The server may answer (a 413, say) after closing its side: read the answer.
@@ -587,6 +593,8 @@ class OutboundClient:
             if raw.length:  # what its Content-Length promised and the server never sent
                 raise http.client.IncompleteRead(data, raw.length)
         except BaseException as error:
+            if raw is not None:  # after Connection: close the answer holds the socket
+                raw.close()
             connection.close()
             translated = _outbound_error(error, url, budget, sent=sent)
             if translated is error:

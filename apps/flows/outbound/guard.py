@@ -23,6 +23,7 @@ from django.conf import settings
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util import wait_for_read
 from urllib3.util.connection import allowed_gai_family
+from urllib3.util.ssl_ import create_urllib3_context
 
 from apps.flows.outbound.errors import BlockedAddress, OutboundError
 from apps.flows.outbound.origin import Origin
@@ -213,9 +214,12 @@ class GuardedHTTPSConnection(GuardedHTTPConnection):
 
 
 def _tls_context() -> ssl.SSLContext:
-    """A new context per connection, so a changed trust store (SSL_CERT_FILE) is read."""
-    context = ssl.create_default_context()
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    """urllib3's context, as its connections had it: certificates required and checked
+    against the host name (never its common name alone), TLS 1.2 or newer, no compression,
+    no session tickets; the system's trust store (or SSL_CERT_FILE) read anew for each
+    connection, so a changed one takes effect."""
+    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+    context.load_default_certs()
     context.set_alpn_protocols(["http/1.1"])
     return context
 

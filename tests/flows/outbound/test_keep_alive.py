@@ -14,7 +14,8 @@ pytestmark = pytest.mark.usefixtures("private_allowed")
 
 class Handler(BaseHTTPRequestHandler):
     """GET /echo?…: its own path as the body; GET /big: 1,000 bytes; GET /last: answers
-    with Connection: close. HTTP/1.1 with a Content-Length, so the connection stays open."""
+    with Connection: close; POST: the body it read. HTTP/1.1 with a Content-Length, so the
+    connection stays open."""
 
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
@@ -31,6 +32,14 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/last":
             self.send_header("Connection", "close")
             self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        """The body it read (by its Content-Length) as the answer."""
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
@@ -93,3 +102,21 @@ def test_a_closed_client_still_calls_on_new_connections(client, server):
 
     assert client.send(config, HttpRequest("GET", "echo?again")).text == "/echo?again"
     assert server.connections == 2
+
+
+@pytest.mark.parametrize(
+    "framing", [{"Transfer-Encoding": "chunked"}, {"Content-Length": "0"}], ids=["te", "cl"]
+)
+def test_framing_headers_from_a_flow_cannot_smuggle_a_request_onto_the_connection(
+    client, server, framing
+):
+    # Framed by these headers, the server would read this body as a second request, and its
+    # answer would reach the next call on the kept-alive connection.
+    smuggled = b"GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    config = connection(uri(server), headers=framing)
+
+    sent = client.send(config, HttpRequest("POST", "echo", headers=framing, body=smuggled))
+    after = client.send(config, HttpRequest("GET", "echo?after"))
+
+    assert (sent.body, after.text) == (smuggled, "/echo?after")
+    assert server.connections == 1

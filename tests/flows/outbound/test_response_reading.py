@@ -1,6 +1,7 @@
 """Reading responses, against real local servers: encodings, framing, repeated headers and
 answers cut short."""
 
+import gc
 import gzip
 import socket
 import threading
@@ -134,3 +135,40 @@ def test_an_encoded_body_cut_short_is_a_retriable_failure(client, raw_server):
         client.send(connection(base), HttpRequest("GET", ""))
 
     assert caught.value.retriable
+
+
+def test_an_answer_refused_midway_closes_its_socket_at_once(client, settings):
+    """After Connection: close the answer, not the connection, holds the socket: refusing
+    the answer must close it then, not whenever the garbage collector gets to it."""
+    settings.FLOWSITE_OUTBOUND_MAX_RESPONSE_BYTES = 100
+    listener = socket.create_server(("127.0.0.1", 0))
+    client_closed = threading.Event()
+
+    def serve() -> None:
+        peer, _ = listener.accept()
+        with peer:
+            peer.recv(65536)
+            peer.sendall(
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 100000\r\n\r\n"
+                + b"x" * 5000
+            )
+            peer.settimeout(5)
+            try:
+                while peer.recv(65536):
+                    pass
+            except TimeoutError:
+                return
+            except OSError:  # reset: closed with unread data
+                pass
+            client_closed.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    gc.disable()
+    try:
+        with pytest.raises(ResponseTooLarge):
+            client.send(connection(base), HttpRequest("GET", ""))
+        assert client_closed.wait(5)
+    finally:
+        gc.enable()
+        listener.close()

@@ -86,3 +86,45 @@ def test_a_trusted_certificate_is_checked_against_the_host_name_of_the_url(
     assert client.send(by_name, HttpRequest("GET", "/")).text == "secret"
     with pytest.raises(OutboundError, match=r"TLS failed: .*(mismatch|doesn't match)"):
         client.send(by_address, HttpRequest("GET", "/"))
+
+
+def test_a_certificate_naming_the_host_only_in_its_common_name_is_refused(
+    client, private_allowed, tmp_path, monkeypatch
+):
+    # Trusted (it is its own CA in SSL_CERT_FILE), but without a subjectAltName: browsers
+    # and urllib3 do not fall back to the common name, and neither does the client.
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    server = HTTPServer(host="127.0.0.1", ssl_context=context)
+    server.start()
+    server.expect_request("/").respond_with_data("secret")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_path))
+    try:
+        with pytest.raises(OutboundError, match=r"TLS failed: .*(mismatch|doesn't match)"):
+            client.send(connection(f"https://localhost:{server.port}"), HttpRequest("GET", "/"))
+        assert server.log == []
+    finally:
+        server.stop()
