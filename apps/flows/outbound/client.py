@@ -592,6 +592,8 @@ class OutboundClient:
             data = self._read_body(_decoding(raw, received, method), url, budget)
             if raw.length:  # what its Content-Length promised and the server never sent
                 raise http.client.IncompleteRead(data, raw.length)
+            if raw.length == 0:  # all of it read: read1, unlike read, leaves that to us
+                raw.close()
         except BaseException as error:
             if raw is not None:  # after Connection: close the answer holds the socket
                 raw.close()
@@ -621,11 +623,13 @@ class OutboundClient:
     def _read_body(self, raw: Readable, url: str, budget: _Budget) -> bytes:
         """Read at most limit + 1 bytes: enough to know the body is too large, never more.
 
-        The deadline is checked between chunks, as a socket timeout only bounds each read.
+        The deadline is checked between chunks, as a socket timeout only bounds each read;
+        each chunk is what has arrived (read1), so a server that sends a byte at a time
+        cannot keep one read going past the deadline.
         """
         limit = settings.FLOWSITE_OUTBOUND_MAX_RESPONSE_BYTES
         body = bytearray()
-        while chunk := raw.read(min(_READ_CHUNK_BYTES, limit + 1 - len(body))):
+        while chunk := raw.read1(min(_READ_CHUNK_BYTES, limit + 1 - len(body))):
             body += chunk
             if len(body) > limit:
                 raise ResponseTooLarge(

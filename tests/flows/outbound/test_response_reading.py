@@ -5,6 +5,7 @@ import gc
 import gzip
 import socket
 import threading
+import time
 import zlib
 
 import pytest
@@ -171,4 +172,34 @@ def test_an_answer_refused_midway_closes_its_socket_at_once(client, settings):
         assert client_closed.wait(5)
     finally:
         gc.enable()
+        listener.close()
+
+
+def test_a_body_sent_a_byte_at_a_time_cannot_outlast_the_timeout(client):
+    # Each byte comes well within the socket's timeout, so only the deadline checked between
+    # reads stops it: 1,000 bytes at one per 20 ms would take 20 s.
+    listener = socket.create_server(("127.0.0.1", 0))
+    sent = []
+
+    def serve() -> None:
+        peer, _ = listener.accept()
+        with peer:
+            peer.recv(65536)
+            peer.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            try:
+                for _ in range(1000):
+                    peer.sendall(b"x")
+                    sent.append(1)
+                    time.sleep(0.02)
+            except OSError:  # the client gave up and closed
+                pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        with pytest.raises(OutboundError, match=r"^Timed out after 300 ms") as caught:
+            client.send(connection(base, timeout_ms=300), HttpRequest("GET", ""))
+        assert caught.value.retriable
+        assert len(sent) < 200  # given up long before the end
+    finally:
         listener.close()
