@@ -155,17 +155,23 @@ def _update_statement(
     return sql, fields, conditions
 
 
-def update(model: type[Model], pk, values: dict[str, Any], **where) -> int:
+def update(model: type[Model], pk, values: dict[str, Any], /, **where) -> int:
     """Set `values` on the row of `model` whose primary key is `pk` if its columns equal
-    `where` (None is not a value here): the rows changed, 0 or 1. As the ORM's update(),
-    no signals and no auto_now; each value as `get_db_prep_save` makes it."""
+    `where`: the rows matched, 0 or 1, as `filter(pk=pk, **where).update(**values)` for
+    plain stored values. No signals and no auto_now, as the ORM's update(); each value as
+    `get_db_prep_save` makes it. Narrower than the ORM: keys are field names or attnames
+    (`flow_id`, not a Flow instance as `flow`), no expressions, and None never matches in
+    `where` (it is compared with =)."""
     if None in where.values():
         raise ValueError("rows.update compares with =; None never matches")
     connection = connections[router.db_for_write(model)]
     sql, fields, conditions = _update_statement(
         model, connection.alias, tuple(values), tuple(where)
     )
-    params = [field.get_db_prep_save(values[field.name], connection) for field in fields]
+    params = [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(fields, values.values(), strict=True)
+    ]
     params += [
         field.get_db_prep_value(value, connection)
         for field, value in zip(conditions, (pk, *where.values()), strict=True)

@@ -295,7 +295,8 @@ def claim(run: Execution) -> str:
     shows the status and times that were written."""
     # A run of a flow without maxConcurrency (as the run was read) has nothing to count:
     # one conditional UPDATE. Otherwise, or when it is not queued any more, the flow is
-    # locked and its running runs counted.
+    # locked and its running runs counted. A maxConcurrency set between the read and this
+    # UPDATE (a few hundred µs) is not seen: that one run may start past the new limit.
     flow = run.flow
     if (flow is None or not flow.max_concurrency) and _set_running(run):
         return "claimed"

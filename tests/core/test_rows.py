@@ -133,3 +133,13 @@ def test_update_writes_what_the_orm_update_writes_where_the_row_still_matches(
 def test_update_refuses_to_compare_with_none(application):
     with pytest.raises(ValueError, match="None never matches"):
         rows.update(Flow, 1, {"disabled": True}, description=None)
+
+
+def test_update_takes_a_foreign_key_by_its_attname_and_none_as_a_value(application):
+    flow = Flow.objects.create(application=application, name="Greeting")
+    execution = run(flow)
+    rows.insert([execution])
+
+    assert rows.update(Execution, execution.pk, {"flow_id": None}, status="succeeded") == 1
+
+    assert Execution.objects.get(pk=execution.pk).flow_id is None
