@@ -588,6 +588,14 @@ class OutboundClient:
             sent = True
             connection.set_timeout(self._remaining(url, budget))
             raw = connection.getresponse()
+            if 100 <= raw.status < 200:  # http.client reads past 100 Continue only
+                raise OutboundError(
+                    f"{url} answered {raw.status} {raw.reason} (an interim answer, such as "
+                    "Early Hints) where a final answer was expected; the client cannot take "
+                    "interim answers",
+                    status=raw.status,
+                    url=url,
+                )
             received = _headers_of(raw)
             data = self._read_body(_decoding(raw, received, method), url, budget)
             if raw.length:  # what its Content-Length promised and the server never sent

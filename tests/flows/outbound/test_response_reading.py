@@ -203,3 +203,15 @@ def test_a_body_sent_a_byte_at_a_time_cannot_outlast_the_timeout(client):
         assert len(sent) < 200  # given up long before the end
     finally:
         listener.close()
+
+
+def test_an_interim_answer_fails_the_call_instead_of_passing_for_its_answer(client, raw_server):
+    # Taken as final, the 103 passed for a success with an empty body, and the 200 behind it
+    # could be read as the answer to the next call on the kept connection.
+    base = raw_server(
+        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nlater"
+    )
+
+    with pytest.raises(OutboundError, match=r"answered 103 Early Hints \(an interim answer"):
+        client.send(connection(base), HttpRequest("GET", ""))
