@@ -6,6 +6,7 @@ the request's headers, a token endpoint repeating its form), so body excerpts ar
 the connection's secrets replaced (`excerpt(body, secrets)`).
 """
 
+import contextlib
 import json
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
@@ -62,8 +63,9 @@ EXCERPT_CHARS = 500
 def secret_forms(secrets: Iterable[str]) -> list[str]:
     """Each secret as a server may send it back, longest first (a secret inside a longer one).
 
-    As sent, JSON-escaped (with and without escaped slashes and non-ASCII) and
-    percent-encoded (in a query or a form). Empty values are no secret.
+    As sent, JSON-escaped (with and without escaped slashes and non-ASCII),
+    percent-encoded (in a query or a form), and as Python quotes it as text or as bytes
+    (http.client's "Invalid header value b'…'"). Empty values are no secret.
     """
     forms: set[str] = set()
     for secret in secrets:
@@ -77,7 +79,11 @@ def secret_forms(secrets: Iterable[str]) -> list[str]:
             json.dumps(secret, ensure_ascii=False)[1:-1],
             quote(secret, safe=""),
             quote_plus(secret),
+            repr(secret)[1:-1],
         }
+        for encoding in ("latin-1", "utf-8"):
+            with contextlib.suppress(UnicodeEncodeError):
+                forms.add(repr(secret.encode(encoding))[2:-1])
     return sorted(forms, key=len, reverse=True)
 
 

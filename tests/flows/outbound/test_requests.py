@@ -398,3 +398,14 @@ def test_concurrent_calls_share_the_client_safely(httpserver, base_uri):
         results = list(pool.map(call, range(40)))
 
     assert results == [str(i) for i in range(40)]
+
+
+def test_a_secret_quoted_by_http_client_in_an_invalid_header_error_is_redacted(client, base_uri):
+    # http.client refuses the header and quotes its value as bytes: b'Bearer s3cr\xe9t-tok\n'
+    config = connection(base_uri, auth=Auth(type="bearer", token="s3cr\u00e9t-tok\n"))
+
+    with pytest.raises(OutboundError, match=r"^Invalid request to ") as caught:
+        client.send(config, HttpRequest("GET", "me"))
+
+    assert "s3cr" not in str(caught.value)
+    assert "[redacted]" in str(caught.value)
