@@ -14,10 +14,9 @@ from apps.flows.outbound import BlockedAddress, HttpRequest, OutboundError
 from tests.flows.outbound.helpers import connection
 
 
-@pytest.fixture(scope="module")
-def tls_server(tmp_path_factory):
-    """A local HTTPS server with a self-signed certificate for localhost (one per module:
-    stopping a server takes half a second)."""
+def https_server(directory, extension: x509.ExtensionType, critical: bool) -> HTTPServer:
+    """A started local HTTPS server answering GET / with "secret", its certificate
+    self-signed for the common name localhost with `extension` (at `server.cert_path`)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.UTC)
@@ -29,10 +28,9 @@ def tls_server(tmp_path_factory):
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=1))
         .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(extension, critical=critical)
         .sign(key, hashes.SHA256())
     )
-    directory = tmp_path_factory.mktemp("tls")
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
@@ -48,6 +46,18 @@ def tls_server(tmp_path_factory):
     server.start()
     server.expect_request("/").respond_with_data("secret")
     server.cert_path = cert_path
+    return server
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    """A local HTTPS server with a self-signed certificate for localhost (one per module:
+    stopping a server takes half a second)."""
+    server = https_server(
+        tmp_path_factory.mktemp("tls"),
+        x509.SubjectAlternativeName([x509.DNSName("localhost")]),
+        critical=False,
+    )
     yield server
     server.stop()
 
@@ -93,35 +103,8 @@ def test_a_certificate_naming_the_host_only_in_its_common_name_is_refused(
 ):
     # Trusted (it is its own CA in SSL_CERT_FILE), but without a subjectAltName: browsers
     # and urllib3 do not fall back to the common name, and neither does the client.
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_path, key_path)
-    server = HTTPServer(host="127.0.0.1", ssl_context=context)
-    server.start()
-    server.expect_request("/").respond_with_data("secret")
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert_path))
+    server = https_server(tmp_path, x509.BasicConstraints(ca=True, path_length=None), True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(server.cert_path))
     try:
         with pytest.raises(OutboundError, match=r"TLS failed: .*(mismatch|doesn't match)"):
             client.send(connection(f"https://localhost:{server.port}"), HttpRequest("GET", "/"))
