@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 import zlib
+from collections.abc import Callable
 
 import pytest
 from werkzeug import Response
@@ -19,18 +20,20 @@ pytestmark = pytest.mark.usefixtures("private_allowed")
 
 @pytest.fixture
 def raw_server():
-    """A server that answers its first connection with the given bytes, then closes it."""
+    """A server for one connection: it reads the request, then sends the given bytes, or
+    hands the connection to the given function, and closes it."""
     listener = socket.create_server(("127.0.0.1", 0))
-    answer: list[bytes] = []
 
-    def serve() -> None:
-        peer, _ = listener.accept()
-        with peer:
-            peer.recv(65536)
-            peer.sendall(answer[0])
+    def start(answer: bytes | Callable[[socket.socket], None]) -> str:
+        def serve() -> None:
+            peer, _ = listener.accept()
+            with peer:
+                peer.recv(65536)
+                if isinstance(answer, bytes):
+                    peer.sendall(answer)
+                else:
+                    answer(peer)
 
-    def start(data: bytes) -> str:
-        answer.append(data)
         threading.Thread(target=serve, daemon=True).start()
         return f"http://127.0.0.1:{listener.getsockname()[1]}"
 
@@ -138,33 +141,27 @@ def test_an_encoded_body_cut_short_is_a_retriable_failure(client, raw_server):
     assert caught.value.retriable
 
 
-def test_an_answer_refused_midway_closes_its_socket_at_once(client, settings):
+def test_an_answer_refused_midway_closes_its_socket_at_once(client, settings, raw_server):
     """After Connection: close the answer, not the connection, holds the socket: refusing
     the answer must close it then, not whenever the garbage collector gets to it."""
     settings.FLOWSITE_OUTBOUND_MAX_RESPONSE_BYTES = 100
-    listener = socket.create_server(("127.0.0.1", 0))
     client_closed = threading.Event()
 
-    def serve() -> None:
-        peer, _ = listener.accept()
-        with peer:
-            peer.recv(65536)
-            peer.sendall(
-                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 100000\r\n\r\n"
-                + b"x" * 5000
-            )
-            peer.settimeout(5)
-            try:
-                while peer.recv(65536):
-                    pass
-            except TimeoutError:
-                return
-            except OSError:  # reset: closed with unread data
+    def answer(peer: socket.socket) -> None:
+        peer.sendall(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 100000\r\n\r\n" + b"x" * 5000
+        )
+        peer.settimeout(5)
+        try:
+            while peer.recv(65536):
                 pass
-            client_closed.set()
+        except TimeoutError:
+            return
+        except OSError:  # reset: closed with unread data
+            pass
+        client_closed.set()
 
-    threading.Thread(target=serve, daemon=True).start()
-    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    base = raw_server(answer)
     gc.disable()
     try:
         with pytest.raises(ResponseTooLarge):
@@ -172,37 +169,28 @@ def test_an_answer_refused_midway_closes_its_socket_at_once(client, settings):
         assert client_closed.wait(5)
     finally:
         gc.enable()
-        listener.close()
 
 
-def test_a_body_sent_a_byte_at_a_time_cannot_outlast_the_timeout(client):
+def test_a_body_sent_a_byte_at_a_time_cannot_outlast_the_timeout(client, raw_server):
     # Each byte comes well within the socket's timeout, so only the deadline checked between
     # reads stops it: 1,000 bytes at one per 20 ms would take 20 s.
-    listener = socket.create_server(("127.0.0.1", 0))
     sent = []
 
-    def serve() -> None:
-        peer, _ = listener.accept()
-        with peer:
-            peer.recv(65536)
-            peer.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
-            try:
-                for _ in range(1000):
-                    peer.sendall(b"x")
-                    sent.append(1)
-                    time.sleep(0.02)
-            except OSError:  # the client gave up and closed
-                pass
+    def answer(peer: socket.socket) -> None:
+        peer.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        try:
+            for _ in range(1000):
+                peer.sendall(b"x")
+                sent.append(1)
+                time.sleep(0.02)
+        except OSError:  # the client gave up and closed
+            pass
 
-    threading.Thread(target=serve, daemon=True).start()
-    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    try:
-        with pytest.raises(OutboundError, match=r"^Timed out after 300 ms") as caught:
-            client.send(connection(base, timeout_ms=300), HttpRequest("GET", ""))
-        assert caught.value.retriable
-        assert len(sent) < 200  # given up long before the end
-    finally:
-        listener.close()
+    base = raw_server(answer)
+    with pytest.raises(OutboundError, match=r"^Timed out after 300 ms") as caught:
+        client.send(connection(base, timeout_ms=300), HttpRequest("GET", ""))
+    assert caught.value.retriable
+    assert len(sent) < 200  # given up long before the end
 
 
 def test_an_interim_answer_fails_the_call_instead_of_passing_for_its_answer(client, raw_server):
