@@ -178,6 +178,28 @@ INTENDED = [
 ]
 
 
+def _short_timeout(finding: Finding) -> bool:
+    """The call asked to wait less than a second (?timeout=<ms>, minimum 1)."""
+    query = parse_qs(urlsplit(finding.request.split(" ", 1)[1]).query)
+    return any(value.isdigit() and int(value) < 1000 for value in query.get("timeout", []))
+
+
+# 5xx answers the schema documents for what the caller asked. Any other server error fails.
+DOCUMENTED_SERVER_ERRORS = [
+    Intended(
+        "not_a_server_error",
+        (504,),
+        "timed-out",
+        why="A sync call stops its run at the caller's own ?timeout and answers 504 "
+        "timed-out, as the schema documents (tests/executions/test_flow_api.py::"
+        "test_a_slow_sync_call_times_out_at_its_timeout_with_504). The coverage phase sends "
+        "the minimum, 1 ms, which a loaded machine can miss before the script is called. A "
+        "504 to a call that waited a second or more is still a finding.",
+        only=_short_timeout,
+    ),
+]
+
+
 # Server errors this run finds that are to be fixed where they live, outside the files of
 # the change that added this run. While one shows up the test xfails, naming it; every other
 # server error and every unexplained finding still fails it. Remove an entry once fixed.
@@ -277,6 +299,9 @@ def test_the_api_answers_generated_requests_as_its_schema_says(live_server, fuzz
     # The other checks that failed on those answers (an undocumented 500) go with them.
     known_answers = {(f.request, f.status) for f in known}
     findings = [f for f in findings if (f.request, f.status) not in known_answers]
+    documented = [f for f in findings if any(i.covers(f) for i in DOCUMENTED_SERVER_ERRORS)]
+    documented_answers = {(f.request, f.status) for f in documented}
+    findings = [f for f in findings if (f.request, f.status) not in documented_answers]
     server_errors = [f for f in findings if f.check == "not_a_server_error"]
     assert not server_errors, "\n".join(map(str, server_errors))
     unexplained = [f for f in findings if not any(i.covers(f) for i in INTENDED)]
