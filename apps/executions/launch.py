@@ -355,25 +355,53 @@ def _send_or_fail(execution_id) -> None:
 
 class SubflowRunner:
     """The engine's sub-flow port: runs a child flow here, linked to its parent run,
-    through the front door (so the child's concurrency policy holds)."""
+    through the front door, for the parent's caller.
+
+    Who may run the child: a parent run by an account (an API call, Run, a retry,
+    Execute()) needs what Run needs for the child (`run_flows` and one of its `api.roles`),
+    so a wrapper flow does not open a role-restricted flow to accounts outside its roles.
+    A parent started by an anonymous API call reaches only children that name no roles. An
+    admin Test run, a schedule or an error handler runs with the authority of the builder
+    who set it up, as it does for its own flow. The child's concurrency policy holds for
+    all of them.
+    """
+
+    # A refused child fails its record with this status (in `statusCode` of the result).
+    WHO_MAY_RUN = (PrivilegeMissing, RoleRequired)
+    # Chains started by what a builder set up: not checked against a caller.
+    BUILDERS = frozenset({Trigger.TEST, Trigger.SCHEDULE, Trigger.ERROR_HANDLER})
 
     def __init__(self, parent: Execution):
         self.parent = parent
         self._depth: int | None = None
+        self._origin = parent.trigger
 
     def depth(self) -> int:
-        """How deep this run is nested (computed once per run, not per record)."""
+        """How deep this run is nested (computed once per run, not per record); finds
+        the trigger that started the chain of sub-flows on the way."""
         if self._depth is None:
             depth, parent_id = 0, self.parent.parent_id
             while parent_id is not None and depth <= MAX_SUBFLOW_DEPTH:
                 depth += 1
-                parent_id = (
-                    Execution.objects.filter(pk=parent_id)
-                    .values_list("parent_id", flat=True)
-                    .first()
-                )
+                above = Execution.objects.filter(pk=parent_id).values_list("parent_id", "trigger")
+                parent_id, trigger = above.first() or (None, "")
+                if self._origin == Trigger.SUBFLOW:
+                    self._origin = trigger
             self._depth = depth
         return self._depth
+
+    def _check_caller(self, flow: Flow, caller: Caller) -> None:
+        if self._origin in self.BUILDERS:
+            return
+        api = flow.api_settings
+        if caller.authenticated:
+            _check_account(flow, api, caller)
+        elif api.roles:
+            raise RoleRequired(
+                f"Flow {flow.name!r} may be run only by members of: {', '.join(api.roles)}; "
+                "this run's caller is anonymous.",
+                roles=list(api.roles),
+            )
 
     def run(self, flow_id: int, record: Any, timeout_ms: int | None) -> SubflowResult:
         flow = Flow.objects.select_related("application").filter(pk=flow_id).first()
@@ -390,6 +418,7 @@ class SubflowRunner:
         caller = Caller(user=parent.caller, client_ip=parent.caller_ip)
         timeout_ms = timeout_ms or flow.timeout_ms
         try:
+            self._check_caller(flow, caller)
             child, _ = _start(
                 Start(
                     flow=flow,
@@ -405,7 +434,8 @@ class SubflowRunner:
             )
             child = _run_here(child, timeout_ms)
         except Refused as refused:
-            return SubflowResult("", Status.FAILED, status_code=409, error=refused.message)
+            status = 403 if isinstance(refused, self.WHO_MAY_RUN) else 409
+            return SubflowResult("", Status.FAILED, status_code=status, error=refused.message)
         return SubflowResult(
             str(child.pk),
             child.status,

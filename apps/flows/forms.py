@@ -15,7 +15,13 @@ from apps.flows.models import Connection, Export, Flow, Import, Script
 from apps.flows.outbound.auth import SAFE_HEADERS, is_safe_header
 from apps.flows.outbound.errors import OutboundError
 from apps.flows.outbound.guard import AddressPolicy
-from apps.flows.outbound.origin import literal_origin_problem
+from apps.flows.outbound.origin import (
+    CREDENTIALS_IN_URL,
+    has_user_info,
+    literal_origin_problem,
+    origin_of,
+    shown,
+)
 from apps.flows.pipeline import pipeline_errors
 from apps.flows.sandbox import check_syntax
 from apps.flows.schedules import parse_schedule, validate_timezone, zone_names
@@ -181,7 +187,49 @@ class ConnectionForm(forms.ModelForm):
                 AddressPolicy.from_allowlist(hosts)
             except OutboundError as exc:
                 self.add_error("allowed_private_hosts", str(exc))
+        for name in self.DESTINATIONS:
+            if has_user_info(data.get(name) or ""):
+                self.add_error(name, f"{CREDENTIALS_IN_URL}.")
+        if self.instance.pk and not data.get("clear_secrets") and not self.undecryptable:
+            self._check_secrets_follow(data)
         return data
+
+    # Where the stored secrets go: the base URI's origin (every call), the token URL's
+    # (the OAuth client secret, and the access token it buys goes to the base URI).
+    DESTINATIONS = ("base_uri", "token_url")
+
+    def _check_secrets_follow(self, data: dict) -> None:
+        """Stored secrets never follow their connection to another host unseen: a change of
+        the base URI's or the token URL's origin must give them again (or clear them).
+        Otherwise anyone who may edit connections could read a write-only password by
+        pointing the connection at a server of theirs."""
+        moved = [
+            name
+            for name in self.DESTINATIONS
+            if name in data
+            and origin_of(getattr(self.instance, name) or "") != origin_of(data[name] or "")
+        ]
+        if not moved:
+            return
+        given = {name.lower() for name in self.header_updates}
+        missing = [
+            str(self[name].label)
+            for name, value in self.instance.secrets().items()
+            if value and not data.get(name)
+        ] + [f"secret header {name}" for name in self.stored_headers if name.lower() not in given]
+        if not missing:
+            return
+        for name in moved:
+            before = origin_of(getattr(self.instance, name) or "")
+            after = shown(origin_of(data[name] or ""))
+            self.add_error(
+                name,
+                f"This now leads to {after}"
+                + (f", not to {shown(before)}" if before else "")
+                + ": stored secrets are never sent to a new host unless they are given again. "
+                f"In the same change, enter again: {', '.join(missing)} (or clear the stored "
+                "secrets).",
+            )
 
     def _take_headers(self, data: dict, auth_type) -> dict:
         """The safe headers to store in plain text; the secret ones go to header_updates."""

@@ -1,18 +1,14 @@
 import json
 
+import pytest
+
+from apps.accounts.models import Role
 from apps.executions import launch, services
 from apps.executions.models import Execution
-from apps.flows.models import Flow, Script
-
-
-def script_flow(application, name, source, **fields) -> Flow:
-    script = Script.objects.create(name=name, content=source)
-    return Flow.objects.create(
-        application=application,
-        name=name,
-        page_processors=[{"type": "script", "_scriptId": str(script.pk)}],
-        **fields,
-    )
+from apps.executions.tasks import run_scheduled_flow
+from apps.flows.models import Flow
+from tests.executions.conftest import as_json, call
+from tests.executions.honest import assert_failed_answer, script_flow
 
 
 def test_a_parent_flow_runs_its_sub_flow_and_merges_the_output(application, owner):
@@ -91,3 +87,75 @@ def test_a_cycle_that_got_past_validation_stops_at_the_depth_limit(application, 
     assert deepest.errors.get().message.endswith(
         f"nested more than {launch.MAX_SUBFLOW_DEPTH} deep; stopped."
     )
+
+
+# --- who may run the child (found by an outside security probe) -----------------------------
+
+PARTNERS_ONLY = "function main(ctx) { return {ran: 'the partners-only child'}; }"
+
+
+@pytest.fixture
+def wrapped(sales):
+    """A role-restricted child flow, and an anonymous-friendly API flow that wraps it."""
+    child = script_flow(
+        sales,
+        "partners only",
+        PARTNERS_ONLY,
+        api={"enabled": True, "method": "POST", "path": "/partners", "roles": ["Partners"]},
+    )
+    wrapper = Flow.objects.create(
+        application=sales,
+        name="wrapper",
+        page_processors=[
+            {
+                "type": "flow",
+                "_flowId": str(child.pk),
+                "responseMapping": {"fields": [{"extract": "data", "generate": "child"}]},
+            }
+        ],
+        api={"enabled": True, "method": "POST", "path": "/wrapper", "allowAnonymous": True},
+    )
+    return child, wrapper
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("who", ["anonymous", "an account outside the role"])
+def test_a_wrapper_flow_does_not_open_a_role_restricted_child(
+    live_server, wrapped, caller_key, who
+):
+    child, _ = wrapped
+    key = caller_key if who != "anonymous" else None
+    direct = call(live_server, "POST", "/api/resources/partners", key=key, body={"x": 1})
+    assert direct.status in (401, 403)
+
+    response = call(live_server, "POST", "/api/resources/wrapper", key=key, body={"x": 1})
+
+    problem = assert_failed_answer(response, 500, "Partners")
+    assert "the partners-only child" not in response.data.decode()
+    assert problem["errors"][0]["record"] == {"x": 1}
+    assert not Execution.objects.filter(flow=child).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_member_of_the_childs_role_runs_it_through_the_wrapper(
+    live_server, wrapped, integration, caller_key
+):
+    child, _ = wrapped
+    Role.objects.create(name="Partners").members.add(integration)
+
+    response = call(live_server, "POST", "/api/resources/wrapper", key=caller_key, body={"x": 1})
+
+    assert response.status == 200, response.data[:2000]
+    [record] = as_json(response)["data"]["records"]
+    assert record["child"] == [{"ran": "the partners-only child"}]
+    assert Execution.objects.get(flow=child).caller == integration
+
+
+def test_a_schedule_runs_the_child_with_the_builders_authority(wrapped):
+    child, wrapper = wrapped
+
+    started = run_scheduled_flow(wrapper.pk)
+
+    run = Execution.objects.get(pk=started)
+    assert run.status == "succeeded", run.error
+    assert Execution.objects.get(flow=child).status == "succeeded"

@@ -218,6 +218,171 @@ def test_an_import_whose_relative_uri_leads_to_another_host_is_refused_by_the_ap
     assert [e["pointer"] for e in answer.json()["errors"]] == ["#/http/relativeURI"]
 
 
+# --- secrets do not follow a connection to another host --------------------------------------
+
+
+def records_flow(application, connection: Connection) -> Flow:
+    source = Export.objects.create(name="Read", connection=connection, relative_uri="/records")
+    return Flow.objects.create(
+        application=application,
+        name="Read",
+        skip_retries=True,
+        page_generators=[{"_exportId": str(source.pk)}],
+    )
+
+
+def test_pointing_a_connection_at_another_host_needs_its_secrets_again_and_sends_none(
+    manager, application, keyed_api, httpserver, other_host
+):
+    """A builder who may edit connections cannot read a write-only key by pointing its
+    connection at a server of theirs (found by an outside security probe)."""
+    httpserver.expect_request("/records").respond_with_json([])
+    other_host.expect_request("/records").respond_with_json([])
+    home = keyed_api.base_uri
+
+    moved = manager.patch(
+        f"/api/v1/connections/{keyed_api.pk}",
+        {"http": {"baseURI": other_host.url_for("/").rstrip("/")}},
+        format="json",
+    )
+
+    assert moved.status_code == 400, moved.content
+    problem = moved.json()
+    assert [e["pointer"] for e in problem["errors"]] == ["#/http/baseURI"]
+    detail = problem["errors"][0]["detail"]
+    assert "API key" in detail
+    assert "secret header Ocp-Apim-Subscription-Key" in detail
+    assert API_KEY not in moved.content.decode()
+    keyed_api.refresh_from_db()
+    assert keyed_api.base_uri == home
+    assert run(manager, records_flow(application, keyed_api)).status == "succeeded"
+    assert other_host.log == []
+    assert len(httpserver.log) == 1
+
+
+def test_a_connection_moved_with_its_secrets_given_again_sends_them_to_the_new_host(
+    manager, application, keyed_api, other_host
+):
+    other_host.expect_request("/records").respond_with_json([])
+
+    moved = manager.patch(
+        f"/api/v1/connections/{keyed_api.pk}",
+        {
+            "http": {
+                "baseURI": other_host.url_for("/").rstrip("/"),
+                "headers": {"Ocp-Apim-Subscription-Key": "new-subscription-key"},
+                "auth": {"type": "api_key_header", "apiKey": "new-api-key"},
+            }
+        },
+        format="json",
+    )
+
+    assert moved.status_code == 200, moved.content
+    assert run(manager, records_flow(application, keyed_api)).status == "succeeded"
+    (request, _), *_ = other_host.log
+    assert request.headers["X-Secret-Key"] == "new-api-key"
+    assert request.headers["Ocp-Apim-Subscription-Key"] == "new-subscription-key"
+
+
+def test_a_new_path_on_the_same_host_keeps_the_secrets(manager, keyed_api):
+    moved = manager.patch(
+        f"/api/v1/connections/{keyed_api.pk}",
+        {"http": {"baseURI": keyed_api.base_uri + "/v2"}},
+        format="json",
+    )
+
+    assert moved.status_code == 200, moved.content
+    keyed_api.refresh_from_db()
+    assert keyed_api.secrets() == {"api_key": API_KEY}
+    assert keyed_api.secret_headers() == {"Ocp-Apim-Subscription-Key": SUBSCRIPTION_KEY}
+
+
+def test_a_new_token_url_host_needs_the_client_secret_again(manager):
+    connection = Connection.objects.create(
+        name="CRM",
+        base_uri="https://crm.example.com",
+        auth_type=Connection.AuthType.OAUTH2,
+        token_url="https://login.example.com/token",
+        client_id="flowsite",
+    )
+    connection.set_secrets(client_secret="Zq8-client-secret")
+    connection.save()
+    url = f"/api/v1/connections/{connection.pk}"
+    auth = {"type": "oauth2_client_credentials", "clientId": "flowsite"}
+
+    refused = manager.patch(
+        url,
+        {"http": {"auth": {**auth, "tokenURL": "https://203.0.113.9/token"}}},
+        format="json",
+    )
+    given = manager.patch(
+        url,
+        {
+            "http": {
+                "auth": {
+                    **auth,
+                    "tokenURL": "https://203.0.113.9/token",
+                    "clientSecret": "Zq8-new-secret",
+                }
+            }
+        },
+        format="json",
+    )
+
+    assert refused.status_code == 400, refused.content
+    assert [e["pointer"] for e in refused.json()["errors"]] == ["#/http/auth/tokenURL"]
+    assert "OAuth client secret" in refused.json()["errors"][0]["detail"]
+    assert given.status_code == 200, given.content
+    connection.refresh_from_db()
+    assert connection.token_url == "https://203.0.113.9/token"
+    assert connection.secrets() == {"client_secret": "Zq8-new-secret"}
+
+
+def test_the_admin_moves_a_connection_only_with_its_secrets_given_again_or_cleared(admin_client):
+    connection = Connection.objects.create(name="CRM", base_uri="https://crm.example.com")
+    connection.set_secret_headers({"X-Tenant-Key": "Zq8-tenant"})
+    connection.save()
+    url = f"/admin/flows/connection/{connection.pk}/change/"
+    moved = {**CONNECTION_FORM, "base_uri": "https://elsewhere.example.net", "headers": "{}"}
+
+    refused = admin_client.post(url, moved)
+    cleared = admin_client.post(url, {**moved, "clear_secrets": "on"})
+
+    assert refused.status_code == 200
+    assert "not to https://crm.example.com" in refused.content.decode()
+    assert "secret header X-Tenant-Key" in refused.content.decode()
+    assert cleared.status_code == 302, cleared.content.decode()[:3000]
+    connection.refresh_from_db()
+    assert connection.base_uri == "https://elsewhere.example.net"
+    assert connection.secret_headers() == {}
+
+
+@pytest.mark.parametrize(
+    "http",
+    [
+        {"baseURI": "https://bob:Zq8-url-pass@crm.example.com"},
+        {
+            "baseURI": "https://crm.example.com",
+            "auth": {
+                "type": "oauth2_client_credentials",
+                "tokenURL": "https://bob:Zq8-url-pass@login.example.com/token",
+                "clientId": "flowsite",
+                "clientSecret": "s",
+            },
+        },
+    ],
+)
+def test_a_url_with_a_password_in_it_is_refused_at_save_without_quoting_it(manager, http):
+    answer = manager.post(
+        "/api/v1/connections", {"name": "CRM", "type": "http", "http": http}, format="json"
+    )
+
+    assert answer.status_code == 400, answer.content
+    assert "must not contain credentials" in answer.json()["errors"][0]["detail"]
+    assert "Zq8-url-pass" not in answer.content.decode()
+    assert not Connection.objects.exists()
+
+
 # --- custom headers: write-only, encrypted ---------------------------------------------------
 
 CONNECTION_FORM = {

@@ -51,6 +51,7 @@ from apps.flows.outbound.errors import (
 )
 from apps.flows.outbound.guard import AddressPolicy, GuardedPool
 from apps.flows.outbound.origin import (
+    CREDENTIALS_IN_URL,
     DEFAULT_PORTS,
     Destination,
     Origin,
@@ -118,11 +119,7 @@ def check_url(url: str) -> SplitResult:
     """`url` split, if the client can call it: absolute http(s), without credentials in it."""
     parts = urlsplit(url)
     if parts.username is not None or parts.password is not None:
-        # The URL is not repeated: its user info may be a password.
-        raise OutboundError(
-            "URLs must not contain credentials (user:password@host); "
-            "use the connection's authentication instead"
-        )
+        raise OutboundError(CREDENTIALS_IN_URL)
     if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
         raise OutboundError(f"Cannot call {url!r}: only absolute http and https URLs can be called")
     try:

@@ -12,6 +12,7 @@ with it on some URLs (a backslash ends urllib3's host).
 
 import re
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
@@ -49,6 +50,27 @@ def locate(url: str) -> Destination | None:
         return None
     origin = scheme, parts.host.lower(), parts.port or DEFAULT_PORTS[scheme]
     return Destination(url, origin, parts.request_uri)
+
+
+# The URL is never repeated with it: its user info may be a password.
+CREDENTIALS_IN_URL = (
+    "URLs must not contain credentials (user:password@host); "
+    "use the connection's authentication instead"
+)
+
+
+def has_user_info(url: str) -> bool:
+    """Whether a URL carries user info (user:password@host), by either parser's reading."""
+    try:
+        if parse_url(url.strip()).auth is not None:
+            return True
+    except LocationParseError:
+        pass
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.username is not None or parts.password is not None
 
 
 def shown(origin: Origin | None) -> str:

@@ -72,7 +72,7 @@ def documents(application: Application, connection: Connection) -> dict[str, dic
             },
             "replace": {
                 "name": "CRM API",
-                "http": {"baseURI": "https://crm2.example.com/api", "auth": {"type": "bearer"}},
+                "http": {"baseURI": "https://crm.example.com/api/v2", "auth": {"type": "bearer"}},
             },
             "defaults": {
                 "type": "http",
@@ -84,11 +84,11 @@ def documents(application: Application, connection: Connection) -> dict[str, dic
                 "http.auth.username": "",
             },
             "merge": {"http": {"timeout": 1500}},
-            "merged": {"http.timeout": 1500, "http.baseURI": "https://crm2.example.com/api"},
+            "merged": {"http.timeout": 1500, "http.baseURI": "https://crm.example.com/api/v2"},
             "patch": [
-                {"op": "replace", "path": "/http/baseURI", "value": "https://crm3.example.com"}
+                {"op": "replace", "path": "/http/baseURI", "value": "https://crm.example.com/v3"}
             ],
-            "patched": {"http.baseURI": "https://crm3.example.com", "http.timeout": 1500},
+            "patched": {"http.baseURI": "https://crm.example.com/v3", "http.timeout": 1500},
         },
         "exports": {
             "create": {
