@@ -119,10 +119,10 @@ def answer_content_type(answer: dict) -> str | None:
     """The content type a flow's own answer names: PhixFlow's `contentType` output
     attribute, else its `Content-Type` header; None when it names none."""
     if answer.get("contentType") not in (None, ""):
-        return answer["contentType"]
+        return str(answer["contentType"])
     headers = answer.get("headers")
     if isinstance(headers, dict):
         for name, value in headers.items():
             if str(name).lower() == "content-type":
-                return value
+                return str(value)
     return None

@@ -1,5 +1,7 @@
 """Edge cases of calling flows, in process (APIClient): each answers a clear 4xx or works."""
 
+import json
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -58,17 +60,64 @@ def test_an_unusual_status_from_error_still_answers_a_problem(client, applicatio
     assert response.json()["title"] == "Client error"
 
 
-def test_headers_a_flow_cannot_send_are_dropped(client, application):
+SITE_WIDE = {
+    "Set-Cookie": "s=1",
+    "Clear-Site-Data": '"cookies", "storage"',
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "Access-Control-Allow-Origin": "https://evil.example",
+    "Access-Control-Allow-Credentials": "true",
+    "X-Frame-Options": "ALLOWALL",
+    "Refresh": "0;url=https://evil.example/",
+}
+
+
+def test_headers_that_act_beyond_the_answer_are_dropped_and_the_rest_is_sent(client, application):
+    """A flow's answer cannot sign the admin out, pin HSTS, open CORS or allow framing on
+    Flowsite's origin (found by an outside security probe)."""
+    headers = json.dumps({**SITE_WIDE, "X-Ok": "yes", "X-Count": 3, "X-Flag": True})
     script_api(
         application,
-        "function main(ctx) { return {statusCode: 200, headers: {'X-Ok': 'yes', "
-        "'X-Bad': 'a\\r\\nSet-Cookie: x=1', 'X Bad Name': 'v', 'Set-Cookie': 's=1'}, body: 1}; }",
+        f"function main(ctx) {{ return {{statusCode: 200, headers: {headers}, body: 1}}; }}",
     )
+
     response = client.post("/api/resources/edge", {}, format="json")
+
     assert response.status_code == 200
-    assert response["X-Ok"] == "yes"
-    assert "X-Bad" not in response
-    assert "Set-Cookie" not in response
+    assert (response["X-Ok"], response["X-Count"], response["X-Flag"]) == ("yes", "3", "true")
+    assert response["X-Frame-Options"] == "DENY"  # Flowsite's own
+    for name in set(SITE_WIDE) - {"X-Frame-Options"}:
+        assert name not in response, name
+
+
+@pytest.mark.parametrize(
+    ("answer", "quoted"),
+    [
+        ("{statusCode: 201, headers: [['X-Id', '42']], body: 1}", "not an object"),
+        ("{statusCode: 201, headers: 'X-Id: 42', body: 1}", "not an object"),
+        ("{statusCode: 200, headers: {'X-Bad': 'a\\r\\nSet-Cookie: x=1'}, body: 1}", "X-Bad"),
+        ("{statusCode: 200, headers: {'X Bad Name': 'v'}, body: 1}", "'X Bad Name'"),
+        ("{statusCode: 200, headers: {'X-Customer': 'Jos\\u00e9'}, body: 1}", "X-Customer"),
+        ("{statusCode: 200, headers: {'X-Meta': {v: 1}}, body: 1}", "X-Meta"),
+        ("{statusCode: 600, body: {message: 'no'}}", "600"),
+        ("{statusCode: 99, body: 1}", "99"),
+        ("{statusCode: 200.5, body: 1}", "200.5"),
+    ],
+)
+def test_an_answer_that_cannot_be_sent_as_set_fails_the_run_saying_why(
+    client, application, answer, quoted
+):
+    """Before, the caller got a 500 internal error (or a 200 envelope) while the run was
+    recorded a success (found by an outside probe)."""
+    script_api(application, f"function main(ctx) {{ return {answer}; }}")
+
+    response = client.post("/api/resources/edge", {}, format="json")
+
+    assert response.status_code == 500
+    problem = response.json()
+    assert problem["type"].endswith("flow-failed"), problem
+    assert quoted in problem["detail"], problem
+    run = Execution.objects.get(pk=problem["processId"])
+    assert (run.status, run.error) == ("failed", problem["detail"])
 
 
 def test_an_overlong_idempotency_key_is_refused(client, application):

@@ -21,7 +21,6 @@ when it is a JSON one (application/json, …+json), else application/json.
 """
 
 import json
-import re
 from typing import Any
 
 from django.http import HttpResponse, JsonResponse
@@ -33,22 +32,9 @@ from apps.executions import errors, selectors, services
 from apps.executions.models import Execution
 from apps.flows import media_types
 from apps.flows.api_settings import FlowApi
+from apps.flows.engine.answer import header_text, is_dropped
 
 Status = Execution.Status
-TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "content-length",
-        "transfer-encoding",
-        "keep-alive",
-        "upgrade",
-        "te",
-        "trailer",
-        "proxy-connection",
-        "set-cookie",
-    }
-)
 # A flow's answer is the flow's content on Flowsite's origin: never sniffed, and sandboxed
 # so that HTML in it cannot act as a page of the admin.
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
@@ -177,21 +163,15 @@ def answer(execution: Execution, instance: str = "") -> HttpResponse:
     return response
 
 
-def _sendable(name: str, value: str) -> bool:
-    """A header a flow may send: a token name and a one-line latin-1 value."""
-    return (
-        bool(TOKEN.fullmatch(name)) and "\r" not in value and "\n" not in value and value.isascii()
-    )
-
-
 def flow_answer(document: dict, default_content_type: str = "") -> HttpResponse:
     """The flow's own `{statusCode, headers?, body, contentType?}` or Axway's
     `{statusCode, result}`, as it set it, with Flowsite's security headers (a flow's own
-    CSP can only add to them). The engine has checked the content type it names."""
+    CSP can only add to them). The engine has checked its status, headers and content type
+    (apps.flows.engine.answer); the headers that act beyond the answer are dropped."""
     headers = {
-        str(name): str(value)
+        name: header_text(value)
         for name, value in (document.get("headers") or {}).items()
-        if str(name).lower() not in HOP_BY_HOP and _sendable(str(name), str(value))
+        if not is_dropped(name)
     }
     status = int(document["statusCode"])
     body = document.get("body", document.get("result"))

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from apps.flows.engine.answer import answer_problem, is_status
 from apps.flows.engine.context import (
     DeadlineReached,
     RecordedError,
@@ -62,10 +63,7 @@ def script_response(spec: FlowSpec, output: list) -> dict | None:
     candidate = output[0]
     if not isinstance(candidate, dict):
         return None
-    status = candidate.get("statusCode")
-    if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
-        return candidate
-    return None
+    return candidate if is_status(candidate.get("statusCode")) else None
 
 
 class _Run:
@@ -178,14 +176,12 @@ class _Run:
         outcome.num_ignore = self.ctx.recorder.ignored
         if outcome.status in ("succeeded", "completed_with_errors"):
             response = script_response(self.spec, outcome.output)
+            refusal = None if response is None else answer_problem(response)
             content_type = None if response is None else answer_content_type(response)
-            if response is not None and response["statusCode"] < 200:
+            if refusal is not None:
                 outcome.status = "failed"
                 outcome.status_code = 500
-                outcome.error = (
-                    f"The flow answered {response['statusCode']}: a 1xx status is not a "
-                    "final answer; answer with 200-599."
-                )
+                outcome.error = refusal
             elif content_type is not None and (problem := media_type_error(content_type)):
                 outcome.status = "failed"
                 outcome.status_code = 500

@@ -4,11 +4,11 @@ Secrets (passwords, tokens, keys, default headers) are left out of every repr: t
 objects end up in logs, tracebacks and error reports.
 """
 
-import json as jsonlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from apps.flows import surrogates
 from apps.flows.outbound.errors import OutboundError, excerpt
 
 
@@ -89,7 +89,7 @@ class HttpResponse:
         if not self.body.strip():
             return None
         try:
-            return jsonlib.loads(self.body)
+            return surrogates.loads(self.body)
         except ValueError as exc:
             content_type = self.headers.get("content-type") or "no content type"
             text = excerpt(self.body, self.secrets)

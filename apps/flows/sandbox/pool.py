@@ -37,6 +37,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from apps.flows import surrogates
 from apps.flows.sandbox import protocol
 from apps.flows.sandbox.results import ScriptAbort, ScriptError, ScriptResult
 
@@ -262,7 +263,7 @@ class SandboxPool:
         )
         if header["ok"]:
             try:
-                value = json.loads(parts[0])
+                value = surrogates.loads(parts[0])
             except RecursionError:
                 raise ScriptError(
                     "The function returned a value nested too deeply to convert.",

@@ -11,6 +11,8 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from apps.flows import surrogates
+
 MAX_PARTS = 4
 MAX_HEADER_BYTES = 8 * 2**20
 """Headers carry messages and up to 64 K characters of debug output (<= 6 bytes each escaped)."""
@@ -38,7 +40,7 @@ def decode(read_exact: Callable[[int], bytes]) -> tuple[dict[str, Any], list[byt
     if lengths[0] > MAX_HEADER_BYTES or any(length > MAX_PART_BYTES for length in lengths):
         raise ProtocolError(f"a message with parts of {lengths} bytes")
     try:
-        header = json.loads(read_exact(lengths[0]))
+        header = surrogates.loads(read_exact(lengths[0]))
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"a header that is not JSON: {exc}") from None
     if not isinstance(header, dict):
