@@ -64,6 +64,33 @@ def test_a_transaction_id_that_is_not_text_is_400(rest, register_lead):
     assert response.status_code == 400
 
 
+def test_an_idempotency_key_header_is_the_same_as_an_external_transaction_id(rest, register_lead):
+    """README's table promises the header too (found missing by an outside probe)."""
+    lead = {"RecordID": None, "Company": "Stark Industries"}
+    first = rest.post(REGISTER, lead, format="json", HTTP_IDEMPOTENCY_KEY="crm-order-77")
+    again = rest.post(REGISTER, lead, format="json", HTTP_IDEMPOTENCY_KEY="crm-order-77")
+    same = rest.post(
+        REGISTER,
+        {**lead, "ExternalTransactionId": "crm-order-77"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="crm-order-77",
+    )
+
+    assert (first.status_code, again.status_code, same.status_code) == (201, 201, 201)
+    assert again.json() == same.json() == first.json()
+    assert again["Idempotent-Replayed"] == same["Idempotent-Replayed"] == "true"
+    assert Record.objects.count() == 1
+    assert ExecuteReceipt.objects.get().external_transaction_id == "crm-order-77"
+
+
+def test_a_header_and_a_transaction_id_that_differ_are_400(rest, register_lead):
+    response = rest.post(REGISTER, LEAD, format="json", HTTP_IDEMPOTENCY_KEY="another-key")
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["pointer"] == "#/ExternalTransactionId"
+    assert not Record.objects.exists()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_twenty_concurrent_calls_with_one_transaction_id_create_one_record(
     restuser, surface_on, register_lead

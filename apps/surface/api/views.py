@@ -109,17 +109,31 @@ def _record_id(payload: dict, operation: Operation) -> int | None:
     return value
 
 
-def _transaction_id(payload: dict) -> str:
+def _transaction_id(payload: dict, header: str) -> str:
+    """Flowfinity's ExternalTransactionId, or the Idempotency-Key header: the same key."""
     value = payload.get("ExternalTransactionId")
     if value is None or value == "":
-        return ""  # none: every call applies
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TRANSACTION_ID:
+        value = ""  # none: every call applies
+    elif not isinstance(value, str) or not value.strip() or len(value) > MAX_TRANSACTION_ID:
         raise invalid(
             f"ExternalTransactionId must be text of 1 to {MAX_TRANSACTION_ID} characters "
             "(or left out).",
             {"ExternalTransactionId": f"Expected text, {MAX_TRANSACTION_ID} characters at most."},
         )
-    return value.strip()
+    header = header.strip()
+    if len(header) > MAX_TRANSACTION_ID:
+        raise ApiProblem(
+            400,
+            f"Idempotency-Key is longer than {MAX_TRANSACTION_ID} characters.",
+            code="invalid-idempotency-key",
+        )
+    if header and value and header != value.strip():
+        raise invalid(
+            "ExternalTransactionId and the Idempotency-Key header name different "
+            "transactions: send one of them, or the same key in both.",
+            {"ExternalTransactionId": "Differs from the Idempotency-Key header."},
+        )
+    return value.strip() or header
 
 
 def record_problem(exc: RecordInvalid, operation: Operation) -> ApiProblem:
@@ -168,6 +182,16 @@ class ExecuteView(SurfaceView):
         summary="Execute(): invoke an operation (create, update or delete a record)",
         tags=["integration surface"],
         request={"application/json": OpenApiTypes.OBJECT},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="The same as ExternalTransactionId in the body: a call repeated "
+                "with it answers the first call's result (Idempotent-Replayed: true) and "
+                "changes nothing.",
+            )
+        ],
         examples=[OpenApiExample("Create", value=EXECUTE_EXAMPLE, request_only=True)],
         responses={
             (201, "application/json"): OpenApiResponse(
@@ -205,7 +229,7 @@ class ExecuteView(SurfaceView):
                 {"__all__": "Expected a JSON object."},
             )
         record_id = _record_id(payload, found)
-        key = _transaction_id(payload)
+        key = _transaction_id(payload, request.headers.get("Idempotency-Key", ""))
         data = {} if found.action == Operation.Action.DELETE else payload
         try:
             answer = services.execute_operation(
