@@ -104,14 +104,17 @@ def _replace(value: Any, ordered: list[str]) -> Any:
 
 
 def redacted_pointers(value: Any, pointer: str = "") -> list[str]:
-    """JSON pointers of the values that redaction replaced (what a re-run lacks)."""
+    """JSON pointers (RFC 6901) of the values that redaction replaced (what a re-run
+    lacks)."""
     if value == REDACTED:
         return [pointer]
     if isinstance(value, dict):
         return [
             found
             for key, item in value.items()
-            for found in redacted_pointers(item, f"{pointer}/{key}")
+            for found in redacted_pointers(
+                item, f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}"
+            )
         ]
     if isinstance(value, list):
         return [

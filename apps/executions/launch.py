@@ -749,7 +749,20 @@ def retry(
         _check_account(flow, flow.api_settings, caller)
         _check_enabled(flow, "retry")
         stored = {"request": job.request, "input": job.input}
-        if missing := [p for p in redacted_pointers(stored) if p not in (fields or {})]:
+        redacted = redacted_pointers(stored)
+        if unknown := [str(p) for p in fields or {} if p not in redacted]:
+            raise InvalidInput(
+                f"`fields` gives only the values that were redacted when job {job.pk} was "
+                f"stored ({', '.join(redacted) or 'none were'}); not: {', '.join(unknown)}.",
+                errors=[
+                    {
+                        "pointer": "#/fields/" + p.replace("~", "~0").replace("/", "~1"),
+                        "detail": "Not a value that was redacted in the stored job.",
+                    }
+                    for p in unknown
+                ],
+            )
+        if missing := [p for p in redacted if p not in (fields or {})]:
             raise SecretFieldsMissing(
                 f"Job {job.pk} was stored with redacted values, which a retry cannot send "
                 f'again: {", ".join(missing)}. Send them as {{"fields": {{pointer: value}}}}.',
@@ -800,10 +813,11 @@ def _check_retriable(job: Execution, *, whole: bool = False) -> None:
 
 
 def _with_fields(stored: dict, fields: dict) -> dict:
-    """The stored request and input with the caller's values at the given pointers."""
+    """The stored request and input with the caller's values at the given pointers (each
+    one a redacted value's, so it leads to a value that is there)."""
     document = json.loads(json.dumps(stored))
     for pointer, value in fields.items():
-        parts = [part for part in str(pointer).split("/") if part]
+        parts = [part.replace("~1", "/").replace("~0", "~") for part in pointer.split("/")[1:]]
         target = document
         for part in parts[:-1]:
             target = target[int(part)] if isinstance(target, list) else target[part]

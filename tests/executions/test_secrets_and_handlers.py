@@ -131,6 +131,37 @@ def test_a_retry_of_a_run_stored_with_redacted_values_needs_them_again(
     assert retry.sealed_trigger
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"/input/company": "Acme"},  # input is an object without it: no value was redacted
+        {"/input/password/x": "1"},
+        {"/nope/x": "1"},
+        {"": "x"},
+        {"/request/headers/x": "injected"},
+    ],
+)
+def test_a_retry_gives_only_values_that_were_redacted_else_400(
+    manager, sales, owner, queued, fields
+):
+    """Before, such a pointer was a 500, or a value injected where none was redacted (found
+    by an outside probe)."""
+    flow = script_flow(sales, "needs token", THROW)
+    job, _ = launch.run(flow, caller=launch.Caller(user=owner), input={"password": "pw-123456"})
+    job = launch.run_queued(job.pk)
+
+    refused = manager.post(
+        f"/api/v1/jobs/{job.pk}/retry",
+        {"fields": {"/input/password": "pw-654321", **fields}},
+        format="json",
+    )
+
+    assert refused.status_code == 400, refused.content
+    assert "/input/password" in refused.json()["detail"]  # what it may give
+    assert refused.json()["errors"][0]["pointer"].startswith("#/fields/")
+    assert Execution.objects.filter(retry_of=job).count() == 0
+
+
 def test_run_now_in_the_admin_links_to_its_run(admin_client, sales, queued):
     flow = Flow.objects.create(application=sales, name="linked")
     page = admin_client.post(
