@@ -16,7 +16,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from apps.core import group_commit, rows, timers
-from apps.core.redaction import scrub, secret_values
+from apps.core.redaction import scrub, secret_values, without_secrets
 from apps.executions import recording
 from apps.executions.errors import AlreadyFinished
 from apps.executions.models import Execution, ExecutionError, StepRun
@@ -27,6 +27,7 @@ from apps.flows.engine.runner import Outcome, run_flow
 from apps.flows.engine.spec import FlowSpec
 from apps.flows.models import Flow
 from apps.flows.outbound import RetryPolicy, get_client
+from apps.flows.outbound.errors import secret_forms
 from apps.flows.pipeline import PipelineError
 from apps.flows.sandbox import get_pool
 from apps.records.connections import DataTables
@@ -342,6 +343,8 @@ class RunResult:
     steps: dict[int, StepStats]
     errors: list[RecordedError]
     secrets: frozenset[str] = frozenset()
+    # Those of the connections it called: never answered either (see settle).
+    connection_secrets: frozenset[str] = frozenset()
     # A recorded run's tape and what it started from (flow tests); None for other runs.
     tape: Tape | None = None
     started_from: dict | None = None
@@ -381,7 +384,9 @@ def perform(
     found = getattr(execution, "steps_secrets", None)  # set when created in this process
     if found is None:
         found = secret_values(seen)
-    result.secrets = frozenset(found | secret_values({"secretVariables": hidden}))
+    result.secrets = frozenset(
+        found | secret_values({"secretVariables": hidden}) | result.connection_secrets
+    )
     return result
 
 
@@ -464,6 +469,8 @@ def _run(
     positions = {step.path: step.position for step in (*spec.generators, *spec.processors)}
     steps = {positions[path]: stats for path, stats in ctx.recorder.steps.items()}
     result = RunResult(outcome, steps, ctx.recorder.errors)
+    if ctx.recorder.secrets:
+        result.connection_secrets = frozenset(secret_forms(ctx.recorder.secrets))
     if tape is not None:
         result.tape = tape
         result.started_from = {
@@ -503,9 +510,10 @@ def settle(execution: Execution, result: RunResult) -> None:
         execution.status_code = 500
         execution.error = f"{RESPONSE_TOO_LARGE} ({size} > {limit} bytes)."
         document = None
-    # The caller of this process gets the flow's answer as it set it; what is stored (and
-    # polled later) is redacted.
-    execution.live_response = document
+    # The caller of this process gets the flow's answer as it set it, but for the secrets of
+    # the connections it called (an API may quote its key back); what is stored (and polled
+    # later) is redacted.
+    execution.live_response = without_secrets(document, result.connection_secrets)
     execution.response = scrub(document, secrets)
     execution.finished_at = timezone.now()
     execution.sealed_trigger = ""

@@ -107,7 +107,9 @@ class TryItAdmin(InUseProtectedAdmin):
 
     def try_it_view(self, request, object_id: int):
         obj = get_object_or_404(self.get_queryset(request), pk=object_id)
-        if not self.has_view_permission(request, obj):
+        # Trying it sends requests with the connection's credentials: for those who may
+        # change it, not for those who may only look at it.
+        if not self.has_change_permission(request, obj):
             return redirect("admin:index")
         extra = self.try_it_context(request, obj)
         form = self.try_it.form(request.POST or None, initial=extra.get("initial"))

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
+from apps.core.redaction import without_secrets
 from apps.flows import flow_tests, selectors
 from apps.flows.documents import (
     CONNECTION,
@@ -28,6 +29,7 @@ from apps.flows.forms import ConnectionForm, ConnectionWithoutSecretsForm
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.outbound import HttpRequest, OutboundError, get_client
 from apps.flows.outbound.client import build_url
+from apps.flows.outbound.errors import secret_forms
 from apps.flows.pipeline import connection_config, export_spec, import_spec
 from apps.flows.sandbox import get_pool
 from apps.flows.sandbox.results import ScriptAbort, ScriptError
@@ -876,7 +878,9 @@ def preview_export(*, export: Export, variables: dict | None = None) -> ExportPr
         records, status = next(export_pages(spec, ctx, ctx.scope(record={})), ([], None))
     except (OutboundError, RecordsError) as error:
         return ExportPreview([], status=getattr(error, "status", None), error=str(error))
-    return ExportPreview(records[:PREVIEW_RECORDS], count=len(records), status=status)
+    # An API may quote the connection's credentials back: never shown, as in a stored run.
+    shown = without_secrets(records[:PREVIEW_RECORDS], secret_forms(ctx.recorder.secrets))
+    return ExportPreview(shown, count=len(records), status=status)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -383,6 +383,31 @@ def test_a_url_with_a_password_in_it_is_refused_at_save_without_quoting_it(manag
     assert not Connection.objects.exists()
 
 
+def test_a_flow_answer_never_hands_its_caller_a_secret_the_api_quoted_back(
+    key_client, integration, application, keyed_api, httpserver
+):
+    """An API may echo what it was sent (a /me page, httpbin, an error body). The caller of
+    a flow is not the connection's host (found by an outside security probe)."""
+    httpserver.expect_request("/records").respond_with_json(
+        [{"echo": {"X-Secret-Key": API_KEY}, "note": f"sub={SUBSCRIPTION_KEY}"}]
+    )
+    flow = records_flow(application, keyed_api)
+    flow.api = {"enabled": True, "method": "GET", "path": "/echo", "mode": "sync"}
+    flow.save()
+
+    answer = key_client(integration).get("/api/resources/echo")
+
+    assert answer.status_code == 200, answer.content
+    text = answer.content.decode()
+    assert API_KEY not in text
+    assert SUBSCRIPTION_KEY not in text
+    assert answer.json()["data"]["records"] == [
+        {"echo": {"X-Secret-Key": "[redacted]"}, "note": "sub=[redacted]"}
+    ]
+    assert API_KEY not in dump_all_tables()
+    assert SUBSCRIPTION_KEY not in dump_all_tables()
+
+
 # --- custom headers: write-only, encrypted ---------------------------------------------------
 
 CONNECTION_FORM = {

@@ -161,6 +161,9 @@ class Recorder:
     error_count: int = 0
     ignored: int = 0  # records a script dropped on purpose
     keep_records: bool = False  # a recorded run keeps every step's records (flow tests)
+    # The secrets of the connections this run called (as a server might quote them back):
+    # left out of everything the run stores and answers, wherever an answer quotes them.
+    secrets: set[str] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def stats(self, step) -> StepStats:
@@ -253,10 +256,14 @@ class RunContext:
         }
 
     def send(self, connection: ConnectionConfig, request: HttpRequest) -> HttpResponse:
-        return self.http.send(
+        response = self.http.send(
             connection,
             request,
             deadline=self.deadline,
             retry=self.retry,
             cancelled=self.cancelled,
         )
+        if response.secrets:
+            with self.recorder._lock:
+                self.recorder.secrets.update(response.secrets)
+        return response
