@@ -67,9 +67,17 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 class RegularSessionAuthentication(authentication.SessionAuthentication):
     """The admin's session, for the browsable API: never an integration account's (one
-    switched to integration keeps no power from a session it had before)."""
+    switched to integration keeps no power from a session it had before), and never for a
+    request a page of another site made. Browsers send the session cookie with a top-level
+    navigation from anywhere (SameSite=Lax), and CSRF tokens guard only unsafe methods, so
+    without this a link on another site could run a GET flow as the signed-in builder."""
+
+    # Sec-Fetch-Site (Fetch Metadata, sent by every current browser): who made the request.
+    FOREIGN = frozenset({"cross-site", "same-site"})
 
     def authenticate(self, request):
+        if request.headers.get("Sec-Fetch-Site", "").lower() in self.FOREIGN:
+            return None
         result = super().authenticate(request)
         if result is not None and getattr(result[0], "is_integration", False):
             return None

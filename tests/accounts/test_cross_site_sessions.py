@@ -1,0 +1,43 @@
+"""A page of another site cannot act with the builder's session (found by an outside
+security probe): browsers send the session cookie with a top-level navigation from
+anywhere (SameSite=Lax), and CSRF tokens guard only unsafe methods, so a link could run a
+GET flow as the signed-in builder. Fetch Metadata's Sec-Fetch-Site says who made it."""
+
+import pytest
+
+from apps.executions.models import Execution
+from apps.flows.models import Flow, Script
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def get_flow(application) -> Flow:
+    script = Script.objects.create(name="ran", content="function main(ctx) { return {ran: 1}; }")
+    return Flow.objects.create(
+        application=application,
+        name="side effect",
+        page_processors=[{"type": "script", "_scriptId": str(script.pk)}],
+        api={"enabled": True, "method": "GET", "path": "/side-effect", "mode": "sync"},
+    )
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_a_navigation_from_another_site_runs_nothing_as_the_builder(admin_client, get_flow, site):
+    response = admin_client.get(
+        "/api/resources/side-effect?x=1", HTTP_SEC_FETCH_SITE=site, HTTP_SEC_FETCH_MODE="navigate"
+    )
+
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/problem+json"
+    assert not Execution.objects.exists()
+
+
+@pytest.mark.parametrize("site", ["same-origin", "none", None])
+def test_the_builder_s_own_pages_and_typed_urls_still_run_it(admin_client, get_flow, site):
+    headers = {"HTTP_SEC_FETCH_SITE": site} if site else {}
+
+    response = admin_client.get("/api/resources/side-effect?x=1", **headers)
+
+    assert response.status_code == 200, response.content
+    assert Execution.objects.get().caller.username == "admin"
