@@ -300,7 +300,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["apps.core.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
-        "rest_framework.renderers.BrowsableAPIRenderer",
+        "apps.core.renderers.BrowsableAPIRenderer",
         "apps.core.renderers.ProblemJSONRenderer",
     ],
     "EXCEPTION_HANDLER": "apps.core.problems.exception_handler",
