@@ -604,10 +604,11 @@ def _store_outcome(execution: Execution) -> None:
     values = {name: getattr(execution, name) for name in SETTLED_FIELDS}
     stored = rows.update(Execution, execution.pk, values, cancel_requested=False)
     if not stored:  # a cancel came first
+        if execution.status != Status.CANCELLED:  # it finished before it saw the cancel
+            execution.error = CANCELLED_AT_THE_END
         execution.status = Status.CANCELLED
-        execution.error = CANCELLED_AT_THE_END
         execution.cancel_requested = True
-        values.update(status=Status.CANCELLED, error=CANCELLED_AT_THE_END)
+        values.update(status=Status.CANCELLED, error=execution.error)
         Execution.objects.filter(pk=execution.pk).update(**values)
 
 

@@ -48,6 +48,10 @@ def test_a_run_sees_a_cancel_request_and_stops(application, local_api, httpserve
     execution = make_execution(flow, cancel_requested=True)
     execution = launch.run_queued(execution.pk)
     assert execution.status == "cancelled"
+    # It says it stopped partway, not that it finished its last step (an outside probe
+    # found every cancelled run saying so).
+    execution.refresh_from_db()
+    assert "stopped before it finished" in execution.error
 
 
 def test_connection_secrets_never_reach_the_logs_or_the_execution(application, httpserver, caplog):

@@ -162,7 +162,10 @@ class _Run:
             outcome.error = "The run passed its deadline and was stopped."
         except RunCancelled:
             outcome.status = "cancelled"
-            outcome.error = "The run was cancelled."
+            outcome.error = (
+                "The run was cancelled and stopped before it finished (its steps show how "
+                "far it got); what it had done by then was not undone."
+            )
         except RunAborted as abort:
             outcome.status = "failed"
             outcome.error = abort.message
