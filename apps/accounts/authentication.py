@@ -47,6 +47,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raw = parts[1]
         elif len(parts) == 1:
             raw = parts[0]
+        elif parts[0].lower() == "bearer":  # ours, but not one key: "Bearer a, Bearer b"
+            refuse_invalid_key(request, "")
         else:
             return None  # another scheme (e.g. Basic added by a proxy): not ours to judge
         # The key is checked first, so a correct key always gets through: others' failures

@@ -62,6 +62,8 @@ def refused_answers(member):
         "unknown": unknown,
         "malformed": "fs_short",
         "not a key": "hello",
+        # two values in one header (found by an outside probe: it said none was sent)
+        "two keys": f"{unknown}, Bearer {unknown}",
     }
 
 
