@@ -397,7 +397,7 @@ def execute(
     result = perform(execution, deadline_ms=deadline_ms, subflows=subflows)
     try:
         record(execution, result)
-    except DatabaseError as exc:
+    except Exception as exc:  # a database error, or a value it refuses: never a lost run
         logger.exception("Execution %s: its outcome could not be stored", execution.pk)
         record(execution, RunResult(_crashed(exc, "Its outcome could not be stored"), {}, []))
     return execution

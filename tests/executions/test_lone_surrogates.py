@@ -8,7 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.accounts.services import create_api_key
-from apps.executions import launch
+from apps.executions import launch, services
 from apps.executions.models import Execution
 from apps.flows.models import Export
 from tests.executions.honest import script_flow
@@ -115,3 +115,30 @@ def test_an_api_answering_a_cut_emoji_gives_a_readable_run(
     assert run.response["data"]["records"] == [{"name": f"José {CUT}"}]
     page = admin_client.get(f"/admin/executions/execution/{run.pk}/change/")
     assert page.status_code == 200
+
+
+def test_an_outcome_that_cannot_be_stored_is_recorded_as_a_failed_run(
+    client, application, monkeypatch
+):
+    """Whatever stops a run's outcome from being stored (here a value the store refuses,
+    as a lone surrogate was), the run is recorded failed saying so and its caller is told,
+    instead of a 500 with no run, or a worker's run left running for minutes."""
+    api_flow(application, "function main(ctx) { return [{ok: 1}]; }")
+    clip, failed = services._clip, []
+
+    def refuses_once(record, secrets):
+        if not failed:
+            failed.append(record)
+            raise ValueError("a value the store refuses")
+        return clip(record, secrets)
+
+    monkeypatch.setattr(services, "_clip", refuses_once)
+
+    response = client.post("/api/resources/cut", {}, format="json")
+
+    assert response.status_code == 500
+    problem = response.json()
+    assert problem["type"].endswith("flow-failed"), problem
+    assert "could not be stored: a value the store refuses" in problem["detail"]
+    run = Execution.objects.get(pk=problem["processId"])
+    assert (run.status, run.error) == ("failed", problem["detail"])
