@@ -570,7 +570,8 @@ class OutboundClient:
         """One HTTP round trip within the budget, its body read up to the size limit.
 
         Each phase may take what is left of the budget: the socket timeout bounds each
-        connect, send and receive, and the body's reader checks the deadline between reads.
+        connect and send, every receive ends by the deadline (the status line and headers
+        too, however slowly they come), and the body's reader checks it between reads.
         The connection goes back to the pool only when its response was read to the end:
         unread data would corrupt the next request on it.
         """

@@ -15,6 +15,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -146,6 +147,37 @@ class AddressPolicy:
         return permitted
 
 
+class _Deadline:
+    """A socket whose receives all end by one deadline (time.monotonic()), however the
+    answer arrives. A timeout bounds one receive only: a server that sends its status line
+    and headers a byte at a time would keep http.client reading them past any deadline."""
+
+    deadline: float | None = None
+
+    def recv_into(self, *args, **kwargs):
+        self._within_deadline()
+        return super().recv_into(*args, **kwargs)
+
+    def recv(self, *args, **kwargs):
+        self._within_deadline()
+        return super().recv(*args, **kwargs)
+
+    def _within_deadline(self) -> None:
+        if self.deadline is not None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("timed out")
+            self.settimeout(remaining)
+
+
+class _DeadlineSocket(_Deadline, socket.socket):
+    pass
+
+
+class _DeadlineSSLSocket(_Deadline, ssl.SSLSocket):
+    pass
+
+
 class GuardedHTTPConnection(http.client.HTTPConnection):
     """An HTTP connection that resolves its host itself and connects only where permitted.
 
@@ -157,15 +189,19 @@ class GuardedHTTPConnection(http.client.HTTPConnection):
     def __init__(self, host: str, port: int, *, address_policy: AddressPolicy) -> None:
         super().__init__(host, port)
         self.address_policy = address_policy
+        self.deadline: float | None = None
 
     def connect(self) -> None:
         self.sock = self._guarded_socket()
 
     def set_timeout(self, seconds: float) -> None:
-        """The time the next connect, send or receive may take."""
+        """The time the next connect or send may take, and by when every receive until the
+        next call must be done."""
         self.timeout = seconds
+        self.deadline = time.monotonic() + seconds
         if self.sock is not None:
             self.sock.settimeout(seconds)
+            self.sock.deadline = self.deadline
 
     @property
     def is_connected(self) -> bool:
@@ -181,7 +217,8 @@ class GuardedHTTPConnection(http.client.HTTPConnection):
         for family, kind, proto, _, sockaddr in self.address_policy.permitted(
             self.host, candidates
         ):
-            sock = socket.socket(family, kind, proto)
+            sock = _DeadlineSocket(family, kind, proto)
+            sock.deadline = self.deadline
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 sock.settimeout(self.timeout)
@@ -211,6 +248,7 @@ class GuardedHTTPSConnection(GuardedHTTPConnection):
     def connect(self) -> None:
         super().connect()
         self.sock = _tls_context().wrap_socket(self.sock, server_hostname=self.host)
+        self.sock.deadline = self.deadline
 
 
 def _tls_context() -> ssl.SSLContext:
@@ -221,6 +259,7 @@ def _tls_context() -> ssl.SSLContext:
     context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
     context.load_default_certs()
     context.set_alpn_protocols(["http/1.1"])
+    context.sslsocket_class = _DeadlineSSLSocket
     return context
 
 

@@ -193,6 +193,29 @@ def test_a_body_sent_a_byte_at_a_time_cannot_outlast_the_timeout(client, raw_ser
     assert len(sent) < 200  # given up long before the end
 
 
+def test_headers_sent_a_byte_at_a_time_cannot_outlast_the_timeout(client, raw_server):
+    """Found by an outside probe: the status line and headers were read with no deadline,
+    so a server sending them a byte a second held the call (and its web thread) for ever."""
+    sent = []
+
+    def answer(peer: socket.socket) -> None:
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 1000:
+                peer.sendall(bytes([byte]))
+                sent.append(1)
+                time.sleep(0.02)
+        except OSError:  # the client gave up and closed
+            pass
+
+    base = raw_server(answer)
+    started = time.monotonic()
+    with pytest.raises(OutboundError, match=r"^Timed out after 300 ms") as caught:
+        client.send(connection(base, timeout_ms=300), HttpRequest("GET", ""))
+    assert caught.value.retriable
+    assert time.monotonic() - started < 3
+    assert len(sent) < 200  # given up long before the end
+
+
 def test_an_interim_answer_fails_the_call_instead_of_passing_for_its_answer(client, raw_server):
     # Taken as final, the 103 passed for a success with an empty body, and the 200 behind it
     # could be read as the answer to the next call on the kept connection.
