@@ -58,13 +58,15 @@ class InUseProtectedAdmin(admin.ModelAdmin):
 @dataclass(frozen=True)
 class TryIt:
     """A page that tries a saved object where it is built (nothing is stored): its URL
-    segment, the action's name, its form and template."""
+    segment, the action's name, its form and template. One that sends the connection's
+    credentials is for those who may change the object, not only look at it."""
 
     segment: str
     action: str
     form: type[forms.Form]
     template: str
     submit: str
+    sends_credentials: bool = False
 
 
 class TryItAdmin(InUseProtectedAdmin):
@@ -107,9 +109,12 @@ class TryItAdmin(InUseProtectedAdmin):
 
     def try_it_view(self, request, object_id: int):
         obj = get_object_or_404(self.get_queryset(request), pk=object_id)
-        # Trying it sends requests with the connection's credentials: for those who may
-        # change it, not for those who may only look at it.
-        if not self.has_change_permission(request, obj):
+        allowed = (
+            self.has_change_permission
+            if self.try_it.sends_credentials
+            else self.has_view_permission
+        )
+        if not allowed(request, obj):
             return redirect("admin:index")
         extra = self.try_it_context(request, obj)
         form = self.try_it.form(request.POST or None, initial=extra.get("initial"))
@@ -143,7 +148,12 @@ class ConnectionAdmin(TryItAdmin):
     form = ConnectionForm
     change_form_template = "admin/flows/connection/change_form.html"
     try_it = TryIt(
-        "test", "Test", ConnectionTestForm, "admin/flows/connection/test.html", "Send the GET"
+        "test",
+        "Test",
+        ConnectionTestForm,
+        "admin/flows/connection/test.html",
+        "Send the GET",
+        sends_credentials=True,
     )
 
     def run_try_it(self, connection, data):
@@ -193,6 +203,7 @@ class ExportAdmin(TryItAdmin):
         ExportPreviewForm,
         "admin/flows/export/preview.html",
         "Read the first page",
+        sends_credentials=True,
     )
 
     def run_try_it(self, export, data):
