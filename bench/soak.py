@@ -836,8 +836,9 @@ def serve_children(serve_pid: int) -> dict[str, int]:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
                 if any(part.endswith(b"granian") for part in cmdline):
                     found["web"] = pid
-                elif b"worker" in cmdline:
-                    found["worker"] = pid
+                elif b"worker" in cmdline:  # worker-1, worker-2, … by its --hostname
+                    hostname = cmdline[cmdline.index(b"--hostname") + 1].decode()
+                    found[hostname.split("@")[0].replace("worker", "worker-")] = pid
                 elif b"beat" in cmdline:
                     found["beat"] = pid
     return found
@@ -899,7 +900,7 @@ def soak(args) -> None:
         def kill_worker():
             """SIGKILL the worker once it holds messages it has not acknowledged (tasks
             running or waiting for their retry time), or half-way through the round."""
-            pid = serve_children(server.pid).get("worker")
+            pid = serve_children(server.pid).get("worker-1")
             if not pid:
                 return
             deadline = time.monotonic() + args.steady / 2
@@ -952,7 +953,7 @@ def soak(args) -> None:
             serve_alive=server.poll() is None,
             web_kept=serve_children(server.pid).get("web") == first.get("web"),
             worker_restarted=bool(killed)
-            and serve_children(server.pid).get("worker") not in (None, killed.get("pid")),
+            and serve_children(server.pid).get("worker-1") not in (None, killed.get("pid")),
             killed=bool(killed),
             held_at_kill=killed.get("held", 0),
             health=health,

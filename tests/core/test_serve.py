@@ -1,7 +1,8 @@
-"""`manage.py serve` (what `make run` ends with): web + worker + beat, stopped by Ctrl-C."""
+"""`manage.py serve` (what `make run` ends with): web + workers + beat, stopped by Ctrl-C."""
 
 import contextlib
 import http.client
+import json
 import os
 import signal
 import socket
@@ -10,7 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
+from apps.accounts.models import User
+from apps.accounts.services import create_api_key
+from apps.executions.models import Execution
+from apps.flows.models import Application, Flow
 from tests.conftest import BASE_DIR, live_database_url, subprocess_env, wait_for
 
 pytestmark = pytest.mark.services
@@ -88,7 +94,7 @@ class Serve:
         self.groups.update(self.children().values())
 
     def children(self) -> dict[str, int]:
-        """{'web'|'worker'|'beat': pid} of serve's direct children."""
+        """{'web'|'worker-1'|'worker-2'|'beat': pid} of serve's direct children."""
         found = {}
         for pid in children_of(self.process.pid):
             try:
@@ -97,8 +103,9 @@ class Serve:
                 continue
             if any(part.endswith(b"granian") for part in cmdline):
                 found["web"] = pid
-            elif b"worker" in cmdline:
-                found["worker"] = pid
+            elif b"worker" in cmdline:  # worker-1, worker-2, … by its --hostname
+                hostname = cmdline[cmdline.index(b"--hostname") + 1].decode()
+                found[hostname.split("@")[0].replace("worker", "worker-")] = pid
             elif b"beat" in cmdline:
                 found["beat"] = pid
         return found
@@ -131,13 +138,39 @@ def raw_exchange(port: int, raw: bytes) -> bytes:
     return answer
 
 
+def async_run_finishes(port: int, idle_kill: int) -> bool:
+    """SIGKILL an idle worker, then start an async run: it ends succeeded."""
+    application = Application.objects.create(name="Serve check")
+    Flow.objects.create(
+        application=application,
+        name="quick",
+        api={"enabled": True, "method": "GET", "mode": "async"},
+    )
+    owner = User.objects.create_superuser("serve-check", password="serve-check-123")
+    key = create_api_key(owner=owner).plaintext
+    os.kill(idle_kill, signal.SIGKILL)
+    answer = get(
+        port,
+        "/api/1/action/Serve%20check/quick/trigger",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert answer.status == 202, answer.body
+    process_id = json.loads(answer.body)["processId"]
+    wait_for(
+        lambda: Execution.objects.get(pk=process_id).status == "succeeded",
+        timeout=60,
+        message="the async run to finish after an idle worker was killed",
+    )
+    return True
+
+
 @pytest.mark.django_db(transaction=True)
 def test_serve_runs_web_worker_and_beat_and_ctrl_c_stops_them_all(tmp_path):
     port = free_port()
     serve = Serve(tmp_path, port)
     try:
         serve.wait_healthy()
-        assert set(serve.children()) == {"web", "worker", "beat"}
+        assert set(serve.children()) == {"web", "worker-1", "beat"}
         login = get(port, "/admin/login/")
         assert login.status == 200
         assert b"Flowsite" in login.body
@@ -170,7 +203,7 @@ def test_serve_runs_web_worker_and_beat_and_ctrl_c_stops_them_all(tmp_path):
             assert b"<html" not in answer.lower()
 
         assert serve.stop() == 0  # a clean stop is a success, whatever the children said
-        for pgid in serve.groups:  # web workers and Celery pool processes included
+        for pgid in serve.groups:  # web workers and script sandboxes included
             wait_for(
                 lambda pgid=pgid: not process_group_alive(pgid),
                 timeout=15,
@@ -191,27 +224,37 @@ def test_serve_restarts_a_killed_worker_and_stays_up_and_starts_again_right_afte
     tmp_path,
 ):
     port = free_port()
-    serve = Serve(tmp_path, port)
+    serve = Serve(
+        tmp_path,
+        port,
+        CELERY_WORKER_CONCURRENCY="2",
+        FLOWSITE_API_KEY_SECRET=settings.FLOWSITE_API_KEY_SECRET.decode(),
+    )
     try:
         serve.wait_healthy()
-        worker = serve.children()["worker"]
+        worker = serve.children()["worker-1"]
         web = serve.children()["web"]
         os.kill(worker, signal.SIGKILL)
 
         def restarted():
             assert serve.process.poll() is None, serve.log()
-            return serve.children().get("worker") not in (None, worker)
+            return serve.children().get("worker-1") not in (None, worker)
 
         wait_for(restarted, timeout=30, message="serve to start a new worker")
-        assert "worker stopped (killed by SIGKILL); starting it again in 1 s" in serve.log()
+        assert "worker-1 stopped (killed by SIGKILL); starting it again in 1 s" in serve.log()
         assert serve.children()["web"] == web  # web (and beat) kept running
         assert healthy(port)
         serve.groups.update(serve.children().values())
         wait_for(
-            lambda: " ready." in serve.log().split("worker started again")[-1],
+            lambda: " ready." in serve.log().split("worker-1 started again")[-1],
             timeout=30,
             message="the new worker to be ready",
         )
+        # Killed while idle, a worker took nothing with it: async runs still finish (with
+        # a prefork pool, a child killed while it waited for work held its siblings' queue
+        # lock for ever, and every later run stayed queued; found by an outside probe).
+        assert async_run_finishes(port, idle_kill=serve.children()["worker-2"])
+        serve.groups.update(serve.children().values())
 
         # Killing the web server's main process: serve starts a new one on the same port.
         os.kill(web, signal.SIGKILL)

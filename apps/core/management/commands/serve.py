@@ -1,11 +1,13 @@
-"""Start the web server, a Celery worker and Celery beat together, and keep them running.
+"""Start the web server, Celery workers and Celery beat together, and keep them running.
 
 A child that exits is started again after a pause that doubles with each crash (1 s up to
 30 s, back to 1 s once it has run for a minute), and the restart is logged; the others
-keep running. Ctrl-C (SIGINT) or SIGTERM stops all three and exits 0.
+keep running. Ctrl-C (SIGINT) or SIGTERM stops them all and exits 0.
 
 Each child runs in a process group of its own, so that stopping it (or cleaning up after
-its crash) reaches the processes it started: the web server's workers, the Celery pool.
+its crash) reaches the processes it started: the web server's workers, the script
+sandboxes. CELERY_WORKER_CONCURRENCY workers (worker-1, worker-2, …) each run one task at
+a time.
 """
 
 import contextlib
@@ -180,17 +182,27 @@ class Command(BaseCommand):
                 "--workers-kill-timeout",
                 str(int(STOP_TIMEOUT) - 5),
             ],
-            "worker": [
-                f"{bin_dir}/celery",
-                "--quiet",  # no banner: the lines that matter are the first-run notice's
-                "-A",
-                "flowsite",
-                "worker",
-                "--concurrency",
-                str(settings.CELERY_WORKER_CONCURRENCY),
-                "--loglevel",
-                "INFO",
-            ],
+            **{
+                f"worker-{number}": [
+                    f"{bin_dir}/celery",
+                    "--quiet",  # no banner: the lines that matter are the first-run notice's
+                    "-A",
+                    "flowsite",
+                    "worker",
+                    # Each worker runs its tasks itself, one at a time, with no pool of child
+                    # processes: the children of a pool share one lock on their task queue,
+                    # and a child killed while it held it (waiting for work: kill -9, the
+                    # OOM killer) left the worker taking nothing ever again. A worker that
+                    # dies is started again here; the broker gives back what it had taken.
+                    "--pool",
+                    "solo",
+                    "--hostname",
+                    f"worker{number}@%h",
+                    "--loglevel",
+                    "INFO",
+                ]
+                for number in range(1, settings.CELERY_WORKER_CONCURRENCY + 1)
+            },
             "beat": [f"{bin_dir}/celery", "-A", "flowsite", "beat", "--loglevel", "INFO"],
         }
 
