@@ -600,16 +600,30 @@ def record(execution: Execution, result: RunResult, *, insert: bool = False) -> 
 
 
 def _store_outcome(execution: Execution) -> None:
-    """The settled fields of a run whose row exists; a cancel that came first wins."""
+    """The settled fields of a run whose row exists and is still running. A cancel that
+    came first wins. A run that housekeeping ended meanwhile (failed as stale while its
+    process was paused, then told its caller to retry) keeps that ending: its late outcome
+    is logged, never stored over what a caller may already have acted on."""
     values = {name: getattr(execution, name) for name in SETTLED_FIELDS}
-    stored = rows.update(Execution, execution.pk, values, cancel_requested=False)
-    if not stored:  # a cancel came first
-        if execution.status != Status.CANCELLED:  # it finished before it saw the cancel
-            execution.error = CANCELLED_AT_THE_END
-        execution.status = Status.CANCELLED
-        execution.cancel_requested = True
-        values.update(status=Status.CANCELLED, error=execution.error)
-        Execution.objects.filter(pk=execution.pk).update(**values)
+    if rows.update(Execution, execution.pk, values, status=Status.RUNNING, cancel_requested=False):
+        return
+    error = execution.error if execution.status == Status.CANCELLED else CANCELLED_AT_THE_END
+    cancelled = {**values, "status": Status.CANCELLED, "error": error}
+    if Execution.objects.filter(pk=execution.pk, status=Status.RUNNING).update(**cancelled):
+        execution.status, execution.error, execution.cancel_requested = (
+            Status.CANCELLED,
+            error,
+            True,
+        )
+        return
+    late = execution.status
+    execution.refresh_from_db(fields=SETTLED_FIELDS)
+    logger.warning(
+        "Execution %s finished (%s) after it had already ended %s: the late outcome was not stored",
+        execution.pk,
+        late,
+        execution.status,
+    )
 
 
 def _response_document(execution: Execution, outcome: Outcome) -> dict | None:

@@ -3,6 +3,7 @@ import logging
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 from werkzeug.wrappers import Response
 
@@ -81,3 +82,21 @@ def test_connection_secrets_never_reach_the_logs_or_the_execution(application, h
     assert "tok-LOG-SECRET" not in caplog.text
     assert all("tok-LOG-SECRET" not in text for text in stored)
     assert execution.errors.get().http_status == 403
+
+
+def test_a_run_failed_as_stale_keeps_that_ending_when_its_process_resumes(application):
+    """Found by an outside probe: a worker paused (SIGSTOP, a VM pause) past the stale
+    limit had its run failed, with 'retry it if it is safe'; resumed, it rewrote the run
+    as succeeded, so whoever retried had run the flow twice."""
+    flow = Flow.objects.create(application=application, name="f")
+    execution = make_execution(flow)
+    assert services.claim(execution) == "claimed"
+    later = timezone.now() + timedelta(seconds=settings.FLOWSITE_STALE_EXECUTION_SECONDS + 5)
+    assert services.recover_stale_executions(now=later) == 1
+
+    finished = services.execute(execution)  # the paused process carries on
+
+    stored = Execution.objects.get(pk=execution.pk)
+    assert stored.status == "failed"
+    assert "no sign of life" in stored.error
+    assert finished.status == "failed"  # and what it answers agrees with the record
