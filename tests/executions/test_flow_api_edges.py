@@ -120,6 +120,18 @@ def test_an_answer_that_cannot_be_sent_as_set_fails_the_run_saying_why(
     assert (run.status, run.error) == ("failed", problem["detail"])
 
 
+def test_the_default_envelope_carries_the_security_headers_too(client, application):
+    """README: every flow answer carries them (an outside probe found only a flow's own
+    answer did)."""
+    script_api(application, "function main(ctx) { return [{html: '<script>1</script>'}]; }")
+
+    response = client.post("/api/resources/edge", {}, format="json")
+
+    assert response.status_code == 200
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Security-Policy"] == "sandbox"
+
+
 def test_an_overlong_idempotency_key_is_refused(client, application):
     script_api(application, ECHO)
     response = client.post("/api/resources/edge", {}, format="json", HTTP_IDEMPOTENCY_KEY="k" * 201)

@@ -153,12 +153,17 @@ def answer(execution: Execution, instance: str = "") -> HttpResponse:
     # The envelope is JSON: under api.contentType when that is a JSON type.
     json_type = api.content_type if media_types.is_json(api.content_type) else "application/json"
     if execution.status == Status.SUCCEEDED:
-        return JsonResponse(document, status=200, content_type=json_type)
+        return JsonResponse(document, status=200, content_type=json_type, headers=SECURITY_HEADERS)
     document = {
         **document,
         "errors": {"count": execution.num_error, "first": selectors.first_errors(execution)},
     }
-    response = JsonResponse(document, status=error_status(api, document), content_type=json_type)
+    response = JsonResponse(
+        document,
+        status=error_status(api, document),
+        content_type=json_type,
+        headers=SECURITY_HEADERS,
+    )
     response.flow_answer = True  # the run's own answer, whatever status the flow chose
     return response
 
