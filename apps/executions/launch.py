@@ -882,7 +882,8 @@ def requeue_lost_runs(*, now=None) -> tuple[int, int]:
         models.Q(heartbeat_at__lt=silent_since)
         | models.Q(heartbeat_at__isnull=True, created_at__lt=silent_since)
     )
-    failed = lost.filter(requeued_at__isnull=False).update(
+    failed_ids = list(lost.filter(requeued_at__isnull=False).values_list("pk", flat=True))
+    failed = Execution.objects.filter(pk__in=failed_ids, status=Status.QUEUED).update(
         status=Status.FAILED,
         finished_at=now,
         status_code=500,
@@ -901,7 +902,18 @@ def requeue_lost_runs(*, now=None) -> tuple[int, int]:
             requeued += 1
     if requeued or failed:
         logger.warning("Lost run messages: queued %d again, failed %d", requeued, failed)
+    if failed:
+        handle_errors_of(
+            Execution.objects.filter(pk__in=failed_ids, status=Status.FAILED, finished_at=now)
+        )
     return requeued, failed
+
+
+def handle_errors_of(failed) -> None:
+    """Start the error handlers of runs that housekeeping failed (a worker or a web process
+    that died, a lost message): the failures an operator most needs to hear of."""
+    for execution in failed.select_related("flow__application"):
+        _handle_errors(execution)
 
 
 def _skipped(flow: Flow, refused: ConcurrencyLimit) -> Execution:

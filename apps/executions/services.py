@@ -668,8 +668,9 @@ def cancel_execution(execution: Execution) -> Execution:
     return execution
 
 
-def recover_stale_executions(*, now=None) -> int:
-    """Running executions whose process stopped beating are failed with the reason."""
+def recover_stale_executions(*, now=None) -> list:
+    """Running executions whose process stopped beating are failed with the reason.
+    Returns the ids of the runs it failed (their error handlers are the caller's to start)."""
     now = now or timezone.now()
     threshold = now - timedelta(seconds=settings.FLOWSITE_STALE_EXECUTION_SECONDS)
     stale = Execution.objects.filter(status=Status.RUNNING, heartbeat_at__lt=threshold)
@@ -703,9 +704,12 @@ def recover_stale_executions(*, now=None) -> int:
         status_code=500,
         error="The call that queued this run ended before it could start (its process stopped).",
     )
-    if count:
-        logger.warning("Recovered %d stale execution(s)", count)
-    return count
+    if not count:
+        return []
+    logger.warning("Recovered %d stale execution(s)", count)
+    # `now` is theirs alone: no run ends at the very instant housekeeping took.
+    failed = Execution.objects.filter(status=Status.FAILED, finished_at=now)
+    return list(failed.values_list("pk", flat=True))
 
 
 def purge_executions(*, older_than_days: int) -> int:

@@ -24,7 +24,9 @@ def run_execution(self, execution_id: str) -> None:
 def recover_stale_executions() -> int:
     """Runs whose worker died, and queued runs whose task message was lost."""
     requeued, failed = launch.requeue_lost_runs()
-    return services.recover_stale_executions() + requeued + failed
+    stale = services.recover_stale_executions()
+    launch.handle_errors_of(Execution.objects.filter(pk__in=stale))
+    return len(stale) + requeued + failed
 
 
 @shared_task(name="flowsite.purge_executions")

@@ -8,6 +8,7 @@ import urllib3
 from werkzeug.wrappers import Response
 
 from apps.accounts.services import create_api_key
+from apps.executions import queue
 from apps.flows.models import Application, Export, Flow, Script
 
 GREETING = (
@@ -86,3 +87,11 @@ def slow_flow(sales, local_api, httpserver):
         )
 
     return make
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """Runs handed to a worker (none runs: the test looks at what was queued)."""
+    sent: list[str] = []
+    monkeypatch.setattr(queue, "send_run", sent.append)
+    return sent

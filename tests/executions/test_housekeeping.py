@@ -7,7 +7,7 @@ from django.conf import settings
 from django.utils import timezone
 from werkzeug.wrappers import Response
 
-from apps.executions import launch, services
+from apps.executions import launch, services, tasks
 from apps.executions.models import Execution
 from apps.flows.models import Connection, Export, Flow
 
@@ -92,7 +92,7 @@ def test_a_run_failed_as_stale_keeps_that_ending_when_its_process_resumes(applic
     execution = make_execution(flow)
     assert services.claim(execution) == "claimed"
     later = timezone.now() + timedelta(seconds=settings.FLOWSITE_STALE_EXECUTION_SECONDS + 5)
-    assert services.recover_stale_executions(now=later) == 1
+    assert services.recover_stale_executions(now=later) == [execution.pk]
 
     finished = services.execute(execution)  # the paused process carries on
 
@@ -100,3 +100,20 @@ def test_a_run_failed_as_stale_keeps_that_ending_when_its_process_resumes(applic
     assert stored.status == "failed"
     assert "no sign of life" in stored.error
     assert finished.status == "failed"  # and what it answers agrees with the record
+
+
+def test_a_run_failed_by_housekeeping_starts_its_flows_error_handler(application, queued):
+    """The failures an operator most needs to hear of (a worker that died) started no
+    handler (found by an outside probe)."""
+    handler = Flow.objects.create(application=application, name="handler")
+    flow = Flow.objects.create(application=application, name="f", error_flow=handler)
+    execution = make_execution(flow)
+    assert services.claim(execution) == "claimed"
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    Execution.objects.filter(pk=execution.pk).update(heartbeat_at=an_hour_ago)
+
+    assert tasks.recover_stale_executions() == 1
+
+    handled = Execution.objects.get(flow=handler)
+    assert (handled.trigger, handled.parent_id) == ("error_handler", execution.pk)
+    assert handled.input["status"] == "failed"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from apps.executions import launch, queue
+from apps.executions import launch
 from apps.executions.models import Execution
 from apps.flows.models import Flow
 from tests.executions.honest import script_flow
@@ -15,14 +15,6 @@ function main(ctx) {
 """
 THROW = "function main(ctx) { throw new Error('boom 42'); }"
 TOKEN = "sv-0123456789-secret"
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    """Runs handed to a worker (none runs: the test looks at what was queued)."""
-    sent: list[str] = []
-    monkeypatch.setattr(queue, "send_run", sent.append)
-    return sent
 
 
 def test_secret_variables_are_write_only_and_reach_steps_but_no_stored_text(manager, sales, owner):

@@ -71,4 +71,4 @@ def test_recovery_leaves_live_runs_alone(application, owner, settings):
         status="running", heartbeat_at=services.timezone.now()
     )
     settings.FLOWSITE_STALE_EXECUTION_SECONDS = 60
-    assert services.recover_stale_executions() == 0
+    assert services.recover_stale_executions() == []
