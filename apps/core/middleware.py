@@ -6,12 +6,15 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import OperationalError
 from django.http import Http404, HttpResponse
 from rest_framework.response import Response
 
 from apps.core.problems import PROBLEM_CONTENT_TYPE, problem_response
 
 logger = logging.getLogger("flowsite.errors")
+# OperationalErrors that are a defect (a missing migration, bad SQL), not the database's state.
+SCHEMA_ERROR = re.compile(r"no such (table|column|function)|syntax error", re.IGNORECASE)
 
 HTML_API_PAGES = ("/api/docs/", "/api/redoc/")
 API_PATHS = frozenset({"/healthz", "/readyz"})
@@ -121,6 +124,18 @@ class ApiProblemMiddleware:
             request.path,
             exc_info=exception,
         )
+        if isinstance(exception, OperationalError) and not SCHEMA_ERROR.search(str(exception)):
+            # Read-only, full or locked, unreachable: the operator's to fix, the caller's
+            # to retry (as for the broker, 503).
+            return problem_response(
+                503,
+                "The database cannot be written or reached now, so nothing of this request "
+                f"was recorded; retry later. Quote error id {error_id} to the operator; the "
+                "reason is in the server log.",
+                code="database-unavailable",
+                headers={"Retry-After": "5"},
+                errorId=error_id,
+            )
         return problem_response(
             500,
             f"An unexpected error occurred. Quote error id {error_id} to the operator; "

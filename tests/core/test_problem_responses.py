@@ -124,6 +124,19 @@ def test_an_unexpected_error_is_a_500_problem_with_an_error_id_in_the_log(url, c
     assert "Traceback" not in response.content.decode()
 
 
+def test_a_database_that_cannot_be_written_is_a_503_to_retry(caplog):
+    """Read-only, full or locked (found by an outside probe as a 500 internal error): the
+    operator's to fix, the caller's to retry, as when the broker is unavailable."""
+    client = Client(raise_request_exception=False)
+    with caplog.at_level(logging.ERROR, logger="flowsite.errors"):
+        response = client.get("/api/test/read-only-database")
+    body = assert_problem(response, 503)
+    assert body["type"].endswith("database-unavailable")
+    assert response["Retry-After"] == "5"
+    assert body["errorId"] in caplog.text
+    assert "readonly" not in response.content.decode()  # the reason stays in the log
+
+
 def test_non_api_pages_keep_their_html_errors(client):
     response = client.get("/admin/nothing-here/")
     assert response["Content-Type"].startswith("text/html")

@@ -1,5 +1,6 @@
 """The real URLs plus a few views that exist only to exercise error handling."""
 
+from django.db import OperationalError
 from django.http import HttpResponse
 from django.urls import path
 from rest_framework import serializers
@@ -36,6 +37,10 @@ def plain_boom(request):
     raise ValueError("plain view failure")
 
 
+def read_only_database(request):
+    raise OperationalError("attempt to write a readonly database")
+
+
 def plain_ok(request):
     return HttpResponse("ok")
 
@@ -44,6 +49,7 @@ urlpatterns = [
     path("api/test/echo", EchoView.as_view()),
     path("api/test/boom", BoomView.as_view()),
     path("api/test/plain-boom", plain_boom),
+    path("api/test/read-only-database", read_only_database),
     path("api/test/plain", plain_ok),
     *flowsite_urlpatterns,
 ]
