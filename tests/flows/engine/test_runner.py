@@ -328,17 +328,26 @@ def test_a_failed_record_is_stored_as_it_was_when_it_failed():
     assert ctx.recorder.errors[0].record == {"id": 1}
 
 
-def test_only_an_http_status_makes_a_script_s_object_the_response():
-    for status, is_response in (
-        (200, True),
-        (-1, False),
-        (True, False),
-        (70000, False),
-        (204.0, False),
+def test_a_numeric_status_makes_a_script_s_object_the_answer_and_a_bad_one_fails_the_run():
+    """DESIGN §4: a numeric statusCode makes it the flow's answer. One that is no HTTP
+    status fails the run saying so: before, it passed for a record of a 200 "succeeded"."""
+    for status, expected in (
+        (200, "answer"),
+        (204.0, "answer"),
+        (-1, "refused"),
+        (70000, "refused"),
+        (200.5, "refused"),
+        (True, "a record"),  # not a number
     ):
         scripts = FakeScripts({"s": lambda ctx, status=status: {"statusCode": status}})
         outcome = run_flow(flow(processors=[("script", script("s"), {})]), context(scripts=scripts))
-        assert (outcome.response is not None) is is_response, status
+        if expected == "answer":
+            assert (outcome.status, outcome.response) == ("succeeded", {"statusCode": status})
+        elif expected == "refused":
+            assert outcome.status == "failed", status
+            assert "not an HTTP status" in outcome.error
+        else:
+            assert (outcome.status, outcome.response) == ("succeeded", None)
 
 
 def test_a_call_cut_short_by_the_deadline_times_the_run_out():
