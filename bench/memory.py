@@ -2,11 +2,11 @@
 
 A fresh instance in a temporary FLOWSITE_VAR_DIR is prepared as `make run` prepares it
 (migrate, bootstrap with the demo, collectstatic) and started with `manage.py serve` (the
-supervisor, Granian's main process and workers, the Celery worker with its prefork
-children, beat; the embedded broker lives in those processes). Then each kind of work is
+supervisor, Granian's main process and workers, the Celery workers, beat; the embedded
+broker lives in those processes). Then each kind of work is
 done once so that what starts lazily has started (the greeting flow sync, so the web
-processes start their script sandboxes; the same call async, so the worker's children
-start theirs; a Query() page), the instance is left idle for --idle seconds, and the PSS
+processes start their script sandboxes; the same call async, so a Celery worker starts
+its own; a Query() page), the instance is left idle for --idle seconds, and the PSS
 (proportional set size: shared pages divided among the processes sharing them, so the
 figures add up) of every process is read from /proc/<pid>/smaps_rollup.
 
@@ -39,7 +39,7 @@ ROLES = (  # (role, what the command line holds), the first that matches
     ("script sandbox", SANDBOX),
     ("web (Granian)", b"granian"),
     ("Celery beat", b"celery\0-A\0flowsite\0beat"),
-    ("Celery worker", b"celery\0-A\0flowsite\0worker"),
+    ("Celery worker", b"\0worker\0"),
     ("supervisor (manage.py serve)", b"serve"),
 )
 
@@ -126,12 +126,13 @@ def main() -> None:
         ),
         f"| **all** | {len(rows)} | | **{total:.0f}** |",
     ]
-    # Sandboxes start on first use, up to FLOWSITE_SANDBOX_PROCESSES per process that runs
-    # scripts (each Granian worker and Celery child; not the two main processes).
+    # Sandboxes start on first use, up to FLOWSITE_SANDBOX_PROCESSES per Granian worker
+    # (not its main process) and one per Celery worker, which runs one task at a time.
     per_process = int(env.get("FLOWSITE_SANDBOX_PROCESSES") or 2)
-    runners = len(by_role.get("web (Granian)", [])) - 1 + len(by_role.get("Celery worker", [])) - 1
+    web_workers = len(by_role.get("web (Granian)", [])) - 1
+    celery_workers = len(by_role.get("Celery worker", []))
     sandboxes = by_role.get("script sandbox", [])
-    most = per_process * runners
+    most = per_process * web_workers + celery_workers
     each = sum(sandboxes) / len(sandboxes) if sandboxes else 0.0
     worst = total + max(0, most - len(sandboxes)) * each
     verdict = "met" if worst <= BUDGET_MIB else "NOT met"
@@ -149,9 +150,10 @@ def main() -> None:
         *lines,
         "",
         f"Script sandboxes start on first use, up to {per_process} "
-        f"(FLOWSITE_SANDBOX_PROCESSES) for each of the {runners} processes that run scripts "
-        f"(Granian workers, Celery children): with all {most} started, idle, about "
-        f"{worst:.0f} MiB. Target: ≤ {BUDGET_MIB} MiB together: **{verdict}**.",
+        f"(FLOWSITE_SANDBOX_PROCESSES) for each of the {web_workers} Granian workers and one "
+        f"for each of the {celery_workers} Celery workers (one task at a time): with all "
+        f"{most} started, idle, about {worst:.0f} MiB. Target: ≤ {BUDGET_MIB} MiB together: "
+        f"**{verdict}**.",
     ]
     print("\n".join(text))
     if args.write:

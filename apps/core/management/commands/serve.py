@@ -95,8 +95,8 @@ def group_members(pgid: int) -> list[int]:
 class Child:
     """One supervised command, in a process group of its own."""
 
-    def __init__(self, name: str, argv: list[str]):
-        self.name, self.argv = name, argv
+    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None):
+        self.name, self.argv, self.env = name, argv, env
         self.process: subprocess.Popen | None = None
         self.started = 0.0
         self.restart_at: float | None = None  # set while it waits to be started again
@@ -105,7 +105,7 @@ class Child:
 
     def start(self) -> None:
         self.process = subprocess.Popen(  # noqa: S603 - our own venv's programs
-            self.argv, preexec_fn=die_with_parent, start_new_session=True
+            self.argv, env=self.env, preexec_fn=die_with_parent, start_new_session=True
         )
         self.started, self.restart_at = time.monotonic(), None
 
@@ -206,12 +206,22 @@ class Command(BaseCommand):
             "beat": [f"{bin_dir}/celery", "-A", "flowsite", "beat", "--loglevel", "INFO"],
         }
 
+    @staticmethod
+    def environment(name: str) -> dict[str, str] | None:
+        """A worker runs one task, so one script, at a time: one sandbox process is all it
+        can use (unless FLOWSITE_SANDBOX_PROCESSES says otherwise). None: serve's own."""
+        if name.startswith("worker-") and "FLOWSITE_SANDBOX_PROCESSES" not in os.environ:
+            return {**os.environ, "FLOWSITE_SANDBOX_PROCESSES": "1"}
+        return None
+
     def handle(self, *args, **options):
         if reason := check_database():
             raise CommandError(f"cannot use the database {describe_database()}: {reason}")
         if reason := port_problem(settings.HOST, settings.PORT):
             raise CommandError(reason)
-        children = [Child(name, argv) for name, argv in self.commands().items()]
+        children = [
+            Child(name, argv, self.environment(name)) for name, argv in self.commands().items()
+        ]
         stop_requests = []
 
         def request_stop(signum, _frame):
