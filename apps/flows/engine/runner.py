@@ -157,9 +157,11 @@ class _Run:
                     self.process(list(records), start)
             outcome.num_error = self.ctx.recorder.error_count
             settled(outcome, self.ctx.recorder.errors)
-        except DeadlineReached:
+        except DeadlineReached as stopped:
             outcome.status = "timed_out"
-            outcome.error = "The run passed its deadline and was stopped."
+            outcome.error = "The run passed its deadline and was stopped." + (
+                f" It was waiting for {stopped}" if str(stopped) else ""
+            )
         except RunCancelled:
             outcome.status = "cancelled"
             outcome.error = (

@@ -52,10 +52,14 @@ class StepFailed(Exception):
 
     @classmethod
     def from_outbound(cls, step: StepSpec, error: OutboundError, ctx: RunContext) -> "StepFailed":
-        """A failed call fails its record, unless the run itself has to stop."""
+        """A failed call fails its record, unless the run itself has to stop (then the run
+        says what it was waiting for)."""
         if isinstance(error, DeadlineExceeded):
-            raise DeadlineReached from None
-        ctx.checkpoint()  # a timeout capped by the deadline, or a cancelled call, stops the run
+            raise DeadlineReached(f"{step.name}: {error}") from None
+        try:
+            ctx.checkpoint()  # a timeout capped by the deadline, or a cancelled call, stops it
+        except DeadlineReached:
+            raise DeadlineReached(f"{step.name}: {error}") from None
         return cls(
             f"{step.name}: {error}",
             http_status=error.status,
@@ -370,9 +374,12 @@ class ScriptStep(Step):
             raise RunAborted(abort.message, status=abort.status) from None
         except ScriptError as error:
             stats.log(error.debug or [])
-            ctx.checkpoint()  # stopped by the run's deadline (or cancelled): the run stops
             where = f" at line {error.line}" if error.line else ""
             message = f"Script {script.name}{where}: {error.message}"
+            try:
+                ctx.checkpoint()  # stopped by the run's deadline (or cancelled): the run stops
+            except DeadlineReached:
+                raise DeadlineReached(message) from None
             if error.kind == SANDBOX_BUSY:  # this flow's share of the sandbox is full: retry
                 ctx.recorder.error(self.spec, message)
                 raise RunAborted(message, status=503) from None

@@ -363,6 +363,8 @@ def test_a_call_cut_short_by_the_deadline_times_the_run_out():
     ctx = context(http, deadline=5, clock=lambda: now["t"])
     outcome = run_flow(flow(generators=[export("Slow", "/slow")]), ctx)
     assert outcome.status == "timed_out"
+    # It says what it was waiting for (an outside probe found only "passed its deadline").
+    assert "It was waiting for Slow: Timed out after 900 ms" in outcome.error
 
 
 def test_a_script_stopped_by_the_deadline_times_the_run_out():
