@@ -674,7 +674,17 @@ def recover_stale_executions(*, now=None) -> list:
     now = now or timezone.now()
     threshold = now - timedelta(seconds=settings.FLOWSITE_STALE_EXECUTION_SECONDS)
     stale = Execution.objects.filter(status=Status.RUNNING, heartbeat_at__lt=threshold)
-    count = stale.update(
+    # A cancel answered 202 ends cancelled, even when the process never got to stop it.
+    count = stale.filter(cancel_requested=True).update(
+        status=Status.CANCELLED,
+        sealed_trigger="",
+        finished_at=now,
+        status_code=409,
+        error="The run was cancelled; the process running it had stopped (the worker was "
+        "killed or crashed) before it could stop the run itself. What it had done by then "
+        "was not undone.",
+    )
+    count += stale.update(
         status=Status.FAILED,
         sealed_trigger="",
         finished_at=now,

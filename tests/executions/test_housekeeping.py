@@ -117,3 +117,19 @@ def test_a_run_failed_by_housekeeping_starts_its_flows_error_handler(application
     handled = Execution.objects.get(flow=handler)
     assert (handled.trigger, handled.parent_id) == ("error_handler", execution.pk)
     assert handled.input["status"] == "failed"
+
+
+def test_a_cancelled_run_whose_process_died_ends_cancelled(application):
+    """A cancel answered 202 always ends cancelled (README), also when the process that ran
+    it died before it could stop it (an outside probe found it failed instead)."""
+    flow = Flow.objects.create(application=application, name="f")
+    execution = make_execution(flow)
+    assert services.claim(execution) == "claimed"
+    Execution.objects.filter(pk=execution.pk).update(cancel_requested=True)
+    later = timezone.now() + timedelta(seconds=settings.FLOWSITE_STALE_EXECUTION_SECONDS + 5)
+
+    assert services.recover_stale_executions(now=later) == []  # nothing failed
+
+    stored = Execution.objects.get(pk=execution.pk)
+    assert (stored.status, stored.status_code) == ("cancelled", 409)
+    assert "process running it had stopped" in stored.error
