@@ -81,8 +81,15 @@
 
   function describeThrown(thrown) {
     try {
-      // QuickJS throws null when it cannot even allocate the "out of memory" error.
-      if (thrown === null) return {kind: 'memory'};
+      // QuickJS throws null when it cannot even allocate the "out of memory" error; a
+      // script may throw null too, and nothing tells the two apart: say both.
+      if (thrown === null) {
+        return {
+          kind: 'error',
+          message: 'Uncaught null (thrown by the script, or by QuickJS when the script ran ' +
+            'out of memory so completely that it could not even make the error)',
+        };
+      }
       if (thrown instanceof InternalErrorType && thrown.message === 'out of memory') {
         return {kind: 'memory'};
       }

@@ -170,6 +170,17 @@ def test_throwing_something_that_is_not_an_error_is_reported_as_uncaught(pool):
     assert raised.value.message == 'Uncaught {"code":7}'
 
 
+def test_throwing_null_is_not_reported_as_the_memory_limit(pool):
+    """An outside probe found `throw null` reported as "exceeded its memory limit", which
+    sent the builder off to raise a limit."""
+    with pytest.raises(ScriptError) as raised:
+        pool.call("function main() { throw null }", "main", {})
+
+    assert raised.value.kind == "error"
+    assert raised.value.message.startswith("Uncaught null")
+    assert "exceeded its memory limit" not in raised.value.message
+
+
 def test_check_syntax_reports_the_message_and_line(global_pool):
     source = "function main(ctx) {\n  var total = 1 +\n  foo(1, );\n  return );\n}"
 
