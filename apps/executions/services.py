@@ -276,11 +276,13 @@ def _initial_record(seen: dict) -> Any:
 
 
 def storable(value: Any) -> Any:
-    """A JSON value every database accepts: no NaN/Infinity, no NUL characters."""
+    """A JSON value every database accepts: no NaN/Infinity, no NUL characters (PostgreSQL
+    stores none). A NUL becomes U+FFFD, as a lone surrogate does: visible, and two keys
+    that differ by it stay two keys."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return value.replace("\x00", "\ufffd")
     if isinstance(value, dict):
         return {storable(str(key)): storable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

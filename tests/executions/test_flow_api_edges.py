@@ -41,11 +41,22 @@ def test_json_that_javascript_or_python_would_choke_on_is_a_400(client, applicat
     assert response["Content-Type"] == "application/problem+json"
 
 
-def test_a_nul_character_is_stored_without_it(client, application):
+def test_a_nul_character_is_stored_as_a_replacement_character(client, application):
     script_api(application, ECHO)
     response = client.post("/api/resources/edge", {"name": "a\u0000b"}, format="json")
     assert response.status_code == 200
-    assert Execution.objects.get().request["body"] == {"name": "ab"}
+    assert Execution.objects.get().request["body"] == {"name": "a\ufffdb"}
+
+
+def test_keys_that_differ_by_a_nul_stay_apart(client, application):
+    """An outside probe found {id: 'A-1', 'id\\0': 'B-2'} answered as {id: 'B-2'}."""
+    script_api(
+        application,
+        "function main(ctx) { var o = {id: 'A-1'}; o['id\\u0000'] = 'B-2'; return [o]; }",
+    )
+    response = client.post("/api/resources/edge", {}, format="json")
+    assert response.status_code == 200
+    assert response.json()["data"]["records"] == [{"id": "A-1", "id\ufffd": "B-2"}]
 
 
 def test_an_input_schema_may_not_fetch_remote_references():

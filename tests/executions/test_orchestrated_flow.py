@@ -210,8 +210,9 @@ def test_values_a_database_rejects_are_cleaned_before_storage(
     execution = launch.admin_test_run(flow, caller=launch.Caller(user=owner))
     assert execution.status == "succeeded", execution.error
     execution.refresh_from_db()
-    assert execution.response["data"]["records"] == [{"score": None, "name": "nulbyte"}]
-    assert execution.steps.get().sample_out == [{"score": None, "name": "nulbyte"}]
+    cleaned = [{"score": None, "name": "nul\ufffdbyte"}]
+    assert execution.response["data"]["records"] == cleaned
+    assert execution.steps.get().sample_out == cleaned
 
 
 def test_a_queued_run_of_a_flow_disabled_since_is_cancelled(application, owner):
