@@ -1,6 +1,7 @@
 """DRF authentication with API keys: `Authorization: Bearer <key>` or bare `<key>`."""
 
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from rest_framework import authentication, exceptions
@@ -77,8 +78,19 @@ class RegularSessionAuthentication(authentication.SessionAuthentication):
     # Sec-Fetch-Site (Fetch Metadata, sent by every current browser): who made the request.
     FOREIGN = frozenset({"cross-site", "same-site"})
 
+    def _from_another_site(self, request) -> bool:
+        """Sec-Fetch-Site says so; a browser that sends none (older ones) is judged by the
+        Origin, else the Referer, it sent: another host than this one's."""
+        site = request.headers.get("Sec-Fetch-Site")
+        if site is not None:
+            return site.lower() in self.FOREIGN
+        sender = request.headers.get("Origin") or request.headers.get("Referer")
+        if not sender or sender == "null":
+            return sender == "null"  # an opaque origin is another site's
+        return urlsplit(sender).netloc.lower() != request.get_host().lower()
+
     def authenticate(self, request):
-        if request.headers.get("Sec-Fetch-Site", "").lower() in self.FOREIGN:
+        if self._from_another_site(request):
             return None
         result = super().authenticate(request)
         if result is not None and getattr(result[0], "is_integration", False):

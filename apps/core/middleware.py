@@ -129,9 +129,10 @@ class ApiProblemMiddleware:
             # to retry (as for the broker, 503).
             return problem_response(
                 503,
-                "The database cannot be written or reached now, so nothing of this request "
-                f"was recorded; retry later. Quote error id {error_id} to the operator; the "
-                "reason is in the server log.",
+                "The database cannot be written or reached now, so this request could not be "
+                "recorded. If it called a flow, the flow may have run: check before you "
+                f"retry. Quote error id {error_id} to the operator; the reason is in the "
+                "server log.",
                 code="database-unavailable",
                 headers={"Retry-After": "5"},
                 errorId=error_id,

@@ -361,15 +361,16 @@ class SubflowRunner:
     Execute()) needs what Run needs for the child (`run_flows` and one of its `api.roles`),
     so a wrapper flow does not open a role-restricted flow to accounts outside its roles.
     A parent started by an anonymous API call reaches only children that name no roles. An
-    admin Test run, a schedule or an error handler runs with the authority of the builder
-    who set it up, as it does for its own flow. The child's concurrency policy holds for
-    all of them.
+    admin Test run, a schedule, an error handler or an Execute() operation's flow runs with
+    the authority of the builder who set it up, as it does for its own flow. The child's
+    concurrency policy holds for all of them.
     """
 
     # A refused child fails its record with this status (in `statusCode` of the result).
     WHO_MAY_RUN = (PrivilegeMissing, RoleRequired)
-    # Chains started by what a builder set up: not checked against a caller.
-    BUILDERS = frozenset({Trigger.TEST, Trigger.SCHEDULE, Trigger.ERROR_HANDLER})
+    # Chains started by what a builder set up: not checked against a caller. Execute()
+    # runs the flow the builder gave the operation, whose roles the surface has checked.
+    BUILDERS = frozenset({Trigger.TEST, Trigger.SCHEDULE, Trigger.ERROR_HANDLER, Trigger.EXECUTE})
 
     def __init__(self, parent: Execution):
         self.parent = parent
@@ -449,7 +450,8 @@ def _execute(execution: Execution, deadline_ms: int | None = None) -> Execution:
     execution = services.execute(
         execution, deadline_ms=deadline_ms, subflows=SubflowRunner(execution)
     )
-    _handle_errors(execution)
+    if not execution.ended_late:  # else housekeeping ended it, and started its handler
+        _handle_errors(execution)
     return execution
 
 
@@ -913,7 +915,10 @@ def handle_errors_of(failed) -> None:
     """Start the error handlers of runs that housekeeping failed (a worker or a web process
     that died, a lost message): the failures an operator most needs to hear of."""
     for execution in failed.select_related("flow__application"):
-        _handle_errors(execution)
+        try:
+            _handle_errors(execution)
+        except Exception:  # one handler that cannot start does not keep the others back
+            logger.exception("The error handler of run %s could not be started", execution.pk)
 
 
 def _skipped(flow: Flow, refused: ConcurrencyLimit) -> Execution:

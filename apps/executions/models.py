@@ -7,6 +7,9 @@ from django.db import models
 class Execution(models.Model):
     """One run of a flow (Celigo job, PhixFlow process): its trigger, caller, outcome."""
 
+    # Set when its outcome came after housekeeping had ended it (services._store_outcome).
+    ended_late = False
+
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"

@@ -27,7 +27,7 @@ from apps.flows.engine.runner import Outcome, run_flow
 from apps.flows.engine.spec import FlowSpec
 from apps.flows.models import Flow
 from apps.flows.outbound import RetryPolicy, get_client
-from apps.flows.outbound.errors import secret_forms
+from apps.flows.outbound.errors import quoted_secret_forms
 from apps.flows.pipeline import PipelineError
 from apps.flows.sandbox import get_pool
 from apps.records.connections import DataTables
@@ -472,7 +472,7 @@ def _run(
     steps = {positions[path]: stats for path, stats in ctx.recorder.steps.items()}
     result = RunResult(outcome, steps, ctx.recorder.errors)
     if ctx.recorder.secrets:
-        result.connection_secrets = frozenset(secret_forms(ctx.recorder.secrets))
+        result.connection_secrets = frozenset(quoted_secret_forms(ctx.recorder.secrets))
     if tape is not None:
         result.tape = tape
         result.started_from = {
@@ -515,10 +515,18 @@ def settle(execution: Execution, result: RunResult) -> None:
     # The caller of this process gets the flow's answer as it set it, but for the secrets of
     # the connections it called (an API may quote its key back); what is stored (and polled
     # later) is redacted.
-    execution.live_response = without_secrets(document, result.connection_secrets)
+    execution.live_response = _content_without(document, result.connection_secrets)
     execution.response = scrub(document, secrets)
     execution.finished_at = timezone.now()
     execution.sealed_trigger = ""
+
+
+def _content_without(document: dict | None, secrets: frozenset[str]) -> dict | None:
+    """The answer with the secrets left out of the flow's content only: the envelope's own
+    fields (processId, status) are Flowsite's, never a quoted secret."""
+    if not secrets or document is None or "statusCode" in document:
+        return without_secrets(document, secrets)
+    return {**document, "data": without_secrets(document.get("data"), secrets)}
 
 
 SETTLED_FIELDS = (
@@ -620,6 +628,7 @@ def _store_outcome(execution: Execution) -> None:
         return
     late = execution.status
     execution.refresh_from_db(fields=SETTLED_FIELDS)
+    execution.ended_late = True
     logger.warning(
         "Execution %s finished (%s) after it had already ended %s: the late outcome was not stored",
         execution.pk,
@@ -675,7 +684,12 @@ def recover_stale_executions(*, now=None) -> list:
     Returns the ids of the runs it failed (their error handlers are the caller's to start)."""
     now = now or timezone.now()
     threshold = now - timedelta(seconds=settings.FLOWSITE_STALE_EXECUTION_SECONDS)
-    stale = Execution.objects.filter(status=Status.RUNNING, heartbeat_at__lt=threshold)
+    stale_ids = list(
+        Execution.objects.filter(status=Status.RUNNING, heartbeat_at__lt=threshold).values_list(
+            "pk", flat=True
+        )
+    )
+    stale = Execution.objects.filter(pk__in=stale_ids, status=Status.RUNNING)
     # A cancel answered 202 ends cancelled, even when the process never got to stop it.
     count = stale.filter(cancel_requested=True).update(
         status=Status.CANCELLED,
@@ -704,12 +718,15 @@ def recover_stale_executions(*, now=None) -> list:
         milliseconds=settings.FLOWSITE_MAX_SYNC_TIMEOUT_MS,
         seconds=settings.FLOWSITE_STALE_EXECUTION_SECONDS,
     )
-    count += Execution.objects.filter(
-        status=Status.QUEUED,
-        celery_task_id="",
-        trigger=Trigger.API,
-        created_at__lt=abandoned_before,
-    ).update(
+    abandoned_ids = list(
+        Execution.objects.filter(
+            status=Status.QUEUED,
+            celery_task_id="",
+            trigger=Trigger.API,
+            created_at__lt=abandoned_before,
+        ).values_list("pk", flat=True)
+    )
+    count += Execution.objects.filter(pk__in=abandoned_ids, status=Status.QUEUED).update(
         status=Status.FAILED,
         sealed_trigger="",
         finished_at=now,
@@ -719,9 +736,11 @@ def recover_stale_executions(*, now=None) -> list:
     if not count:
         return []
     logger.warning("Recovered %d stale execution(s)", count)
-    # `now` is theirs alone: no run ends at the very instant housekeeping took.
-    failed = Execution.objects.filter(status=Status.FAILED, finished_at=now)
-    return list(failed.values_list("pk", flat=True))
+    return list(
+        Execution.objects.filter(
+            pk__in=[*stale_ids, *abandoned_ids], status=Status.FAILED, finished_at=now
+        ).values_list("pk", flat=True)
+    )
 
 
 def purge_executions(*, older_than_days: int) -> int:

@@ -77,6 +77,17 @@ class LinesField(forms.Field):
         return self.to_python(initial or []) != self.to_python(data)
 
 
+# Whitespace or a control character inside a URL: parsers disagree on what it means.
+URL_BREAK = re.compile(r"[\x00-\x20\x7f]")
+
+
+def _moved(before: str, after: str) -> bool:
+    """Whether a URL now leads elsewhere: another origin, or a change that either reading
+    cannot place (an origin-less URL the client might still read as one)."""
+    old, new = origin_of(before), origin_of(after)
+    return old != new or (old is None and before.strip() != after.strip())
+
+
 class ConnectionForm(forms.ModelForm):
     """Secrets are write-only: never rendered back, kept when left empty.
 
@@ -190,6 +201,8 @@ class ConnectionForm(forms.ModelForm):
         for name in self.DESTINATIONS:
             if has_user_info(data.get(name) or ""):
                 self.add_error(name, f"{CREDENTIALS_IN_URL}.")
+            elif URL_BREAK.search(data.get(name) or ""):
+                self.add_error(name, "A URL must not contain spaces or control characters.")
         if self.instance.pk and not data.get("clear_secrets") and not self.undecryptable:
             self._check_secrets_follow(data)
         return data
@@ -206,8 +219,7 @@ class ConnectionForm(forms.ModelForm):
         moved = [
             name
             for name in self.DESTINATIONS
-            if name in data
-            and origin_of(getattr(self.instance, name) or "") != origin_of(data[name] or "")
+            if name in data and _moved(getattr(self.instance, name) or "", data[name] or "")
         ]
         if not moved:
             return
@@ -244,6 +256,8 @@ class ConnectionForm(forms.ModelForm):
         for name, value in headers.items():
             if not HEADER_NAME.match(name):
                 self.add_error("headers", f"{name!r} is not a valid header name.")
+            elif name.lower() == "host":
+                self.add_error("headers", "Host is the base URI's: it cannot be set here.")
             elif HEADER_VALUE_BREAK.search(value):
                 # The value is not repeated: it may be a secret.
                 self.add_error("headers", f"The value of {name} has a line break or NUL.")

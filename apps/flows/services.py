@@ -29,7 +29,7 @@ from apps.flows.forms import ConnectionForm, ConnectionWithoutSecretsForm
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.outbound import HttpRequest, OutboundError, get_client
 from apps.flows.outbound.client import build_url
-from apps.flows.outbound.errors import secret_forms
+from apps.flows.outbound.errors import quoted_secret_forms, secret_forms
 from apps.flows.pipeline import connection_config, export_spec, import_spec
 from apps.flows.sandbox import get_pool
 from apps.flows.sandbox.results import ScriptAbort, ScriptError
@@ -833,9 +833,12 @@ def try_connection(*, connection: Connection, path: str = "/") -> ConnectionTria
             excerpt=error.body_excerpt or "",
             error=str(error),
         )
-    text = response.body[:EXCERPT_BYTES].decode("utf-8", "replace")
-    for secret in response.secrets:
+    # Every form a server may quote a secret in, replaced before the body is cut (a secret
+    # across the cut would otherwise show its first half).
+    text = response.body[: EXCERPT_BYTES * 2].decode("utf-8", "replace")
+    for secret in secret_forms(response.secrets):
         text = text.replace(secret, "[redacted]")
+    text = text[:EXCERPT_BYTES]
     return ConnectionTrial(
         url=response.url, status=response.status, elapsed_ms=response.elapsed_ms, excerpt=text
     )
@@ -879,7 +882,7 @@ def preview_export(*, export: Export, variables: dict | None = None) -> ExportPr
     except (OutboundError, RecordsError) as error:
         return ExportPreview([], status=getattr(error, "status", None), error=str(error))
     # An API may quote the connection's credentials back: never shown, as in a stored run.
-    shown = without_secrets(records[:PREVIEW_RECORDS], secret_forms(ctx.recorder.secrets))
+    shown = without_secrets(records[:PREVIEW_RECORDS], quoted_secret_forms(ctx.recorder.secrets))
     return ExportPreview(shown, count=len(records), status=status)
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 # Where a JSON text may spell a surrogate (a valid pair too): only then is it searched.
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
 SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
 
@@ -37,10 +36,12 @@ def without_lone_surrogates(value: Any) -> Any:
 
 
 def loads(raw: str | bytes, **kwargs) -> Any:
-    """json.loads, with U+FFFD for each lone surrogate the JSON text spells as an escape.
-    A text without a surrogate escape (nearly all) is parsed only once and never walked."""
+    """json.loads, with U+FFFD for each lone surrogate in the JSON text: spelled as an
+    escape, or sent as raw bytes (CESU-8 or WTF-8, which Java and Node servers may send
+    and json.loads lets through). A text without one (nearly all) is never walked."""
+    if isinstance(raw, bytes | bytearray):  # decoded as json.loads decodes it
+        raw = bytes(raw).decode(json.detect_encoding(raw), "surrogatepass")
     value = json.loads(raw, **kwargs)
-    pattern = SURROGATE_ESCAPE_BYTES if isinstance(raw, bytes | bytearray) else SURROGATE_ESCAPE
-    if pattern.search(raw):
+    if SURROGATE_ESCAPE.search(raw) or SURROGATE.search(raw):
         return without_lone_surrogates(value)
     return value

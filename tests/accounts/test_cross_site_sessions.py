@@ -41,3 +41,24 @@ def test_the_builder_s_own_pages_and_typed_urls_still_run_it(admin_client, get_f
 
     assert response.status_code == 200, response.content
     assert Execution.objects.get().caller.username == "admin"
+
+
+@pytest.mark.parametrize(
+    "sender", [{"HTTP_ORIGIN": "https://evil.example"}, {"HTTP_REFERER": "https://evil.example/x"}]
+)
+def test_a_browser_without_fetch_metadata_is_judged_by_its_origin_or_referer(
+    admin_client, get_flow, sender
+):
+    """Found by the review: older browsers send no Sec-Fetch-Site."""
+    response = admin_client.get("/api/resources/side-effect?x=1", **sender)
+
+    assert response.status_code == 401
+    assert not Execution.objects.exists()
+
+
+def test_a_referer_of_this_site_keeps_the_session(admin_client, get_flow):
+    response = admin_client.get(
+        "/api/resources/side-effect?x=1", HTTP_REFERER="http://testserver/admin/"
+    )
+
+    assert response.status_code == 200, response.content

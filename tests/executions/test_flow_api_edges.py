@@ -79,13 +79,18 @@ SITE_WIDE = {
     "Access-Control-Allow-Credentials": "true",
     "X-Frame-Options": "ALLOWALL",
     "Refresh": "0;url=https://evil.example/",
+    "NEL": '{"report_to": "x", "max_age": 31536000}',
+    "Report-To": '{"group": "x", "max_age": 31536000, "endpoints": [{"url": "https://e.x"}]}',
+    "Alt-Svc": 'h2="evil.example:443"',
 }
 
 
 def test_headers_that_act_beyond_the_answer_are_dropped_and_the_rest_is_sent(client, application):
     """A flow's answer cannot sign the admin out, pin HSTS, open CORS or allow framing on
     Flowsite's origin (found by an outside security probe)."""
-    headers = json.dumps({**SITE_WIDE, "X-Ok": "yes", "X-Count": 3, "X-Flag": True})
+    headers = json.dumps(
+        {**SITE_WIDE, "X-Ok": "yes", "X-Count": 3, "X-Flag": True, "X-Unset": None}
+    )
     script_api(
         application,
         f"function main(ctx) {{ return {{statusCode: 200, headers: {headers}, body: 1}}; }}",
@@ -96,6 +101,7 @@ def test_headers_that_act_beyond_the_answer_are_dropped_and_the_rest_is_sent(cli
     assert response.status_code == 200
     assert (response["X-Ok"], response["X-Count"], response["X-Flag"]) == ("yes", "3", "true")
     assert response["X-Frame-Options"] == "DENY"  # Flowsite's own
+    assert "X-Unset" not in response  # a null header is not sent
     for name in set(SITE_WIDE) - {"X-Frame-Options"}:
         assert name not in response, name
 

@@ -133,3 +133,24 @@ def test_a_cancelled_run_whose_process_died_ends_cancelled(application):
     stored = Execution.objects.get(pk=execution.pk)
     assert (stored.status, stored.status_code) == ("cancelled", 409)
     assert "process running it had stopped" in stored.error
+
+
+def test_a_run_that_ends_late_starts_its_error_handler_once(application, queued, monkeypatch):
+    """Found by the review: housekeeping started the handler, and the resumed process
+    started it again."""
+    handler = Flow.objects.create(application=application, name="handler")
+    flow = Flow.objects.create(application=application, name="f", error_flow=handler)
+    execution = services.create_execution(flow=flow, trigger=Execution.Trigger.RUN)
+    perform = services.perform
+
+    def paused_past_the_stale_limit(execution, **kwargs):
+        result = perform(execution, **kwargs)
+        an_hour_ago = timezone.now() - timedelta(hours=1)
+        Execution.objects.filter(pk=execution.pk).update(heartbeat_at=an_hour_ago)
+        assert tasks.recover_stale_executions() == 1
+        return result
+
+    monkeypatch.setattr(services, "perform", paused_past_the_stale_limit)
+    launch.run_queued(execution.pk)
+
+    assert Execution.objects.filter(flow=handler).count() == 1

@@ -97,12 +97,17 @@ def test_a_text_answer_with_half_an_emoji_is_sent(client, application):
     assert Execution.objects.get().status == "succeeded"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"items": [{"name": "Jos\\u00e9 \\ud83d"}]}',  # a JSON escape
+        b'{"items": [{"name": "Jos\xc3\xa9 \xed\xa0\xbd"}]}',  # raw bytes (CESU-8, WTF-8)
+    ],
+)
 def test_an_api_answering_a_cut_emoji_gives_a_readable_run(
-    admin_client, admin_user, application, local_api, httpserver
+    admin_client, admin_user, application, local_api, httpserver, body
 ):
-    httpserver.expect_request("/people").respond_with_data(
-        '{"items": [{"name": "Jos\\u00e9 \\ud83d"}]}', content_type="application/json"
-    )
+    httpserver.expect_request("/people").respond_with_data(body, content_type="application/json")
     export = Export.objects.create(
         name="People", connection=local_api, relative_uri="/people", resource_path="items"
     )

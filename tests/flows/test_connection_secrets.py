@@ -6,6 +6,7 @@ write-only and encrypted, and stored error excerpts never quote a connection's s
 so another origin) that must never receive a credential."""
 
 import base64
+import dataclasses
 import json
 
 import pytest
@@ -18,6 +19,7 @@ from apps.executions import launch
 from apps.executions.models import ExecutionError
 from apps.flows import crypto
 from apps.flows.models import Connection, Export, Flow, Import
+from apps.flows.outbound import HttpRequest, get_client
 from apps.flows.pipeline import connection_config
 
 SUBSCRIPTION_KEY = "Zq8-subscription-key-41x"  # distinctive: found nowhere unless leaked
@@ -406,6 +408,71 @@ def test_a_flow_answer_never_hands_its_caller_a_secret_the_api_quoted_back(
     ]
     assert API_KEY not in dump_all_tables()
     assert SUBSCRIPTION_KEY not in dump_all_tables()
+
+
+def test_short_header_values_off_the_safe_list_are_not_cut_out_of_answers(
+    key_client, integration, application, local_api, httpserver
+):
+    """Found by the review: "4.0" and "1" (stored as secret headers: they are off the safe
+    list) were replaced in every answer, the envelope's processId included."""
+    local_api.set_secret_headers({"OData-Version": "4.0", "X-Tenant": "1"})
+    local_api.save()
+    record = {"sku": "A-2014", "price": "14.00", "odata": "4.0"}
+    httpserver.expect_request("/records").respond_with_json([record])
+    flow = records_flow(application, local_api)
+    flow.api = {"enabled": True, "method": "GET", "path": "/read", "mode": "sync"}
+    flow.save()
+
+    answer = key_client(integration).get("/api/resources/read")
+
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["data"]["records"] == [record]
+    assert "[redacted]" not in answer.json()["processId"]
+
+
+def test_a_host_header_is_refused_at_save_and_never_sent(manager, keyed_api, httpserver):
+    """Found by the review: a Host of its own sent the credentials to another site on a
+    server that routes by Host (a shared host, a CDN), without changing the origin."""
+    refused = manager.patch(
+        f"/api/v1/connections/{keyed_api.pk}",
+        {"http": {"headers": {"Host": "attacker-app.example"}}},
+        format="json",
+    )
+    assert refused.status_code == 400, refused.content
+    assert "Host" in refused.json()["errors"][0]["detail"]
+
+    httpserver.expect_request("/").respond_with_json({})
+    config = connection_config(keyed_api)
+    config = dataclasses.replace(config, headers={**config.headers, "Host": "attacker-app.example"})
+    get_client().send(config, HttpRequest("GET", "/", headers={"host": "attacker-app.example"}))
+    (request, _), *_ = httpserver.log
+    assert request.headers["Host"] == httpserver.url_for("/").split("/")[2]
+
+
+def test_a_token_url_the_parsers_read_apart_is_refused(manager, local_api):
+    """Found by the review: a tab inside a token URL made it origin-less to the check but
+    not to the client, which strips it and calls the host."""
+    local_api.auth_type = Connection.AuthType.BEARER
+    local_api.set_secrets(token="Zq8-bearer", client_secret="Zq8-client-secret")
+    local_api.save()
+
+    answer = manager.patch(
+        f"/api/v1/connections/{local_api.pk}",
+        {
+            "http": {
+                "auth": {
+                    "type": "oauth2_client_credentials",
+                    "clientId": "flowsite",
+                    "tokenURL": "http://local\thost:9/token",
+                }
+            }
+        },
+        format="json",
+    )
+
+    assert answer.status_code == 400, answer.content
+    details = " ".join(e["detail"] for e in answer.json()["errors"])
+    assert "spaces or control characters" in details
 
 
 # --- custom headers: write-only, encrypted ---------------------------------------------------

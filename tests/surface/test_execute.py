@@ -4,10 +4,11 @@ import pytest
 
 from apps.accounts.models import Role
 from apps.executions.models import Execution
+from apps.flows.models import Flow
 from apps.records import services as records
 from apps.records.models import Record
 from apps.surface import services
-from tests.surface.conftest import operation
+from tests.surface.conftest import operation, script_flow
 
 URL = "/api/rest/execute/Lead%20Registration/"
 REGISTER = URL + "Register%20Lead"
@@ -229,3 +230,21 @@ def test_a_failing_flow_of_an_update_leaves_the_record_as_it_was(
     assert response.status_code == 422
     record.refresh_from_db()
     assert record.data["Rating"] == "Cold"
+
+
+def test_an_operation_flow_may_call_a_sub_flow_for_a_surface_account(
+    rest, register_lead, leads_app
+):
+    """Found by the review: the sub-flow check asked the surface account for run_flows,
+    which Execute() never needs; the operation's flow is its builder's design."""
+    child = script_flow(leads_app, "child", "function main(ctx) { return ctx.records; }")
+    register_lead.flow = Flow.objects.create(
+        application=leads_app,
+        name="parent",
+        page_processors=[{"type": "flow", "_flowId": str(child.pk)}],
+    )
+    register_lead.save()
+
+    response = rest.post(REGISTER, NEW_LEAD, format="json")
+
+    assert response.status_code == 201, response.json()

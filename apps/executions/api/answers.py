@@ -176,7 +176,7 @@ def flow_answer(document: dict, default_content_type: str = "") -> HttpResponse:
     headers = {
         name: header_text(value)
         for name, value in (document.get("headers") or {}).items()
-        if not is_dropped(name)
+        if value is not None and not is_dropped(name)
     }
     status = int(document["statusCode"])
     body = document.get("body", document.get("result"))

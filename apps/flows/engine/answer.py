@@ -29,6 +29,14 @@ DROPPED_HEADERS = frozenset(
         "strict-transport-security",
         "x-frame-options",
         "refresh",
+        # policies a browser keeps for the whole origin, for up to a year
+        "nel",
+        "report-to",
+        "reporting-endpoints",
+        "alt-svc",
+        "accept-ch",
+        "critical-ch",
+        "service-worker-allowed",
     }
 )
 DROPPED_PREFIXES = ("access-control-",)
@@ -73,6 +81,8 @@ def answer_problem(answer: dict) -> str | None:
             '(e.g. {"X-Id": "42"}).'
         )
     for name, value in headers.items():
+        if value is None:  # not sent (JavaScript's "no value")
+            continue
         if not HEADER_NAME.fullmatch(name):
             return f"The flow's answer has a header named {name!r}, which is not a header name."
         if not isinstance(value, str | int | float):

@@ -414,9 +414,9 @@ class SubflowStep(Step):
             result = ctx.subflows.run(subflow.id, record, ctx.remaining_ms())
             if result.status != "succeeded":
                 ctx.checkpoint()  # the child ran out of this run's time: this run stops too
+                run = f"sub-flow run {result.process_id}" if result.process_id else "sub-flow"
                 raise StepFailed(
-                    f"{subflow.name}: sub-flow run {result.process_id} {result.status}: "
-                    f"{result.error}",
+                    f"{subflow.name}: {run} {result.status}: {result.error}",
                     http_status=result.status_code,
                 )
             source = {

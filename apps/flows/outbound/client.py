@@ -78,7 +78,8 @@ MAX_POOL_MANAGERS = 256
 POOL_MAXSIZE = 10
 _READ_CHUNK_BYTES = 64 * 1024
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_FRAMING_HEADERS = ("Content-Length", "Transfer-Encoding")
+# Set by the client alone: the framing of the body, and the Host, which is the URL's.
+_CLIENT_HEADERS = ("Content-Length", "Transfer-Encoding", "Host")
 # An obsolete line folding inside a header value (RFC 9112, 5.2), as urllib3 unfolds it.
 _OBSOLETE_FOLD = re.compile(r"(?:(?<![ \t])[ \t]+)?\r\n[ \t]+")
 # Any scheme counts as absolute, so "ftp://..." is refused rather than appended to the base.
@@ -459,9 +460,11 @@ class OutboundClient:
         headers.update(static_headers(auth))
         # The client frames the body (a Content-Length): framing headers from the connection
         # or the request would let a body be read as a second request on the same kept-alive
-        # connection, and its answer reach the next call.
-        for framing in _FRAMING_HEADERS:
-            headers.discard(framing)
+        # connection, and its answer reach the next call. A Host of their own would send
+        # the credentials to another site on a server that routes by Host (a shared host,
+        # a CDN): the Host is always the URL's.
+        for header in _CLIENT_HEADERS:
+            headers.discard(header)
         body = _encode_body(request, headers)
         method = request.method.upper()
         if auth.type != OAUTH2_CLIENT_CREDENTIALS:

@@ -60,6 +60,17 @@ class DeadlineExceeded(OutboundError):
 EXCERPT_CHARS = 500
 
 
+# A value shorter than this is no credential ("4.0", a tenant number in a header off the
+# safe list): replaced wherever it appears, it would mangle ordinary text and ids.
+MIN_QUOTED_SECRET = 8
+
+
+def quoted_secret_forms(secrets: Iterable[str]) -> list[str]:
+    """The forms (secret_forms) of the secrets long enough to be credentials: what is left
+    out of the records and answers of a run that an API may have quoted them in."""
+    return secret_forms(secret for secret in secrets if len(secret) >= MIN_QUOTED_SECRET)
+
+
 def secret_forms(secrets: Iterable[str]) -> list[str]:
     """Each secret as a server may send it back, longest first (a secret inside a longer one).
 
