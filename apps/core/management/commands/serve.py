@@ -145,7 +145,7 @@ def _answers_200(url: str) -> bool:
 
 class Command(BaseCommand):
     help = (
-        "Serve Flowsite: Granian (web) + Celery worker + Celery beat on HOST:PORT, "
+        "Serve Flowsite: Granian (web) + Celery workers + Celery beat on HOST:PORT, "
         "restarting any of them that crashes."
     )
 
@@ -236,7 +236,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Flowsite on http://{settings.HOST}:{settings.PORT}/admin/ "
-                f"(API docs at /api/docs/). Ctrl-C stops web, worker and beat."
+                f"(API docs at /api/docs/). Ctrl-C stops web, workers and beat."
                 + ("" if ready else f" Not ready after {READY_TIMEOUT:g} s: see the lines above.")
             )
         )
@@ -286,7 +286,7 @@ class Command(BaseCommand):
     def stop(self, children: list[Child], stop_requests: list) -> None:
         """SIGTERM to every child at once, SIGKILL to what is left of their groups after
         STOP_TIMEOUT or at a second Ctrl-C; returns when no process of any group is left."""
-        self.log("stopping web, worker and beat")
+        self.log("stopping web, workers and beat")
         for child in children:
             # The leader only: it stops its own processes (Celery lets the pool finish the
             # runs in progress; Granian its workers' requests).
