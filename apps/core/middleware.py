@@ -95,6 +95,12 @@ class ApiProblemMiddleware:
                 limit=limit,
             )
         response = self.get_response(request)
+        if response.status_code < 400 and response.get("Content-Type", "").startswith(
+            PROBLEM_CONTENT_TYPE
+        ):
+            # A client that accepts only problems (ProblemJSONRenderer) gets its successes
+            # as what they are: JSON, not problem documents.
+            response["Content-Type"] = "application/json"
         # DRF's exception handler has made its errors problems already (rendered as a page
         # for the browsable API); everything else on an API path is converted here.
         if response.status_code < 400 or isinstance(response, Response):

@@ -137,6 +137,20 @@ def test_a_database_that_cannot_be_written_is_a_503_to_retry(caplog):
     assert "readonly" not in response.content.decode()  # the reason stays in the log
 
 
+def test_a_client_accepting_only_problems_gets_its_successes_as_json(api_client):
+    """Found by an outside probe: a success was labelled application/problem+json."""
+    response = api_client.post(
+        ECHO,
+        {"name": "Ann", "address": {"city": "Oslo"}, "tags": [1]},
+        format="json",
+        HTTP_ACCEPT="application/problem+json",
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    failed = api_client.post(ECHO, {}, format="json", HTTP_ACCEPT="application/problem+json")
+    assert_problem(failed, 400)
+
+
 def test_non_api_pages_keep_their_html_errors(client):
     response = client.get("/admin/nothing-here/")
     assert response["Content-Type"].startswith("text/html")
