@@ -1,7 +1,11 @@
 """HTTPS goes through the guarded connection and verifies certificates."""
 
+import contextlib
 import datetime
+import socket
 import ssl
+import threading
+import time
 
 import pytest
 from cryptography import x509
@@ -111,3 +115,39 @@ def test_a_certificate_naming_the_host_only_in_its_common_name_is_refused(
         assert server.log == []
     finally:
         server.stop()
+
+
+def test_headers_sent_a_byte_at_a_time_over_tls_cannot_outlast_the_timeout(
+    client, private_allowed, tmp_path, monkeypatch
+):
+    """The deadline holds for every receive over TLS too (the context's sslsocket_class):
+    a server that sends its headers a byte at a time is cut off at the call's timeout."""
+    made = https_server(
+        tmp_path, x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+    )
+    made.stop()  # only its certificate and key are used, by a server that drips
+    monkeypatch.setenv("SSL_CERT_FILE", str(made.cert_path))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    listener = socket.create_server(("127.0.0.1", 0))
+    sent = []
+
+    def drip() -> None:
+        peer, _ = listener.accept()
+        with contextlib.suppress(OSError), context.wrap_socket(peer, server_side=True) as tls:
+            tls.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 1000:
+                tls.sendall(bytes([byte]))
+                sent.append(1)
+                time.sleep(0.02)
+
+    threading.Thread(target=drip, daemon=True).start()
+    config = connection(f"https://localhost:{listener.getsockname()[1]}", timeout_ms=300)
+    started = time.monotonic()
+    try:
+        with pytest.raises(OutboundError, match=r"^Timed out after 300 ms"):
+            client.send(config, HttpRequest("GET", ""))
+    finally:
+        listener.close()
+    assert time.monotonic() - started < 3
+    assert len(sent) < 200  # given up long before the end
