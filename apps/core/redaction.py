@@ -83,11 +83,7 @@ def _strings(value: Any) -> set[str]:
 def scrub(value: Any, secrets: frozenset[str] | set[str]) -> Any:
     """A copy of a JSON value with secret-looking keys redacted and every known secret
     value replaced wherever it appears in a string (debug lines, error excerpts)."""
-    value = redact(value)
-    if not secrets:
-        return value
-    ordered = sorted(secrets, key=len, reverse=True)  # a secret inside a longer one
-    return _replace(value, ordered)
+    return without_secrets(redact(value), secrets)
 
 
 def without_secrets(value: Any, secrets: frozenset[str] | set[str]) -> Any:
@@ -95,7 +91,7 @@ def without_secrets(value: Any, secrets: frozenset[str] | set[str]) -> Any:
     a string, and nothing else changed (no key is judged by its name)."""
     if not secrets:
         return value
-    return _replace(value, sorted(secrets, key=len, reverse=True))
+    return _replace(value, sorted(secrets, key=len, reverse=True))  # a secret in a longer one
 
 
 def _replace(value: Any, ordered: list[str]) -> Any:

@@ -620,11 +620,8 @@ def _store_outcome(execution: Execution) -> None:
     error = execution.error if execution.status == Status.CANCELLED else CANCELLED_AT_THE_END
     cancelled = {**values, "status": Status.CANCELLED, "error": error}
     if Execution.objects.filter(pk=execution.pk, status=Status.RUNNING).update(**cancelled):
-        execution.status, execution.error, execution.cancel_requested = (
-            Status.CANCELLED,
-            error,
-            True,
-        )
+        execution.status, execution.error = Status.CANCELLED, error
+        execution.cancel_requested = True
         return
     late = execution.status
     execution.refresh_from_db(fields=SETTLED_FIELDS)

@@ -13,9 +13,10 @@ import json
 import re
 from typing import Any
 
-# Where a JSON text may spell a surrogate (a valid pair too): only then is it searched.
-SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 SURROGATE = re.compile("[\ud800-\udfff]")
+# A JSON text that may hold one: spelled as an escape (a valid pair too), or raw. Only such
+# a text is walked once parsed; one search finds either.
+MAY_HOLD_ONE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
 
 
@@ -42,6 +43,6 @@ def loads(raw: str | bytes, **kwargs) -> Any:
     if isinstance(raw, bytes | bytearray):  # decoded as json.loads decodes it
         raw = bytes(raw).decode(json.detect_encoding(raw), "surrogatepass")
     value = json.loads(raw, **kwargs)
-    if SURROGATE_ESCAPE.search(raw) or SURROGATE.search(raw):
+    if MAY_HOLD_ONE.search(raw):
         return without_lone_surrogates(value)
     return value

@@ -6,18 +6,18 @@ GET flow as the signed-in builder. Fetch Metadata's Sec-Fetch-Site says who made
 import pytest
 
 from apps.executions.models import Execution
-from apps.flows.models import Flow, Script
+from apps.flows.models import Flow
+from tests.executions.honest import script_flow
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def get_flow(application) -> Flow:
-    script = Script.objects.create(name="ran", content="function main(ctx) { return {ran: 1}; }")
-    return Flow.objects.create(
-        application=application,
-        name="side effect",
-        page_processors=[{"type": "script", "_scriptId": str(script.pk)}],
+    return script_flow(
+        application,
+        "side effect",
+        "function main(ctx) { return {ran: 1}; }",
         api={"enabled": True, "method": "GET", "path": "/side-effect", "mode": "sync"},
     )
 

@@ -166,6 +166,11 @@ class Recorder:
     secrets: set[str] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    def saw_secrets(self, secrets) -> None:
+        """A connection's secrets went out with a call (from any thread of the run)."""
+        with self._lock:
+            self.secrets.update(secrets)
+
     def stats(self, step) -> StepStats:
         stats = self.steps.get(step.path)
         if stats is None:
@@ -264,6 +269,5 @@ class RunContext:
             cancelled=self.cancelled,
         )
         if response.secrets:
-            with self.recorder._lock:
-                self.recorder.secrets.update(response.secrets)
+            self.recorder.saw_secrets(response.secrets)
         return response
