@@ -148,11 +148,20 @@ class AddressPolicy:
 
 
 class _Deadline:
-    """A socket whose receives all end by one deadline (time.monotonic()), however the
-    answer arrives. A timeout bounds one receive only: a server that sends its status line
-    and headers a byte at a time would keep http.client reading them past any deadline."""
+    """A socket whose receives and sends all end by one deadline (time.monotonic()), however
+    the answer arrives or the request leaves. A timeout bounds one receive or send only: a
+    server that sends its status line and headers a byte at a time, or reads a large body a
+    little at a time, would keep http.client past any deadline."""
 
     deadline: float | None = None
+
+    def send(self, *args, **kwargs):
+        self._within_deadline()
+        return super().send(*args, **kwargs)
+
+    def sendall(self, *args, **kwargs):  # TLS: a loop of send(); plain: bounded as a whole
+        self._within_deadline()
+        return super().sendall(*args, **kwargs)
 
     def recv_into(self, *args, **kwargs):
         self._within_deadline()

@@ -151,3 +151,41 @@ def test_headers_sent_a_byte_at_a_time_over_tls_cannot_outlast_the_timeout(
         listener.close()
     assert time.monotonic() - started < 3
     assert len(sent) < 200  # given up long before the end
+
+
+def test_a_server_that_reads_a_large_body_slowly_over_tls_cannot_outlast_the_timeout(
+    client, private_allowed, tmp_path, monkeypatch
+):
+    """Sending ends by the call's deadline too, however the body is split into sends: a
+    server reading a large body a little at a time is cut off at the call's timeout (each
+    send bounded by the timeout alone would let the upload take as long as it liked)."""
+    made = https_server(
+        tmp_path, x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+    )
+    made.stop()  # only its certificate and key are used, by a server that reads slowly
+    monkeypatch.setenv("SSL_CERT_FILE", str(made.cert_path))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # accepted sockets inherit it
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    received = []
+
+    def sip() -> None:
+        peer, _ = listener.accept()
+        with contextlib.suppress(OSError), context.wrap_socket(peer, server_side=True) as tls:
+            while chunk := tls.recv(4096):
+                received.append(len(chunk))
+                time.sleep(0.01)
+
+    threading.Thread(target=sip, daemon=True).start()
+    config = connection(f"https://localhost:{listener.getsockname()[1]}", timeout_ms=300)
+    started = time.monotonic()
+    try:
+        with pytest.raises(OutboundError, match=r"^Timed out after 300 ms"):
+            client.send(config, HttpRequest("POST", "upload", body=b"x" * 8_000_000))
+    finally:
+        listener.close()
+    assert time.monotonic() - started < 3
+    assert sum(received) < 4_000_000  # given up long before the end
