@@ -27,6 +27,9 @@ from apps.core.exceptions import ProblemException
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_LISTED = 20  # errors named in one problem; a body can hold millions
+# Objects and arrays nested deeper than this are refused: what reads a document walks it
+# recursively (Python's limit, ~1,000 frames, was reached from ~500 levels: a 500).
+MAX_DEPTH = 100
 
 
 class MalformedJSON(ProblemException):
@@ -152,9 +155,27 @@ class JSONParser(parsers.JSONParser):
                 position=exc.pos,
             ) from None
         # Walk the document only when it may hold what is refused: most bodies do not.
+        if text.count("[") + text.count("{") > MAX_DEPTH and too_deep(document):
+            raise MalformedJSON(
+                f"The request body nests objects and arrays more than {MAX_DEPTH} levels "
+                "deep; flatten it."
+            )
         if not_finite or _SURROGATE_ESCAPE.search(text):
             refuse_unusable(document)
         return document
+
+
+def too_deep(document: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether objects and arrays nest in `document` more than `limit` levels deep (walked
+    with a stack of its own, so any depth can be measured)."""
+    stack = [(document, 1)] if isinstance(document, dict | list) else []
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        items = value.values() if isinstance(value, dict) else value
+        stack.extend((item, depth + 1) for item in items if isinstance(item, dict | list))
+    return False
 
 
 class TextParser(parsers.BaseParser):

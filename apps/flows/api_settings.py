@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from referencing import Registry
 
+from apps.core.parsers import MAX_DEPTH, too_deep
 from apps.flows.media_types import media_type_error
 
 MODES = ("sync", "async", "auto")
@@ -135,6 +136,8 @@ def api_errors(document: Any, *, check_schema: bool = True) -> list[str]:
     if schema is not None:
         if not isinstance(schema, dict):
             errors.append("api.inputSchema must be a JSON Schema object.")
+        elif too_deep(schema):
+            errors.append(f"api.inputSchema nests more than {MAX_DEPTH} levels deep.")
         elif check_schema:
             try:
                 Draft202012Validator.check_schema(schema)

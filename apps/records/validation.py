@@ -10,6 +10,7 @@ Values are stored normalised, so that selectors can compare them in the database
 
 import math
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -80,7 +81,13 @@ def format_datetime(value: datetime) -> str:
     if timezone.is_naive(value):
         value = timezone.make_aware(value)
     if value.utcoffset():
-        value = value.astimezone(UTC)
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is in the year 0 in UTC
+            raise ValueError(
+                "The date and time is out of range: it must fall within the years 0001 to "
+                "9999 in UTC."
+            ) from None
     return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
@@ -98,11 +105,13 @@ def _number(value: Any) -> int | float:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError("Expected a finite number.")
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+        value = int(value) if value == value.to_integral_value() else float(value)
+    elif isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("Expected a number.")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("Expected a finite number.")
+    if abs(value) > sys.float_info.max:  # an integer literal past what a float holds
+        raise ValueError("The number is too large (about 1.8e308 at most).")
     return value
 
 

@@ -30,6 +30,27 @@ def problem_of(response, status: int) -> dict:
     return json.loads(response.content)
 
 
+@pytest.mark.parametrize("depth", [101, 600])
+def test_a_document_nested_deeper_than_the_limit_is_400_not_a_crash(manager, depth):
+    """From ~500 levels the parser took it and the NUL check behind it ran out of stack:
+    a 500 on every document write (an outside probe). Refused where it is parsed now."""
+    body = '{"name": "deep", "variables": {"v": ' + "[" * depth + "]" * depth + "}}"
+    problem = problem_of(
+        manager.post("/api/v1/integrations", body, content_type="application/json"), 400
+    )
+    assert problem["type"] == "urn:flowsite:problem:malformed-json"
+    assert "more than 100 levels" in problem["detail"]
+
+
+@pytest.mark.urls("tests.core.urls")
+@pytest.mark.parametrize(("arrays", "status"), [(99, 200), (100, 400)])
+def test_a_document_nested_to_the_limit_is_read(api_client, arrays, status):
+    nested = "[" * arrays + "]" * arrays  # inside the document: 1 + arrays levels
+    body = '{"name": "x", "address": {}, "tags": [], "v": ' + nested + "}"
+    response = api_client.post(ECHO, body, content_type="application/json")
+    assert response.status_code == status, response.content
+
+
 # --- Numbers that are not finite ---------------------------------------------------------
 
 NOT_FINITE = ["1e400", "-1e400", "1" * 400 + ".0", "NaN", "Infinity", "-Infinity"]

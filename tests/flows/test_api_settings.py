@@ -30,6 +30,12 @@ def test_defaults_depend_on_the_mode():
     assert FlowApi.of({"path": "greeting/"}).path == "/greeting"
 
 
+def _nested(schema: dict, depth: int) -> dict:
+    for _ in range(depth):
+        schema = {"type": "object", "properties": {"a": schema}}
+    return schema
+
+
 @pytest.mark.parametrize(
     ("document", "message"),
     [
@@ -39,6 +45,8 @@ def test_defaults_depend_on_the_mode():
         ({"roles": "admins"}, "api.roles must be a list"),
         ({"inputSchema": {"type": "nonsense"}}, "api.inputSchema is not a valid JSON Schema"),
         ({"colour": "red"}, "unknown fields: colour"),
+        # An admin form's JSON has no nesting limit; a schema ~400 levels deep was a 500.
+        ({"inputSchema": _nested({"type": "object"}, 400)}, "nests more than 100 levels"),
     ],
 )
 def test_bad_api_settings_are_explained(document, message):

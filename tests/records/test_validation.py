@@ -168,3 +168,26 @@ def test_a_naive_datetime_is_taken_in_the_server_time_zone(settings):
 def test_url_parameters_are_read_as_values_of_the_field(field_type, raw, value):
     field = {"name": "F", "type": field_type, "choices": ["B2B"]}
     assert parse_parameter(field, raw) == value
+
+
+@pytest.mark.parametrize(
+    ("field_type", "raw"),
+    [
+        # In range as written, out of range in UTC (which is how they are stored).
+        ("datetime", "0001-01-01T00:00:00+01:00"),
+        ("datetime", "9999-12-31T23:59:59-01:00"),
+        ("number", 10**400),  # an integer literal: JSON parsers keep it whole
+        ("number", Decimal("1e400")),
+        ("number", "1e400"),  # a URL parameter
+        ("number", str(10**400)),
+    ],
+)
+def test_values_beyond_what_is_stored_are_refused_with_a_reason_not_a_crash(field_type, raw):
+    """An OverflowError used to escape as a 500, or, inside a flow, fail its whole run as an
+    "Internal error" after earlier records of the page had been written (an outside probe)."""
+    field = {"name": "F", "type": field_type}
+    with pytest.raises(ValueError, match=r"range|too large|finite"):
+        parse_parameter(field, raw)
+    with pytest.raises(RecordInvalid) as raised:
+        clean_record([field], {"F": raw})
+    assert "F" in raised.value.errors
