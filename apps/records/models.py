@@ -5,7 +5,9 @@ from django.db import models
 from apps.flows.models import Application, Timestamped, url_name
 
 # Every record document carries these (Flowfinity's system fields); ExternalTransactionId
-# is what Execute() callers send to make a call idempotent. No field may take these names.
+# is what Execute() callers send to make a call idempotent. No field may take these names,
+# nor those that answers put beside a record's values (Execute()'s processId, the records
+# API's _recordTypeId): the answer would overwrite the field's value.
 SYSTEM_FIELDS = (
     "RecordID",
     "CreatedBy",
@@ -15,13 +17,14 @@ SYSTEM_FIELDS = (
     "SubmissionId",
     "ExternalTransactionId",
 )
+RESERVED_NAMES = (*SYSTEM_FIELDS, "processId", "_recordTypeId")
 
 
 def not_a_system_field(value: str) -> None:
-    if value.casefold() in {name.casefold() for name in SYSTEM_FIELDS}:
+    if value.casefold() in {name.casefold() for name in RESERVED_NAMES}:
         raise ValidationError(
-            "%(value)s is a system field name; the system fields are: %(names)s.",
-            params={"value": value, "names": ", ".join(SYSTEM_FIELDS)},
+            "%(value)s is a system field name; these names are reserved: %(names)s.",
+            params={"value": value, "names": ", ".join(RESERVED_NAMES)},
             code="system_field",
         )
 
@@ -32,9 +35,19 @@ def no_surrounding_spaces(value: str) -> None:
 
 
 def not_only_digits(value: str) -> None:
-    # Database JSON paths read a key of digits as a list index.
-    if value.isdigit():
-        raise ValidationError("A field name cannot be only digits.", code="digits")
+    """A name the databases' JSON paths read as written: a key that reads as a number
+    ("1", "-1", "1_0", Arabic-Indic digits) is taken for a list index, and a quote or a backslash is
+    escaped in a way SQLite does not read back (wrong answers, found by an outside probe)."""
+    try:
+        int(value)
+    except ValueError:
+        pass
+    else:
+        raise ValidationError("A field name cannot read as a number.", code="digits")
+    if '"' in value or "\\" in value:
+        raise ValidationError(
+            "A field name cannot contain a double quote or a backslash.", code="quotes"
+        )
 
 
 class RecordType(Timestamped):

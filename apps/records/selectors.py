@@ -43,6 +43,9 @@ Type = RecordField.Type
 OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "contains", "in", "isnull")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+# Values one `in` filter may list: each is a term of the WHERE clause, and SQLite refuses
+# an expression deeper than 1,000 (that was a 503 "database unavailable").
+MAX_IN_VALUES = 500
 TEXTUAL = (Type.TEXT, Type.LONG_TEXT, Type.EMAIL, Type.URL, Type.CHOICE)
 ORDERED = (*TEXTUAL, Type.NUMBER, Type.INTEGER, Type.DATE, Type.DATETIME, Type.BOOLEAN)
 # Containment (`@>`) is equality for these types as they are stored (validation.py).
@@ -215,6 +218,10 @@ class _Filters:
             values = raw.split(",") if isinstance(raw, str) else raw
             if not isinstance(values, list | tuple):
                 raise InvalidQuery({where: "in takes a list of values."})
+            if len(values) > MAX_IN_VALUES:
+                raise InvalidQuery(
+                    {where: f"in takes at most {MAX_IN_VALUES} values, not {len(values)}."}
+                )
             condition = Q(pk__in=[])
             for value in values:
                 condition |= self.equal(key, self.parse(key, value, where))

@@ -217,6 +217,25 @@ def test_a_field_name_cannot_be_a_system_field_in_any_case(lead_type):
         field.full_clean()
 
 
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("processId", "system field"),  # Execute()'s answer puts the run's id there
+        ("_recordTypeId", "system field"),  # the records API's answer puts it there
+        ("-1", "read as a number"),  # JSON paths read it as a list index: wrong answers
+        ("+7", "read as a number"),
+        ("1_0", "read as a number"),
+        ("\u0663", "read as a number"),  # an Arabic-Indic digit
+        ('a"b', "double quote"),  # SQLite cannot read its escaped JSON path
+        ("a\\b", "backslash"),
+    ],
+)
+def test_field_names_that_answers_or_json_paths_would_misread_are_refused(lead_type, name, message):
+    field = RecordField(record_type=lead_type, name=name, type="text")
+    with pytest.raises(ValidationError, match=message):
+        field.full_clean()
+
+
 def test_a_created_record_is_written_as_it_is_returned(lead_type, owner):
     first = services.create_record(record_type=lead_type, data={"Company": "A"}, user=owner)
     second = services.create_record(
