@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet
 
 from apps.accounts.models import User
 from apps.executions import launch
@@ -197,9 +198,7 @@ def _apply(
         status = 201
     else:
         record = (
-            Record.objects.select_related("record_type", "created_by", "modified_by")
-            .filter(record_type=record_type, pk=record_id)
-            .first()
+            _loaded(Record.objects).filter(record_type=record_type, pk=record_id).first()
             if record_id is not None
             else None
         )
@@ -216,8 +215,15 @@ def _apply(
     execution = _run_flow(operation, user, document, client_ip)
     if operation.action != Action.DELETE:
         records.stamp(record)
-        document = record_document(record, fields)
+        # The flow may have written the record it was given: answer it as committed.
+        fresh = _loaded(Record.objects).filter(pk=record.pk).first()
+        document = record_document(fresh or record, fields)
     return Answer(status, {**document, "processId": str(execution.pk)})
+
+
+def _loaded(records: QuerySet) -> QuerySet:
+    """Records with what their documents show (CreatedBy, ModifiedBy) read in one query."""
+    return records.select_related("record_type", "created_by", "modified_by")
 
 
 def _run_flow(

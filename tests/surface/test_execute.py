@@ -4,7 +4,7 @@ import pytest
 
 from apps.accounts.models import Role
 from apps.executions.models import Execution
-from apps.flows.models import Flow
+from apps.flows.models import Connection, Flow, Import
 from apps.records import services as records
 from apps.records.models import Record
 from apps.surface import services
@@ -230,6 +230,47 @@ def test_a_failing_flow_of_an_update_leaves_the_record_as_it_was(
     assert response.status_code == 422
     record.refresh_from_db()
     assert record.data["Rating"] == "Cold"
+
+
+def test_the_answer_shows_the_record_as_the_operations_flow_left_it(
+    rest, update_lead, lead, leads_app
+):
+    """The flow may write the record it was given (a data-tables import); the answer (and
+    the receipt replayed for its transaction id) showed it as it was before the flow ran
+    (an outside probe)."""
+    record = records.create_record(record_type=lead, data={"Company": "Acme", "Rating": "Cold"})
+    tables = Connection.objects.create(name="Data tables", type=Connection.Type.RECORDS)
+    mark = Import.objects.create(
+        name="Mark hot",
+        connection=tables,
+        records={"_recordTypeId": str(lead.pk), "action": "update"},
+        body={"RecordID": "{{record.RecordID}}", "Rating": "Hot"},
+    )
+    update_lead.flow = Flow.objects.create(
+        application=leads_app,
+        name="mark",
+        page_processors=[{"type": "import", "_importId": str(mark.pk)}],
+    )
+    update_lead.save()
+
+    response = rest.post(
+        URL + "Update%20Lead",
+        {"RecordID": record.pk, "Company": "Acme Ltd", "ExternalTransactionId": "mark-1"},
+        format="json",
+    )
+
+    assert response.status_code == 200, response.json()
+    record.refresh_from_db()
+    assert record.data == {**record.data, "Company": "Acme Ltd", "Rating": "Hot"}
+    assert response.json()["Company"] == "Acme Ltd"
+    assert response.json()["Rating"] == {"Selection": "Hot"}
+    assert response.json()["SubmissionId"] == record.submission_id
+    replayed = rest.post(
+        URL + "Update%20Lead",
+        {"RecordID": record.pk, "Company": "Acme Ltd", "ExternalTransactionId": "mark-1"},
+        format="json",
+    )
+    assert replayed.json()["Rating"] == {"Selection": "Hot"}
 
 
 def test_an_operation_flow_may_call_a_sub_flow_for_a_surface_account(
