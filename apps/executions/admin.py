@@ -10,7 +10,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from apps.executions import diagram as diagrams
-from apps.executions import launch, live, services
+from apps.executions import launch, live
 from apps.executions.errors import Refused
 from apps.executions.models import Execution, RunRecording
 from apps.flows.admin import FlowAdmin
@@ -182,7 +182,7 @@ class ExecutionAdmin(admin.ModelAdmin):
         caller = launch.Caller(user=request.user)
         try:
             if action == "cancel":
-                services.cancel_execution(execution)
+                launch.cancel(execution, caller=caller)
                 self.message_user(request, "Asked the run to stop.", messages.SUCCESS)
                 return back
             started = launch.retry(
@@ -247,10 +247,11 @@ class ExecutionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected runs")
     def cancel(self, request, queryset):
+        caller = launch.Caller(user=request.user)
         asked, finished = 0, []
-        for execution in queryset:
+        for execution in queryset.select_related("flow"):
             try:
-                services.cancel_execution(execution)
+                launch.cancel(execution, caller=caller)
                 asked += 1
             except Refused as refused:
                 finished.append(refused.message)

@@ -703,7 +703,9 @@ def run(
 def admin_test_run(
     flow: Flow, *, caller: Caller, input: Any = None, query=None, variables=None
 ) -> Execution:
-    """The admin's Test run: here and now, at most a minute, even for a disabled flow."""
+    """The admin's Test run: here and now, at most a minute, even for a disabled flow, by
+    whoever may run it (as Run now)."""
+    _check_account(flow, flow.api_settings, caller)
     timeout_ms = min(flow.timeout_ms, TEST_RUN_MAX_MS)
     execution, _ = _start(
         Start(
@@ -727,6 +729,17 @@ def admin_test_run(
         )
     )
     return _run_here(execution, timeout_ms)
+
+
+def cancel(job: Execution, *, caller: Caller) -> Execution:
+    """Cancel a run (the API's jobs/<id>/cancel, the admin's Cancel): whoever may run its
+    flow may stop its runs, as retry asks."""
+    flow = job.flow
+    if flow is not None:
+        _check_account(flow, flow.api_settings, caller)
+    elif not caller.user.has_perm(Privilege.RUN_FLOWS.perm):
+        raise PrivilegeMissing(Privilege.RUN_FLOWS)
+    return services.cancel_execution(job)
 
 
 def retry(

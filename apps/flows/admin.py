@@ -598,7 +598,7 @@ class FlowAdmin(InUseProtectedAdmin):
         for message in refused:
             self.message_user(request, message, messages.ERROR)
 
-    @admin.action(description="Create an instance of the template")
+    @admin.action(description="Create an instance of the template", permissions=["add"])
     def create_instance(self, request, queryset):
         templates = list(queryset[:2])
         if len(templates) != 1 or not templates[0].is_template:
@@ -608,11 +608,11 @@ class FlowAdmin(InUseProtectedAdmin):
             return None
         return redirect("admin:flows_flow_create_instance", templates[0].pk)
 
-    @admin.action(description="Update from template")
+    @admin.action(description="Update from template", permissions=["change"])
     def update_from_template(self, request, queryset):
         self._update_from_template(request, list(queryset.select_related("template_flow")))
 
-    @admin.action(description="Clone")
+    @admin.action(description="Clone", permissions=["add"])
     def clone(self, request, queryset):
         clones = [services.clone_flow(flow=flow, user=request.user) for flow in queryset]
         self.message_user(
@@ -621,12 +621,12 @@ class FlowAdmin(InUseProtectedAdmin):
             messages.SUCCESS,
         )
 
-    @admin.action(description="Enable")
+    @admin.action(description="Enable", permissions=["change"])
     def enable(self, request, queryset):
         count = services.set_flows_disabled(queryset=queryset, disabled=False, user=request.user)
         self.message_user(request, f"Enabled {count} flow(s).", messages.SUCCESS)
 
-    @admin.action(description="Disable")
+    @admin.action(description="Disable", permissions=["change"])
     def disable(self, request, queryset):
         count = services.set_flows_disabled(queryset=queryset, disabled=True, user=request.user)
         self.message_user(request, f"Disabled {count} flow(s).", messages.SUCCESS)

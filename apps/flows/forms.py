@@ -144,17 +144,20 @@ class ConnectionForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.header_updates: dict[str, str] = {}
+        self.stored_headers, self.undecryptable = {}, False
+        if "headers" not in self.fields:  # the admin's read-only view: no secret is read
+            return
         try:
-            stored = self.instance.secrets() if self.instance.pk else {}
+            # Only which secrets are stored: no value is kept where a report could show it.
+            stored = {name for name, value in self.instance.secrets().items() if value}
             self.stored_headers = self.instance.secret_headers() if self.instance.pk else {}
-            self.undecryptable = False
         except ValueError:
-            stored, self.stored_headers, self.undecryptable = {}, {}, True
+            stored, self.undecryptable = set(), True
         for name in Connection.SECRET_FIELDS:
             self.fields[name].help_text = (
-                "Stored (hidden). Leave empty to keep it." if stored.get(name) else "Not set."
+                "Stored (hidden). Leave empty to keep it." if name in stored else "Not set."
             )
-        self.header_updates: dict[str, str] = {}
         self.fields["headers"].help_text = (
             f"Sent with every request. Shown here: {', '.join(SAFE_HEADERS)}. Any other "
             'header is a secret: encrypted, never shown; leave it out to keep it, "" removes '
@@ -513,6 +516,8 @@ class FlowForm(EndpointFields, forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "timezone" not in self.fields:  # the admin's read-only view
+            return
         # A picker of IANA names instead of free text (the browser's select searches as
         # one types).
         self.fields["timezone"].widget = forms.Select(

@@ -22,6 +22,8 @@ class SurfaceConfigurationForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "integration_accounts" not in self.fields:  # the admin's read-only view
+            return
         accounts = self.fields["integration_accounts"]
         accounts.queryset = User.objects.filter(account_type=User.AccountType.INTEGRATION).order_by(
             "username"
@@ -223,7 +225,7 @@ class ViewForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         record_type = self.instance.record_type if self.instance.record_type_id else None
-        if record_type is not None:  # offered as suggestions: a name is still typed
+        if record_type is not None and "filters" in self.fields:  # suggestions while typing
             names = [f.name for f in record_type.fields.all()] + list(SYSTEM_FIELDS)
             self.fields["filters"].widget.field_names = tuple(names)
 

@@ -55,7 +55,9 @@ def test_a_run_sees_a_cancel_request_and_stops(application, local_api, httpserve
     assert "stopped before it finished" in execution.error
 
 
-def test_connection_secrets_never_reach_the_logs_or_the_execution(application, httpserver, caplog):
+def test_connection_secrets_never_reach_the_logs_or_the_execution(
+    application, httpserver, caplog, admin_user
+):
     httpserver.expect_request(
         "/secure", headers={"Authorization": "Bearer tok-LOG-SECRET"}
     ).respond_with_json({"error": "denied"}, status=403)
@@ -74,7 +76,7 @@ def test_connection_secrets_never_reach_the_logs_or_the_execution(application, h
         page_processors=[{"type": "export", "_exportId": str(export.pk)}],
     )
     with caplog.at_level(logging.DEBUG):
-        execution = launch.admin_test_run(flow, caller=launch.Caller(user=None))
+        execution = launch.admin_test_run(flow, caller=launch.Caller(user=admin_user))
     assert execution.num_error == 1
     stored = [execution.error, str(execution.response), str(execution.request)]
     stored += [f"{e.message} {e.body_excerpt} {e.record}" for e in execution.errors.all()]

@@ -13,7 +13,7 @@ from apps.core.api import read_body
 from apps.core.filters import IdFilter, StrictFilterSet, UtcIsoDateTimeFilter
 from apps.core.openapi import problem_responses
 from apps.core.pagination import ByIdCursorPagination, LinkHeaderCursorPagination
-from apps.executions import launch, services
+from apps.executions import launch
 from apps.executions.api import answers
 from apps.executions.api.serializers import (
     JobDetailSerializer,
@@ -172,7 +172,7 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
         ],
     )
     def cancel(self, request, pk=None):
-        job = services.cancel_execution(self.get_object())
+        job = launch.cancel(self.get_object(), caller=caller_of(request))
         # A queued job is cancelled at once; a running one stops at its next checkpoint
         # and always ends cancelled (202: accepted, not done yet).
         cancelled = job.status == Execution.Status.CANCELLED
