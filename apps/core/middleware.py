@@ -6,7 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
-from django.db import OperationalError
+from django.db import DatabaseError, OperationalError
 from django.http import Http404, HttpResponse
 from rest_framework.response import Response
 
@@ -15,6 +15,10 @@ from apps.core.problems import PROBLEM_CONTENT_TYPE, problem_response
 logger = logging.getLogger("flowsite.errors")
 # OperationalErrors that are a defect (a missing migration, bad SQL), not the database's state.
 SCHEMA_ERROR = re.compile(r"no such (table|column|function)|syntax error", re.IGNORECASE)
+# PostgreSQL's states of a database that cannot take writes now, whatever class of error
+# the driver gives them: read-only (a replica after a failover), disk full, out of memory,
+# too many connections, a lock or a statement waited too long.
+UNAVAILABLE_STATES = frozenset({"25006", "53100", "53200", "53300", "55P03", "57014"})
 
 HTML_API_PAGES = ("/api/docs/", "/api/redoc/")
 API_PATHS = frozenset({"/healthz", "/readyz"})
@@ -130,7 +134,7 @@ class ApiProblemMiddleware:
             request.path,
             exc_info=exception,
         )
-        if isinstance(exception, OperationalError) and not SCHEMA_ERROR.search(str(exception)):
+        if database_unavailable(exception):
             # Read-only, full or locked, unreachable: the operator's to fix, the caller's
             # to retry (as for the broker, 503).
             return problem_response(
@@ -182,3 +186,13 @@ class ApiProblemMiddleware:
             if header in response:
                 converted[header] = response[header]
         return converted
+
+
+def database_unavailable(exception: BaseException) -> bool:
+    """Whether an error says the database cannot be written or reached now (the operator's
+    to fix, the caller's to retry), rather than a defect."""
+    if not isinstance(exception, DatabaseError):
+        return False
+    if getattr(exception.__cause__, "sqlstate", None) in UNAVAILABLE_STATES:
+        return True
+    return isinstance(exception, OperationalError) and not SCHEMA_ERROR.search(str(exception))

@@ -1,8 +1,12 @@
 import json
 import logging
 
+import psycopg
 import pytest
+from django.db import connection
 from django.test import Client
+
+from tests.conftest import postgresql_only
 
 pytestmark = [pytest.mark.urls("tests.core.urls"), pytest.mark.django_db]
 
@@ -135,6 +139,30 @@ def test_a_database_that_cannot_be_written_is_a_503_to_retry(caplog):
     assert response["Retry-After"] == "5"
     assert body["errorId"] in caplog.text
     assert "readonly" not in response.content.decode()  # the reason stays in the log
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_read_only_postgresql_is_a_503_to_retry_too():
+    """Found by an outside probe: after a failover to a replica every write was a 500."""
+    response = Client(raise_request_exception=False).get("/api/test/read-only-transaction")
+    assert assert_problem(response, 503)["type"].endswith("database-unavailable")
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_lock_held_elsewhere_is_waited_for_only_so_long_then_a_503():
+    """Found by an outside probe: every web thread waited 38 s behind a table lock."""
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW lock_timeout")
+        assert cursor.fetchone()[0] == "10s"  # DB_LOCK_TIMEOUT_MS
+    settings = connection.settings_dict
+    with psycopg.connect(
+        host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname=settings["NAME"]
+    ) as other:
+        other.execute("LOCK TABLE executions_execution IN ACCESS EXCLUSIVE MODE")
+        response = Client(raise_request_exception=False).get("/api/test/locked-table")
+    assert assert_problem(response, 503)["type"].endswith("database-unavailable")
 
 
 def test_a_client_accepting_only_problems_gets_its_successes_as_json(api_client):
