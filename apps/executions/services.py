@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from apps.core import group_commit, rows, timers
@@ -42,6 +42,7 @@ HEARTBEAT_SECONDS = 5.0
 CANCEL_CHECK_SECONDS = 1.0
 DEFERRED_SECONDS = 0.9  # a deferred run's row is written by then if it is still running
 MAX_STORED_RECORD_BYTES = 8192
+STORE_RETRY_PAUSES = (0.2, 1.0, 3.0)  # seconds before storing an outcome is tried again
 
 
 def create_execution(
@@ -398,11 +399,33 @@ def execute(
     """Run a claimed execution here and record its outcome."""
     result = perform(execution, deadline_ms=deadline_ms, subflows=subflows)
     try:
-        record(execution, result)
+        _store(execution, result)
     except Exception as exc:  # a database error, or a value it refuses: never a lost run
         logger.exception("Execution %s: its outcome could not be stored", execution.pk)
         record(execution, RunResult(_crashed(exc, "Its outcome could not be stored"), {}, []))
     return execution
+
+
+def _store(execution: Execution, result: RunResult) -> None:
+    """Record the outcome. A connection that broke meanwhile (a database restarted, failed
+    over, or a session ended by an administrator) is replaced and the real outcome tried
+    again for a few seconds: the run's work is done, and failing it would invite a second
+    run of it (an outside probe saw runs that had called out recorded failed)."""
+    for pause in (*STORE_RETRY_PAUSES, None):
+        try:
+            record(execution, result)
+            return
+        except (OperationalError, InterfaceError):
+            if pause is None or connection.in_atomic_block:  # Execute(): the caller's
+                raise
+            logger.warning(
+                "Execution %s: its outcome could not be stored; trying again in %s s",
+                execution.pk,
+                pause,
+                exc_info=True,
+            )
+            connection.close()  # the next attempt connects anew
+            time.sleep(pause)
 
 
 def give_up_waiting(execution: Execution) -> Execution:
@@ -703,8 +726,9 @@ def recover_stale_executions(*, now=None) -> list:
         finished_at=now,
         status_code=500,
         error=(
-            "The process running this execution stopped (the worker was killed or crashed): "
-            f"no sign of life for over {settings.FLOWSITE_STALE_EXECUTION_SECONDS} s. "
+            "The process running this execution stopped (the worker was killed or crashed, "
+            "or the database could not be reached to store its outcome): no sign of life for "
+            f"over {settings.FLOWSITE_STALE_EXECUTION_SECONDS} s, so its outcome is unknown. "
             "It was not re-run automatically because it may have written to other systems "
             "already; retry it if it is safe."
         ),
