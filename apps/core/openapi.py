@@ -66,6 +66,12 @@ PROBLEM_EXAMPLES = {
     415: problem(
         415, 'Unsupported media type "text/plain" in request.', code="unsupported-media-type"
     ),
+    422: problem(
+        422,
+        "This Idempotency-Key was already used with a different request; use a new key for a "
+        "new request.",
+        code="idempotency-key-reused",
+    ),
     429: problem(429, "Request was throttled. Expected available in 12 seconds.", code="throttled"),
 }
 

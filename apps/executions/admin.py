@@ -185,7 +185,7 @@ class ExecutionAdmin(admin.ModelAdmin):
                 launch.cancel(execution, caller=caller)
                 self.message_user(request, "Asked the run to stop.", messages.SUCCESS)
                 return back
-            started = launch.retry(
+            started, _ = launch.retry(
                 execution,
                 caller=caller,
                 whole=action in ("rerun", "record"),
@@ -266,7 +266,7 @@ class ExecutionAdmin(admin.ModelAdmin):
         queued = []
         for execution in queryset.select_related("flow__application"):
             try:
-                queued.append(launch.retry(execution, caller=caller))
+                queued.append(launch.retry(execution, caller=caller)[0])
             except Refused as refused:
                 self.message_user(request, refused.message, messages.ERROR)
         if len(queued) == 1:

@@ -216,7 +216,9 @@ class Start:
     def fingerprint(self) -> str:
         """The request as far as it matters: not the host it came through or ?timeout."""
         request = self.request
-        if request is None:
+        if self.retry_of is not None:  # a retry is asked for by the job it retries
+            parts = [self.trigger, str(self.retry_of.pk)]
+        elif request is None:
             parts = [self.trigger, self.input, self.variables, self.options]
         else:
             query = {key: value for key, value in request["query"].items() if key != "timeout"}
@@ -749,16 +751,24 @@ def retry(
     fields: dict | None = None,
     whole: bool = False,
     capture: bool = False,
-) -> Execution:
+    idempotency_key: str = "",
+) -> tuple[Execution, bool]:
     """Run a finished job again, linked to it, on a worker: only its failed records when
     it completed with errors, else the whole run with the same input, variables and
     options. `whole` (a re-run) runs it all again whatever its outcome, a success
     included; `capture` records it, to save it as a flow test. Values that were redacted
     when the job was stored must be given in `fields`
-    (JSON pointers such as `/request/query/token`), or the retry is refused."""
+    (JSON pointers such as `/request/query/token`), or the retry is refused. Returns the
+    retry and whether it is new (False: the Idempotency-Key's earlier retry of this job)."""
+    key = check_idempotency_key(idempotency_key)
     with transaction.atomic():
         Execution.objects.select_for_update().filter(pk=job.pk).first()  # one retry at once
         job.refresh_from_db()
+        asked = Start(flow=job.flow, trigger=Trigger.RETRY, caller=caller, retry_of=job)
+        if key and job.flow is not None:
+            asked.idempotency_key = key
+            if earlier := _same_key(asked):
+                return earlier, False
         _check_retriable(job, whole=whole)
         flow = job.flow
         _check_account(flow, flow.api_settings, caller)
@@ -789,7 +799,7 @@ def retry(
             options["resume"] = services.failed_records(job)
         if capture:
             options["captureForTests"] = True
-        retry_run, _ = _start(
+        retry_run, created = _start(
             Start(
                 flow=flow,
                 trigger=Trigger.RETRY,
@@ -799,10 +809,12 @@ def retry(
                 variables=job.variables,
                 options=options,
                 retry_of=job,
+                idempotency_key=key,
             )
         )
-    _hand_to_worker(retry_run)
-    return retry_run
+    if created:
+        _hand_to_worker(retry_run)
+    return retry_run, created
 
 
 def _check_retriable(job: Execution, *, whole: bool = False) -> None:

@@ -2,7 +2,7 @@
 
 import django_filters
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -186,7 +186,16 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
         description="A job that succeeded with failed records runs only those records again, "
         "each from the step it failed at; a failed, cancelled or timed-out job runs again "
         "with the same input, variables and options. The new job links to the original "
-        "(_retryOfJobId).",
+        "(_retryOfJobId). The same Idempotency-Key answers the same retry (200): a retry "
+        "sent again after a lost answer starts nothing more.",
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Same key, same retry of this job.",
+            )
+        ],
         request=None,
         examples=[
             OpenApiExample(
@@ -201,7 +210,11 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
                 response_only=True,
             )
         ],
-        responses={201: JobSerializer, **problem_responses(401, 403, 404, 409, 429)},
+        responses={
+            201: JobSerializer,
+            200: JobSerializer,
+            **problem_responses(400, 401, 403, 404, 409, 422, 429),
+        },
     )
     @action(
         detail=True,
@@ -214,8 +227,16 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
     def retry(self, request, pk=None):
         job = self.get_object()
         body = read_body(RetryRequest, request) if request.data else {}
-        retry = launch.retry(job, caller=caller_of(request), fields=body.get("fields"))
-        return Response(JobSerializer(retry).data, status=status.HTTP_201_CREATED)
+        retry, created = launch.retry(
+            job,
+            caller=caller_of(request),
+            fields=body.get("fields"),
+            idempotency_key=request.headers.get("Idempotency-Key", ""),
+        )
+        return Response(
+            JobSerializer(retry).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
 
     def handle_exception(self, exc):
         if isinstance(exc, Refused):

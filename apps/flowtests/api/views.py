@@ -210,7 +210,7 @@ class RerunForTestView(APIView):
     def post(self, request, pk):
         job = get_object_or_404(Execution, pk=pk)
         try:
-            rerun = launch.retry(job, caller=caller_of(request), whole=True, capture=True)
+            rerun, _ = launch.retry(job, caller=caller_of(request), whole=True, capture=True)
         except Refused as refused:
             raise answers.refusal(refused) from None
         return Response(JobSerializer(rerun).data, status=status.HTTP_201_CREATED)

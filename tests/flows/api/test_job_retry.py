@@ -188,3 +188,25 @@ def test_a_failed_execute_job_is_not_retried_without_its_record(manager, items_f
     answer = manager.post(retry_url(job.pk))
     assert answer.status_code == 409
     assert "send the Execute() again" in answer.json()["detail"]
+
+
+def test_the_same_idempotency_key_answers_the_same_retry_even_after_it_finished(
+    manager, items_flow, locked
+):
+    """A retry sent again after a lost answer started a second whole run, even with the same
+    key (an outside probe): a key names one retry of one job, as it names one run."""
+    run = manager.post(f"/api/v1/flows/{items_flow.pk}/run", {}, format="json")
+    original = launch.run_queued(run.json()["_id"])
+    retry_with = {"HTTP_IDEMPOTENCY_KEY": "retry-7"}
+
+    first = manager.post(retry_url(original.pk), **retry_with)
+    assert first.status_code == 201, first.json()
+    launch.run_queued(first.json()["_id"])  # it ended: the guard against two at once is off
+    again = manager.post(retry_url(original.pk), **retry_with)
+
+    assert again.status_code == 200, again.json()
+    assert again.json()["_id"] == first.json()["_id"]
+    assert Execution.objects.filter(retry_of=original).count() == 1
+    other = manager.post(f"/api/v1/flows/{items_flow.pk}/run", {}, format="json")
+    reused = manager.post(retry_url(launch.run_queued(other.json()["_id"]).pk), **retry_with)
+    assert reused.status_code == 422, reused.json()  # the key asked for another job's retry
