@@ -240,6 +240,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = FLOWSITE_MAX_BODY_BYTES
 # --- Auth, sessions -------------------------------------------------------------------
 
 LOGIN_URL = "admin:login"
+# Where a sign-in lands when its ?next= is refused (another site): the studio, not a 404.
+LOGIN_REDIRECT_URL = "admin:index"
 SESSION_COOKIE_HTTPONLY = True
 # Scripts never read the CSRF cookie: the admin's forms carry the token (the endpoint
 # panel's Try it reads it from the page), so a script on the origin cannot steal it.

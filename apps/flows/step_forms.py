@@ -190,8 +190,21 @@ class StepRowsWidget(forms.Widget):
             return None  # not posted as rows: the JSON document decides
         columns = [data.getlist(f"{name}-{field}") for field in self.FIELDS]
         if len({len(column) for column in columns}) != 1:
-            return []  # a damaged post: rows' columns must line up
+            return DamagedRows()  # rows' columns must line up
         return [StepRow(*values) for values in zip(*columns, strict=True)]
+
+
+class DamagedRows(list):
+    """A post whose rows' columns do not line up (cut short, or changed on its way): refused,
+    never read as no rows (that saved a flow without its steps or variables, as a success)."""
+
+
+def whole(value) -> None:
+    if isinstance(value, DamagedRows):
+        raise forms.ValidationError(
+            "The rows were not received whole (their columns do not line up), so nothing was "
+            "saved: reload the page and make the change again."
+        )
 
 
 class StepRowsField(forms.Field):
@@ -205,6 +218,7 @@ class StepRowsField(forms.Field):
     def to_python(self, value):
         if value is None:
             return None
+        whole(value)
         documents, problems = [], []
         for number, row in enumerate(self.widget.rows(value), start=1):
             try:
@@ -254,7 +268,7 @@ class VariableRowsWidget(forms.Widget):
             return None
         names, values = data.getlist(f"{name}-name"), data.getlist(f"{name}-value")
         if len(names) != len(values):
-            return []
+            return DamagedRows()
         return list(zip(names, values, strict=True))
 
 
@@ -272,6 +286,7 @@ class VariableRowsField(forms.Field):
     def to_python(self, value):
         if value is None:
             return None
+        whole(value)
         variables, problems = {}, []
         for key, text in value:
             key = key.strip()
@@ -332,6 +347,7 @@ class SecretRowsField(forms.Field):
     def to_python(self, value):
         if value is None:
             return None
+        whole(value)
         updates, problems, posted = {}, [], set()
         for key, text in value:
             key = key.strip()

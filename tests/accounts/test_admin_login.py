@@ -37,6 +37,16 @@ def test_a_regular_staff_account_signs_in(client, owner):
     assert signed_in(client)
 
 
+@pytest.mark.parametrize("elsewhere", ["https://evil.example/", "//evil.example/"])
+def test_a_sign_in_sent_elsewhere_lands_in_the_studio(client, owner, elsewhere):
+    """The redirect to another site is refused; it landed on /accounts/profile/, a 404."""
+    response = client.post(
+        f"/admin/login/?next={elsewhere}", {"username": "owner", "password": "owner-pass-123"}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+
+
 def test_a_wrong_password_is_refused_with_the_one_message(client, owner):
     response = login(client, "owner", "wrong")
     assert response.status_code == 200

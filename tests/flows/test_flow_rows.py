@@ -354,6 +354,41 @@ def test_damaged_rows_answer_a_form_error_not_a_crash(admin_client, application,
     assert Flow.objects.get(name="Leads").page_processors[0]["name"] == "kept"
 
 
+@pytest.mark.parametrize(
+    "cut",
+    ["processor_rows-function", "variable_rows-value", "secret_variable_rows-value"],
+)
+def test_rows_not_received_whole_are_refused_and_nothing_is_lost(
+    admin_client, application, pieces, cut
+):
+    """A post missing one value of one column (cut short, or changed on its way) saved the
+    flow without its steps, variables or secret variables, as a success (an outside probe)."""
+    flow = Flow.objects.create(
+        application=application,
+        name="Leads",
+        page_processors=[{"type": "script", "_scriptId": str(pieces["script"].pk)}],
+        variables={"region": "EU"},
+    )
+    flow.set_secret_variables({"token": "s3cret-token"})
+    flow.save()
+    form = rows_form(
+        application,
+        processor_rows=processors((f"script:{pieces['script'].pk}", "stop", "", "")),
+        variable_rows={"name": ["region"], "value": ["EU"]},
+        secret_variable_rows={"name": ["token"], "value": [""]},
+    )
+    form[cut] = []  # the column arrives without its one value
+
+    response = admin_client.post(f"/admin/flows/flow/{flow.pk}/change/", form)
+
+    assert response.status_code == 200
+    assert "not received whole" in response.content.decode()
+    flow.refresh_from_db()
+    assert len(flow.page_processors) == 1
+    assert flow.variables == {"region": "EU"}
+    assert flow.secret_variables() == {"token": "s3cret-token"}
+
+
 def test_the_flow_page_reads_its_pickers_in_a_fixed_number_of_queries(
     admin_client, application, pieces
 ):
