@@ -213,20 +213,31 @@ def _progress_port(execution: Execution) -> _ProgressWriter | None:
     return None if connection.in_atomic_block else _ProgressWriter(execution)
 
 
-def _cancel_check(execution_id):
-    """A cheap `cancelled()` for the engine: asks the database at most once a second."""
+def _cancel_check(execution: Execution):
+    """A cheap `cancelled()` for the engine: asks the database at most once a second. A
+    sub-flow's run stops when its parent (or the parent's parent) is cancelled too: the
+    child went on to the end, and the parent's cancel waited for it (an outside probe)."""
+    ids = _cancelled_with(execution)
     last = {"at": time.monotonic(), "value": False}  # a run just started is not cancelled
 
     def cancelled() -> bool:
         now = time.monotonic()
         if not last["value"] and now - last["at"] >= CANCEL_CHECK_SECONDS:
             last["at"] = now
-            last["value"] = Execution.objects.filter(
-                pk=execution_id, cancel_requested=True
-            ).exists()
+            last["value"] = Execution.objects.filter(pk__in=ids, cancel_requested=True).exists()
         return last["value"]
 
     return cancelled
+
+
+def _cancelled_with(execution: Execution) -> list:
+    """The run, and the runs whose cancel stops it: the parents it runs as a sub-flow of."""
+    ids, parent, trigger = [execution.pk], execution.parent_id, execution.trigger
+    while trigger == Trigger.SUBFLOW and parent is not None and parent not in ids:
+        ids.append(parent)
+        row = Execution.objects.filter(pk=parent).values_list("parent_id", "trigger").first()
+        parent, trigger = row if row is not None else (None, None)
+    return ids
 
 
 def _seal(execution: Execution, steps_see: dict) -> None:
@@ -478,7 +489,7 @@ def _run(
         variables={**spec.variables, **hidden, **(execution.variables or {})},
         deadline=time.monotonic() + timeout_ms / 1000,
         retry=None if spec.skip_retries else RetryPolicy(),
-        cancelled=_cancel_check(execution.pk),
+        cancelled=_cancel_check(execution),
         script_owner=f"flow {flow.pk}",
         progress=_progress_port(execution),
     )

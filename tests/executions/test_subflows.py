@@ -159,3 +159,27 @@ def test_a_schedule_runs_the_child_with_the_builders_authority(wrapped):
     run = Execution.objects.get(pk=started)
     assert run.status == "succeeded", run.error
     assert Execution.objects.get(flow=child).status == "succeeded"
+
+
+def test_a_sub_flow_stops_when_its_parent_or_grandparent_is_cancelled(application, monkeypatch):
+    """A parent's cancel did not reach the sub-flow it was running: the child went on to
+    the end, and the parent's cancel waited for it (an outside probe)."""
+    monkeypatch.setattr(services, "CANCEL_CHECK_SECONDS", 0)
+    flow = Flow.objects.create(application=application, name="any")
+
+    def run(trigger="subflow", parent=None):
+        return services.create_execution(
+            flow=flow, trigger=trigger, parent=parent, status="running"
+        )
+
+    grandparent = run(trigger="api")
+    parent = run(parent=grandparent)
+    child = run(parent=parent)
+    handler = run(trigger="error_handler", parent=grandparent)  # not a sub-flow of it
+    checks = {run: services._cancel_check(run) for run in (grandparent, parent, child, handler)}
+    assert not any(check() for check in checks.values())
+
+    services.cancel_execution(grandparent)
+
+    assert [checks[run]() for run in (grandparent, parent, child)] == [True, True, True]
+    assert not checks[handler]()
