@@ -211,9 +211,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache and throttling -------------------------------------------------------------
 
 REDIS_URL = env_str("REDIS_URL")
+# A Redis that accepts connections but does not answer (paused, overloaded) must not hold a
+# web thread: an outside probe's calls each waited ~5 s for the rate limit, /readyz 272 s.
+REDIS_SOCKET_TIMEOUT = 2.0
 if REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "socket_timeout": REDIS_SOCKET_TIMEOUT,
+                "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+            },
+        }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -436,6 +446,20 @@ else:
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 2 * 3600)
     }
 if CELERY_BROKER_URL.startswith("redis"):
+    # A Redis broker that stops answering fails a publish (503, to retry) in seconds.
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(
+        socket_timeout=REDIS_SOCKET_TIMEOUT, socket_connect_timeout=REDIS_SOCKET_TIMEOUT
+    )
+    CELERY_REDIS_SOCKET_TIMEOUT = REDIS_SOCKET_TIMEOUT
+    CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = REDIS_SOCKET_TIMEOUT
+    # A publish is tried twice (Celery's default is four times), so a caller waits ~4 s at
+    # most for its 503 (an outside probe's waited 150 s, then ~20 s).
+    CELERY_TASK_PUBLISH_RETRY_POLICY = {
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.2,
+    }
     _default_result_backend = CELERY_BROKER_URL
 else:
     _default_result_backend = f"file://{VAR_DIR / 'results'}"

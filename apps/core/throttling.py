@@ -52,16 +52,31 @@ def _window(scope: str, ident: str, rate: str) -> tuple[str, int, float]:
     return f"throttle:{scope}:{ident}:{window}", limit, (window + 1) * period - now
 
 
+# After the cache failed, it is not asked again for this long (per process): a Redis that
+# stopped answering made every call wait its socket timeout first.
+CACHE_RETRY_SECONDS = 5.0
+_cache_down_until = 0.0
+
+
 def hit(scope: str, ident: str, rate: str) -> float | None:
     """Count one request in this window; the seconds to wait when over the limit, else None.
 
-    Fails open: a cache outage must not turn every API call into an error.
+    Fails open: a cache outage must not turn every API call into an error (README says
+    that limits are off while the cache is unreachable).
     """
+    global _cache_down_until
+    if time.monotonic() < _cache_down_until:
+        return None
     key, limit, remaining = _window(scope, ident, rate)
     try:
         count = _count(key, timeout=int(remaining) + 2)
     except Exception:
-        logger.warning("Rate limiting is off: the cache is unavailable", exc_info=True)
+        _cache_down_until = time.monotonic() + CACHE_RETRY_SECONDS
+        logger.warning(
+            "Rate limiting is off for %s s: the cache is unavailable",
+            CACHE_RETRY_SECONDS,
+            exc_info=True,
+        )
         return None
     return remaining if count > limit else None
 
@@ -104,6 +119,8 @@ def _redis_client(backend: RedisCache):
 
 def exhausted(scope: str, ident: str, rate: str) -> float | None:
     """Like hit() without counting: the seconds to wait when the limit is used up."""
+    if time.monotonic() < _cache_down_until:
+        return None
     key, limit, remaining = _window(scope, ident, rate)
     try:
         count = cache.get(key) or 0

@@ -72,3 +72,25 @@ def test_the_redis_client_is_made_once_not_per_request(redis_cache, monkeypatch)
     for _ in range(3):
         assert throttling.hit("key", "11", "10/min") is None
     assert made == []  # Django's own add() and incr() would have made one each
+
+
+def test_a_cache_that_fails_is_left_alone_for_a_while_so_calls_do_not_each_wait(monkeypatch):
+    """A Redis that stopped answering made every API call wait its socket timeout before
+    the limit failed open (an outside probe: ~5 s a call)."""
+    monkeypatch.setattr(throttling, "_cache_down_until", 0.0)
+    asked = []
+
+    def unreachable(key, *, timeout):
+        asked.append(key)
+        raise redis.exceptions.TimeoutError("Timeout reading from socket")
+
+    monkeypatch.setattr(throttling, "_count", unreachable)
+
+    assert throttling.hit("key", "7", "5/min") is None  # fails open
+    assert throttling.hit("key", "7", "5/min") is None
+    assert throttling.exhausted("key", "7", "5/min") is None
+    assert len(asked) == 1  # asked once, then left alone
+
+    monkeypatch.setattr(throttling, "_cache_down_until", 0.0)  # the pause is over
+    assert throttling.hit("key", "7", "5/min") is None
+    assert len(asked) == 2
