@@ -1,5 +1,6 @@
 from urllib.parse import quote
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -352,6 +353,11 @@ class Script(Owned):
         return self.name
 
 
+def default_time_zone() -> str:
+    """A new flow's schedule runs in the server's TIME_ZONE until the builder picks one."""
+    return settings.TIME_ZONE
+
+
 class Flow(Timestamped):
     """Page generators feed pages of records through page processors, in order."""
 
@@ -418,7 +424,7 @@ class Flow(Timestamped):
     )
     api = models.JSONField("API settings", default=dict, blank=True)
     schedule = models.CharField("schedule", max_length=100, blank=True)
-    timezone = models.CharField("time zone", max_length=64, blank=True, default="UTC")
+    timezone = models.CharField("time zone", max_length=64, blank=True, default=default_time_zone)
     timeout_ms = models.PositiveIntegerField(
         "run timeout (ms)",
         default=3_600_000,

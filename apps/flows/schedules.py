@@ -23,7 +23,7 @@ from django.utils import timezone
 from django_celery_beat import validators
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from apps.flows.models import Flow
+from apps.flows.models import Flow, default_time_zone
 
 logger = logging.getLogger(__name__)
 
@@ -270,8 +270,8 @@ def describe_schedule(expression: str) -> str:
 
 
 def validate_timezone(name: str | None) -> str:
-    """An IANA time zone name (blank: UTC), else ValueError."""
-    name = (name or "").strip() or "UTC"
+    """An IANA time zone name (blank: the server's TIME_ZONE), else ValueError."""
+    name = (name or "").strip() or default_time_zone()
     if name not in _zone_names():
         raise ValueError(f"Unknown time zone {name!r}; use an IANA name such as Europe/Amsterdam")
     return name

@@ -46,6 +46,14 @@ def in_utc(instants: list[datetime]) -> list[datetime]:
 # --- parse_schedule -------------------------------------------------------------------
 
 
+def test_a_new_flow_is_scheduled_in_the_servers_time_zone_until_one_is_picked(settings, db):
+    """README: TIME_ZONE is the schedules' default; a flow saved without one ran in UTC
+    (an outside probe)."""
+    settings.TIME_ZONE = "Europe/Berlin"
+    assert Flow().timezone == "Europe/Berlin"
+    assert validate_timezone("") == "Europe/Berlin"
+
+
 @pytest.mark.parametrize(
     ("expression", "expected"),
     [
@@ -129,7 +137,7 @@ def test_an_invalid_schedule_says_what_is_wrong_and_gives_an_example(expression,
 
 def test_validate_timezone_accepts_iana_names_and_defaults_to_utc():
     assert validate_timezone("Europe/Amsterdam") == "Europe/Amsterdam"
-    assert validate_timezone("") == "UTC"
+    assert validate_timezone("") == "UTC"  # the default TIME_ZONE
     with pytest.raises(
         ValueError,
         match=r"Unknown time zone 'Mars/Olympus'; use an IANA name such as Europe/Amsterdam",
