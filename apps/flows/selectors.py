@@ -33,7 +33,8 @@ def uses(page_generators, page_processors) -> Uses:
         if isinstance(generator, dict) and (pk := as_id(generator.get("_exportId"))):
             found.export.add(pk)
     for processor in page_processors if isinstance(page_processors, list) else []:
-        if not isinstance(processor, dict) or processor.get("type") not in RESOURCES:
+        kind = processor.get("type") if isinstance(processor, dict) else None
+        if not isinstance(kind, str) or kind not in RESOURCES:
             continue
         key, _ = RESOURCES[processor["type"]]
         if pk := as_id(processor.get(key)):

@@ -30,7 +30,7 @@ from apps.flows.models import Application, Connection, Export, Flow, Import, Scr
 from apps.flows.outbound import HttpRequest, OutboundError, get_client
 from apps.flows.outbound.client import build_url
 from apps.flows.outbound.errors import quoted_secret_forms, secret_forms
-from apps.flows.pipeline import connection_config, export_spec, import_spec
+from apps.flows.pipeline import as_id, connection_config, export_spec, import_spec
 from apps.flows.sandbox import get_pool
 from apps.flows.sandbox.results import ScriptAbort, ScriptError
 from apps.flows.schedules import sync_flow_schedule
@@ -507,12 +507,16 @@ def _remapped_pipeline(document: dict, ids: dict[str, dict[str, str]]) -> tuple[
     def remap(step: Any, kind: str, key: str) -> Any:
         if not isinstance(step, dict) or key not in step:
             return step
-        return {**step, key: ids[kind].get(str(step[key]), step[key])}
+        # "04", " 4 " and 4 name one resource, as the engine reads them (an id written
+        # "04" was left pointing at the target's own resource 4: found by an outside probe).
+        pk = as_id(step[key])
+        return {**step, key: ids[kind].get(str(pk), step[key]) if pk else step[key]}
 
     generators = [remap(g, "export", "_exportId") for g in document.get("pageGenerators") or []]
     processors = []
     for step in document.get("pageProcessors") or []:
         kind = step.get("type") if isinstance(step, dict) else None
+        kind = kind if isinstance(kind, str) else None
         key = {"export": "_exportId", "import": "_importId", "script": "_scriptId"}.get(
             kind, "_flowId"
         )

@@ -1,7 +1,25 @@
+import uuid
+
 from django.conf import settings
-from django.urls import path
+from django.urls import path, register_converter
 
 from apps.executions.api import views
+
+
+class ProcessId:
+    """A run's process id in either case: GUIDs are often upper-cased (.NET clients), and
+    /api/v1/jobs/<id> takes both (Django's uuid converter only lower case)."""
+
+    regex = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+    def to_python(self, value: str) -> uuid.UUID:
+        return uuid.UUID(value)
+
+    def to_url(self, value) -> str:
+        return str(value)
+
+
+register_converter(ProcessId, "process_id")
 
 
 class PhixFlowInstance:
@@ -30,7 +48,7 @@ action_patterns = [
         "1/action/<str:flow>/trigger", views.LegacyTriggerView.as_view(), name="flow-trigger-legacy"
     ),
     path(
-        "1/action/<str:application>/<str:flow>/poll/<uuid:process_id>",
+        "1/action/<str:application>/<str:flow>/poll/<process_id:process_id>",
         views.PollView.as_view(),
         name="flow-poll",
     ),

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 from apps.accounts.models import ApiKey, Role, User
 from apps.accounts.privileges import Privilege
 from apps.accounts.services import create_api_key, revoke_api_keys
+from apps.flows import services
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from tests.conftest import grant
 
@@ -299,6 +300,11 @@ def test_a_connection_map_and_a_name_choose_where_the_import_goes(live_server, u
         (lambda b: b["exports"][1]["http"].update(method="FETCH"), "#/exports[1]/http/method"),
         (lambda b: b["flows"][2].update(schedule="every tuesday"), "#/flows[2]/schedule"),
         (lambda b: b["connections"].clear(), "#/connectionMap"),
+        # A step whose type is a list was a 500 (an outside probe).
+        (
+            lambda b: b["flows"][2]["pageProcessors"][0].update(type=["script"]),
+            "#/flows[2]/pageProcessors",
+        ),
     ],
 )
 def test_a_bad_bundle_is_400_naming_what_is_wrong_and_creates_nothing(
@@ -570,3 +576,18 @@ def test_a_flow_bundle_keeps_an_error_handler_found_here_and_names_one_that_is_n
     [(pointer, detail)] = errors.items()
     assert pointer.endswith("/_errorFlowId")
     assert "987654" in detail
+
+
+def test_an_id_written_with_a_leading_zero_is_rewired_like_any_other():
+    """ "04" names script 4, as the engine reads it; an import left it pointing at the
+    target's own script 4 instead of the installed copy (an outside probe)."""
+    ids = {"script": {"4": "9"}, "export": {"3": "8"}, "import": {}, "flow": {}}
+    generators, processors = services._remapped_pipeline(
+        {
+            "pageGenerators": [{"_exportId": " 3 "}],
+            "pageProcessors": [{"type": "script", "_scriptId": "04"}],
+        },
+        ids,
+    )
+    assert generators == [{"_exportId": "8"}]
+    assert processors == [{"type": "script", "_scriptId": "9"}]
