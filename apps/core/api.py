@@ -204,11 +204,12 @@ def is_json_patch(request) -> bool:
     return media_type == "application/json" and json_patch.looks_like_json_patch(request.data)
 
 
-def patched(current: dict, request, *, noun: str = "document") -> Any:
-    """The document after the request's merge patch or JSON Patch."""
+def patched(current: dict, request, *, noun: str = "document", adjust=None) -> Any:
+    """The document after the request's merge patch or JSON Patch (`adjust` turns the merge
+    patch into what it means for the resource first)."""
     if is_json_patch(request):
         return json_patched(current, request.data, noun=noun)
-    return merge_patch(current, request.data)
+    return merge_patch(current, request.data if adjust is None else adjust(request.data))
 
 
 class DocumentViewSet(viewsets.GenericViewSet):
@@ -242,6 +243,11 @@ class DocumentViewSet(viewsets.GenericViewSet):
 
     def remove(self, instance) -> None:
         instance.delete()
+
+    def merge_patch_of(self, patch: Any) -> Any:
+        """A merge patch as it applies to the rendered document (which may leave out
+        write-only values); as given by default."""
+        return patch
 
     @property
     def noun(self) -> str:
@@ -286,7 +292,9 @@ class DocumentViewSet(viewsets.GenericViewSet):
         with transaction.atomic():
             instance = self.locked()
             check_if_match(request, instance)
-            document = patched(self.render(instance), request, noun=self.noun)
+            document = patched(
+                self.render(instance), request, noun=self.noun, adjust=self.merge_patch_of
+            )
             instance = self.save(document, instance)
         if is_json_patch(request):  # as Celigo: 204, the new version in the ETag
             return Response(status=status.HTTP_204_NO_CONTENT, headers={"ETag": etag_of(instance)})

@@ -6,6 +6,7 @@ type it takes. The same table turns a model into its document, checks a document
 by the admin's ModelForm, so the API and the admin accept exactly the same things.
 """
 
+import copy
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ class Field:
     type: str  # a key of JSON_TYPES
     nullable: bool = False
     write_only: bool = False  # secrets
+    hidden_members: bool = False  # an object some of whose members are secrets, never shown
     description: str = ""
     enum: tuple[str, ...] = ()
     items: str = "any"  # an array's items: a key of JSON_TYPES
@@ -81,6 +83,35 @@ class Document:
     # other systems' fields that Flowsite accepts without acting on them.
     kept: tuple[Field, ...] = ()
     kept_attr: str = ""
+
+    # --- merge patches ------------------------------------------------------------------
+
+    def hidden_nulls(self, patch: Any) -> Any:
+        """A merge patch's nulls for what the document never shows, which the merge alone
+        would drop without effect, keeping the secret (found by an outside probe): a secret
+        member's null removes it, as "" does; a write-only secret's null is refused."""
+        if not isinstance(patch, dict):
+            return patch
+        patch, errors = copy.deepcopy(patch), {}
+        for field in self.fields:
+            *parents, leaf = field.path.split(".")
+            node = patch
+            for part in parents:
+                node = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(node, dict) or leaf not in node:
+                continue
+            if field.write_only and node[leaf] is None:
+                errors[field.path] = [
+                    "null cannot remove a stored secret: send a new value to replace it (a "
+                    "secret left out is kept)."
+                ]
+            elif field.hidden_members and isinstance(node[leaf], dict):
+                node[leaf] = {
+                    name: "" if value is None else value for name, value in node[leaf].items()
+                }
+        if errors:
+            raise DocumentError(errors)
+        return patch
 
     # --- model → document ---------------------------------------------------------------
 
@@ -306,6 +337,7 @@ CONNECTION = Document(
             "http.headers",
             "headers",
             "object",
+            hidden_members=True,
             description="Sent with every request. Only the safe ones ("
             + ", ".join(SAFE_HEADERS)
             + ') are returned; any other is encrypted and write-only: left out it is kept, "" '

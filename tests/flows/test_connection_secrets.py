@@ -299,6 +299,24 @@ def test_a_new_path_on_the_same_host_keeps_the_secrets(manager, keyed_api):
     assert keyed_api.secret_headers() == {"Ocp-Apim-Subscription-Key": SUBSCRIPTION_KEY}
 
 
+def test_a_merge_patch_null_removes_a_secret_header_and_is_refused_for_a_secret(manager, keyed_api):
+    """RFC 7396: null removes a member. It answered 200 and kept the secret, which the
+    document never shows (found by an outside probe)."""
+    url = f"/api/v1/connections/{keyed_api.pk}"
+
+    removed = manager.patch(
+        url, {"http": {"headers": {"Ocp-Apim-Subscription-Key": None}}}, format="json"
+    )
+    refused = manager.patch(url, {"http": {"auth": {"apiKey": None}}}, format="json")
+
+    assert removed.status_code == 200, removed.content
+    assert refused.status_code == 400, refused.content
+    assert "null cannot remove a stored secret" in refused.content.decode()
+    keyed_api.refresh_from_db()
+    assert keyed_api.secret_headers() == {}
+    assert keyed_api.secrets() == {"api_key": API_KEY}
+
+
 def test_a_new_token_url_host_needs_the_client_secret_again(manager):
     connection = Connection.objects.create(
         name="CRM",

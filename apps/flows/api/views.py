@@ -65,6 +65,12 @@ class ResourceViewSet(DocumentViewSet):
     def render(self, instance) -> dict:
         return self.document.render(instance)
 
+    def merge_patch_of(self, patch: Any) -> Any:
+        try:
+            return self.document.hidden_nulls(patch)
+        except DocumentError as exc:
+            raise invalid(exc.errors) from None
+
     def filter_queryset(self, queryset):
         # A download's parameters (signedURL, signature) are its own, not list filters.
         if self.action in ("download", "template"):
