@@ -180,13 +180,14 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+DB_LOCK_TIMEOUT_MS = env_int("DB_LOCK_TIMEOUT_MS", 10000)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Flowsite's queries are short; PostgreSQL's JIT only adds compile time to them. A lock
     # held elsewhere or a server that does not answer a connection must not hold web
     # threads (an outside probe's calls waited 38 s behind a table lock): past these, 503
     # database-unavailable, to retry.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        options=f"-c jit=off -c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 10000)}",
+        options=f"-c jit=off -c lock_timeout={DB_LOCK_TIMEOUT_MS}",
         connect_timeout=env_int("DB_CONNECT_TIMEOUT", 5),
     )
     # Its health check looks at the socket before sending SELECT 1 (apps/core/postgresql_backend).
