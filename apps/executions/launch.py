@@ -472,8 +472,16 @@ def _handle_errors(execution: Execution) -> None:
     if handler_id is None or handler_id == flow.pk:
         return
     handler = Flow.objects.select_related("application").filter(pk=handler_id).first()
-    if handler is None or handler.disabled:
-        logger.warning("Error handler %s of flow %s is missing or disabled", handler_id, flow.pk)
+    if handler is None:
+        logger.warning("Error handler %s of flow %s is missing", handler_id, flow.pk)
+        return
+    if handler.disabled:
+        _skipped(
+            handler,
+            "the error handler is disabled.",
+            trigger=Trigger.ERROR_HANDLER,
+            parent=execution,
+        )
         return
     try:
         run, _ = _start(
@@ -494,6 +502,9 @@ def _handle_errors(execution: Execution) -> None:
             execution.pk,
             refused.message,
         )
+        # Recorded where the builder looks, as a schedule's skipped tick is: the handler
+        # is how failures reach people (it was only a log line; an outside probe).
+        _skipped(handler, refused.message, trigger=Trigger.ERROR_HANDLER, parent=execution)
 
 
 def job_document(execution: Execution) -> dict:
@@ -871,6 +882,9 @@ def scheduled(flow_id: int) -> Execution | None:
         if flow.disabled:
             logger.info("Scheduled run of flow %s skipped: the flow is disabled", flow_id)
             return None
+        if not flow.schedule.strip():  # a tick sent before the schedule was removed
+            logger.info("Scheduled run of flow %s skipped: it has no schedule now", flow_id)
+            return None
         active = Execution.objects.filter(flow=flow, trigger=Trigger.SCHEDULE, status__in=ACTIVE)
         _fail_abandoned(active)
         if busy := active.order_by("created_at").first():
@@ -887,7 +901,7 @@ def scheduled(flow_id: int) -> Execution | None:
     try:
         execution, _ = _start(start)
     except ConcurrencyLimit as refused:
-        return _skipped(flow, refused)
+        return _skipped(flow, refused.message)
     # Already on a worker: run here, no second queue hop; queue policy: wait for a slot.
     if execution.status == Status.RUNNING:
         return _execute(execution)
@@ -946,17 +960,25 @@ def handle_errors_of(failed) -> None:
             logger.exception("The error handler of run %s could not be started", execution.pk)
 
 
-def _skipped(flow: Flow, refused: ConcurrencyLimit) -> Execution:
-    now = timezone.now()
+def _skipped(
+    flow: Flow,
+    reason: str,
+    *,
+    trigger: str = Trigger.SCHEDULE,
+    parent: Execution | None = None,
+) -> Execution:
+    """A run that was refused, recorded cancelled with the reason: a schedule's tick, an
+    error handler that could not start."""
     return Execution.objects.create(
         flow=flow,
         flow_name=str(flow),
-        trigger=Trigger.SCHEDULE,
-        caller_label="schedule",
+        trigger=trigger,
+        caller_label="schedule" if trigger == Trigger.SCHEDULE else "error handler",
+        parent=parent,
         status=Status.CANCELLED,
-        finished_at=now,
+        finished_at=timezone.now(),
         status_code=409,
-        error=f"Skipped: {refused.message}",
+        error=f"Skipped: {reason}",
     )
 
 

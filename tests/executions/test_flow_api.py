@@ -141,7 +141,8 @@ def test_a_slow_sync_call_times_out_at_its_timeout_with_504(live_server, slow_fl
     assert response.status == 504
     assert elapsed < 1.5
     problem = as_json(response)
-    assert Execution.objects.get(pk=problem["processId"]).status == "timed_out"
+    run = Execution.objects.get(pk=problem["processId"])
+    assert (run.status, run.status_code) == ("timed_out", 504)  # the job says what was answered
 
 
 def test_error_with_a_status_sets_the_answer(live_server, sales, caller_key):

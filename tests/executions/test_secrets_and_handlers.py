@@ -89,6 +89,35 @@ def test_the_applications_handler_serves_its_flows_but_never_its_own_failures(sa
     assert Execution.objects.filter(flow=handler).count() == 1  # no handler of the handler
 
 
+def test_an_error_handler_that_cannot_start_is_recorded_as_skipped(sales, owner, queued):
+    """A disabled handler, or one at its reject-policy limit, was only a log line: the
+    failure reached nobody (an outside probe)."""
+    handler = script_flow(sales, "alerts", "function main(ctx) { return []; }", disabled=True)
+    failing = script_flow(sales, "fails", THROW, error_flow=handler)
+    first, _ = launch.run(failing, caller=launch.Caller(user=owner))
+
+    failed = launch.run_queued(first.pk)
+
+    assert failed.status == "failed"
+    skipped = Execution.objects.get(flow=handler)
+    assert (skipped.status, skipped.trigger, skipped.parent_id) == (
+        "cancelled",
+        "error_handler",
+        failed.pk,
+    )
+    assert skipped.error == "Skipped: the error handler is disabled."
+
+    Flow.objects.filter(pk=handler.pk).update(
+        disabled=False, max_concurrency=1, concurrency_policy="reject"
+    )
+    Execution.objects.create(flow=handler, flow_name="alerts", status="running")  # busy
+    second, _ = launch.run(failing, caller=launch.Caller(user=owner))
+    launch.run_queued(second.pk)
+    refused = Execution.objects.get(flow=handler, parent=second)
+    assert refused.status == "cancelled"
+    assert refused.error.startswith("Skipped: ")
+
+
 def test_a_flow_cannot_be_its_own_error_handler(manager, sales):
     flow = script_flow(sales, "self", THROW)
     answer = manager.patch(

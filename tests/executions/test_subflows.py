@@ -153,6 +153,7 @@ def test_a_member_of_the_childs_role_runs_it_through_the_wrapper(
 
 def test_a_schedule_runs_the_child_with_the_builders_authority(wrapped):
     child, wrapper = wrapped
+    Flow.objects.filter(pk=wrapper.pk).update(schedule="0 9 * * *")  # a tick of it
 
     started = run_scheduled_flow(wrapper.pk)
 

@@ -362,6 +362,14 @@ def test_a_tick_is_skipped_while_a_scheduled_run_is_queued_or_running(empty_flow
     assert Execution.objects.filter(flow=empty_flow).count() == 1
 
 
+def test_a_tick_sent_before_the_schedule_was_removed_starts_nothing(empty_flow):
+    """A tick waiting in the broker ran the flow after its builder had removed the
+    schedule (an outside probe)."""
+    Flow.objects.filter(pk=empty_flow.pk).update(schedule="")
+    assert _scheduled(empty_flow.pk) is None
+    assert not Execution.objects.exists()
+
+
 def test_runs_of_other_triggers_do_not_hold_back_the_schedule(empty_flow, owner):
     other = services.create_execution(flow=empty_flow, trigger=Execution.Trigger.RUN, caller=owner)
     Execution.objects.filter(pk=other.pk).update(status=Status.RUNNING)

@@ -159,11 +159,13 @@ class _Run:
             settled(outcome, self.ctx.recorder.errors)
         except DeadlineReached as stopped:
             outcome.status = "timed_out"
+            outcome.status_code = 504  # what its caller is answered, also on the job
             outcome.error = "The run passed its deadline and was stopped." + (
                 f" It was waiting for {stopped}" if str(stopped) else ""
             )
         except RunCancelled:
             outcome.status = "cancelled"
+            outcome.status_code = 409
             outcome.error = (
                 "The run was cancelled and stopped before it finished (its steps show how "
                 "far it got); what it had done by then was not undone."
