@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from apps.accounts.models import Role, User
 from apps.accounts.privileges import Privilege
 from apps.accounts.services import create_api_key
+from apps.core import throttling
 from apps.flows.models import Application, Connection
 
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -74,8 +75,10 @@ def _fast_password_hashing(settings):
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    # Throttle counters live in the cache (Redis in CI): no test inherits another's.
+    # Throttle counters live in the cache (Redis in CI): no test inherits another's, nor
+    # a pause after another test's cache failure.
     cache.clear()
+    throttling._cache_down_until = 0.0
 
 
 @pytest.fixture(autouse=True)

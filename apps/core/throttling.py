@@ -8,6 +8,7 @@ import logging
 import time
 from functools import lru_cache
 
+import redis
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
@@ -70,11 +71,13 @@ def hit(scope: str, ident: str, rate: str) -> float | None:
     key, limit, remaining = _window(scope, ident, rate)
     try:
         count = _count(key, timeout=int(remaining) + 2)
-    except Exception:
-        _cache_down_until = time.monotonic() + CACHE_RETRY_SECONDS
+    except Exception as exc:
+        unreachable = isinstance(exc, redis.ConnectionError | redis.TimeoutError)
+        if unreachable:  # left alone for a while; any other error is this call's only
+            _cache_down_until = time.monotonic() + CACHE_RETRY_SECONDS
         logger.warning(
-            "Rate limiting is off for %s s: the cache is unavailable",
-            CACHE_RETRY_SECONDS,
+            "Rate limiting is off%s: the cache is unavailable",
+            f" for {CACHE_RETRY_SECONDS} s" if unreachable else " for this call",
             exc_info=True,
         )
         return None

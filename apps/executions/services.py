@@ -435,8 +435,25 @@ def _store(execution: Execution, result: RunResult) -> None:
                 pause,
                 exc_info=True,
             )
-            connection.close()  # the next attempt connects anew
+            # This thread's connection, if it is the one that broke (group commit may have
+            # written on another thread's): the next attempt connects anew.
+            if not connection.is_usable():
+                connection.close()
             time.sleep(pause)
+            if _landed(execution):  # committed, though the acknowledgement was lost
+                return
+
+
+def _landed(execution: Execution) -> bool:
+    """Whether the run's row shows it ended (stored by the attempt whose answer was lost,
+    or ended meanwhile by housekeeping, whose ending stands)."""
+    try:
+        ended = Execution.objects.filter(pk=execution.pk).exclude(status=Status.RUNNING).exists()
+    except DatabaseError:
+        return False
+    if ended:
+        execution._state.adding = False
+    return ended
 
 
 def give_up_waiting(execution: Execution) -> Execution:
@@ -652,9 +669,9 @@ def _store_outcome(execution: Execution) -> None:
     if rows.update(Execution, execution.pk, values, status=Status.RUNNING, cancel_requested=False):
         return
     error = execution.error if execution.status == Status.CANCELLED else CANCELLED_AT_THE_END
-    cancelled = {**values, "status": Status.CANCELLED, "error": error}
+    cancelled = {**values, "status": Status.CANCELLED, "error": error, "status_code": 409}
     if Execution.objects.filter(pk=execution.pk, status=Status.RUNNING).update(**cancelled):
-        execution.status, execution.error = Status.CANCELLED, error
+        execution.status, execution.error, execution.status_code = Status.CANCELLED, error, 409
         execution.cancel_requested = True
         return
     late = execution.status
@@ -694,6 +711,7 @@ def cancel_execution(execution: Execution) -> Execution:
         status=Status.CANCELLED,
         cancel_requested=True,
         finished_at=now,
+        status_code=409,  # what its caller is answered, also on the job (an outside probe)
         error="Cancelled before it started.",
         sealed_trigger="",
     )

@@ -509,8 +509,7 @@ def _remapped_pipeline(document: dict, ids: dict[str, dict[str, str]]) -> tuple[
             return step
         # "04", " 4 " and 4 name one resource, as the engine reads them (an id written
         # "04" was left pointing at the target's own resource 4: found by an outside probe).
-        pk = as_id(step[key])
-        return {**step, key: ids[kind].get(str(pk), step[key]) if pk else step[key]}
+        return {**step, key: ids[kind].get(_key(step[key]), step[key])}
 
     generators = [remap(g, "export", "_exportId") for g in document.get("pageGenerators") or []]
     processors = []
@@ -522,6 +521,17 @@ def _remapped_pipeline(document: dict, ids: dict[str, dict[str, str]]) -> tuple[
         )
         processors.append(remap(step, kind if kind in ids else "flow", key))
     return generators, processors
+
+
+def _key(value: Any) -> str:
+    """A bundle's id as the engine reads it ("04", " 4 " and 4 are 4), else as written."""
+    pk = as_id(value)
+    return str(pk) if pk else str(value)
+
+
+def _remember(table: dict[str, str], old: Any, new: Any) -> None:
+    """Old → new id, found by the old id as written and as the engine reads it."""
+    table[str(old)] = table[_key(old)] = str(new)
 
 
 def _called(document: dict) -> set[str]:
@@ -545,7 +555,7 @@ def _install_contents(
     owner = str(application.pk)
     for index, document in enumerate(lists["scripts"]):
         script = _install(SCRIPT, document, f"scripts[{index}]", user, _integrationId=owner)
-        ids["script"][str(document.get("_id"))] = str(script.pk)
+        _remember(ids["script"], document.get("_id"), script.pk)
     for kind, document_type in (("export", EXPORT), ("import", IMPORT)):
         for index, document in enumerate(lists[f"{kind}s"]):
             connection = connections[str(document.get("_connectionId"))]
@@ -557,11 +567,11 @@ def _install_contents(
                 _integrationId=owner,
                 _connectionId=str(connection.pk),
             )
-            ids[kind][str(document.get("_id"))] = str(resource.pk)
+            _remember(ids[kind], document.get("_id"), resource.pk)
 
     # Called flows first: a flow is installed once every flow it calls is. Error handlers
     # are set once all are installed (two flows may handle each other's errors).
-    pending = {str(f.get("_id")): (index, f) for index, f in enumerate(lists["flows"])}
+    pending = {_key(f.get("_id")): (index, f) for index, f in enumerate(lists["flows"])}
     handlers: dict[str, tuple[int, Any]] = {}
     while pending:
         ready = [
@@ -588,7 +598,7 @@ def _install_contents(
                 pageProcessors=processors,
                 _errorFlowId=None,
             )
-            ids["flow"][old] = str(flow.pk)
+            _remember(ids["flow"], lists["flows"][index].get("_id"), flow.pk)
             if document.get("_errorFlowId") is not None:
                 handlers[str(flow.pk)] = (index, document["_errorFlowId"])
             del pending[old]
@@ -603,8 +613,8 @@ def _install_contents(
 def _handler_id(handler: Any, ids: dict[str, dict[str, str]], where: str) -> int:
     """The new id of an error handler named in a bundle: the installed copy when the bundle
     holds it, else a flow of this instance with that id."""
-    if str(handler) in ids["flow"]:
-        return int(ids["flow"][str(handler)])
+    if _key(handler) in ids["flow"]:
+        return int(ids["flow"][_key(handler)])
     if str(handler).isdigit() and Flow.objects.filter(pk=int(handler)).exists():
         return int(handler)
     raise BundleError(
@@ -629,7 +639,7 @@ def install_bundle(
 
     lists = _flow_bundle_lists(bundle)
     connections = _connections(lists, connection_map)
-    main = str(bundle["_flowId"])
+    main = _key(bundle["_flowId"])
     ids = _install_contents(
         lists, connections, application, user, names={main: name} if name else None
     )

@@ -8,7 +8,7 @@ from django.contrib.admin import widgets
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.utils.dateparse import parse_datetime
 
-from apps.records.models import Record, RecordField, RecordType
+from apps.records.models import Record, RecordField, RecordType, new_field_name
 from apps.records.validation import RecordInvalid, clean_record
 
 Type = RecordField.Type
@@ -38,6 +38,12 @@ class RecordFieldForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if isinstance(self.instance.choices, list):
             self.initial["choices"] = "\n".join(map(str, self.instance.choices))
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        if self.instance.pk is None or name != self.instance.name:  # new or renamed
+            new_field_name(name)
+        return name
 
     def clean_choices(self) -> list[str]:
         lines = (line.strip() for line in self.cleaned_data["choices"].splitlines())

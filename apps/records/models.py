@@ -17,14 +17,16 @@ SYSTEM_FIELDS = (
     "SubmissionId",
     "ExternalTransactionId",
 )
-RESERVED_NAMES = (*SYSTEM_FIELDS, "processId", "_recordTypeId")
+# Names that answers put beside a record's values (Execute()'s processId, the records API's
+# _recordTypeId): a field of that name would have its value overwritten in the answer.
+ANSWER_NAMES = ("processId", "_recordTypeId")
 
 
 def not_a_system_field(value: str) -> None:
-    if value.casefold() in {name.casefold() for name in RESERVED_NAMES}:
+    if value.casefold() in {name.casefold() for name in SYSTEM_FIELDS}:
         raise ValidationError(
-            "%(value)s is a system field name; these names are reserved: %(names)s.",
-            params={"value": value, "names": ", ".join(RESERVED_NAMES)},
+            "%(value)s is a system field name; the system fields are: %(names)s.",
+            params={"value": value, "names": ", ".join(SYSTEM_FIELDS)},
             code="system_field",
         )
 
@@ -35,9 +37,23 @@ def no_surrounding_spaces(value: str) -> None:
 
 
 def not_only_digits(value: str) -> None:
-    """A name the databases' JSON paths read as written: a key that reads as a number
-    ("1", "-1", "1_0", Arabic-Indic digits) is taken for a list index, and a quote or a backslash is
-    escaped in a way SQLite does not read back (wrong answers, found by an outside probe)."""
+    # Database JSON paths read a key of digits as a list index.
+    if value.isdigit():
+        raise ValidationError("A field name cannot be only digits.", code="digits")
+
+
+def new_field_name(value: str) -> None:
+    """What a new or renamed field's name must also be, beyond its validators (a field that
+    has such a name already keeps it: its table stays usable). Found by an outside probe:
+    the databases' JSON paths take a key that reads as a number ("-1", "1_0", Arabic-Indic
+    digits) for a list index and escape a quote or a backslash in a way SQLite does not
+    read back (wrong Query() answers), and answers overwrite ANSWER_NAMES."""
+    if value.casefold() in {name.casefold() for name in ANSWER_NAMES}:
+        raise ValidationError(
+            "%(value)s is a name Flowsite's answers use beside a record's values: %(names)s.",
+            params={"value": value, "names": ", ".join(ANSWER_NAMES)},
+            code="system_field",
+        )
     try:
         int(value)
     except ValueError:

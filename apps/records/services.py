@@ -17,7 +17,13 @@ from apps.core import rows
 from apps.flows.models import Application
 from apps.flows.pipeline import as_id
 from apps.records import selectors
-from apps.records.models import Record, RecordField, RecordType, SubmissionCounter
+from apps.records.models import (
+    Record,
+    RecordField,
+    RecordType,
+    SubmissionCounter,
+    new_field_name,
+)
 from apps.records.validation import REQUIRED, RecordInvalid, clean_record, coerce_value
 
 
@@ -378,11 +384,20 @@ def _prepare_fields(
             # Names are unique within the document already; the constraint needs a saved
             # record type.
             field.full_clean(exclude=["record_type"], validate_constraints=False)
+            if field.pk is None:
+                _check_new_name(field.name)
         except ValidationError as exc:
             for name, messages in exc.message_dict.items():
                 errors[f"fields[{index}].{name}"] = messages
         prepared.append(field)
     return prepared
+
+
+def _check_new_name(name: str) -> None:
+    try:
+        new_field_name(name)
+    except ValidationError as exc:
+        raise ValidationError({"name": exc.messages}) from None
 
 
 @transaction.atomic

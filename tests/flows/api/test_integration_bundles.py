@@ -578,6 +578,36 @@ def test_a_flow_bundle_keeps_an_error_handler_found_here_and_names_one_that_is_n
     assert "987654" in detail
 
 
+def test_a_bundle_whose_ids_have_leading_zeros_is_rewired_to_its_own_copies(
+    live_server, usage, key
+):
+    """Ids are matched as the engine reads them on both sides of the bundle, whether the
+    resource's _id or the step's reference is written "04" (the review of the first fix)."""
+    bundle = document(call(live_server, "GET", download_url(usage), key=key), 200)
+    for script in bundle["scripts"]:
+        script["_id"] = "0" + str(script["_id"])
+    for flow in bundle["flows"]:
+        for step in flow.get("pageProcessors") or []:
+            if step.get("type") == "script":
+                step["_scriptId"] = " " + str(step["_scriptId"]) + " "
+    copied = set(Script.objects.values_list("pk", flat=True))
+
+    response = call(
+        live_server, "POST", "/api/v1/integrations/import", key=key, body={"bundle": bundle}
+    )
+
+    assert response.status == 201, response.data[:2000]
+    new_scripts = set(Script.objects.values_list("pk", flat=True)) - copied
+    used = {
+        int(step["_scriptId"])
+        for flow in Flow.objects.exclude(application=usage)
+        for step in flow.page_processors
+        if step.get("type") == "script"
+    }
+    assert used
+    assert used <= new_scripts
+
+
 def test_an_id_written_with_a_leading_zero_is_rewired_like_any_other():
     """ "04" names script 4, as the engine reads it; an import left it pointing at the
     target's own script 4 instead of the installed copy (an outside probe)."""
