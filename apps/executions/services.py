@@ -217,7 +217,7 @@ def _cancel_check(execution: Execution):
     """A cheap `cancelled()` for the engine: asks the database at most once a second. A
     sub-flow's run stops when its parent (or the parent's parent) is cancelled too: the
     child went on to the end, and the parent's cancel waited for it (an outside probe)."""
-    ids = _cancelled_with(execution)
+    ids = execution.cancelled_with = _cancelled_with(execution)
     last = {"at": time.monotonic(), "value": False}  # a run just started is not cancelled
 
     def cancelled() -> bool:
@@ -231,7 +231,13 @@ def _cancel_check(execution: Execution):
 
 
 def _cancelled_with(execution: Execution) -> list:
-    """The run, and the runs whose cancel stops it: the parents it runs as a sub-flow of."""
+    """The run, and the runs whose cancel stops it: the parents it runs as a sub-flow of
+    (read from its parent's run in this process when there is one: a parent calls a
+    sub-flow once per record)."""
+    if execution.trigger == Trigger.SUBFLOW and Execution.parent.is_cached(execution):
+        known = getattr(execution.parent, "cancelled_with", None)
+        if known is not None:
+            return [execution.pk, *known]
     ids, parent, trigger = [execution.pk], execution.parent_id, execution.trigger
     while trigger == Trigger.SUBFLOW and parent is not None and parent not in ids:
         ids.append(parent)

@@ -162,7 +162,9 @@ def test_a_schedule_runs_the_child_with_the_builders_authority(wrapped):
     assert Execution.objects.get(flow=child).status == "succeeded"
 
 
-def test_a_sub_flow_stops_when_its_parent_or_grandparent_is_cancelled(application, monkeypatch):
+def test_a_sub_flow_stops_when_its_parent_or_grandparent_is_cancelled(
+    application, monkeypatch, django_assert_num_queries
+):
     """A parent's cancel did not reach the sub-flow it was running: the child went on to
     the end, and the parent's cancel waited for it (an outside probe)."""
     monkeypatch.setattr(services, "CANCEL_CHECK_SECONDS", 0)
@@ -184,3 +186,8 @@ def test_a_sub_flow_stops_when_its_parent_or_grandparent_is_cancelled(applicatio
 
     assert [checks[run]() for run in (grandparent, parent, child)] == [True, True, True]
     assert not checks[handler]()
+    # A parent calls its sub-flow once per record: the chain is read from the parent's run
+    # in this process, not walked again (the review of the first version).
+    sibling = run(parent=parent)
+    with django_assert_num_queries(0):
+        assert services._cancelled_with(sibling) == [sibling.pk, parent.pk, grandparent.pk]
