@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 
 from apps.accounts.models import User
+from apps.flows.step_forms import DamagedRows, whole
 from apps.records.definitions import FILTER_KEYS
 from apps.records.models import SYSTEM_FIELDS
 from apps.records.selectors import OPS
@@ -128,6 +129,8 @@ class FilterRows(forms.Widget):
         if f"{name}-field" not in data:
             return {"rows": [], "use_json": True, "json": data.get(name)}
         parts = [data.getlist(f"{name}-{part}") for part in ROW_PARTS]
+        if len({len(column) for column in parts}) != 1:  # a column cut short: refused
+            return {"rows": DamagedRows(), "use_json": False, "json": data.get(name, "")}
         rows = [
             {part: (text or "").strip() for part, text in zip(ROW_PARTS, values, strict=False)}
             for values in zip(*parts, strict=False)
@@ -176,6 +179,7 @@ class FilterRowsField(forms.Field):
         if not isinstance(value, dict):
             return value if value is not None else []
         if not value["use_json"]:
+            whole(value["rows"])
             return [row_filter(row) for row in value["rows"]]
         text = value["json"]
         if not isinstance(text, str):  # the management API gives the document's own list

@@ -96,6 +96,23 @@ def test_rows_saved_unchanged_keep_the_stored_filters_as_they_were(admin_client,
     assert view.filters == stored  # 100 is still a number
 
 
+def test_filter_rows_not_received_whole_are_refused_and_the_filters_kept(admin_client, view):
+    """A column one value short dropped the last filter (a view limited to one region
+    then answered every record) and saved as a success (found by the review)."""
+    stored = view.filters
+    data = post_rows(
+        view, [("Rating", "eq", "parameter", "rating"), ("Employees", "gt", "value", "100")]
+    )
+    data["filters-value"] = data["filters-value"][:1]
+
+    response = admin_client.post(url(view), data)
+
+    assert response.status_code == 200
+    assert "not received whole" in response.content.decode()
+    view.refresh_from_db()
+    assert view.filters == stored
+
+
 def test_a_removed_row_removes_its_filter(admin_client, view):
     response = admin_client.post(
         url(view), post_rows(view, [("Rating", "eq", "parameter", "rating")])
