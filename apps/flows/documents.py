@@ -100,15 +100,17 @@ class Document:
                 node = node.get(part) if isinstance(node, dict) else None
             if not isinstance(node, dict) or leaf not in node:
                 continue
-            if field.write_only and node[leaf] is None:
+            value, secret = node[leaf], field.write_only or field.hidden_members
+            if value is None and secret:
                 errors[field.path] = [
-                    "null cannot remove a stored secret: send a new value to replace it (a "
-                    "secret left out is kept)."
+                    "null cannot remove stored secrets: send a new value to replace one, or "
+                    '"" for each member to remove (a secret left out is kept).'
+                    if field.type == "object"
+                    else "null cannot remove a stored secret: send a new value to replace it "
+                    "(a secret left out is kept)."
                 ]
-            elif field.hidden_members and isinstance(node[leaf], dict):
-                node[leaf] = {
-                    name: "" if value is None else value for name, value in node[leaf].items()
-                }
+            elif secret and isinstance(value, dict):
+                node[leaf] = {name: "" if item is None else item for name, item in value.items()}
         if errors:
             raise DocumentError(errors)
         return patch

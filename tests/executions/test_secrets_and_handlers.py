@@ -48,6 +48,17 @@ def test_secret_variables_are_write_only_and_reach_steps_but_no_stored_text(mana
     assert patched.status_code == 200
     flow.refresh_from_db()
     assert flow.secret_variables() == {}
+    # In a merge patch null removes one too (RFC 7396); null for them all is refused
+    # (both answered 200 and kept the secrets: found by the review).
+    flow.set_secret_variables({"apiToken": TOKEN})
+    flow.save()
+    url = f"/api/v1/flows/{flow.pk}"
+    refused = manager.patch(url, {"secretVariables": None}, format="json")
+    assert refused.status_code == 400, refused.json()
+    removed = manager.patch(url, {"secretVariables": {"apiToken": None}}, format="json")
+    assert removed.status_code == 200, removed.json()
+    flow.refresh_from_db()
+    assert flow.secret_variables() == {}
 
 
 def test_secret_variables_must_be_text(manager, sales):

@@ -308,10 +308,12 @@ def test_a_merge_patch_null_removes_a_secret_header_and_is_refused_for_a_secret(
         url, {"http": {"headers": {"Ocp-Apim-Subscription-Key": None}}}, format="json"
     )
     refused = manager.patch(url, {"http": {"auth": {"apiKey": None}}}, format="json")
+    all_refused = manager.patch(url, {"http": {"headers": None}}, format="json")
 
     assert removed.status_code == 200, removed.content
     assert refused.status_code == 400, refused.content
     assert "null cannot remove a stored secret" in refused.content.decode()
+    assert all_refused.status_code == 400, all_refused.content
     keyed_api.refresh_from_db()
     assert keyed_api.secret_headers() == {}
     assert keyed_api.secrets() == {"api_key": API_KEY}
