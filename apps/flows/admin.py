@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.db import models
 from django.http import HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -26,6 +27,7 @@ from apps.flows.forms import (
     InstanceForm,
     ScriptForm,
     ScriptTestForm,
+    StrictJSONField,
 )
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.sandbox import check_syntax
@@ -34,7 +36,10 @@ from apps.flows.schedules import PERIODIC_TASK_PREFIX, describe_schedule, next_r
 
 class InUseProtectedAdmin(admin.ModelAdmin):
     """Django's delete page refuses what flows still use: flows reference resources inside
-    their JSON pipelines, which Django's collector cannot see."""
+    their JSON pipelines, which Django's collector cannot see. JSON is read as the API reads
+    it (finite numbers, nested at most 100 levels)."""
+
+    formfield_overrides = {models.JSONField: {"form_class": StrictJSONField}}
 
     def get_deleted_objects(self, objs, request):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)

@@ -7,6 +7,7 @@ from functools import cache, partial
 from django import forms
 from django.urls import reverse_lazy
 
+from apps.core.parsers import MAX_DEPTH, too_deep
 from apps.flows import flow_tests
 from apps.flows.api_settings import FlowApi, api_errors
 from apps.flows.connection_kinds import KINDS
@@ -40,7 +41,49 @@ HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 HEADER_VALUE_BREAK = re.compile(r"[\r\n\x00]")
 
 
-class DefaultHeadersField(forms.JSONField):
+class FiniteJSONDecoder(json.JSONDecoder):
+    """JSON's own numbers only: NaN and Infinity, which Python's json takes, are refused."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{**kwargs, "parse_constant": _refuse_constant})
+
+
+def _refuse_constant(literal: str):
+    raise ValueError(f"{literal} is not a JSON number: JSON numbers must be finite")
+
+
+class StrictJSONField(forms.JSONField):
+    """JSON as the API's parser takes it: finite numbers, nested at most MAX_DEPTH levels
+    (NaN, or a document some hundreds of levels deep, was a 500 in the admin; found by
+    outside probes and the review)."""
+
+    def __init__(self, **kwargs):
+        if kwargs.get("decoder") is None:  # a model field passes its own (None)
+            kwargs["decoder"] = FiniteJSONDecoder
+        super().__init__(**kwargs)
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except (ValueError, RecursionError):  # shown back as typed, with the error
+            return forms.fields.InvalidJSONInput(data)
+
+    def to_python(self, value):
+        try:
+            converted = super().to_python(value)
+        except RecursionError:
+            converted = None
+            deep = True
+        except ValueError as exc:  # the decoder's refusal
+            raise forms.ValidationError(str(exc).split(":", 1)[0] + ".") from None
+        else:
+            deep = too_deep(converted)
+        if deep:
+            raise forms.ValidationError(f"Nested more than {MAX_DEPTH} levels deep.")
+        return converted
+
+
+class DefaultHeadersField(StrictJSONField):
     """A connection's default headers, of which only the safe-list ones are ever shown back:
     not even a secret one just typed into a form that failed validation."""
 
@@ -417,7 +460,7 @@ class ScriptForm(forms.ModelForm):
         return content
 
 
-class PrettyJSONField(forms.JSONField):
+class PrettyJSONField(StrictJSONField):
     """JSON shown indented in a monospace box."""
 
     def __init__(self, **kwargs):
@@ -430,7 +473,7 @@ class PrettyJSONField(forms.JSONField):
         return json.dumps(value, indent=2)
 
 
-class WriteOnlyJSONField(forms.JSONField):
+class WriteOnlyJSONField(StrictJSONField):
     """A JSON field whose value is never shown back, not even after an error."""
 
     def prepare_value(self, value):
@@ -665,7 +708,7 @@ class AdminFlowForm(FlowForm):
 
 
 def json_field(label: str, rows: int, help_text: str = "") -> forms.JSONField:
-    return forms.JSONField(
+    return StrictJSONField(
         label=label,
         required=False,
         initial=dict,
@@ -708,7 +751,7 @@ class VariablesForm(forms.Form):
 class SampleRecordsForm(VariablesForm):
     """…with sample records: a JSON array, or one record as an object."""
 
-    records = forms.JSONField(
+    records = StrictJSONField(
         label="Sample records",
         initial=[{"company": "Acme", "rating": "Hot"}],
         widget=forms.Textarea(attrs={**MONOSPACE, "rows": 8}),

@@ -443,3 +443,26 @@ def test_a_save_without_the_page_reads_neither_the_pickers_nor_the_roles(applica
     read = " ".join(query["sql"] for query in captured)
     assert "flows_script" not in read
     assert "accounts_role" not in read
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"v": ' + "[" * 900 + "]" * 900 + "}", "Nested more than 100 levels"),
+        ('{"v": ' + "[" * 3000 + "]" * 3000 + "}", "Nested more than 100 levels"),
+        ('{"limit": NaN}', "NaN is not a JSON number"),
+        ("[Infinity]", "Infinity is not a JSON number"),
+    ],
+)
+def test_the_admins_json_is_read_as_the_api_reads_it(admin_client, application, text, message):
+    """A document some hundreds of levels deep, or NaN, was a 500 in the admin where the
+    API answers 400 (found by an outside probe and the review)."""
+    form = rows_form(application)
+    form.pop("variable_rows-rows")  # the Advanced JSON decides
+    form["variables"] = text
+
+    response = admin_client.post("/admin/flows/flow/add/", form)
+
+    assert response.status_code == 200
+    assert message in str(response.context["adminform"].form.errors["variables"])
+    assert not Flow.objects.exists()
