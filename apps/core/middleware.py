@@ -14,7 +14,12 @@ from apps.core.problems import PROBLEM_CONTENT_TYPE, problem_response
 
 logger = logging.getLogger("flowsite.errors")
 # OperationalErrors that are a defect (a missing migration, bad SQL), not the database's state.
-SCHEMA_ERROR = re.compile(r"no such (table|column|function)|syntax error", re.IGNORECASE)
+# OperationalErrors that are defects of the statement, not the database's state: a 500.
+SCHEMA_ERROR = re.compile(
+    r"no such (table|column|function)|syntax error|expression tree is too large"
+    r"|too many sql variables",
+    re.IGNORECASE,
+)
 # PostgreSQL's states of a database that cannot take writes now, whatever class of error
 # the driver gives them: read-only (a replica after a failover), disk full, out of memory,
 # too many connections, a lock or a statement waited too long.

@@ -46,6 +46,7 @@ MAX_LIMIT = 1000
 # Values one `in` filter may list: each is a term of the WHERE clause, and SQLite refuses
 # an expression deeper than 1,000 (that was a 503 "database unavailable").
 MAX_IN_VALUES = 500
+MAX_FILTERS = 100  # each a term too: 1,100 made SQLite's expression too deep (a 503)
 TEXTUAL = (Type.TEXT, Type.LONG_TEXT, Type.EMAIL, Type.URL, Type.CHOICE)
 ORDERED = (*TEXTUAL, Type.NUMBER, Type.INTEGER, Type.DATE, Type.DATETIME, Type.BOOLEAN)
 # Containment (`@>`) is equality for these types as they are stored (validation.py).
@@ -255,6 +256,9 @@ def filter_records(
     ModifiedOn, CreatedBy, ModifiedBy); `op` one of OPS. Values may be text, as from a
     URL ("10", "true", "Hot,Warm" for `in`). `ne` also matches empty values.
     """
+    filters = list(filters)
+    if len(filters) > MAX_FILTERS:
+        raise InvalidQuery({"filters": f"At most {MAX_FILTERS} filters, not {len(filters)}."})
     builder = _Filters(queryset, _specs(fields))
     conditions = []
     for index, item in enumerate(filters):

@@ -241,6 +241,7 @@ def test_since_pages_in_submission_order_and_ignores_ordering(lead_type, create)
         ({"limit": 5000}, "limit"),
         ({"since": -1}, "since"),
         ({"filters": [("Company", "in", [f"C{n}" for n in range(501)])]}, "filters[0]"),
+        ({"filters": [("Company", "ne", f"C{n}") for n in range(101)]}, "filters"),
     ],
 )
 def test_bad_queries_say_what_is_wrong(lead_type, query, where):
