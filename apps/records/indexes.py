@@ -10,7 +10,7 @@ either (PostgreSQL will not index a text→date cast); they still sort correctly
 
 import hashlib
 
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from apps.records.models import Record, RecordField, RecordType
 from apps.records.selectors import _specs, ordering_keys
@@ -49,11 +49,31 @@ def ordering_index_sql(record_type: RecordType, ordering: list) -> tuple[str, st
 
 def ensure_ordering_index(record_type: RecordType, ordering: list) -> str | None:
     """Build the ordering's index if it is missing (outside a transaction: CONCURRENTLY
-    does not block writers); returns its name."""
+    does not block writers); returns its name. A build that fails leaves no invalid index
+    behind (IF NOT EXISTS would then skip every later build)."""
     found = ordering_index_sql(record_type, ordering)
     if found is None:
         return None
     name, statement = found
     with connection.cursor() as cursor:
-        cursor.execute(statement)
+        try:
+            cursor.execute(statement)
+        except DatabaseError:
+            cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {connection.ops.quote_name(name)}")
+            raise
     return name
+
+
+def drop_ordering_indexes(record_type: RecordType) -> None:
+    """Drop the record type's ordering indexes (a field's type changed: an index casting its
+    values to a number would refuse every text written after; found by an outside probe).
+    Views rebuild theirs when saved; until then they sort without one."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = %s AND indexname LIKE %s",
+            [Record._meta.db_table, f"records\\_order\\_{int(record_type.pk)}\\_%"],
+        )
+        for (name,) in cursor.fetchall():
+            cursor.execute(f"DROP INDEX IF EXISTS {connection.ops.quote_name(name)}")

@@ -180,8 +180,41 @@ class RecordField(models.Model):
                 coerce_value(self, self.default)
             except ValueError as exc:
                 errors["default"] = f"Not a value of this field: {exc}"
+        if "choices" not in errors and (misfits := self._stored_misfits(coerce_value)):
+            errors["type"] = (
+                f"Records hold values of {self.name} that are not {self.get_type_display()} "
+                f"values (RecordID {', '.join(map(str, misfits))}): change them first, or "
+                "add a field of the new type (found by an outside probe: the table was left "
+                "with values its type does not allow)."
+            )
         if errors:
             raise ValidationError(errors)
+
+    def _stored_misfits(self, coerce_value, limit: int = 5) -> list[int]:
+        """Records whose stored value of this field does not fit its changed type: the
+        first `limit` RecordIDs."""
+        if self.pk is None:
+            return []
+        before = RecordField.objects.filter(pk=self.pk).values_list("type", flat=True).first()
+        if before is None or before == self.type:
+            return []
+        stored = (
+            Record.objects.filter(record_type_id=self.record_type_id)
+            .values_list("pk", "data")
+            .iterator(chunk_size=2000)
+        )
+        misfits = []
+        for pk, data in stored:
+            value = data.get(self.name) if isinstance(data, dict) else None
+            if value is None:
+                continue
+            try:
+                coerce_value(self, value)
+            except ValueError:
+                misfits.append(pk)
+                if len(misfits) == limit:
+                    break
+        return misfits
 
 
 class SubmissionCounter(models.Model):

@@ -16,7 +16,7 @@ from apps.accounts.models import User
 from apps.core import rows
 from apps.flows.models import Application
 from apps.flows.pipeline import as_id
-from apps.records import selectors
+from apps.records import indexes, selectors
 from apps.records.models import (
     Record,
     RecordField,
@@ -357,15 +357,21 @@ def save_record_type(
         record_type.full_clean(exclude=["application"] if "_integrationId" in errors else None)
     except ValidationError as exc:
         errors.update(exc.message_dict)
+    stored_types = dict(record_type.fields.values_list("pk", "type")) if record_type.pk else {}
     prepared = _prepare_fields(record_type, fields, errors) if fields is not None else None
     if errors:
         raise ValidationError(errors)
+    retyped = prepared is not None and any(
+        field.pk is not None and field.type != stored_types.get(field.pk) for field in prepared
+    )
     record_type.save()
     if prepared is not None:
         for field in prepared:
             field.record_type = record_type
             field.save()
         record_type.fields.exclude(pk__in=[field.pk for field in prepared]).delete()
+    if retyped:
+        indexes.drop_ordering_indexes(record_type)
     return record_type
 
 

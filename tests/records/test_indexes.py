@@ -5,8 +5,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.records.indexes import ensure_ordering_index, ordering_index_sql
-from apps.records.selectors import query_records
-from apps.records.services import create_record
+from apps.records.selectors import query_records, record_type_document
+from apps.records.services import create_record, save_record_type
 from apps.surface.models import View
 from apps.surface.tasks import index_view_ordering
 from tests.conftest import postgresql_only
@@ -80,3 +80,22 @@ def test_the_task_builds_the_views_index(lead_type):
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [name])
         assert cursor.fetchone() == (1,)
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_fields_new_type_drops_the_indexes_that_cast_its_old_one(lead_type):
+    """A number field's ordering index casts its values to numbers: once the field became
+    text, every write of a non-numeric value was a 500 (found by an outside probe)."""
+    name = ensure_ordering_index(lead_type, [("Amount", "asc")])
+    document = record_type_document(lead_type)
+    for field in document["fields"]:
+        if field["name"] == "Amount":
+            field["type"] = "text"
+
+    save_record_type(document=document, record_type=lead_type)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [name])
+        assert cursor.fetchone() is None
+    create_record(record_type=lead_type, data={"Company": "Acme", "Amount": "about ten"})

@@ -249,6 +249,25 @@ def test_a_field_that_has_such_a_name_already_keeps_it_and_its_table_stays_usabl
     assert saved.fields.filter(name="processId").exists()
 
 
+def test_a_fields_type_changes_only_when_its_stored_values_fit_the_new_one(lead_type):
+    """A text field holding "abc" became a number, and Query() served "abc" as one (found
+    by an outside probe)."""
+    services.create_record(record_type=lead_type, data={"Company": "Acme", "Notes": "abc"})
+    document = record_type_document(lead_type)
+    notes = next(f for f in document["fields"] if f["name"] == "Notes")
+    website = next(f for f in document["fields"] if f["name"] == "Website")
+    notes["type"], website["type"] = "number", "text"  # no record holds a Website
+
+    with pytest.raises(ValidationError) as raised:
+        services.save_record_type(document=document, record_type=lead_type)
+
+    [message] = next(m for path, m in raised.value.message_dict.items() if path.endswith(".type"))
+    assert "Records hold values of Notes that are not Number" in message
+    notes["type"] = "long text"
+    services.save_record_type(document=document, record_type=lead_type)
+    assert lead_type.fields.get(name="Website").type == "text"
+
+
 def test_a_created_record_is_written_as_it_is_returned(lead_type, owner):
     first = services.create_record(record_type=lead_type, data={"Company": "A"}, user=owner)
     second = services.create_record(
