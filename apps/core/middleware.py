@@ -13,8 +13,8 @@ from rest_framework.response import Response
 from apps.core.problems import PROBLEM_CONTENT_TYPE, problem_response
 
 logger = logging.getLogger("flowsite.errors")
-# OperationalErrors that are a defect (a missing migration, bad SQL), not the database's state.
-# OperationalErrors that are defects of the statement, not the database's state: a 500.
+# OperationalErrors that are defects (a missing migration, bad SQL, a statement too large),
+# not the database's state: a 500.
 SCHEMA_ERROR = re.compile(
     r"no such (table|column|function)|syntax error|expression tree is too large"
     r"|too many sql variables",
