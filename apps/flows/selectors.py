@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import models
+from django.db.models import Q
 
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.pipeline import RESOURCES, as_id
@@ -129,12 +130,27 @@ def _named(flows: list[Flow]) -> str:
     return ", ".join(f"{flow} ({flow.pk})" for flow in flows[:20])
 
 
+def handled_by(handler: Flow) -> list[Flow]:
+    """The other flows whose failures `handler` handles, named on them or on their
+    integration."""
+    return list(
+        Flow.objects.select_related("application")
+        .filter(Q(error_flow=handler) | Q(error_flow__isnull=True, application__error_flow=handler))
+        .exclude(pk=handler.pk)
+        .order_by("pk")
+    )
+
+
 def usage_of(instance: models.Model) -> Usage | None:
     """What keeps a flow, resource or integration from being deleted, if anything."""
     if isinstance(instance, Flow):
         flows, what = flows_using("flow", [instance.pk]), "calls it as a sub-flow"
         if not flows and (flows := instances_of(instance)):
             what = "is an instance of this template: delete the instances first"
+        if not flows and (flows := handled_by(instance)):
+            # Deleting it unlinked it silently: the failures it reported went nowhere (an
+            # outside probe). Its flows (or their integration) must name another first.
+            what = "names it as its error handler (or its integration does)"
     elif isinstance(instance, Export | Import | Script):
         kind = type(instance).__name__.lower()
         flows, what = flows_using(kind, [instance.pk]), f"uses this {kind}"

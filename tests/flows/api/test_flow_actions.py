@@ -827,3 +827,23 @@ def test_deleting_a_flow_that_a_surface_operation_runs_is_409_naming_it(manager,
     assert answer.status_code == 409
     assert "Register Lead" in answer.json()["detail"]
     assert Flow.objects.filter(pk=flow.pk).exists()
+
+
+def test_deleting_a_flow_that_handles_others_errors_is_409_naming_them(manager, application):
+    """It answered 204 and unlinked itself: the failures it reported went nowhere (found
+    by an outside probe). Named on a flow or on its integration, it is in use."""
+    handler = Flow.objects.create(application=application, name="alert")
+    Flow.objects.create(application=application, name="sync", error_flow=handler)
+
+    refused = manager.delete(f"/api/v1/flows/{handler.pk}")
+
+    assert refused.status_code == 409, refused.content
+    assert "sync" in refused.json()["detail"]
+    assert "error handler" in refused.json()["detail"]
+    Flow.objects.filter(name="sync").update(error_flow=None)
+    application.error_flow = handler
+    application.save()
+    assert manager.delete(f"/api/v1/flows/{handler.pk}").status_code == 409  # for its app
+    application.error_flow = None
+    application.save()
+    assert manager.delete(f"/api/v1/flows/{handler.pk}").status_code == 204
