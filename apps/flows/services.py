@@ -603,9 +603,11 @@ def _install_contents(
                 handlers[str(flow.pk)] = (index, document["_errorFlowId"])
             del pending[old]
     for pk, (index, handler) in handlers.items():
-        Flow.objects.filter(pk=pk).update(
-            error_flow_id=_handler_id(handler, ids, f"flows[{index}]._errorFlowId")
-        )
+        where = f"flows[{index}]._errorFlowId"
+        handler_id = _handler_id(handler, ids, where)
+        if str(handler_id) == pk:  # as the API and the admin refuse it (an outside probe)
+            raise BundleError({where: ["A flow cannot be its own error handler."]})
+        Flow.objects.filter(pk=pk).update(error_flow_id=handler_id)
     flow_tests.install(lists["tests"], ids["flow"], user)
     return ids
 

@@ -300,6 +300,11 @@ def test_a_connection_map_and_a_name_choose_where_the_import_goes(live_server, u
         (lambda b: b["exports"][1]["http"].update(method="FETCH"), "#/exports[1]/http/method"),
         (lambda b: b["flows"][2].update(schedule="every tuesday"), "#/flows[2]/schedule"),
         (lambda b: b["connections"].clear(), "#/connectionMap"),
+        # A flow naming itself as its error handler, which the API refuses (an outside probe).
+        (
+            lambda b: b["flows"][2].update(_errorFlowId=b["flows"][2]["_id"]),
+            "#/flows[2]/_errorFlowId",
+        ),
         # A step whose type is a list was a 500 (an outside probe).
         (
             lambda b: b["flows"][2]["pageProcessors"][0].update(type=["script"]),
