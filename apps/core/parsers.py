@@ -69,6 +69,26 @@ def _not_finite_message(literal: str) -> str:
     )
 
 
+class FiniteJSONDecoder(json.JSONDecoder):
+    """json's decoder as Flowsite reads JSON outside the API's parser (the admin's JSON
+    fields): a number that is not finite (NaN, Infinity, 1e400) is a ValueError saying so,
+    as the parser's problem says it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{**kwargs, "parse_constant": _refused, "parse_float": _finite})
+
+
+def _refused(literal: str):
+    raise ValueError(_not_finite_message(literal))
+
+
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ValueError(_not_finite_message(literal))
+    return value
+
+
 SURROGATE_MESSAGE = (
     "Not valid Unicode: the text holds a lone surrogate (\\ud800-\\udfff), which cannot "
     "be stored. Send each surrogate with its pair, or the character itself."

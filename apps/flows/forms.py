@@ -7,7 +7,7 @@ from functools import cache, partial
 from django import forms
 from django.urls import reverse_lazy
 
-from apps.core.parsers import MAX_DEPTH, too_deep
+from apps.core.parsers import MAX_DEPTH, FiniteJSONDecoder, too_deep
 from apps.flows import flow_tests
 from apps.flows.api_settings import FlowApi, api_errors
 from apps.flows.connection_kinds import KINDS
@@ -41,17 +41,6 @@ HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 HEADER_VALUE_BREAK = re.compile(r"[\r\n\x00]")
 
 
-class FiniteJSONDecoder(json.JSONDecoder):
-    """JSON's own numbers only: NaN and Infinity, which Python's json takes, are refused."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **{**kwargs, "parse_constant": _refuse_constant})
-
-
-def _refuse_constant(literal: str):
-    raise ValueError(f"{literal} is not a JSON number: JSON numbers must be finite")
-
-
 class StrictJSONField(forms.JSONField):
     """JSON as the API's parser takes it: finite numbers, nested at most MAX_DEPTH levels
     (NaN, or a document some hundreds of levels deep, was a 500 in the admin; found by
@@ -69,17 +58,15 @@ class StrictJSONField(forms.JSONField):
             return forms.fields.InvalidJSONInput(data)
 
     def to_python(self, value):
+        deep = forms.ValidationError(f"Nested more than {MAX_DEPTH} levels deep.")
         try:
             converted = super().to_python(value)
+        except ValueError as exc:  # the decoder's refusal of a number that is not finite
+            raise forms.ValidationError(str(exc)) from None
         except RecursionError:
-            converted = None
-            deep = True
-        except ValueError as exc:  # the decoder's refusal
-            raise forms.ValidationError(str(exc).split(":", 1)[0] + ".") from None
-        else:
-            deep = too_deep(converted)
-        if deep:
-            raise forms.ValidationError(f"Nested more than {MAX_DEPTH} levels deep.")
+            raise deep from None
+        if too_deep(converted):
+            raise deep
         return converted
 
 

@@ -450,8 +450,9 @@ def test_a_save_without_the_page_reads_neither_the_pickers_nor_the_roles(applica
     [
         ('{"v": ' + "[" * 900 + "]" * 900 + "}", "Nested more than 100 levels"),
         ('{"v": ' + "[" * 3000 + "]" * 3000 + "}", "Nested more than 100 levels"),
-        ('{"limit": NaN}', "NaN is not a JSON number"),
-        ("[Infinity]", "Infinity is not a JSON number"),
+        ('{"limit": NaN}', "NaN is not valid JSON"),
+        ("[Infinity]", "Infinity is not valid JSON"),
+        ('{"limit": 1e400}', "beyond what a 64-bit float holds"),
     ],
 )
 def test_the_admins_json_is_read_as_the_api_reads_it(admin_client, application, text, message):
