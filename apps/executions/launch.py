@@ -775,9 +775,14 @@ def retry(
     with transaction.atomic():
         Execution.objects.select_for_update().filter(pk=job.pk).first()  # one retry at once
         job.refresh_from_db()
-        asked = Start(flow=job.flow, trigger=Trigger.RETRY, caller=caller, retry_of=job)
         if key and job.flow is not None:
-            asked.idempotency_key = key
+            asked = Start(
+                flow=job.flow,
+                trigger=Trigger.RETRY,
+                caller=caller,
+                retry_of=job,
+                idempotency_key=key,
+            )
             if earlier := _same_key(asked):
                 return earlier, False
         _check_retriable(job, whole=whole)

@@ -5,9 +5,7 @@ from django.db import models
 from apps.flows.models import Application, Timestamped, url_name
 
 # Every record document carries these (Flowfinity's system fields); ExternalTransactionId
-# is what Execute() callers send to make a call idempotent. No field may take these names,
-# nor those that answers put beside a record's values (Execute()'s processId, the records
-# API's _recordTypeId): the answer would overwrite the field's value.
+# is what Execute() callers send to make a call idempotent. No field may take these names.
 SYSTEM_FIELDS = (
     "RecordID",
     "CreatedBy",
