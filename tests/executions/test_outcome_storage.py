@@ -16,6 +16,22 @@ from tests.executions.honest import script_flow
 pytestmark = pytest.mark.django_db(transaction=True)  # group commit outside a test's atomic
 
 
+def ending_flow(application) -> None:
+    """An anonymous sync flow at POST /api/resources/ends that answers "done"."""
+    script_flow(
+        application,
+        "ends",
+        "function main(ctx) { return {statusCode: 200, result: 'done'}; }",
+        api={
+            "enabled": True,
+            "method": "POST",
+            "path": "/ends",
+            "mode": "sync",
+            "allowAnonymous": True,
+        },
+    )
+
+
 @pytest.fixture
 def breaking_connection(monkeypatch):
     """The first write of a run fails as a terminated session does."""
@@ -35,18 +51,7 @@ def breaking_connection(monkeypatch):
 def test_a_run_whose_connection_broke_as_it_ended_is_stored_as_it_ended(
     application, breaking_connection
 ):
-    script_flow(
-        application,
-        "ends",
-        "function main(ctx) { return {statusCode: 200, result: 'done'}; }",
-        api={
-            "enabled": True,
-            "method": "POST",
-            "path": "/ends",
-            "mode": "sync",
-            "allowAnonymous": True,
-        },
-    )
+    ending_flow(application)
 
     response = APIClient().post("/api/resources/ends", {}, format="json")
 
@@ -73,18 +78,7 @@ def test_an_outcome_committed_whose_acknowledgement_was_lost_is_not_written_twic
             raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(group_commit, "run", commits_then_breaks)
-    script_flow(
-        application,
-        "ends",
-        "function main(ctx) { return {statusCode: 200, result: 'done'}; }",
-        api={
-            "enabled": True,
-            "method": "POST",
-            "path": "/ends",
-            "mode": "sync",
-            "allowAnonymous": True,
-        },
-    )
+    ending_flow(application)
 
     with caplog.at_level(logging.WARNING, logger="apps.executions.services"):
         response = APIClient().post("/api/resources/ends", {}, format="json")

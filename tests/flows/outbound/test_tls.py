@@ -53,6 +53,19 @@ def https_server(directory, extension: x509.ExtensionType, critical: bool) -> HT
     return server
 
 
+def trusted_server_context(tmp_path, monkeypatch) -> ssl.SSLContext:
+    """A server-side TLS context whose certificate (localhost) the client trusts, for a
+    hand-made server that misbehaves."""
+    made = https_server(
+        tmp_path, x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+    )
+    made.stop()  # only its certificate and key are used
+    monkeypatch.setenv("SSL_CERT_FILE", str(made.cert_path))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    return context
+
+
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory):
     """A local HTTPS server with a self-signed certificate for localhost (one per module:
@@ -122,13 +135,7 @@ def test_headers_sent_a_byte_at_a_time_over_tls_cannot_outlast_the_timeout(
 ):
     """The deadline holds for every receive over TLS too (the context's sslsocket_class):
     a server that sends its headers a byte at a time is cut off at the call's timeout."""
-    made = https_server(
-        tmp_path, x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
-    )
-    made.stop()  # only its certificate and key are used, by a server that drips
-    monkeypatch.setenv("SSL_CERT_FILE", str(made.cert_path))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    context = trusted_server_context(tmp_path, monkeypatch)
     listener = socket.create_server(("127.0.0.1", 0))
     sent = []
 
@@ -159,13 +166,7 @@ def test_a_server_that_reads_a_large_body_slowly_over_tls_cannot_outlast_the_tim
     """Sending ends by the call's deadline too, however the body is split into sends: a
     server reading a large body a little at a time is cut off at the call's timeout (each
     send bounded by the timeout alone would let the upload take as long as it liked)."""
-    made = https_server(
-        tmp_path, x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
-    )
-    made.stop()  # only its certificate and key are used, by a server that reads slowly
-    monkeypatch.setenv("SSL_CERT_FILE", str(made.cert_path))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    context = trusted_server_context(tmp_path, monkeypatch)
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # accepted sockets inherit it
     listener.bind(("127.0.0.1", 0))
