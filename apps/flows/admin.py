@@ -96,9 +96,19 @@ class TryItAdmin(InUseProtectedAdmin):
             *super().get_urls(),
         ]
 
+    def may_try(self, request, obj) -> bool:
+        allowed = (
+            self.has_change_permission
+            if self.try_it.sends_credentials
+            else self.has_view_permission
+        )
+        return allowed(request, obj)
+
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        # The same form on the object's own page (admin/flows/try_panel.html), once saved.
-        if obj is not None and obj.pk:
+        # The same form on the object's own page (admin/flows/try_panel.html), once saved,
+        # for those who may use it.
+        context["may_try"] = obj is not None and bool(obj.pk) and self.may_try(request, obj)
+        if context["may_try"]:
             extra = self.try_it_context(request, obj)
             opts = self.model._meta
             segment = self.try_it.segment.replace("-", "_")
@@ -114,12 +124,7 @@ class TryItAdmin(InUseProtectedAdmin):
 
     def try_it_view(self, request, object_id: int):
         obj = get_object_or_404(self.get_queryset(request), pk=object_id)
-        allowed = (
-            self.has_change_permission
-            if self.try_it.sends_credentials
-            else self.has_view_permission
-        )
-        if not allowed(request, obj):
+        if not self.may_try(request, obj):
             return redirect("admin:index")
         extra = self.try_it_context(request, obj)
         form = self.try_it.form(request.POST or None, initial=extra.get("initial"))
@@ -164,6 +169,34 @@ class ConnectionAdmin(TryItAdmin):
     def run_try_it(self, connection, data):
         """One GET through the saved connection: reachable, authenticated, allowed?"""
         return services.try_connection(connection=connection, path=data["path"])
+
+    def get_fieldsets(self, request, obj=None):
+        """Those who may only look see which secrets are stored, not empty inputs that read
+        as "None" whatever is stored."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if self.has_change_permission(request, obj):
+            return fieldsets
+        hidden = {*Connection.SECRET_FIELDS, "clear_secrets"}
+        return [
+            (
+                title,
+                {
+                    **options,
+                    "fields": [f for f in options["fields"] if f not in hidden]
+                    + (["stored_secrets"] if title == "Authentication" else []),
+                },
+            )
+            for title, options in fieldsets
+        ]
+
+    @admin.display(description="stored secrets")
+    def stored_secrets(self, connection) -> str:
+        try:
+            names = [name for name, value in connection.secrets().items() if value]
+            names += [f"header {name}" for name in connection.secret_headers()]
+        except ValueError:
+            return "Stored, but they cannot be decrypted (FLOWSITE_ENCRYPTION_KEY changed)."
+        return ", ".join(f"{name} (hidden)" for name in names) if names else "None stored."
 
     list_display = ("name", "type", "base_uri", "auth_type", "modified_at")
     list_filter = ("type", "auth_type")

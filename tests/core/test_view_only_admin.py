@@ -95,3 +95,15 @@ def test_a_view_only_account_cannot_cancel_a_run_from_the_admin(viewer):
     )
 
     assert set(Execution.objects.values_list("status", flat=True)) == {"queued"}
+
+
+def test_a_view_only_account_sees_which_secrets_are_stored_and_no_test_it_cannot_use(viewer):
+    """The read-only page showed every secret as "None" whatever was stored, and offered a
+    connection test that needs change permission (seen in Chromium)."""
+    connection = Connection.objects.get(name="Secret API")
+
+    page = viewer.get(f"/admin/flows/connection/{connection.pk}/change/").content.decode()
+
+    assert "token (hidden), header X-Api-Secret (hidden)" in page
+    assert "connection-test-link" not in page
+    assert SECRET not in page
