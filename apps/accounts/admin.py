@@ -9,6 +9,7 @@ from apps.accounts import services
 from apps.accounts.forms import ApiKeyCreateForm
 from apps.accounts.models import ApiKey, Role, User
 from apps.accounts.privileges import Privilege
+from apps.core.admin import StrictJSONAdminMixin
 
 # Roles replace groups: one way to grant privileges, not two.
 admin.site.unregister(Group)
@@ -33,7 +34,7 @@ def show_issued_keys(request, issued: list[services.IssuedKey]) -> TemplateRespo
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(StrictJSONAdminMixin, DjangoUserAdmin):
     list_display = ("username", "account_type", "email", "is_staff", "is_active", "role_list")
     list_filter = ("account_type", "is_staff", "is_superuser", "is_active")
     fieldsets = (
@@ -89,7 +90,7 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(Role)
-class RoleAdmin(admin.ModelAdmin):
+class RoleAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
     list_display = ("name", "description", "member_count", "privilege_list")
     search_fields = ("name", "description")
     filter_horizontal = ("permissions", "members")
@@ -113,7 +114,7 @@ class RoleAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
     list_display = (
         "display_prefix",
         "owner",

@@ -9,6 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from apps.core.admin import StrictJSONAdminMixin
 from apps.executions import diagram as diagrams
 from apps.executions import launch, live
 from apps.executions.errors import Refused
@@ -37,7 +38,7 @@ def pretty(value) -> str:
 
 
 @admin.register(Execution)
-class ExecutionAdmin(admin.ModelAdmin):
+class ExecutionAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
     """Read-only: what ran, who ran it, each step's records, time, debug lines and errors."""
 
     change_form_template = "admin/executions/execution/change_form.html"

@@ -4,7 +4,6 @@ from dataclasses import dataclass
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db import models
 from django.http import HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -13,6 +12,7 @@ from django.utils.html import format_html, format_html_join
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
+from apps.core.admin import StrictJSONAdminMixin
 from apps.flows import selectors, services, step_samples
 from apps.flows.api_settings import INSTANCE_HEADER
 from apps.flows.documents import DocumentError
@@ -27,19 +27,16 @@ from apps.flows.forms import (
     InstanceForm,
     ScriptForm,
     ScriptTestForm,
-    StrictJSONField,
 )
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.sandbox import check_syntax
 from apps.flows.schedules import PERIODIC_TASK_PREFIX, describe_schedule, next_runs
 
 
-class InUseProtectedAdmin(admin.ModelAdmin):
+class InUseProtectedAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
     """Django's delete page refuses what flows still use: flows reference resources inside
     their JSON pipelines, which Django's collector cannot see. JSON is read as the API reads
-    it (finite numbers, nested at most 100 levels)."""
-
-    formfield_overrides = {models.JSONField: {"form_class": StrictJSONField}}
+    it (StrictJSONAdminMixin)."""
 
     def get_deleted_objects(self, objs, request):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)

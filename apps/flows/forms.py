@@ -7,7 +7,7 @@ from functools import cache, partial
 from django import forms
 from django.urls import reverse_lazy
 
-from apps.core.parsers import MAX_DEPTH, FiniteJSONDecoder, too_deep
+from apps.core.forms import StrictJSONField
 from apps.flows import flow_tests
 from apps.flows.api_settings import FlowApi, api_errors
 from apps.flows.connection_kinds import KINDS
@@ -39,35 +39,6 @@ MONOSPACE = {"style": "font-family: ui-monospace, Menlo, Consolas, monospace; wi
 # RFC 9110: a header name is a token; a value must not break the request (CR, LF, NUL).
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 HEADER_VALUE_BREAK = re.compile(r"[\r\n\x00]")
-
-
-class StrictJSONField(forms.JSONField):
-    """JSON as the API's parser takes it: finite numbers, nested at most MAX_DEPTH levels
-    (NaN, or a document some hundreds of levels deep, was a 500 in the admin; found by
-    outside probes and the review)."""
-
-    def __init__(self, **kwargs):
-        if kwargs.get("decoder") is None:  # a model field passes its own (None)
-            kwargs["decoder"] = FiniteJSONDecoder
-        super().__init__(**kwargs)
-
-    def bound_data(self, data, initial):
-        try:
-            return super().bound_data(data, initial)
-        except (ValueError, RecursionError):  # shown back as typed, with the error
-            return forms.fields.InvalidJSONInput(data)
-
-    def to_python(self, value):
-        deep = forms.ValidationError(f"Nested more than {MAX_DEPTH} levels deep.")
-        try:
-            converted = super().to_python(value)
-        except ValueError as exc:  # the decoder's refusal of a number that is not finite
-            raise forms.ValidationError(str(exc)) from None
-        except RecursionError:
-            raise deep from None
-        if too_deep(converted):
-            raise deep
-        return converted
 
 
 class DefaultHeadersField(StrictJSONField):

@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from apps.core.admin import StrictJSONAdminMixin
 from apps.core.exceptions import ApiProblem
 from apps.executions.models import Execution, RunRecording
 from apps.flows.models import Flow
@@ -39,7 +40,7 @@ class SaveAsTestForm(forms.Form):
 
 
 @admin.register(FlowTest)
-class FlowTestAdmin(admin.ModelAdmin):
+class FlowTestAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
     list_display = ("name", "flow", "result", "last_run_at")
     list_filter = ("last_result", "flow")
     list_select_related = ("flow", "flow__application")

@@ -8,6 +8,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from apps.core.admin import StrictJSONAdminMixin
 from apps.flows.pipeline import as_id
 from apps.records import services
 from apps.records.forms import RecordFieldForm, form_name, record_form_class
@@ -16,7 +17,7 @@ from apps.records.models import Record, RecordField, RecordType
 SUMMARY_FIELDS = 3
 
 
-class RecordFieldInline(admin.TabularInline):
+class RecordFieldInline(StrictJSONAdminMixin, admin.TabularInline):
     model = RecordField
     form = RecordFieldForm
     fields = ("position", "name", "type", "required", "choices", "default")
@@ -37,7 +38,7 @@ def _count(model, **filters):
 
 
 @admin.register(RecordType)
-class RecordTypeAdmin(admin.ModelAdmin):
+class RecordTypeAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
     list_display = ("name", "application", "field_count", "record_count", "modified_at")
     list_filter = ("application",)
     list_select_related = ("application",)
@@ -79,7 +80,7 @@ class RecordTypeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Record)
-class RecordAdmin(admin.ModelAdmin):
+class RecordAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
     """The change form is built from the record's type: one form field per record field."""
 
     list_display = ("record_id", "record_type", "summary", "submission_id", "modified_at")

@@ -8,6 +8,7 @@ from django.contrib.admin import widgets
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.utils.dateparse import parse_datetime
 
+from apps.core.forms import StrictJSONField
 from apps.records.models import Record, RecordField, RecordType, new_field_name
 from apps.records.validation import RecordInvalid, clean_record
 
@@ -23,7 +24,7 @@ class RecordFieldForm(forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 3, "cols": 20}),
         help_text="Choice fields: one value per line.",
     )
-    default = forms.JSONField(
+    default = StrictJSONField(
         label="default",
         required=False,
         widget=forms.Textarea(attrs={"rows": 1, "cols": 20}),
@@ -84,7 +85,7 @@ def _form_field(field: RecordField) -> forms.Field:
         case Type.URL:
             return forms.URLField(assume_scheme="https", **options)
         case Type.JSON:
-            return forms.JSONField(widget=forms.Textarea(attrs={"rows": 3}), **options)
+            return StrictJSONField(widget=forms.Textarea(attrs={"rows": 3}), **options)
     return forms.CharField(widget=widgets.AdminTextInputWidget, **options)
 
 

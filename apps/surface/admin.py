@@ -3,13 +3,14 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html
 
+from apps.core.admin import StrictJSONAdminMixin
 from apps.surface import selectors
 from apps.surface.forms import OperationForm, SurfaceConfigurationForm, ViewForm
 from apps.surface.models import ExecuteReceipt, Operation, SurfaceConfiguration, View
 
 
 @admin.register(SurfaceConfiguration)
-class SurfaceConfigurationAdmin(admin.ModelAdmin):
+class SurfaceConfigurationAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
     """One page (Flowfinity's REST Integration tab): the switches, the accounts, and the
     details of every REST-enabled operation and view, with warnings."""
 
@@ -38,7 +39,7 @@ class SurfaceConfigurationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Operation)
-class OperationAdmin(admin.ModelAdmin):
+class OperationAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
     form = OperationForm
     list_display = ("name", "application", "record_type", "action", "flow", "rest_execute", "url")
     list_filter = ("application", "action", "rest_execute")
@@ -57,7 +58,7 @@ class OperationAdmin(admin.ModelAdmin):
 
 
 @admin.register(View)
-class ViewAdmin(admin.ModelAdmin):
+class ViewAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
     form = ViewForm
     list_display = ("name", "application", "record_type", "rest_query", "url")
     list_filter = ("application", "rest_query")
@@ -76,7 +77,7 @@ class ViewAdmin(admin.ModelAdmin):
 
 
 @admin.register(ExecuteReceipt)
-class ExecuteReceiptAdmin(admin.ModelAdmin):
+class ExecuteReceiptAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
     """Read-only: what Execute() answered to each ExternalTransactionId."""
 
     list_display = ("external_transaction_id", "account", "operation", "status", "created_at")

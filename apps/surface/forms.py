@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 
 from apps.accounts.models import User
+from apps.core.forms import StrictJSONField
 from apps.flows.step_forms import DamagedRows, whole
 from apps.records.definitions import FILTER_KEYS
 from apps.records.models import SYSTEM_FIELDS
@@ -186,12 +187,7 @@ class FilterRowsField(forms.Field):
             return text if text is not None else []
         if not (text := text.strip()):
             return []
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            raise forms.ValidationError(
-                forms.JSONField.default_error_messages["invalid"], code="invalid"
-            ) from None
+        return StrictJSONField(allow_null=False).clean(text)
 
     def has_changed(self, initial, data):
         try:

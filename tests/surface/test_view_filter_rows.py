@@ -191,3 +191,26 @@ def test_filters_rows_cannot_say_open_in_the_advanced_json(admin_client, view):
     assert 'name="filters-use_json" id="id_filters_use_json" checked' in html
     assert "&quot;value&quot;: null" in html
     assert inputs(html, "filters-field") == ["", ""]  # only empty rows
+
+
+@pytest.mark.parametrize(
+    ("advanced", "error"),
+    [
+        ("null", "JSON null is not a value here"),
+        ('[{"field": "Rating", "op": "gt", "value": NaN}]', "NaN is not valid JSON"),
+        ("[" * 150 + "]" * 150, "Nested more than 100 levels deep."),
+    ],
+)
+def test_advanced_json_is_read_as_the_api_reads_json(admin_client, view, advanced, error):
+    """A `null` reached the database as a 500; NaN and deep nesting got past the check."""
+    before = view.filters
+    rows = [("Rating", "eq", "value", "Hot")]
+
+    response = admin_client.post(
+        url(view), post_rows(view, rows, **{"filters": advanced, "filters-use_json": "on"})
+    )
+
+    assert response.status_code == 200
+    assert error in " ".join(response.context["adminform"].form.errors["filters"])
+    view.refresh_from_db()
+    assert view.filters == before
