@@ -54,6 +54,15 @@ class RecordTypeAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
             .annotate(field_total=_count(RecordField), record_total=_count(Record))
         )
 
+    def save_formset(self, request, form, formset, change):
+        retyped = formset.model is RecordField and any(
+            field_form.instance.pk is not None and "type" in field_form.changed_data
+            for field_form in formset.initial_forms
+        )
+        super().save_formset(request, form, formset, change)
+        if retyped:
+            services.fields_retyped(record_type=form.instance)
+
     @admin.display(description="fields", ordering="field_total")
     def field_count(self, obj):
         return obj.field_total

@@ -67,7 +67,7 @@ def ensure_ordering_index(record_type: RecordType, ordering: list) -> str | None
 def drop_ordering_indexes(record_type: RecordType) -> None:
     """Drop the record type's ordering indexes (a field's type changed: an index casting its
     values to a number would refuse every text written after; found by an outside probe).
-    Views rebuild theirs when saved; until then they sort without one."""
+    services.fields_retyped has the views build theirs again."""
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:

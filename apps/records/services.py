@@ -16,7 +16,7 @@ from apps.accounts.models import User
 from apps.core import rows
 from apps.flows.models import Application
 from apps.flows.pipeline import as_id
-from apps.records import indexes, selectors
+from apps.records import indexes, selectors, signals
 from apps.records.models import (
     Record,
     RecordField,
@@ -371,8 +371,16 @@ def save_record_type(
             field.save()
         record_type.fields.exclude(pk__in=[field.pk for field in prepared]).delete()
     if retyped:
-        indexes.drop_ordering_indexes(record_type)
+        fields_retyped(record_type=record_type)
     return record_type
+
+
+def fields_retyped(*, record_type: RecordType) -> None:
+    """A field's type changed (the API or the admin saved it): drop the ordering indexes that
+    cast the old type, which would refuse every value of the new one (found by an outside
+    probe), and let the views ordered by it build theirs again."""
+    indexes.drop_ordering_indexes(record_type)
+    signals.fields_retyped.send(sender=RecordType, record_type=record_type)
 
 
 def _prepare_fields(
