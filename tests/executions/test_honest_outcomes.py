@@ -36,6 +36,7 @@ MEMORY_BOMB = (
     "  while (true) a.push('x'.repeat(2 ** 20) + a.length);\n}"
 )
 CHOSEN_STATUS = "function main(ctx) { error('Order 7 is closed', 409); }"
+NAN_STATUS = "function main(ctx) { return {statusCode: parseInt('closed'), body: {}}; }"
 ROUTES = [
     pytest.param(trigger_url, id="trigger"),
     pytest.param(resource_url, id="resource"),
@@ -58,6 +59,8 @@ def api(path: str, **settings) -> dict:
         pytest.param(MEMORY_BOMB, 500, "memory limit", True, id="a memory bomb"),
         # error() fails the run itself: its record need not be listed as an error.
         pytest.param(CHOSEN_STATUS, 409, "Order 7 is closed", False, id="error() with a status"),
+        # JSON turned NaN into null, and the answer into a record answered 200 "succeeded".
+        pytest.param(NAN_STATUS, 500, "statusCode NaN", True, id="an answer with a NaN status"),
     ],
 )
 def test_a_failed_sync_run_answers_a_problem_with_its_status_and_its_own_message(

@@ -11,6 +11,7 @@
   const parse = JSON.parse;
   const toText = String;
   const toNumber = Number;
+  const isFiniteNumber = Number.isFinite;
   const ErrorType = Error;
   const InternalErrorType = InternalError;
   const PromiseType = Promise;
@@ -144,6 +145,15 @@
     }
   }
 
+  // An answer whose statusCode is NaN or Infinity (a failed parseInt, say): JSON would turn it
+  // into null, and the object into a record answered 200, so the failure would pass for a
+  // success.
+  function answersNoStatus(value) {
+    if (value === null || typeof value !== 'object') return false;
+    const status = value.statusCode;
+    return typeof status === 'number' && !isFiniteNumber(status);
+  }
+
   // Returns the envelope (JSON, never containing a newline), a newline, then the value's JSON.
   function __flowsite_finish() {
     let envelope;
@@ -163,6 +173,12 @@
       envelope = {
         kind: 'invalid_return',
         message: 'The function returned a ' + typeof outcome.value + ', which is not JSON.',
+      };
+    } else if (answersNoStatus(outcome.value)) {
+      envelope = {
+        kind: 'invalid_return',
+        message: 'The function answered statusCode ' + toText(outcome.value.statusCode) +
+          ', which is not an HTTP status: answer with 200-599.',
       };
     } else {
       try {

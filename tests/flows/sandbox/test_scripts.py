@@ -242,6 +242,16 @@ def test_results_that_are_not_json_raise_invalid_return(pool):
         assert raised.value.kind == "invalid_return"
 
 
+@pytest.mark.parametrize("status", ["NaN", "parseInt('abc')", "1 / 0", "-Infinity"])
+def test_an_answer_whose_status_is_not_a_number_is_an_invalid_return(pool, status):
+    """JSON turned the status into null, and the answer into a record: a 200 "succeeded"."""
+    with pytest.raises(ScriptError) as raised:
+        pool.call(f"function main() {{ return {{statusCode: {status}, body: {{}}}} }}", "main", {})
+
+    assert raised.value.kind == "invalid_return"
+    assert "which is not an HTTP status: answer with 200-599" in raised.value.message
+
+
 def test_host_apis_and_modules_are_not_available(pool):
     source = """function main() {
   return [typeof require, typeof process, typeof fetch, typeof XMLHttpRequest, typeof std,
