@@ -56,7 +56,8 @@ class ApiProblemMiddleware:
     - answers a path holding a control character (%00 and the like) with 404, before any
       view turns it into a query;
     - refuses a declared body over FLOWSITE_MAX_BODY_BYTES with 413 before anything reads
-      it, and a chunked body (which Django would read as empty) with 411;
+      it, a chunked body (which Django would read as empty) with 411, and a compressed one
+      (which nothing decodes) with 415;
     - turns Django's own 4xx pages (unknown URL, 405, suspicious request) into problems,
       even with DEBUG on;
     - turns an unexpected exception into a 500 problem carrying an error id that is
@@ -89,6 +90,16 @@ class ApiProblemMiddleware:
                 411,
                 "Send the request body with a Content-Length header; chunked request "
                 "bodies are not supported.",
+            )
+        encoding = request.META.get("HTTP_CONTENT_ENCODING", "").strip()
+        if encoding and encoding.lower() != "identity":
+            # Nothing here decodes a compressed body: read as it came, it would be reported
+            # as malformed JSON, or reach a flow as bytes it cannot read (RFC 9110 §15.5.16).
+            return problem_response(
+                415,
+                f"The request body is sent with Content-Encoding: {encoding}, which Flowsite "
+                "does not decode. Send it uncompressed, without a Content-Encoding header.",
+                headers={"Accept-Encoding": "identity"},
             )
         limit = settings.FLOWSITE_MAX_BODY_BYTES
         try:

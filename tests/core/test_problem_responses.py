@@ -1,3 +1,4 @@
+import gzip
 import json
 import logging
 
@@ -73,6 +74,32 @@ def test_a_chunked_body_is_refused_with_411_rather_than_read_as_empty(api_client
         ECHO, data=b"", content_type="application/json", HTTP_TRANSFER_ENCODING="chunked"
     )
     assert "Content-Length" in assert_problem(response, 411)["detail"]
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate, gzip", "x-custom"])
+def test_a_compressed_body_is_refused_with_415_rather_than_read_as_json(api_client, encoding):
+    """A gzip body was handed to the JSON parser, whose "malformed JSON" sent the client
+    looking for a fault in its document."""
+    response = api_client.post(
+        ECHO,
+        data=gzip.compress(b'{"name": "x"}'),
+        content_type="application/json",
+        HTTP_CONTENT_ENCODING=encoding,
+    )
+    body = assert_problem(response, 415)
+    assert f"Content-Encoding: {encoding}" in body["detail"]
+    assert response["Accept-Encoding"] == "identity"
+
+
+def test_an_identity_content_encoding_is_read_as_usual(api_client):
+    document = {"name": "x", "address": {"city": "Delft"}, "tags": [1]}
+    response = api_client.post(
+        ECHO,
+        data=json.dumps(document),
+        content_type="application/json",
+        HTTP_CONTENT_ENCODING="Identity",
+    )
+    assert response.status_code == 200, response.content
 
 
 def test_an_unknown_url_is_a_404_problem_even_with_debug_on(api_client, settings):
