@@ -27,6 +27,30 @@ class LinkHeaderCursorPagination(CursorPagination):
                 code="invalid-cursor",
             ) from None
 
+    def get_page_size(self, request):
+        """`limit` from 1 to max_page_size; anything else is a 400 saying so (DRF quietly
+        used the default for `limit=abc` or `limit=0`, and the maximum for more)."""
+        text = request.query_params.get(self.page_size_query_param)
+        if text is None or text == "":
+            return self.page_size
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= self.max_page_size):
+            raise ApiProblem(
+                400,
+                f"limit must be a whole number from 1 to {self.max_page_size}, not {text[:40]!r}.",
+                code="invalid-limit",
+            )
+        return int(text)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["description"] = (
+                    f"Rows per page, 1 to {self.max_page_size} ({self.page_size})."
+                )
+                parameter["schema"] |= {"minimum": 1, "maximum": self.max_page_size}
+        return parameters
+
     def paginate_queryset(self, queryset, request, view=None):
         try:
             return super().paginate_queryset(queryset, request, view)

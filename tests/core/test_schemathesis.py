@@ -125,15 +125,6 @@ INTENDED = [
         "negative_data_rejection",
         (200,),
         "",
-        why="An unusable page size (?limit=abc) means the default one, as in DRF's "
-        "pagination: a list is never refused for it "
-        "(tests/flows/api/test_hostile_input.py::test_an_unusable_limit_means_the_default_page_size).",
-        only=lambda finding: _query_parameter(finding)[0] == "limit",
-    ),
-    Intended(
-        "negative_data_rejection",
-        (200,),
-        "",
         why="An empty filter (?_connectionId=) is no filter, as django-filter and HTML "
         "forms read it (tests/flows/api/test_hostile_input.py::test_an_empty_filter_is_no_filter).",
         only=lambda finding: set(_query_parameter(finding)[1]) == {""},

@@ -120,12 +120,27 @@ def test_a_lone_surrogate_in_a_document_is_400_naming_where(
 # --- What the schemathesis run (tests/core/test_schemathesis.py) found -------------------
 
 
-def test_an_unusable_limit_means_the_default_page_size(manager, application):
+@pytest.mark.parametrize("limit", ["null", "abc", "9.5e-247", "-1", "0", "1001", "٣"])
+def test_an_unusable_limit_is_a_400_that_says_what_is_usable(manager, application, limit):
+    """It quietly meant the default page size (or the largest), as in DRF's pagination: a
+    client asking for 5,000 rows or for "abc" was not told."""
     Flow.objects.create(application=application, name="f")
-    for limit in ("null", "abc", "9.5e-247", "-1"):
-        answer = manager.get(f"/api/v1/flows?limit={limit}")
-        assert answer.status_code == 200, limit
-        assert [flow["name"] for flow in answer.json()] == ["f"]
+
+    answer = manager.get("/api/v1/flows", {"limit": limit})
+
+    assert answer.status_code == 400, limit
+    problem = answer.json()
+    assert problem["type"] == "urn:flowsite:problem:invalid-limit"
+    assert "limit must be a whole number from 1 to 1000" in problem["detail"]
+
+
+def test_a_usable_limit_sizes_the_page(manager, application):
+    for name in ("a", "b", "c"):
+        Flow.objects.create(application=application, name=name)
+
+    assert len(manager.get("/api/v1/flows?limit=2").json()) == 2
+    assert len(manager.get("/api/v1/flows?limit=1000").json()) == 3
+    assert len(manager.get("/api/v1/flows?limit=").json()) == 3
 
 
 def test_an_empty_filter_is_no_filter(manager, application):
