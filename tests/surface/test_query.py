@@ -129,6 +129,21 @@ def test_an_unknown_parameter_is_400_naming_it_and_listing_the_views_parameters(
     assert problem["errors"] == [{"pointer": "#/ratin", "detail": "Not a parameter of the view."}]
 
 
+@pytest.mark.parametrize("query", ["rating=Hot&rating=Cold", "limit=2&limit=3&rating=Hot"])
+def test_a_parameter_given_twice_is_400_rather_than_one_of_them_used(
+    rest, all_leads, some_leads, query
+):
+    """The last value was used: a client meaning Hot or Cold got the Cold leads only."""
+    response = rest.get(f"{URL}?{query}")
+
+    assert response.status_code == 400
+    problem = response.json()
+    name = query.split("=")[0]
+    assert f"Give each parameter once: {name} is given 2 times." in problem["detail"]
+    assert "separate its values with commas" in problem["detail"]
+    assert problem["errors"] == [{"pointer": f"#/{name}", "detail": "Given 2 times."}]
+
+
 def test_a_missing_required_parameter_is_400(rest, all_leads):
     all_leads.parameters = [{"name": "rating", "type": "choice", "required": True}]
     all_leads.save()

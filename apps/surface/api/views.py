@@ -299,6 +299,15 @@ class QueryView(SurfaceView):
             selectors.check_roles(found, user)
         except selectors.SurfaceRefused as exc:
             raise refused(exc) from None
+        if repeated := {
+            key: len(values) for key, values in request.query_params.lists() if len(values) > 1
+        }:
+            given = ", ".join(f"{key} is given {count} times" for key, count in repeated.items())
+            raise invalid(
+                f"Give each parameter once: {given}. For several values of a parameter that "
+                "takes them (a filter 'in'), separate its values with commas.",
+                {key: f"Given {count} times." for key, count in repeated.items()},
+            )
         query = {key: request.query_params.get(key) for key in request.query_params}
         try:
             page = selectors.query_view(found, query)
