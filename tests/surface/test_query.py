@@ -144,6 +144,19 @@ def test_a_parameter_given_twice_is_400_rather_than_one_of_them_used(
     assert problem["errors"] == [{"pointer": f"#/{name}", "detail": "Given 2 times."}]
 
 
+def test_head_answers_what_get_would_without_the_body(rest, all_leads, some_leads):
+    """It was a 405, though a Query() is a read like any GET (RFC 9110 §9.3.2)."""
+    got = rest.get(URL, {"limit": 2})
+
+    response = rest.head(URL, {"limit": 2})
+
+    assert response.status_code == 200
+    assert response.content == b""
+    for header in ("Content-Type", "X-Last-Submission-Id"):
+        assert response[header] == got[header]
+    assert response["Link"].endswith('>; rel="next"')  # its cursor is sealed anew each time
+
+
 def test_a_missing_required_parameter_is_400(rest, all_leads):
     all_leads.parameters = [{"name": "rating", "type": "choice", "required": True}]
     all_leads.save()

@@ -266,10 +266,12 @@ RECORDS = {
 
 
 class QueryView(SurfaceView):
-    """GET /api/rest/query/<Application>/<View>?<parameter>=<value>&limit=&cursor=&since="""
+    """GET /api/rest/query/<Application>/<View>?<parameter>=<value>&limit=&cursor=&since=
+    (HEAD too: a read, as RFC 9110 expects of every GET; a flow's GET is not offered it,
+    since it runs the flow)."""
 
     surface = selectors.QUERY
-    http_method_names = ["get", "options"]
+    http_method_names = ["get", "head", "options"]
 
     @extend_schema(
         operation_id="surface_query",
