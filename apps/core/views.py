@@ -21,14 +21,19 @@ def healthz(request):
 @require_safe
 def readyz(request):
     """Ready to serve: the database and the Celery broker answer. `worker` says whether a
-    Celery worker is alive; with ?worker=1 an absent worker makes it 503 too."""
+    Celery worker is alive (unknown while either does not answer); with ?worker=1 an absent
+    worker makes it 503 too."""
     failures = {
         name: reason
         for name, reason in (("database", check_database()), ("broker", check_broker()))
         if reason
     }
     checks = {name: "unavailable" if name in failures else "ok" for name in ("database", "broker")}
-    if "database" not in failures:
+    if failures:
+        # A heartbeat says a worker runs, not that it can take work through a broker the web
+        # cannot reach (it said "present" while Redis was down).
+        checks["worker"] = "unknown"
+    else:
         checks["worker"] = "present" if worker_present() else "absent"
         if checks["worker"] == "absent" and request.GET.get("worker") in ("1", "true"):
             failures["worker"] = f"no Celery worker has beaten in the last {ALIVE_SECONDS} s"
