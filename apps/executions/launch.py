@@ -23,11 +23,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
+from django.db import DatabaseError, IntegrityError, models, transaction
 from django.utils import timezone
 
 from apps.accounts.models import ApiKey
 from apps.accounts.privileges import Privilege
+from apps.core.middleware import database_unavailable
 from apps.core.redaction import redacted_pointers
 from apps.executions import queue, selectors, services
 from apps.executions.errors import (
@@ -591,17 +592,28 @@ def run_queued(execution_id) -> Execution:
 
 
 def wait_for(execution: Execution, timeout_ms: int) -> Execution:
-    """Wait for a run on a worker to finish, at most timeout_ms (looking at its status only)."""
+    """Wait for a run on a worker to finish, at most timeout_ms (looking at its status only).
+
+    A database that stops answering meanwhile ends the wait with the run as it was last
+    seen: the caller is answered 202 with the run's id to poll, as when the time is up (it
+    was a 503 without the id of a run that goes on)."""
     deadline = time.monotonic() + timeout_ms / 1000
     pause = 0.005
     status = execution.status
-    while status not in Execution.TERMINAL and time.monotonic() < deadline:
-        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        pause = min(pause * 2, 0.1)
-        status = Execution.objects.filter(pk=execution.pk).values_list("status", flat=True).first()
-        if status is None:  # undone: its broker failed under a twin request
-            raise BrokerUnavailable("The run could not be handed to a worker; retry later.")
-    execution.refresh_from_db()
+    try:
+        while status not in Execution.TERMINAL and time.monotonic() < deadline:
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, 0.1)
+            status = selectors.status_of(execution.pk)
+            if status is None:  # undone: its broker failed under a twin request
+                raise BrokerUnavailable("The run could not be handed to a worker; retry later.")
+        execution.refresh_from_db()
+    except DatabaseError as exc:
+        if not database_unavailable(exc):
+            raise
+        logger.warning("Stopped waiting for run %s: the database is unavailable", execution.pk)
+        if status not in Execution.TERMINAL:  # a finished run is answered once it can be read
+            execution.status = status
     return execution
 
 

@@ -152,6 +152,11 @@ def first_errors(execution: Execution, limit: int = 5) -> list[dict]:
     ]
 
 
+def status_of(execution_id) -> str | None:
+    """A run's status as stored now; None when there is no such run."""
+    return Execution.objects.filter(pk=execution_id).values_list("status", flat=True).first()
+
+
 def run_with_flow(execution_id) -> Execution | None:
     """A run with its flow and the flow's application loaded, as
     `select_related("flow__application")` has them, in three reads by primary key: workers

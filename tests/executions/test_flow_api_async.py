@@ -4,7 +4,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import OperationalError
 
+from apps.executions import selectors
 from apps.executions.models import Execution
 from tests.conftest import live_database_url, wait_for
 from tests.executions.conftest import as_json, call
@@ -83,6 +85,31 @@ def test_auto_answers_202_when_the_run_outlasts_its_timeout(
     assert response.headers["Retry-After"] == "1"
     final = poll_until_done(live_server, response.headers["Location"], caller_key)
     assert final["data"]["records"] == [{"done": True}]
+
+
+def test_auto_answers_202_with_the_run_to_poll_when_the_database_stops_answering_meanwhile(
+    live_server, slow_flow, caller_key, worker, monkeypatch
+):
+    """It was a 503 without the id of a run that went on: the caller could not find it."""
+    slow_flow("auto", 1, '[{"done": true}]', api={"enabled": True, "mode": "auto", "timeout": 5000})
+    status_of, outage = selectors.status_of, []
+
+    def unavailable_once(execution_id):
+        if not outage:
+            outage.append(execution_id)
+            raise OperationalError("server closed the connection unexpectedly")
+        return status_of(execution_id)
+
+    monkeypatch.setattr(selectors, "status_of", unavailable_once)
+
+    response = call(live_server, "GET", "/api/1/action/Sales%20Ops/auto/trigger", key=caller_key)
+
+    assert response.status == 202, response.data
+    body = as_json(response)
+    assert body["processId"] == str(outage[0])
+    assert response.headers["Location"] == body["pollUrl"]
+    final = poll_until_done(live_server, body["pollUrl"], caller_key)
+    assert (final["status"], final["data"]["records"]) == ("succeeded", [{"done": True}])
 
 
 def test_fifty_concurrent_calls_with_one_idempotency_key_start_one_run(
