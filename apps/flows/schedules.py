@@ -9,6 +9,7 @@ flow's time zone on the CrontabSchedule, so beat fires it at wall-clock time in 
 """
 
 import functools
+import itertools
 import json
 import logging
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ EXAMPLES = (
 # How far next_run_at looks ahead: the rarest valid schedule (29 February on a given
 # weekday is rejected, so 29 February alone) recurs within 8 years.
 _SEARCH_DAYS = 366 * 9
+# tick_lifetime: the longest a tick may wait (a yearly schedule's), where its fire times are
+# looked at from, and how many of them at most (every minute for a week).
+MAX_TICK_LIFETIME = 366 * 24 * 3600
+LIFETIME_FROM = datetime(2025, 1, 1, tzinfo=UTC)
+MAX_TICKS_LOOKED_AT = 7 * 24 * 60
 
 
 @dataclass(frozen=True)
@@ -311,6 +317,7 @@ def sync_flow_schedule(flow: Flow) -> PeriodicTask | None:
         "clocked_id": None,
         "one_off": False,
         "enabled": not flow.disabled,
+        "expire_seconds": tick_lifetime(fields, tz_name),
         "description": (
             f'Runs the flow "{flow}" (id {flow.pk}) on its schedule {flow.schedule!r} in '
             f"{tz_name}. Managed by Flowsite: change the flow's schedule, not this task."
@@ -362,6 +369,17 @@ def _fire_times_on(day, schedule: crontab, tz: ZoneInfo) -> list[datetime]:
     ]
 
 
+def _fire_times(schedule: crontab, tz: ZoneInfo, after: datetime):
+    """The instants (UTC) at which `schedule` fires strictly after `after`, in order."""
+    after = after.astimezone(UTC)
+    day = after.astimezone(tz).date() - timedelta(days=1)  # a gap may move a time to today
+    for _ in range(_SEARCH_DAYS):
+        for instant in sorted({t for t in _fire_times_on(day, schedule, tz) if t > after}):
+            yield instant
+            after = instant
+        day += timedelta(days=1)
+
+
 def next_runs(flow: Flow, count: int = 5, now: datetime | None = None) -> list[datetime]:
     """The next `count` fire times of the flow's schedule, aware, in its time zone.
 
@@ -373,20 +391,23 @@ def next_runs(flow: Flow, count: int = 5, now: datetime | None = None) -> list[d
     now = now or timezone.now()
     if timezone.is_naive(now):
         now = timezone.make_aware(now)
-    after = now.astimezone(UTC)
-    runs: list[datetime] = []
-    day = after.astimezone(tz).date() - timedelta(days=1)  # a gap may move a time to today
-    for _ in range(_SEARCH_DAYS):
-        candidates = sorted({t for t in _fire_times_on(day, schedule, tz) if t > after})
-        for instant in candidates:
-            if len(runs) == count:
-                break
-            runs.append(instant)
-            after = instant
-        if len(runs) == count:
-            break
-        day += timedelta(days=1)
+    runs = itertools.islice(_fire_times(schedule, tz, now), count)
     return [instant.astimezone(tz) for instant in runs]
+
+
+def tick_lifetime(fields: CronFields, tz_name: str) -> int:
+    """How long (seconds) a tick may wait in the broker before it is dropped: the shortest
+    gap between two fire times (over a year, from a fixed day, so that the same schedule
+    always gets the same lifetime). A tick that waited longer behind busy workers would run
+    late, right after the one before it; the next tick runs instead."""
+    fire_times = _fire_times(fields.to_crontab(), ZoneInfo(tz_name), LIFETIME_FROM)
+    shortest, previous = MAX_TICK_LIFETIME, next(fire_times, None)
+    for instant in itertools.islice(fire_times, MAX_TICKS_LOOKED_AT):
+        if shortest <= 60 or instant - LIFETIME_FROM > timedelta(days=366):
+            break
+        shortest = min(shortest, int((instant - previous).total_seconds()))
+        previous = instant
+    return max(shortest, 60)
 
 
 def next_run_at(flow: Flow, now: datetime | None = None) -> datetime | None:

@@ -477,6 +477,52 @@ def test_a_worker_runs_the_periodic_task_of_a_flow_in_kolkata_and_beat_finds_it_
     assert execution.caller_label == "schedule"
 
 
+@pytest.mark.parametrize(
+    ("expression", "tz", "lifetime"),
+    [
+        ("* * * * *", "UTC", 60),
+        ("*/15 9-17 * * 1-5", "UTC", 15 * 60),
+        ("0 9,10 * * *", "UTC", 3600),
+        ("0 2 * * *", "America/Los_Angeles", 23 * 3600),  # the day the clocks go forward
+    ],
+)
+def test_a_tick_lives_as_long_as_its_schedule_s_shortest_gap(flow, expression, tz, lifetime):
+    flow.schedule, flow.timezone = expression, tz
+
+    task = sync_flow_schedule(flow)
+
+    task.refresh_from_db()
+    assert task.expire_seconds == lifetime
+    assert ModelEntry(task, app=celery_app).options["expires"] == lifetime  # what beat sends
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_tick_that_waited_past_its_lifetime_starts_nothing_and_the_next_one_runs(
+    application, embedded_broker, start_worker
+):
+    """Ticks that waited behind busy workers all ran, late, one after another (an outside
+    probe)."""
+    client, env = embedded_broker
+    flow = Flow.objects.create(application=application, name="minutely", schedule="* * * * *")
+    task = sync_flow_schedule(flow)
+    options = ModelEntry(task, app=celery_app).options
+    worker = start_worker(**env)
+
+    # Sent as beat sends them: one published 61 s ago, whose minute has passed, then one now.
+    stale = {**options, "expires": timezone.now() - timedelta(seconds=1)}
+    client.send_task(task.task, args=json.loads(task.args), **stale)
+    client.send_task(task.task, args=json.loads(task.args), **options)
+
+    def ran():
+        return Execution.objects.filter(flow=flow, status__in=Execution.TERMINAL).first()
+
+    execution = wait_for(ran, timeout=30, message=f"worker log:\n{worker.log()}")
+    wait_for(lambda: "Discarding revoked task" in worker.log(), timeout=10, message=worker.log())
+    assert execution.status == Status.SUCCEEDED, execution.error
+    assert Execution.objects.filter(flow=flow).count() == 1
+
+
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_a_real_beat_fires_a_kolkata_schedule_and_a_real_worker_runs_it(
