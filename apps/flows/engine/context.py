@@ -106,6 +106,7 @@ class StepStats:
     errors: int = 0
     duration_ms: float = 0.0
     debug_lines: list[str] = field(default_factory=list)
+    lines_dropped: int = 0
     sample_in: list = field(default_factory=list)
     sample_out: list = field(default_factory=list)
     # Every record in and out, kept only when the run is recorded for flow tests.
@@ -127,11 +128,15 @@ class StepStats:
             self.sample_out.append(sample(record))
 
     def log(self, lines: list[str]) -> None:
-        room = MAX_DEBUG_LINES - len(self.debug_lines)
-        if room > 0:
-            self.debug_lines.extend(lines[:room])
-            if len(lines) > room:
-                self.debug_lines.append(f"… {len(lines) - room} more lines not kept")
+        """Keep a step's debug lines up to MAX_DEBUG_LINES, then one line counting the rest
+        (it counted only the call that overflowed; later calls' lines went uncounted)."""
+        kept = lines[: max(MAX_DEBUG_LINES - len(self.debug_lines), 0)]
+        self.debug_lines.extend(kept)
+        if dropped := len(lines) - len(kept):
+            if self.lines_dropped:  # the count is the last line already
+                self.debug_lines.pop()
+            self.lines_dropped += dropped
+            self.debug_lines.append(f"… {self.lines_dropped} more lines not kept")
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Progress while a run goes on (engine.progress): batched per page and by time, never per
 record; nothing at all in a run's first half second. A fake clock stands for time."""
 
-from apps.flows.engine.context import RunContext
+from apps.flows.engine.context import MAX_DEBUG_LINES, RunContext, StepStats
 from apps.flows.engine.progress import INTERVAL
 from apps.flows.engine.runner import run_flow
 from apps.flows.outbound import HttpStatusError
@@ -134,3 +134,17 @@ def test_a_run_without_a_progress_port_has_no_meter():
     assert run_flow(paged_flow(), ctx).num_success == 1
     assert ctx.meter is None
     assert ctx.worker_view(lambda: False).progress is None
+
+
+def test_debug_lines_past_the_limit_are_counted_in_one_last_line():
+    """The count said only how many lines the overflowing call lost; later calls' lines
+    were dropped without a word."""
+    stats = StepStats(path="pageProcessors[0]", kind="script", name="s")
+
+    stats.log([f"a{n}" for n in range(MAX_DEBUG_LINES - 2)])
+    stats.log(["b1", "b2", "b3", "b4"])
+    stats.log(["c1", "c2", "c3"])
+    stats.log([])
+
+    assert len(stats.debug_lines) == MAX_DEBUG_LINES + 1
+    assert stats.debug_lines[-3:] == ["b1", "b2", "… 5 more lines not kept"]
