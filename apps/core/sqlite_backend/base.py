@@ -11,17 +11,48 @@ waited for by retrying BEGIN every 0.1 to 2 ms, not by SQLite's busy handler.
 A writer waits up to the database's `timeout` for this process's other writers, then up
 to `timeout` again for other processes', and fails with "database is
 locked" past either, as it did with SQLite's wait alone.
+
+Case-insensitive lookups (`icontains` and the like) compare both sides lowered by Python,
+as PostgreSQL's ILIKE does: SQLite's LIKE folds ASCII letters only, so "ÄRZTE" did not
+contain "ärzte" on SQLite, and Query()'s `contains` and the admin's search answered
+differently there.
 """
 
 import threading
 import time
 
 from django.db import OperationalError
-from django.db.backends.sqlite3 import base
+from django.db.backends.sqlite3 import base, operations
+
+FOLDED_LOOKUPS = ("iexact", "icontains", "istartswith", "iendswith")
+
+
+def _lower(text):
+    return text.lower() if isinstance(text, str) else text
+
+
+class DatabaseOperations(operations.DatabaseOperations):
+    def lookup_cast(self, lookup_type, internal_type=None):
+        if lookup_type in FOLDED_LOOKUPS:
+            return "flowsite_lower(%s)"
+        return super().lookup_cast(lookup_type, internal_type)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
     _writers = threading.Lock()  # one per process: every thread's connection shares it
+    ops_class = DatabaseOperations
+    operators = {
+        **base.DatabaseWrapper.operators,
+        **{
+            name: base.DatabaseWrapper.operators[name].replace("%s", "flowsite_lower(%s)")
+            for name in FOLDED_LOOKUPS
+        },
+    }
+
+    def get_new_connection(self, conn_params):
+        connection = super().get_new_connection(conn_params)
+        connection.create_function("flowsite_lower", 1, _lower, deterministic=True)
+        return connection
 
     def _start_transaction_under_autocommit(self):
         timeout = float(self.settings_dict.get("OPTIONS", {}).get("timeout", 5))
