@@ -1,6 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path, register_converter
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
 
 from apps.core import views as core_views
 from apps.executions.api.urls import PhixFlowInstance, action_patterns
@@ -13,7 +17,7 @@ urlpatterns = [
     path("readyz", core_views.readyz, name="readyz"),
     # The catalog shows each reader what it may call (SERVE_PUBLIC off, and the hooks).
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("api/v1/", include("apps.accounts.api.urls")),
     path("api/v1/", include("apps.flowtests.api.urls")),

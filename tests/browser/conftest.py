@@ -31,6 +31,16 @@ def page(tmp_path):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context()
         context.set_default_timeout(15_000)
-        yield context.new_page()
+        page = context.new_page()
+        # What the pages' Content-Security-Policy blocked: a broken part of a page, unless
+        # the test takes it out as expected.
+        page.refused_by_csp = refused = []
+        page.on(
+            "console",
+            lambda message: "Content Security Policy" in message.text
+            and refused.append(f"{page.url}: {message.text}"),
+        )
+        yield page
         browser.close()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    assert not refused, "\n".join(refused)

@@ -5,8 +5,10 @@ import logging
 import psycopg
 import pytest
 from django.db import connection
+from django.http import HttpResponse
 from django.test import Client
 
+from apps.core.middleware import ContentSecurityPolicyMiddleware
 from tests.conftest import postgresql_only
 
 pytestmark = [pytest.mark.urls("tests.core.urls"), pytest.mark.django_db]
@@ -216,3 +218,16 @@ def test_a_browser_gets_the_problem_rendered_as_an_html_page(client):
     assert response.status_code in (401, 403)
     assert response["Content-Type"].startswith("text/html")
     assert "Authentication credentials were not provided." in response.content.decode()
+
+
+def test_html_pages_get_the_content_security_policy_and_json_and_flow_answers_do_not(
+    api_client, admin_client
+):
+    page = admin_client.get("/admin/")
+    assert page["Content-Security-Policy"].startswith("default-src 'self'; script-src 'self';")
+
+    assert "Content-Security-Policy" not in api_client.get("/healthz")
+
+    flow_page = HttpResponse("<p>hi</p>", headers={"Content-Security-Policy": "sandbox"})
+    kept = ContentSecurityPolicyMiddleware(lambda request: flow_page)(None)
+    assert kept["Content-Security-Policy"] == "sandbox"  # a flow's answer keeps its own
