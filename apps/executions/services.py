@@ -647,8 +647,15 @@ def record(execution: Execution, result: RunResult, *, insert: bool = False) -> 
     ]
     document = None
     if result.tape is not None:
-        document = recording.document(
-            execution, tape=result.tape, started_from=result.started_from, result=result
+        # A recording keeps no secret of the run (the request's, the secret variables as
+        # they were then, the connections' credentials as an API quoted them back): it
+        # becomes tests, reports and bundles (an outside probe found each of them in clear
+        # there). A replay compares what it sends with these values redacted alike.
+        document = without_secrets(
+            recording.document(
+                execution, tape=result.tape, started_from=result.started_from, result=result
+            ),
+            secrets,
         )
 
     def write() -> None:  # SQL only: group_commit may run it a second time, alone

@@ -12,7 +12,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from apps.core.redaction import without_secrets
-from apps.flows import flow_tests, selectors
+from apps.flows import flow_tests, selectors, spec_cache
 from apps.flows.documents import (
     CONNECTION,
     EXPORT,
@@ -115,7 +115,12 @@ def save_resource(*, form, user, force: bool = False) -> models.Model:
     some fail, unless `force`."""
     instance = form.save(commit=False)
     if isinstance(instance, Flow):
-        guarded = instance.run_tests_on_save and instance.pk and not force
+        # The guard as stored counts too: a Celigo-style PUT that leaves runTestsOnSave out
+        # turned it off and skipped it in one save (an outside probe).
+        guard_on = instance.run_tests_on_save or (
+            instance.pk and Flow.objects.filter(pk=instance.pk, run_tests_on_save=True).exists()
+        )
+        guarded = guard_on and instance.pk and not force
         if guarded and (failing := flow_tests.failing(instance)):
             raise FlowTestsFailed(failing)
         return save_flow(flow=instance, user=user)
@@ -158,11 +163,13 @@ def _connection_replaced(old: Connection, new: Connection, changed: dict[str, li
 
 @transaction.atomic
 def replace_connection(
-    *, flow: Flow, old: Connection, new: Connection, user=None
+    *, flow: Flow, old: Connection, new: Connection, user=None, force: bool = False
 ) -> dict[str, list[int]]:
     """Point the flow's exports and imports at another connection, and say so in the flow's
     history (its audit), by `user`. Runs already going keep the connection they started
-    with: a run reads its whole configuration when it starts."""
+    with: a run reads its whole configuration when it starts. A flow whose guard is on is
+    replayed against its tests with the new connection first; FlowTestsFailed (nothing
+    changed) when some fail, unless `force` (it skipped the guard; an outside probe)."""
     if old.type != new.type:
         raise ValueError(
             f"Connection {new.pk} is of type {new.type}, connection {old.pk} of type "
@@ -177,6 +184,9 @@ def replace_connection(
         rows.update(connection=new, modified_at=now)
     if changed["exports"] or changed["imports"]:
         locked = Flow.objects.select_for_update().get(pk=flow.pk)
+        spec_cache.clear()  # the rows changed by update(), which sends no signal
+        if locked.run_tests_on_save and not force and (failing := flow_tests.failing(locked)):
+            raise FlowTestsFailed(failing)  # rolls the rows back
         locked._change_reason = _connection_replaced(old, new, changed)
         save_flow(flow=locked, user=user)
     return changed

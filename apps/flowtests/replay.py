@@ -17,10 +17,12 @@ from typing import Any
 from apps.core.redaction import scrub, secret_values
 from apps.executions.recording import answer_of, drop_header
 from apps.flows import crypto, spec_cache
-from apps.flows.engine.capture import RELAXABLE, Replay, without
+from apps.flows.engine.capture import RELAXABLE, Replay, same_json, without
 from apps.flows.engine.context import RunContext
 from apps.flows.engine.runner import run_flow
 from apps.flows.engine.spec import ExportSpec, FlowSpec, StepSpec
+from apps.flows.outbound.auth import connection_secrets
+from apps.flows.outbound.errors import quoted_secret_forms
 from apps.flows.pipeline import PipelineError
 from apps.flows.sandbox import get_pool
 from apps.flowtests.offline import offline
@@ -81,7 +83,7 @@ def first_difference(expected: list, actual: list) -> dict | None:
     for index in range(max(len(expected), len(actual))):
         left = expected[index] if index < len(expected) else "(missing)"
         right = actual[index] if index < len(actual) else "(missing)"
-        if left != right:
+        if not same_json(left, right):
             return {
                 "index": index,
                 "expected": left,
@@ -114,10 +116,29 @@ def expected_from(recording: dict, secrets: frozenset[str]) -> dict:
     )
 
 
-def secrets_of(recording: dict, hidden: dict) -> frozenset[str]:
-    """What a test never keeps in clear: the trigger's secrets and the secret variables."""
+def secrets_of(recording: dict, flow) -> frozenset[str]:
+    """What a test never keeps, reports or exports in clear: the trigger's secrets, the
+    flow's secret variables, and the credentials of the connections it calls, in the forms
+    a server may quote them back (the reports and the saved tests quoted a secret variable,
+    and an API that echoed the connection's token; outside probe)."""
+    try:
+        spec = spec_cache.flow_spec(flow)
+    except PipelineError:  # a flow that cannot run calls no connection
+        connections = {}
+    else:
+        steps = (*spec.generators, *spec.processors)
+        connections = {
+            connection.key: connection
+            for step in steps
+            if (connection := getattr(step.resource, "connection", None)) is not None
+        }
+    credentials = quoted_secret_forms(
+        secret for connection in connections.values() for secret in connection_secrets(connection)
+    )
     return frozenset(
-        secret_values(recording.get("trigger")) | secret_values({"secretVariables": hidden})
+        secret_values(recording.get("trigger"))
+        | secret_values({"secretVariables": flow.secret_variables()})
+        | set(credentials)
     )
 
 
@@ -210,6 +231,7 @@ def _replay(test, flow) -> dict:
         generators = tuple(g for g in spec.generators if str(g.resource.id) in wanted)
         spec = dataclasses.replace(spec, generators=generators)
     hidden = flow.secret_variables()
+    secrets = secrets_of(recording, flow)
     ignored = frozenset(str(name) for name in test.ignored_fields or [])
     relaxed = frozenset(part for part in test.relaxed or [] if part in RELAXABLE)
     ctx_box: dict = {}
@@ -219,6 +241,7 @@ def _replay(test, flow) -> dict:
         drop_header=drop_header,
         ignored=ignored,
         relaxed=relaxed,
+        conceal=lambda value: scrub(value, secrets),
     )
     ctx = RunContext(
         process_id=recording.get("processId") or str(test.pk),
@@ -243,7 +266,6 @@ def _replay(test, flow) -> dict:
             resume=options.get("resume"),
         )
     mismatches = tape.finish()
-    secrets = secrets_of(recording, hidden)
     actual = scrub(
         {
             "status": outcome.status,
@@ -260,7 +282,9 @@ def _replay(test, flow) -> dict:
         },
         secrets,
     )
-    return compare(test, spec, recording, actual, mismatches, ignored)
+    # What the replay's messages quote (an exception's text, a step's request) is scrubbed
+    # as well: a report is shown, stored and written to JUnit files in clear.
+    return scrub(compare(test, spec, recording, actual, mismatches, ignored), secrets)
 
 
 def compare(test, spec: FlowSpec, recording: dict, actual: dict, mismatches, ignored) -> dict:
@@ -274,7 +298,7 @@ def compare(test, spec: FlowSpec, recording: dict, actual: dict, mismatches, ign
         return without(value, ignored)
 
     for part in ("status", "statusCode"):
-        if part in expected and clean(expected[part]) != clean(actual[part]):
+        if part in expected and not same_json(clean(expected[part]), clean(actual[part])):
             report[part] = {"expected": expected[part], "actual": actual[part]}
             summary.append(f"The run's {part} is {actual[part]!r}; expected {expected[part]!r}.")
 
@@ -320,7 +344,7 @@ def compare(test, spec: FlowSpec, recording: dict, actual: dict, mismatches, ign
         steps_report.append(entry)
     leftover = [m for found in by_step.values() for m in found]
     summary.extend(m["message"] for m in leftover)
-    if "answer" in expected and clean(expected["answer"]) != clean(actual["answer"]):
+    if "answer" in expected and not same_json(clean(expected["answer"]), clean(actual["answer"])):
         report["answer"] = json_diff(clean(expected["answer"]), clean(actual["answer"]))
         summary.append("The flow's answer differs from the expected one.")
     want_errors = [
@@ -328,7 +352,7 @@ def compare(test, spec: FlowSpec, recording: dict, actual: dict, mismatches, ign
         for e in expected.get("errors") or []
     ]
     got_errors = clean(actual["errors"])
-    if want_errors != got_errors:
+    if not same_json(want_errors, got_errors):
         report["errors"] = {
             "expected": want_errors,
             "actual": got_errors,

@@ -39,7 +39,7 @@ def save_as_test(*, execution: Execution, name: str, user=None) -> FlowTest:
         document = recording.load(execution)
     except ValueError as exc:  # FLOWSITE_ENCRYPTION_KEY changed since it was recorded
         raise NoRecording(f"Job {execution.pk}'s recording cannot be read: {exc}") from None
-    secrets = replay.secrets_of(document, execution.flow.secret_variables())
+    secrets = replay.secrets_of(document, execution.flow)
     test = FlowTest(
         flow=execution.flow,
         name=name,

@@ -37,8 +37,10 @@ def page(tmp_path):
         page.refused_by_csp = refused = []
         page.on(
             "console",
-            lambda message: "Content Security Policy" in message.text
-            and refused.append(f"{page.url}: {message.text}"),
+            lambda message: (
+                "Content Security Policy" in message.text
+                and refused.append(f"{page.url}: {message.text}")
+            ),
         )
         yield page
         browser.close()

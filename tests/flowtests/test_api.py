@@ -140,10 +140,22 @@ def test_privileges_are_those_of_the_other_flow_endpoints(
     assert reader.get(f"{url}/{test.pk}").status_code == 200
     assert reader.patch(f"{url}/{test.pk}", {"name": "b"}, format="json").status_code == 403
     assert reader.delete(f"{url}/{test.pk}").status_code == 403
-    # Running tests needs run_flows or manage_flows: this reader's role holds run_flows.
+    # Running tests needs what reading the flow's runs needs: a report quotes them.
     assert reader.post(f"{url}/run").status_code == 200
     assert reader.post(f"/api/v1/jobs/{recorded.pk}/saveAsTest", {"name": "z"}).status_code == 403
     assert key_client(outsider).get(url).status_code == 403
+
+
+def test_a_caller_who_may_only_run_flows_may_not_run_their_tests(
+    bystander, greeting, recorded, owner
+):
+    """A report quotes recorded records and requests: run_flows alone read them (a probe)."""
+    services.save_as_test(execution=recorded, name="Ada", user=owner)
+
+    answer = bystander.post(f"/api/v1/flows/{greeting.pk}/tests/run")
+
+    assert answer.status_code == 403
+    assert "Hello Ada" not in answer.content.decode()
 
 
 def test_a_recording_that_cannot_be_decrypted_is_a_409_not_a_500(manager, recorded, settings):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from apps.flows.models import Application, Flow
+from apps.flows.models import Application, Connection, Export, Flow
 from apps.flowtests import services
 from apps.flowtests.models import FlowTest
 from tests.flowtests.conftest import TOKEN, run
@@ -129,3 +129,40 @@ def test_the_guard_refuses_an_admin_save_whose_tests_fail_unless_ticked(admin_cl
     assert saved.status_code == 302
     tested.refresh_from_db()
     assert tested.page_processors[0]["responseMapping"]["fields"][0]["generate"] == "credit"
+
+
+def test_a_put_that_leaves_the_guard_out_is_still_guarded(manager, tested):
+    """A Celigo-style PUT (no runTestsOnSave) turned the guard off and skipped it at once."""
+    Flow.objects.filter(pk=tested.pk).update(run_tests_on_save=True)
+    url = f"/api/v1/flows/{tested.pk}"
+    document = manager.get(url).json()
+    del document["runTestsOnSave"]
+    document["pageProcessors"][0]["responseMapping"]["fields"][0]["generate"] = "credit"
+
+    refused = manager.put(url, document, format="json")
+
+    assert refused.status_code == 400, refused.json()
+    assert refused.json()["type"].endswith("flow-tests-failed")
+    tested.refresh_from_db()
+    assert tested.run_tests_on_save is True
+    assert manager.put(f"{url}?force=true", document, format="json").status_code == 200
+
+
+def test_replace_connection_is_guarded_like_any_change_of_the_flow(manager, tested):
+    """replaceConnection saved a change that failed the flow's tests, guard or not."""
+    Flow.objects.filter(pk=tested.pk).update(run_tests_on_save=True)
+    crm = Connection.objects.get(name="CRM")
+    elsewhere = Connection(name="CRM v2", base_uri=f"{crm.base_uri}/v2", auth_type="none")
+    elsewhere.allowed_private_hosts = crm.allowed_private_hosts
+    elsewhere.save()
+    url = f"/api/v1/flows/{tested.pk}/replaceConnection"
+    body = {"_connectionId": str(crm.pk), "_newConnectionId": str(elsewhere.pk)}
+
+    refused = manager.put(url, body, format="json")
+
+    assert refused.status_code == 400, refused.json()
+    assert refused.json()["type"].endswith("flow-tests-failed")
+    assert not Export.objects.filter(connection=elsewhere).exists()  # nothing changed
+    forced = manager.put(f"{url}?force=true", body, format="json")
+    assert forced.status_code == 200, forced.json()
+    assert Export.objects.filter(connection=elsewhere).count() == 2

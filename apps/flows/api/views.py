@@ -49,6 +49,17 @@ from apps.flows.documents import (
 from apps.flows.models import Application, Connection, Flow
 
 
+def tests_failed(exc: services.FlowTestsFailed) -> ApiProblem:
+    names = ", ".join(repr(test["name"]) for test in exc.failing)
+    return ApiProblem(
+        400,
+        f"The flow was not saved: its tests fail ({names}) and its runTestsOnSave guard is on. "
+        "Fix the flow or its tests, or save anyway with ?force=true.",
+        code="flow-tests-failed",
+        tests=exc.failing,
+    )
+
+
 class ResourceViewSet(DocumentViewSet):
     """A resource whose document is one of apps.flows.documents: validated by the admin's
     form, saved and deleted through the flows services."""
@@ -77,7 +88,7 @@ class ResourceViewSet(DocumentViewSet):
             return queryset
         # A flow's save takes ?force=true (past its runTestsOnSave guard), not a filter.
         forced = set(self.request.query_params) == {"force"} and self.noun == "flow"
-        if forced and self.action in ("update", "partial_update"):
+        if forced and self.action in ("update", "partial_update", "replace_connection"):
             return queryset
         return super().filter_queryset(queryset)
 
@@ -86,18 +97,15 @@ class ResourceViewSet(DocumentViewSet):
             form = self.document.form_for(document, instance)
         except DocumentError as exc:
             raise invalid(exc.errors) from None
-        force = self.request.query_params.get("force") == "true"
         try:
-            return services.save_resource(form=form, user=self.request.user, force=force)
+            return services.save_resource(form=form, user=self.request.user, force=self.forced)
         except services.FlowTestsFailed as exc:
-            names = ", ".join(repr(test["name"]) for test in exc.failing)
-            raise ApiProblem(
-                400,
-                f"The flow was not saved: its tests fail ({names}) and its runTestsOnSave guard "
-                "is on. Fix the flow or its tests, or save anyway with ?force=true.",
-                code="flow-tests-failed",
-                tests=exc.failing,
-            ) from None
+            raise tests_failed(exc) from None
+
+    @property
+    def forced(self) -> bool:
+        """?force=true: past a flow's runTestsOnSave guard."""
+        return self.request.query_params.get("force") == "true"
 
     def remove(self, instance) -> None:
         try:
@@ -371,9 +379,12 @@ class FlowViewSet(ResourceViewSet):
                 old=found[int(body["_connectionId"])],
                 new=found[int(body["_newConnectionId"])],
                 user=request.user,
+                force=self.forced,
             )
         except ValueError as exc:
             raise invalid({"_newConnectionId": [str(exc)]}) from None
+        except services.FlowTestsFailed as exc:
+            raise tests_failed(exc) from None
         if not changed["exports"] and not changed["imports"]:
             raise invalid(
                 {"_connectionId": [f"Flow {flow.pk} uses no export or import of this connection."]}

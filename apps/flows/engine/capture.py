@@ -325,6 +325,18 @@ def without(value: Any, ignored: Iterable[str], path: str = "") -> Any:
     return value
 
 
+def same_json(left: Any, right: Any) -> bool:
+    """Equal as JSON values: Python's == takes True for 1 and False for 0, so a body that
+    sent `true` where it had sent `1` passed for unchanged (an outside probe)."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return type(left) is type(right) and left == right
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(same_json(left[k], right[k]) for k in left)
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(map(same_json, left, right))
+    return left == right
+
+
 class _Cassette:
     """Entries of one kind, each answered at most once."""
 
@@ -353,6 +365,10 @@ class Replay:
     drop_header: Callable[[str], bool]
     ignored: frozenset = frozenset()
     relaxed: frozenset = frozenset()
+    # A value with the secrets the test never keeps replaced (the caller's redaction): what
+    # is compared and reported, so that a recording whose secrets were redacted (a bundle's)
+    # matches the replay's clear requests, and no report quotes a secret.
+    conceal: Callable[[Any], Any] = lambda value: value
     mismatches: list[Mismatch] = field(default_factory=list)
 
     def __post_init__(self):
@@ -370,10 +386,16 @@ class Replay:
         return _ReplayScripts(self, inner)
 
     def same(self, expected: Any, actual: Any) -> bool:
-        return without(expected, self.ignored) == without(actual, self.ignored)
+        return same_json(
+            without(self.conceal(expected), self.ignored),
+            without(self.conceal(actual), self.ignored),
+        )
 
     def note(self, kind, step, problem, message, expected=None, actual=None) -> None:
-        self.mismatches.append(Mismatch(kind, step, problem, message, expected, actual))
+        conceal = self.conceal
+        self.mismatches.append(
+            Mismatch(kind, step, problem, conceal(message), conceal(expected), conceal(actual))
+        )
 
     def finish(self) -> list[Mismatch]:
         """The mismatches, with the recorded calls the replay no longer made."""
@@ -406,9 +428,10 @@ class _ReplayHttp:
     def _parts_match(self, entry: dict, actual: dict, relaxed: frozenset) -> bool:
         if entry["method"] != actual["method"]:
             return False
+        conceal = self.replay.conceal
         (base, query), (their_base, their_query) = (
-            _split_url(entry["url"]),
-            _split_url(actual["url"]),
+            _split_url(conceal(entry["url"])),
+            _split_url(conceal(actual["url"])),
         )
         if "url" not in relaxed and base != their_base:
             return False
@@ -444,7 +467,7 @@ class _ReplayHttp:
             changed = [
                 part
                 for part, differs in (
-                    ("URL", entry["url"] != actual["url"]),
+                    ("URL", replay.conceal(entry["url"]) != replay.conceal(actual["url"])),
                     ("body", not replay.same(entry["body"], actual["body"])),
                 )
                 if differs
@@ -483,7 +506,9 @@ class _ReplayRecords:
 
     def read(self, query: dict, *, after: str | None, limit: int) -> tuple[list, str | None]:
         replay, step = self.replay, self.replay.where()
-        entry = replay.reads.take(lambda e: e["query"] == query and e.get("after") == after)
+        entry = replay.reads.take(
+            lambda e: replay.same(e["query"], query) and e.get("after") == after
+        )
         if entry is None:
             entry = replay.reads.take(lambda e: e.get("step") == step)
             if entry is None:
@@ -511,11 +536,15 @@ class _ReplayRecords:
         replay, step = self.replay, self.replay.where()
         entry = replay.writes.take(
             lambda e: (
-                e.get("step") == step and e["target"] == target and replay.same(e["data"], data)
+                e.get("step") == step
+                and replay.same(e["target"], target)
+                and replay.same(e["data"], data)
             )
         )
         if entry is None:
-            entry = replay.writes.take(lambda e: e.get("step") == step and e["target"] == target)
+            entry = replay.writes.take(
+                lambda e: e.get("step") == step and replay.same(e["target"], target)
+            )
             if entry is None:
                 replay.note(
                     "write",

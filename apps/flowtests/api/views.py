@@ -31,7 +31,9 @@ from apps.flows.models import Flow
 from apps.flowtests import services
 from apps.flowtests.models import FlowTest
 
-RUN_TESTS = HasAnyPrivilege.of(Privilege.MANAGE_FLOWS, Privilege.RUN_FLOWS)
+# A test's report quotes what its recorded runs read and sent: running tests needs what
+# reading the flow and its runs needs (run_flows alone let any caller read them; a probe).
+RUN_TESTS = HasAnyPrivilege.of(Privilege.MANAGE_FLOWS, Privilege.VIEW_EXECUTIONS)
 SAVE_TESTS = HasPrivilege.of(Privilege.MANAGE_FLOWS)
 
 TEST_EXAMPLE = {
