@@ -197,6 +197,8 @@ class ConnectionForm(forms.ModelForm):
             self.add_error("base_uri", "Required for an HTTP connection.")
         if auth_type == Connection.AuthType.BASIC and not data.get("username"):
             self.add_error("username", "Required for basic authentication.")
+        if auth_type == Connection.AuthType.API_KEY_HEADER:
+            self._check_key_header(data.get("header_name") or "")
         if hosts := data.get("allowed_private_hosts"):
             try:  # as every outbound call reads it
                 AddressPolicy.from_allowlist(hosts)
@@ -210,6 +212,16 @@ class ConnectionForm(forms.ModelForm):
         if self.instance.pk and not data.get("clear_secrets") and not self.undecryptable:
             self._check_secrets_follow(data)
         return data
+
+    def _check_key_header(self, name: str) -> None:
+        if name and not HEADER_NAME.match(name):
+            self.add_error("header_name", f"{name!r} is not a valid header name.")
+        elif is_safe_header(name):  # an outside probe: the key followed a redirect so
+            self.add_error(
+                "header_name",
+                f"{name} is a header sent on to any host a redirect leads to: the key needs a "
+                "name of its own, such as X-API-Key.",
+            )
 
     # Where the stored secrets go: the base URI's origin (every call), the token URL's
     # (the OAuth client secret, and the access token it buys goes to the base URI).

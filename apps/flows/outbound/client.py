@@ -67,6 +67,8 @@ from apps.flows.outbound.retry import (
 )
 from apps.flows.outbound.values import ConnectionConfig, HttpRequest, HttpResponse
 
+# A URL's query in a message: left out of the log, where secrets must not go.
+QUERY = re.compile(r"\?[^\s]*")
 logger = logging.getLogger("flowsite.outbound")
 
 USER_AGENT = "Flowsite"
@@ -164,10 +166,12 @@ def _home(base_uri: str) -> Origin | None:
     return origin_of(base_uri)
 
 
-def _strip_to_safe_headers(headers: HTTPHeaderDict) -> None:
-    """Keep only the safe-list headers: what a redirect to another origin may receive."""
+def _strip_to_safe_headers(headers: HTTPHeaderDict, credentials: frozenset[str]) -> None:
+    """Keep only the safe-list headers: what a redirect to another origin may receive. The
+    headers the connection's authentication sets go whatever their name (an API key sent
+    as "Accept" followed a redirect to another host; an outside probe)."""
     for name in list(headers):
-        if not is_safe_header(name):
+        if not is_safe_header(name) or name.lower() in credentials:
             headers.discard(name)
 
 
@@ -353,12 +357,15 @@ class OutboundClient:
                 response.secrets = self._secrets(connection, slot)
                 if response.status < 400:
                     return response
-                failure = HttpStatusError(
-                    f"HTTP {response.status} from {response.url}",
+                failure = HttpStatusError(  # the URL a redirect led to may quote a secret
+                    redact_secrets(
+                        f"HTTP {response.status} from {response.url}",
+                        secret_forms(response.secrets),
+                    ),
                     retriable=response.status in RETRIABLE_STATUSES,
                     status=response.status,
                     body_excerpt=excerpt(response.body, response.secrets),
-                    url=response.url,
+                    url=redact_secrets(response.url, secret_forms(response.secrets)),
                 )
                 if response.status in RETRY_AFTER_STATUSES:
                     retry_after = retry_after_seconds(response.headers.get("retry-after"))
@@ -368,13 +375,13 @@ class OutboundClient:
             delay = policy.delay_before(attempt + 1, retry_after)
             if deadline is not None and self._clock() + delay >= deadline:
                 raise self._deadline_exceeded(url, attempt, failure) from failure
-            logger.info(
-                "Retrying %s %s in %.2f s after attempt %d: %s",
+            logger.info(  # the URL without its query, which may carry secrets (a probe)
+                "Retrying %s %s in %.2f s after attempt %d (%s)",
                 request.method.upper(),
-                url,
+                url.partition("?")[0],
                 delay,
                 attempt,
-                failure.message,
+                QUERY.sub("?…", failure.message),
             )
             self._sleep(delay)
 
@@ -457,7 +464,9 @@ class OutboundClient:
         headers = HTTPHeaderDict({"User-Agent": USER_AGENT})
         headers.update(connection.headers)
         headers.update(request.headers)
-        headers.update(static_headers(auth))
+        credentials = static_headers(auth)
+        headers.update(credentials)
+        sent = frozenset({"authorization", *(name.lower() for name in credentials)})
         # The client frames the body (a Content-Length): framing headers from the connection
         # or the request would let a body be read as a second request on the same kept-alive
         # connection, and its answer reach the next call. A Host of their own would send
@@ -468,16 +477,16 @@ class OutboundClient:
         body = _encode_body(request, headers)
         method = request.method.upper()
         if auth.type != OAUTH2_CLIENT_CREDENTIALS:
-            return self._follow(slot.pool, method, destination, headers, body, budget)
+            return self._follow(slot.pool, method, destination, headers, body, budget, sent)
         token, fresh = self._token(slot, connection, budget, stale=None)
         headers["Authorization"] = f"Bearer {token}"
-        response = self._follow(slot.pool, method, destination, headers, body, budget)
+        response = self._follow(slot.pool, method, destination, headers, body, budget, sent)
         if response.status != 401 or fresh:
             return response
         # The cached token was revoked or expired early: fetch another and try once more.
         token, _ = self._token(slot, connection, budget, stale=token)
         headers["Authorization"] = f"Bearer {token}"
-        return self._follow(slot.pool, method, destination, headers, body, budget)
+        return self._follow(slot.pool, method, destination, headers, body, budget, sent)
 
     def _token(
         self, slot: _Slot, connection: ConnectionConfig, budget: _Budget, stale: str | None
@@ -525,6 +534,7 @@ class OutboundClient:
         headers: HTTPHeaderDict,
         body: bytes | None,
         budget: _Budget,
+        credentials: frozenset[str],
     ) -> HttpResponse:
         """Send, following redirects here so every hop goes through the guarded pools.
 
@@ -558,7 +568,7 @@ class OutboundClient:
                 headers.discard("Content-Type")
                 headers.discard("Content-Length")
             if destination.origin != home:
-                _strip_to_safe_headers(headers)
+                _strip_to_safe_headers(headers, credentials)
             hops += 1
 
     def _exchange(

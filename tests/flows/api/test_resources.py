@@ -466,6 +466,28 @@ def test_a_default_header_the_authentication_sets_is_refused(manager):
     assert "set by the authentication" in answer.json()["errors"][0]["detail"]
 
 
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [("Accept", "sent on to any host a redirect leads to"), ("X Key", "not a valid header name")],
+)
+def test_an_api_key_header_name_that_would_travel_or_break_is_refused(manager, name, says):
+    """A key sent as "Accept" went on to another host with a redirect (an outside probe)."""
+    answer = manager.post(
+        f"{API}/connections",
+        {
+            "name": "c",
+            "http": {
+                "baseURI": "https://x.example.com",
+                "auth": {"type": "api_key_header", "headerName": name, "apiKey": "k-1234"},
+            },
+        },
+        format="json",
+    )
+
+    assert pointers(answer) == ["#/http/auth/headerName"]
+    assert says in answer.json()["errors"][0]["detail"]
+
+
 @pytest.mark.parametrize("kind", ["exports", "imports"])
 @pytest.mark.parametrize(
     "relative_uri",

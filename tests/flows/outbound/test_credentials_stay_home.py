@@ -11,6 +11,7 @@ from werkzeug import Request, Response
 from apps.flows.outbound import Auth, HttpRequest, HttpStatusError, OutboundError
 from apps.flows.outbound.errors import EXCERPT_CHARS, REDACTED, excerpt
 from apps.flows.outbound.origin import literal_origin_problem, origin_of
+from apps.flows.outbound.retry import RetryPolicy
 from tests.flows.outbound.helpers import connection
 
 pytestmark = pytest.mark.usefixtures("private_allowed")
@@ -273,3 +274,51 @@ def test_origins_fill_in_default_ports_and_ignore_case():
     assert origin_of("http://crm.example.com:8080") == ("http", "crm.example.com", 8080)
     assert origin_of("/relative") is None
     assert origin_of("ftp://crm.example.com") is None
+
+
+@pytest.mark.parametrize("name", ["Accept", "X-Request-Id"])
+def test_an_api_key_under_a_safe_headers_name_does_not_follow_a_redirect_either(
+    client, httpserver, base_uri, other_host, name
+):
+    """The key went on to the other host: redirects kept the safe-list headers by name (an
+    outside probe); the admin and the API now refuse such a name, but one stored before
+    still stays home."""
+    httpserver.expect_request("/start").respond_with_data(
+        "", status=307, headers={"Location": f"http://127.0.0.1:{other_host.port}/landing"}
+    )
+    other_host.expect_request("/landing").respond_with_data("landed")
+
+    client.send(
+        armed(base_uri, Auth(type="api_key_header", header_name=name, api_key="key-456")),
+        HttpRequest("GET", "start"),
+    )
+
+    first, _ = httpserver.log[0]
+    assert first.headers[name] == "key-456"
+    landed, _ = other_host.log[0]
+    assert landed.headers.get(name) != "key-456"
+
+
+def test_a_status_error_quotes_no_credential_a_redirect_put_in_its_url(
+    client, httpserver, base_uri, caplog
+):
+    """`HTTP 404 from <the URL a redirect led to>` quoted the key that URL carried, to the
+    caller, the run and the log of retries (an outside probe)."""
+    httpserver.expect_request("/start").respond_with_data(
+        "", status=302, headers={"Location": "/gone?apikey=tok-123456789"}
+    )
+    httpserver.expect_request("/gone").respond_with_data("no", status=503)
+
+    with pytest.raises(HttpStatusError) as caught, caplog.at_level("INFO", "flowsite.outbound"):
+        client.send(
+            armed(base_uri, Auth(type="bearer", token="tok-123456789")),
+            HttpRequest("GET", "start"),
+            retry=RetryPolicy(max_attempts=2, base_delay_s=0.01),
+        )
+
+    assert "tok-123456789" not in caught.value.message
+    assert "tok-123456789" not in str(caught.value.url)
+    assert f"apikey={REDACTED}" in caught.value.message
+    logged = " ".join(r.getMessage() for r in caplog.records if r.name == "flowsite.outbound")
+    assert "Retrying GET" in logged
+    assert "tok-123456789" not in logged
