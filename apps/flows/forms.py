@@ -3,6 +3,7 @@
 import json
 import re
 from functools import cache, partial
+from urllib.parse import urlsplit
 
 from django import forms
 from django.urls import reverse_lazy
@@ -76,6 +77,11 @@ class LinesField(forms.Field):
 
     def has_changed(self, initial, data):
         return self.to_python(initial or []) != self.to_python(data)
+
+
+def _callable_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
 # Whitespace or a control character inside a URL: parsers disagree on what it means.
@@ -209,6 +215,14 @@ class ConnectionForm(forms.ModelForm):
                 self.add_error(name, f"{CREDENTIALS_IN_URL}.")
             elif URL_BREAK.search(data.get(name) or ""):
                 self.add_error(name, "A URL must not contain spaces or control characters.")
+            elif data.get(name) and not _callable_url(data[name]):
+                self.add_error(  # it failed every run instead (an outside probe)
+                    name, "Give an absolute http:// or https:// URL with a host name."
+                )
+        for name in (*Connection.SECRET_FIELDS, "username"):
+            if HEADER_VALUE_BREAK.search(data.get(name) or ""):
+                # The value is not repeated: it is a secret.
+                self.add_error(name, "It has a line break or NUL, which no request can carry.")
         if self.instance.pk and not data.get("clear_secrets") and not self.undecryptable:
             self._check_secrets_follow(data)
         return data

@@ -861,7 +861,7 @@ def try_connection(*, connection: Connection, path: str = "/") -> ConnectionTria
         )
     # Every form a server may quote a secret in, replaced before the body is cut (a secret
     # across the cut would otherwise show its first half).
-    text = response.body[: EXCERPT_BYTES * 2].decode("utf-8", "replace")
+    text = response.body[: EXCERPT_BYTES * 4].decode("utf-8", "replace")  # 4 bytes a char
     for secret in secret_forms(response.secrets):
         text = text.replace(secret, "[redacted]")
     text = text[:EXCERPT_BYTES]

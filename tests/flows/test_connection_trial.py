@@ -32,6 +32,23 @@ def test_a_reachable_connection_answers_with_its_status_and_no_secret(
     assert TOKEN not in html  # the answer quoted the token: it is left out
 
 
+@pytest.mark.parametrize("count", [1326, 1327, 1330])
+def test_a_quoted_token_after_wide_characters_is_not_half_shown(
+    admin_client, local_api, httpserver, count
+):
+    """The body was cut by bytes before the redaction: after ~1,300 three-byte characters,
+    the cut fell inside the token and its first part was shown (an outside probe)."""
+    local_api.auth_type = Connection.AuthType.BEARER
+    local_api.set_secrets(token=TOKEN)
+    local_api.save()
+    httpserver.expect_request("/me").respond_with_data("中" * count + f" Bearer {TOKEN}")
+
+    html = trial(admin_client, local_api)
+
+    assert "Reached: HTTP 200" in html
+    assert TOKEN[:6] not in html
+
+
 def test_a_refused_login_says_so_with_the_status(admin_client, local_api, httpserver):
     httpserver.expect_request("/me").respond_with_json({"error": "bad token"}, status=401)
     html = trial(admin_client, local_api)

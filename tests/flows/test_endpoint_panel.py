@@ -5,6 +5,7 @@ import json
 import re
 
 import pytest
+from django.conf import settings
 
 from apps.flows.models import Application, Flow
 
@@ -71,11 +72,15 @@ def test_an_api_flow_shows_its_urls_curl_payload_and_try_it(admin_client, sales)
         ("GET", "/api/1/action/Sales%20Team/Hot%20leads/trigger?company=O%27Hara+%26+Co"),
         ("POST", "/api/1/action/Sales%20Team/Hot%20leads/trigger"),
     ]
-    assert "X-CSRFToken" in panel
     # The call is made to the button's URL, with the payload as edited (its query for a
-    # GET: tests/browser/test_flow_page.py drives it in Chromium).
-    assert "var url = button.dataset.url;" in panel
-    assert "fetch(url, options)" in panel
+    # GET: tests/browser/test_flow_page.py drives it in Chromium), by a script of its own
+    # that the page's Content-Security-Policy allows, with the CSRF cookie's name.
+    assert 'data-csrf-cookie-name="csrftoken"' in panel
+    assert 'src="/static/flows/endpoint_panel.js"' in panel
+    script = (settings.BASE_DIR / "apps/flows/static/flows/endpoint_panel.js").read_text()
+    assert "X-CSRFToken" in script
+    assert "var url = button.dataset.url;" in script
+    assert "fetch(url, options)" in script
 
 
 def test_a_get_flow_without_schema_sends_no_body(admin_client, sales):

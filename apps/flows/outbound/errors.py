@@ -74,7 +74,7 @@ def quoted_secret_forms(secrets: Iterable[str]) -> list[str]:
 def secret_forms(secrets: Iterable[str]) -> list[str]:
     """Each secret as a server may send it back, longest first (a secret inside a longer one).
 
-    As sent, JSON-escaped (with and without escaped slashes and non-ASCII),
+    As sent, JSON-escaped (with and without escaped slashes and non-ASCII, and HTML-safe),
     percent-encoded (in a query or a form), and as Python quotes it as text or as bytes
     (http.client's "Invalid header value b'…'"). Empty values are no secret.
     """
@@ -87,6 +87,8 @@ def secret_forms(secrets: Iterable[str]) -> list[str]:
             secret,
             in_json,
             in_json.replace("/", "\\/"),
+            # HTML-safe JSON, as Go's encoding/json writes it by default (an outside probe)
+            in_json.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"),
             json.dumps(secret, ensure_ascii=False)[1:-1],
             quote(secret, safe=""),
             quote_plus(secret),

@@ -488,6 +488,42 @@ def test_an_api_key_header_name_that_would_travel_or_break_is_refused(manager, n
     assert says in answer.json()["errors"][0]["detail"]
 
 
+@pytest.mark.parametrize(
+    ("http", "pointer"),
+    [
+        ({"baseURI": "javascript:alert(1)"}, "#/http/baseURI"),
+        ({"baseURI": "http://"}, "#/http/baseURI"),
+        ({"baseURI": "file:///etc/passwd"}, "#/http/baseURI"),
+        ({"baseURI": "gopher://127.0.0.1:70/"}, "#/http/baseURI"),
+        (
+            {
+                "baseURI": "https://x.example.com",
+                "auth": {
+                    "type": "oauth2_client_credentials",
+                    "tokenURL": "ftp://auth.example.com/token",
+                    "clientId": "c",
+                    "clientSecret": "s-1234",
+                },
+            },
+            "#/http/auth/tokenURL",
+        ),
+        (
+            {
+                "baseURI": "https://x.example.com",
+                "auth": {"type": "bearer", "token": "NLSECRET1234\r\nX-Injected: yes"},
+            },
+            "#/http/auth/token",
+        ),
+    ],
+)
+def test_a_connection_no_request_could_use_is_refused_at_save(manager, http, pointer):
+    """Each was saved, then failed every run (an outside probe)."""
+    answer = manager.post(f"{API}/connections", {"name": "c", "http": http}, format="json")
+
+    assert pointers(answer) == [pointer]
+    assert "NLSECRET1234" not in answer.content.decode()
+
+
 @pytest.mark.parametrize("kind", ["exports", "imports"])
 @pytest.mark.parametrize(
     "relative_uri",

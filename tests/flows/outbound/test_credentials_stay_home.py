@@ -322,3 +322,15 @@ def test_a_status_error_quotes_no_credential_a_redirect_put_in_its_url(
     logged = " ".join(r.getMessage() for r in caplog.records if r.name == "flowsite.outbound")
     assert "Retrying GET" in logged
     assert "tok-123456789" not in logged
+
+
+def test_a_secret_quoted_back_as_html_safe_json_is_redacted_too():
+    """Go's encoding/json writes & < > as \\u0026 \\u003c \\u003e: such a quote of a secret
+    stayed readable in error excerpts (an outside probe)."""
+    secret = "Bear&er<Tok>99"
+    body = b'{"Authorization": "Bearer Bear\\u0026er\\u003cTok\\u003e99"}'
+
+    shown = excerpt(body, [secret])
+
+    assert "Bear\\u0026er" not in shown
+    assert REDACTED in shown
