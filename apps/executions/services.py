@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.core import group_commit, rows, timers
@@ -218,7 +219,10 @@ def _cancel_check(execution: Execution):
     sub-flow's run stops when its parent (or the parent's parent) is cancelled too: the
     child went on to the end, and the parent's cancel waited for it (an outside probe)."""
     ids = execution.cancelled_with = _cancelled_with(execution)
-    last = {"at": time.monotonic(), "value": False}  # a run just started is not cancelled
+    # A run just started is not cancelled; a sub-flow may start long after its parent was
+    # (it waited for a slot), so it asks at its first checkpoint (it ran; an outside probe).
+    asked = -math.inf if execution.trigger == Trigger.SUBFLOW else time.monotonic()
+    last = {"at": asked, "value": False}
 
     def cancelled() -> bool:
         now = time.monotonic()
@@ -327,7 +331,9 @@ def claim(run: Execution) -> str:
         ).first()
         if queued is None:
             return "gone"
-        flow = queued.flow
+        # The flow as it is now: deleted or disabled while the run waited, it must not run
+        # (a run waiting for a slot ran the deleted flow, past its limit; an outside probe).
+        flow = run.flow = queued.flow
         if flow is not None and flow.max_concurrency:
             # Lock the flow row: claims of one flow are serialised on every machine
             # (SQLite serialises all writers already).
@@ -781,13 +787,17 @@ def recover_stale_executions(*, now=None) -> list:
         milliseconds=settings.FLOWSITE_MAX_SYNC_TIMEOUT_MS,
         seconds=settings.FLOWSITE_STALE_EXECUTION_SECONDS,
     )
+    # Any other queued run without a task waits in a process for a slot (a sub-flow, the
+    # admin's Test run), looking at it every 50 ms (claim): one that stopped looking has
+    # lost its process (they stayed queued for ever; an outside probe).
+    waited = Q(heartbeat_at__lt=threshold) | Q(heartbeat_at__isnull=True, created_at__lt=threshold)
     abandoned_ids = list(
-        Execution.objects.filter(
-            status=Status.QUEUED,
-            celery_task_id="",
-            trigger=Trigger.API,
-            created_at__lt=abandoned_before,
-        ).values_list("pk", flat=True)
+        Execution.objects.filter(status=Status.QUEUED, celery_task_id="")
+        .filter(
+            Q(trigger=Trigger.API, created_at__lt=abandoned_before)
+            | (~Q(trigger=Trigger.API) & waited)
+        )
+        .values_list("pk", flat=True)
     )
     count += Execution.objects.filter(pk__in=abandoned_ids, status=Status.QUEUED).update(
         status=Status.FAILED,

@@ -156,3 +156,53 @@ def test_a_run_that_ends_late_starts_its_error_handler_once(application, queued,
     launch.run_queued(execution.pk)
 
     assert Execution.objects.filter(flow=handler).count() == 1
+
+
+def test_a_run_waiting_for_a_slot_in_a_process_that_died_is_failed_saying_so(application):
+    """A sub-flow's run or the admin's Test run waits for a slot in its process, looking at
+    the run every 50 ms; its process killed, the run stayed queued for ever (an outside
+    probe). One still looked at stays queued."""
+    flow = Flow.objects.create(application=application, name="f", max_concurrency=1)
+    stale = timezone.now() - timedelta(seconds=settings.FLOWSITE_STALE_EXECUTION_SECONDS + 5)
+    waiting = {}
+    for trigger in ("subflow", "test", "run"):
+        for looked_at in ("lost", "alive"):
+            run = services.create_execution(flow=flow, trigger=trigger)
+            Execution.objects.filter(pk=run.pk).update(
+                created_at=stale, heartbeat_at=stale if looked_at == "lost" else timezone.now()
+            )
+            waiting[trigger, looked_at] = run.pk
+
+    failed = services.recover_stale_executions()
+
+    assert set(failed) == {waiting[trigger, "lost"] for trigger in ("subflow", "test", "run")}
+    lost = Execution.objects.get(pk=waiting["subflow", "lost"])
+    assert (lost.status, lost.status_code) == ("failed", 500)
+    assert "its process stopped" in lost.error
+    alive = Execution.objects.filter(pk__in=[waiting[t, "alive"] for t in ("subflow", "test")])
+    assert set(alive.values_list("status", flat=True)) == {"queued"}
+
+
+def test_a_run_that_waited_for_a_slot_does_not_run_a_flow_deleted_or_disabled_meanwhile(
+    application,
+):
+    """The waiting run was claimed with the flow it had read before: it ran the deleted
+    flow's calls, past its limit (an outside probe)."""
+    outcomes = {}
+    for change in ("deleted", "disabled"):
+        flow = Flow.objects.create(application=application, name=change, max_concurrency=1)
+        waiter = services.create_execution(flow=flow, trigger="api")
+        if change == "deleted":
+            flow.delete()
+        else:
+            Flow.objects.filter(pk=flow.pk).update(disabled=True)
+
+        assert services.claim(waiter) == "claimed"
+        outcomes[change] = services.execute(waiter)
+
+    assert (outcomes["deleted"].status, outcomes["deleted"].error) == (
+        "failed",
+        "The flow was deleted.",
+    )
+    assert outcomes["disabled"].status == "cancelled"
+    assert "disabled before this run started" in outcomes["disabled"].error

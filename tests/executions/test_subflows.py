@@ -6,7 +6,7 @@ from apps.accounts.models import Role
 from apps.executions import launch, services
 from apps.executions.models import Execution
 from apps.executions.tasks import run_scheduled_flow
-from apps.flows.models import Flow
+from apps.flows.models import Export, Flow
 from tests.executions.conftest import as_json, call
 from tests.executions.honest import assert_failed_answer, script_flow
 
@@ -191,3 +191,24 @@ def test_a_sub_flow_stops_when_its_parent_or_grandparent_is_cancelled(
     sibling = run(parent=parent)
     with django_assert_num_queries(0):
         assert services._cancelled_with(sibling) == [sibling.pk, parent.pk, grandparent.pk]
+
+
+def test_a_sub_flow_that_starts_after_its_parent_was_cancelled_stops_before_its_first_step(
+    application, local_api, httpserver
+):
+    """A sub-flow that waited for a slot started ~2.5 s after its parent's cancel, made its
+    call and succeeded (an outside probe): a sub-flow asks at its first checkpoint."""
+    httpserver.expect_request("/side-effect").respond_with_json([{"done": True}])
+    export = Export.objects.create(name="side", connection=local_api, relative_uri="/side-effect")
+    flow = Flow.objects.create(
+        application=application, name="child", page_generators=[{"_exportId": str(export.pk)}]
+    )
+    parent = services.create_execution(flow=flow, trigger="api", status="running")
+    child = services.create_execution(flow=flow, trigger="subflow", parent=parent)
+    services.cancel_execution(parent)
+
+    assert services.claim(child) == "claimed"
+    ran = services.execute(child)
+
+    assert ran.status == "cancelled"
+    assert httpserver.log == []
