@@ -259,6 +259,9 @@ class ExecuteReceipt(models.Model):
     )
     status = models.PositiveSmallIntegerField("status code")
     body = models.JSONField("answer", default=dict)
+    # A hash of the call's RecordID and values: the same id sent with another record is
+    # refused, not answered with the first record (empty on receipts from before).
+    request_fingerprint = models.CharField("request fingerprint", max_length=64, blank=True)
     created_at = models.DateTimeField("created", auto_now_add=True, db_index=True)
 
     class Meta:

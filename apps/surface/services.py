@@ -1,6 +1,8 @@
 """Writes of the integration surface: its configuration, and Execute() — a record change
 and the operation's flow in one transaction, at most once per ExternalTransactionId."""
 
+import hashlib
+import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -105,6 +107,25 @@ class TransactionIdReused(Exception):
         )
 
 
+class TransactionIdReusedForAnother(Exception):
+    """The ExternalTransactionId was used by this account with another record."""
+
+    def __init__(self, receipt: ExecuteReceipt):
+        self.receipt = receipt
+        super().__init__(
+            f"ExternalTransactionId {receipt.external_transaction_id!r} was already used with "
+            "a different RecordID or different values; use a new one for each transaction "
+            "(the same one only to send the same call again)."
+        )
+
+
+def fingerprint(record_id: int | None, data: Mapping[str, Any]) -> str:
+    """The call as far as it matters to a repeat: its RecordID and values."""
+    values = {k: v for k, v in data.items() if k not in ("ExternalTransactionId", "RecordID")}
+    canonical = json.dumps([record_id, values], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _receipt(user: User, key: str) -> ExecuteReceipt | None:
     return (
         ExecuteReceipt.objects.select_related("operation")
@@ -113,9 +134,12 @@ def _receipt(user: User, key: str) -> ExecuteReceipt | None:
     )
 
 
-def _replay(receipt: ExecuteReceipt, operation: Operation) -> Answer:
+def _replay(receipt: ExecuteReceipt, operation: Operation, called: str) -> Answer:
     if receipt.operation_id != operation.pk:
         raise TransactionIdReused(receipt)
+    if receipt.request_fingerprint and receipt.request_fingerprint != called:
+        # It answered 201 with the first record: the second was never written (a probe).
+        raise TransactionIdReusedForAnother(receipt)
     return Answer(receipt.status, receipt.body, replayed=True)
 
 
@@ -138,8 +162,9 @@ def execute_operation(
     again with the same id.
     """
     key = external_transaction_id
+    called = fingerprint(record_id, data) if key else ""
     if key and (receipt := _receipt(user, key)):
-        return _replay(receipt, operation)
+        return _replay(receipt, operation, called)
     receipt = None
     try:
         with transaction.atomic():
@@ -147,7 +172,11 @@ def execute_operation(
                 # First, so that a concurrent twin waits here (PostgreSQL: on the unique
                 # index until we commit; SQLite: for the write lock) before doing any work.
                 receipt = ExecuteReceipt.objects.create(
-                    account=user, external_transaction_id=key, operation=operation, status=0
+                    account=user,
+                    external_transaction_id=key,
+                    operation=operation,
+                    status=0,
+                    request_fingerprint=called,
                 )
             answer = _apply(operation, user, record_id, data, client_ip)
             if key:
@@ -157,7 +186,7 @@ def execute_operation(
     except IntegrityError:
         if not key or receipt is not None:  # not a twin's receipt: a real conflict
             raise
-        return _replay(_wait_for_receipt(user, key), operation)
+        return _replay(_wait_for_receipt(user, key), operation, called)
     except FlowFailed as failed:
         # The run is kept, with its steps and errors; the record change it saw is undone.
         failed.run.record_after_rollback()

@@ -17,7 +17,7 @@ LEAD = {"RecordID": None, "ExternalTransactionId": "erp-42", "Company": "Acme"}
 
 def test_the_same_transaction_id_answers_the_first_answer_and_applies_once(rest, register_lead):
     first = rest.post(REGISTER, LEAD, format="json")
-    again = rest.post(REGISTER, {**LEAD, "Company": "Other"}, format="json")
+    again = rest.post(REGISTER, {"Company": "Acme", **LEAD}, format="json")  # the same call
 
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
@@ -26,6 +26,22 @@ def test_the_same_transaction_id_answers_the_first_answer_and_applies_once(rest,
     receipt = ExecuteReceipt.objects.get()
     assert receipt.status == 201
     assert receipt.body == first.json()
+
+
+def test_the_same_transaction_id_with_another_record_is_422_and_changes_nothing(
+    rest, register_lead
+):
+    """It answered 201 with the first record, and the second was never written (an outside
+    probe); a flow's Idempotency-Key reused so is 422 too."""
+    assert rest.post(REGISTER, LEAD, format="json").status_code == 201
+
+    again = rest.post(REGISTER, {**LEAD, "Company": "Other"}, format="json")
+
+    assert again.status_code == 422
+    problem = again.json()
+    assert problem["type"] == "urn:flowsite:problem:idempotency-key-reused"
+    assert "different RecordID or different values" in problem["detail"]
+    assert list(Record.objects.values_list("data__Company", flat=True)) == ["Acme"]
 
 
 def test_another_account_with_the_same_transaction_id_is_another_transaction(

@@ -204,7 +204,7 @@ class ExecuteView(SurfaceView):
                 description="Updated or deleted: the record document (as it was, when deleted).",
                 examples=[OpenApiExample("Record", value=RECORD_EXAMPLE, response_only=True)],
             ),
-            **problem_responses(400, 401, 403, 404, 409, 429),
+            **problem_responses(400, 401, 403, 404, 409, 422, 429),
             (422, "application/problem+json"): OpenApiResponse(
                 ProblemSerializer,
                 description="The operation's flow failed (or the status it chose): the record "
@@ -248,6 +248,8 @@ class ExecuteView(SurfaceView):
             ) from None
         except services.TransactionIdReused as exc:
             raise ApiProblem(409, str(exc), code="transaction-id-reused") from None
+        except services.TransactionIdReusedForAnother as exc:
+            raise ApiProblem(422, str(exc), code="idempotency-key-reused") from None
         except services.FlowFailed as exc:
             raise flow_failed_problem(exc) from None
         except Refused as exc:  # e.g. the flow's concurrency limit: nothing was changed
