@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from apps.flows.models import Application, Timestamped, url_name
+from apps.records import locks
 
 # Every record document carries these (Flowfinity's system fields); ExternalTransactionId
 # is what Execute() callers send to make a call idempotent. No field may take these names.
@@ -196,6 +197,7 @@ class RecordField(models.Model):
         before = RecordField.objects.filter(pk=self.pk).values_list("type", flat=True).first()
         if before is None or before == self.type:
             return []
+        locks.hold_for_retype(self.record_type_id)  # writes validated so far are committed
         stored = (
             Record.objects.filter(record_type_id=self.record_type_id)
             .values_list("pk", "data")

@@ -16,7 +16,7 @@ from apps.accounts.models import User
 from apps.core import rows
 from apps.flows.models import Application
 from apps.flows.pipeline import as_id
-from apps.records import indexes, selectors, signals
+from apps.records import indexes, locks, selectors, signals
 from apps.records.models import (
     Record,
     RecordField,
@@ -128,6 +128,34 @@ def stamp(record: Record) -> Record:
 LOADED = ("record_type", "created_by", "modified_by")  # foreign keys set from objects
 
 
+def fields_for_write(record_type: RecordType) -> list[RecordField]:
+    """The record type's fields to validate a write with. On PostgreSQL their types are
+    checked under the record type's shared lock, after it is taken, and stay as they are
+    until the caller's transaction ends (see locks); the fields as the record type holds
+    them (prefetched, perhaps a moment ago) are used when their types are still those.
+    Call it inside that transaction."""
+    fields = list(record_type.fields.all())
+    if connection.vendor != "postgresql":
+        return fields
+    table = connection.ops.quote_name(RecordField._meta.db_table)
+    # Two statements in one round trip, with no parameters (integers of ours): the second
+    # takes its snapshot after the first got the lock (a statement's snapshot predates its
+    # lock waits, so one statement would read the types a change was replacing).
+    statements = (
+        f"SELECT pg_advisory_xact_lock_shared({locks.key(record_type.pk):d}); "  # noqa: S608 - integers and the model's table
+        f"SELECT string_agg(id || ':' || type, ',' ORDER BY id) FROM {table} "
+        f"WHERE record_type_id = {int(record_type.pk):d}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statements)
+        cursor.nextset()
+        (signature,) = cursor.fetchone()
+    used = ",".join(f"{field.pk}:{field.type}" for field in sorted(fields, key=lambda f: f.pk))
+    if (signature or "") == used:
+        return fields
+    return list(RecordField.objects.filter(record_type_id=record_type.pk))
+
+
 def _actor(user: User | None) -> User | None:
     return user if user is not None and user.is_authenticated else None
 
@@ -189,9 +217,14 @@ def create_record(
 
     `stamp=False` writes it without a submission id (invisible to `since` until then):
     the caller must call stamp() before its transaction commits."""
-    values = clean_record(list(record_type.fields.all()), data)
     with transaction.atomic(savepoint=False):
-        return _insert(record_type=record_type, values=values, user=user, stamped=stamp)
+        try:
+            values = clean_record(fields_for_write(record_type), data)
+        except RecordInvalid as invalid:  # raised once out of the block: nothing to roll back
+            refused = invalid
+        else:
+            return _insert(record_type=record_type, values=values, user=user, stamped=stamp)
+    raise refused
 
 
 def update_record(
@@ -200,10 +233,15 @@ def update_record(
     """Change the given fields of a record (a partial update); the record gets the next
     submission id even when no value changed, and `user` as its modifier. `stamp=False`
     as for create_record: the record keeps its id until stamp()."""
-    fields = list(record.record_type.fields.all())
-    values = clean_record(fields, data, partial=True)
     with transaction.atomic(savepoint=False):
-        return _rewrite(record=record, fields=fields, values=values, user=user, stamped=stamp)
+        fields = fields_for_write(record.record_type)
+        try:
+            values = clean_record(fields, data, partial=True)
+        except RecordInvalid as invalid:  # raised once out of the block: nothing to roll back
+            refused = invalid
+        else:
+            return _rewrite(record=record, fields=fields, values=values, user=user, stamped=stamp)
+    raise refused
 
 
 @transaction.atomic
@@ -238,7 +276,7 @@ def upsert_record(
     The key value is locked before the lookup (`_lock_key`), so two upserts of the same key
     cannot both create: the second waits, then finds the first one's record.
     """
-    fields = list(record_type.fields.all())
+    fields = fields_for_write(record_type)
     by_name = {field.name: field for field in fields}
     key = by_name.get(key_field)
     if key is None or key.type in (RecordField.Type.MULTI_CHOICE, RecordField.Type.JSON):
