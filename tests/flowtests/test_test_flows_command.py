@@ -68,3 +68,26 @@ def test_a_failing_test_exits_1_with_a_failure_element_naming_the_step(tested, t
 def test_an_unknown_flow_is_a_command_error(tested):
     with pytest.raises(CommandError, match="No flow named 'nope'"):
         call_command("test_flows", "--flow", "nope")
+
+
+def test_control_characters_in_a_name_leave_the_junit_file_readable_and_the_terminal_alone(
+    tested, tmp_path
+):
+    """XML 1.0 cannot hold U+0001; a name with an ANSI escape reached the terminal raw
+    (an outside probe)."""
+    services.update_test(test=tested.tests.get(name="Ada"), changes={"name": "ctl \x01\x1b[31m"})
+    junit = tmp_path / "flows.xml"
+
+    code, out = run_command("--junit", str(junit))
+
+    assert code == 0
+    assert "\x1b" not in out
+    names = [case.get("name") for case in ET.parse(junit).getroot().iter("testcase")]  # noqa: S314 (our own file)
+    assert "ctl \ufffd\ufffd[31m" in names
+
+
+def test_a_junit_file_that_cannot_be_written_is_a_command_error(tested, tmp_path):
+    with pytest.raises(CommandError, match="Cannot write the JUnit file"):
+        call_command(
+            "test_flows", "--junit", str(tmp_path / "missing" / "x.xml"), stdout=StringIO()
+        )

@@ -5,6 +5,7 @@ the results as JUnit XML (one testsuite per flow, one testcase per test, a <fail
 the per-step difference of each failed one)."""
 
 import json
+import re
 import time
 import xml.etree.ElementTree as ET
 
@@ -67,20 +68,40 @@ class Command(BaseCommand):
                     suite, "testcase", classname=str(each), name=test.name, time=f"{took:.3f}"
                 )
                 if report["result"] == "passed":
-                    self.stdout.write(f"PASS {each} :: {test.name}")
+                    self.stdout.write(shown(f"PASS {each} :: {test.name}"))
                     continue
                 failures += 1
                 summary = report.get("summary") or ["failed"]
                 failure = ET.SubElement(case, "failure", message=summary[0], type="FlowTestFailed")
                 failure.text = json.dumps(report, indent=2, default=str)
-                self.stdout.write(f"FAIL {each} :: {test.name}")
+                self.stdout.write(shown(f"FAIL {each} :: {test.name}"))
                 for line in summary:
-                    self.stdout.write(f"     {line}")
+                    self.stdout.write(shown(f"     {line}"))
         suites.set("tests", str(total))
         suites.set("failures", str(failures))
         suites.set("errors", "0")
         if junit:
-            ET.ElementTree(suites).write(junit, encoding="utf-8", xml_declaration=True)
+            _printable(suites)
+            try:
+                ET.ElementTree(suites).write(junit, encoding="utf-8", xml_declaration=True)
+            except OSError as exc:
+                raise CommandError(f"Cannot write the JUnit file {junit!r}: {exc}") from None
         self.stdout.write(f"{total - failures} passed, {failures} failed")
         if failures:
             raise SystemExit(1)
+
+
+# Control characters: XML 1.0 cannot hold them (a test named with one made the JUnit file
+# unreadable), and a terminal would act on them (an ANSI escape in a name; outside probe).
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+
+
+def shown(text: str) -> str:
+    return CONTROL.sub("\ufffd", text)
+
+
+def _printable(element: ET.Element) -> None:
+    for node in element.iter():
+        node.attrib.update({name: shown(value) for name, value in node.attrib.items()})
+        if node.text:
+            node.text = shown(node.text)
