@@ -258,6 +258,7 @@ def _download_schema(*, tag: str, summary: str, bundle: dict, example: dict, sig
         summary=summary,
         description=SIGNED_URL_DESCRIPTION,
         parameters=SIGNED_URL_PARAMETERS,
+        request=None,  # a flow's template is also POSTed, with no body, as Celigo prints it
         responses={
             200: {"oneOf": [bundle, SIGNED_URL_SCHEMA]},
             **problem_responses(400, 401, 403, 404, 429),

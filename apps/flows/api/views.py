@@ -356,8 +356,9 @@ class FlowViewSet(ResourceViewSet):
         return downloaded(request, flow.name, lambda: services.bundle_of(flow))
 
     @download_schema
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get", "post"])
     def template(self, request, pk=None):
+        """As download; POST as Celigo's documentation prints it (it was a 405)."""
         return self.download(request, pk)
 
     @replace_connection_schema

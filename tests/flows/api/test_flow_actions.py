@@ -559,6 +559,9 @@ def test_download_is_a_bundle_without_secrets_and_template_is_the_same(manager, 
     template = manager.get(f"/api/v1/flows/{parent.pk}/template")
     assert template.status_code == 200
     assert template.json() == bundle
+    as_printed = manager.post(f"/api/v1/flows/{parent.pk}/template")  # Celigo's docs: POST
+    assert as_printed.status_code == 200
+    assert as_printed.json() == bundle
 
 
 def test_a_downloaded_bundle_installs_into_another_integration_with_its_sub_flow(
