@@ -94,9 +94,11 @@ def flow_by_resource(method: str, path: str, *, instance_id: str = "", authentic
 
 
 def _instance(candidates: list[Flow], method: str, path: str, instance_id: str) -> Flow:
-    """The instance (or template) the header names, among the flows on this path."""
+    """The flow the header names among the flows on this path: an instance, a template,
+    or a flow of its own (Axway's curl always sends the header; naming a plain flow was a
+    404 about a template that did not exist, an outside probe)."""
     for flow in candidates:
-        if str(flow.pk) == instance_id and (flow.template_flow_id or flow.is_template):
+        if str(flow.pk) == instance_id:
             if flow.api_method != method:
                 raise MethodNotAllowed(
                     f"{method} is not allowed on {path}. Allowed: {flow.api_method}.",
@@ -104,8 +106,8 @@ def _instance(candidates: list[Flow], method: str, path: str, instance_id: str) 
                 )
             return flow
     raise NotFound(
-        f"No instance {instance_id!r} answers {method} {path}: send the _id of one of the "
-        f"template's instances in {INSTANCE_HEADER}, or leave the header out."
+        f"No flow {instance_id!r} answers {method} {path}: send in {INSTANCE_HEADER} the _id "
+        "of the flow (or of the template's instance) that answers it, or leave the header out."
     )
 
 

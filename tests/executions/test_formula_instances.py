@@ -184,8 +184,25 @@ def test_an_unknown_or_foreign_instance_id_answers_404(
 
     assert response.status == 404
     problem = as_json(response)
-    assert f"No instance {instance_id!r} answers GET /greeting" in problem["detail"]
+    assert f"No flow {instance_id!r} answers GET /greeting" in problem["detail"]
     assert not Execution.objects.exists()
+
+
+def test_the_header_naming_a_plain_flow_on_the_path_calls_it(live_server, sales, caller_key):
+    """Axway's curl always carries the header: naming a flow that is no template's instance
+    was a 404 about a template that does not exist (an outside probe)."""
+    plain = Flow.objects.create(
+        application=sales,
+        name="Plain",
+        api={"enabled": True, "method": "GET", "path": "/plain", "mode": "sync"},
+    )
+
+    response = call(
+        live_server, "GET", "/api/resources/plain", key=caller_key, headers={HEADER: str(plain.pk)}
+    )
+
+    assert response.status == 200, response.data
+    assert Execution.objects.get().flow == plain
 
 
 def test_a_named_instance_still_needs_its_method_and_its_checks(live_server, template, caller_key):
