@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import connection, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import Field, Max
 from django.utils import timezone
 
@@ -217,13 +217,21 @@ def create_record(
 
     `stamp=False` writes it without a submission id (invisible to `since` until then):
     the caller must call stamp() before its transaction commits."""
-    with transaction.atomic(savepoint=False):
-        try:
-            values = clean_record(fields_for_write(record_type), data)
-        except RecordInvalid as invalid:  # raised once out of the block: nothing to roll back
-            refused = invalid
-        else:
-            return _insert(record_type=record_type, values=values, user=user, stamped=stamp)
+    try:
+        with transaction.atomic(savepoint=False):
+            try:
+                values = clean_record(fields_for_write(record_type), data)
+            except RecordInvalid as invalid:  # raised out of the block: nothing to roll back
+                refused = invalid
+            else:
+                return _insert(record_type=record_type, values=values, user=user, stamped=stamp)
+    except IntegrityError:
+        # The record type was deleted as the record was written (a 500; outside probe).
+        if connection.in_atomic_block or RecordType.objects.filter(pk=record_type.pk).exists():
+            raise
+        raise RecordInvalid(
+            {"_recordTypeId": f"Record type {record_type.pk} does not exist (it was deleted)."}
+        ) from None
     raise refused
 
 

@@ -294,3 +294,18 @@ def test_on_postgresql_a_create_takes_its_id_and_inserts_in_one_statement(lead_t
     assert writes[0].startswith('WITH counter AS (UPDATE "records_submissioncounter"')
     assert record.submission_id == 2
     assert Record.objects.get(submission_id=2).data["Company"] == "B"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_record_written_as_its_record_type_is_deleted_is_refused_not_a_500(application):
+    """The delete won, and the write's insert failed on the foreign key: a 500 (an outside
+    probe)."""
+    record_type = RecordType.objects.create(application=application, name="Going")
+    RecordType.objects.filter(pk=record_type.pk).delete()  # as the write starts
+
+    with pytest.raises(RecordInvalid) as refused:
+        services.create_record(record_type=record_type, data={})
+
+    assert refused.value.errors == {
+        "_recordTypeId": f"Record type {record_type.pk} does not exist (it was deleted)."
+    }
