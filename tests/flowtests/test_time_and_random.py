@@ -4,6 +4,7 @@ them back, so a flow that stamps or draws passes its test."""
 import pytest
 
 from apps.executions import launch
+from apps.executions.models import RunRecording
 from apps.executions.recording import load
 from apps.flows.models import Flow, Script
 from apps.flowtests import services
@@ -57,3 +58,25 @@ def test_a_missing_function_still_fails_the_recorded_run_as_it_would(stamped, ow
     run = launch.admin_test_run(stamped, caller=launch.Caller(user=owner))
     assert run.status == "failed"
     assert "does not define a function named 'nope'" in run.errors.get().message
+
+
+def test_a_script_that_reads_the_clock_very_often_still_runs_when_recorded(application, owner):
+    """The readings filled the script's memory: a recorded run failed where the same run
+    unrecorded succeeded (an outside probe). Past MAX_TAPED_VALUES the recording is cut."""
+    script = Script.objects.create(
+        name="busy clock",
+        content="function main(ctx) { var s = 0; for (var i = 0; i < 2000000; i++) "
+        "{ s += Date.now() % 7 + Math.random(); } return [{ran: s > 0}]; }",
+    )
+    flow = Flow.objects.create(
+        application=application,
+        name="busy clock",
+        page_processors=[{"type": "script", "_scriptId": str(script.pk)}],
+    )
+
+    run = launch.admin_test_run(flow, caller=launch.Caller(user=owner))
+
+    assert run.status == "succeeded", run.error
+    assert not RunRecording.objects.get(execution=run).complete  # cut: it cannot be a test
+    with pytest.raises(services.NoRecording, match="was cut"):
+        services.save_as_test(execution=run, name="busy", user=owner)

@@ -60,6 +60,11 @@ class Tape:
             self.size += size
             getattr(self, kind).append(entry)
 
+    def cut(self) -> None:
+        """Keep nothing more: the recording cannot be replayed."""
+        with self._lock:
+            self.overflow = True
+
     def document(self) -> dict:
         return {kind: getattr(self, kind) for kind in KINDS}
 
@@ -204,16 +209,26 @@ class RecordingSubflows:
 # times and random numbers it used are returned with its value, and a replay gives the
 # same ones back (`input.tape`). Every call has a fresh realm: nothing needs restoring.
 TAPE_FUNCTION = "__flowsite_tape__"
-TAPE_SOURCE = """
-;function __flowsite_tape__(input) {
-  var times = [], randoms = [], tape = input.tape;
+# A script call keeps at most this many clock readings and random numbers: past it the run's
+# recording is cut (it keeps nothing), rather than the readings filling the script's memory
+# and failing a run that succeeds unrecorded (an outside probe).
+MAX_TAPED_VALUES = 10_000
+TAPE_SOURCE = (
+    f"""
+;function __flowsite_tape__(input) {{
+  var times = [], randoms = [], tape = input.tape, cut = false, MAX = {MAX_TAPED_VALUES};
+  var timesAt = 0, randomsAt = 0;
   var RealDate = Date, realNow = Date.now, realRandom = Math.random;
-  function now() {
-    var t = tape ? (tape.times.length ? tape.times.shift() : tape.last) : realNow();
+  function keep(list, value) {{
+    if (list.length < MAX) list.push(value); else cut = true;
+  }}
+  function now() {{
+    var t = tape ? (timesAt < tape.times.length ? tape.times[timesAt++] : tape.last) : realNow();
     if (t === undefined || t === null) t = realNow();
-    times.push(t);
+    keep(times, t);
     return t;
-  }
+  }}"""
+    + """
   function FakeDate() {
     if (!(this instanceof FakeDate)) return new RealDate(now()).toString();
     if (arguments.length === 0) return new RealDate(now());
@@ -227,8 +242,8 @@ TAPE_SOURCE = """
   FakeDate.parse = RealDate.parse;
   Date = FakeDate;
   Math.random = function () {
-    var r = tape && tape.randoms.length ? tape.randoms.shift() : realRandom();
-    randoms.push(r);
+    var r = tape && randomsAt < tape.randoms.length ? tape.randoms[randomsAt++] : realRandom();
+    keep(randoms, r);
     return r;
   };
   var fn;
@@ -237,12 +252,13 @@ TAPE_SOURCE = """
   var result = fn(input.arg);
   if (result instanceof Promise) {
     return result.then(function (value) {
-      return {value: value, times: times, randoms: randoms};
+      return {value: value, times: times, randoms: randoms, cut: cut};
     });
   }
-  return {value: result, times: times, randoms: randoms};
+  return {value: result, times: times, randoms: randoms, cut: cut};
 }
 """
+)
 
 
 def _taped_call(inner, source, function, argument, tape_entry, options) -> tuple[Any, dict]:
@@ -270,6 +286,9 @@ class RecordingScripts:
 
     def call(self, source: str, function: str, argument: Any, **options) -> ScriptResult:
         result, value = _taped_call(self.inner, source, function, argument, None, options)
+        if value.get("cut"):
+            self.tape.cut()
+            return result
         self.tape.add(
             "clocks",
             {
