@@ -105,14 +105,16 @@ class Dependencies:
 
 def dependencies(flow: Flow) -> Dependencies:
     found = uses(flow.page_generators, flow.page_processors)
-    exports = list(Export.objects.filter(pk__in=found.export).select_related("connection"))
-    imports = list(Import.objects.filter(pk__in=found.import_).select_related("connection"))
-    connections = {r.connection.pk: r.connection for r in (*exports, *imports)}
+    exports = list(Export.objects.filter(pk__in=found.export))
+    imports = list(Import.objects.filter(pk__in=found.import_))
+    # An instance calls its connection map's connections, not its template's.
+    mapped = {int(old): int(new) for old, new in (flow.connection_map or {}).items()}
+    called = {mapped.get(r.connection_id, r.connection_id) for r in (*exports, *imports)}
     return Dependencies(
         exports=exports,
         imports=imports,
         scripts=list(Script.objects.filter(pk__in=found.script)),
-        connections=sorted(connections.values(), key=lambda c: c.pk),
+        connections=list(Connection.objects.filter(pk__in=called).order_by("pk")),
         flows=list(Flow.objects.filter(pk__in=found.flow).select_related("application")),
         used_by=flows_using("flow", [flow.pk]),
     )

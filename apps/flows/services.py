@@ -364,11 +364,16 @@ def _bundle_contents(
     given an `owner`, every one it owns), and of their connections without secrets
     (stubs with `connection_stub`)."""
     found = selectors.Uses()
+    maps: dict[tuple[str, int], set] = {}  # (kind, id) → the connection maps of its flows
     for each in flows:
         used = selectors.uses(each.page_generators, each.page_processors)
         found.export |= used.export
         found.import_ |= used.import_
         found.script |= used.script
+        mapped = frozenset((each.connection_map or {}).items())
+        for kind in ("export", "import"):
+            for resource_id in used.of(kind):
+                maps.setdefault((kind, resource_id), set()).add(mapped)
 
     def wanted(model, ids: set[int]) -> models.QuerySet:
         query = models.Q(pk__in=ids)
@@ -379,12 +384,36 @@ def _bundle_contents(
     exports = wanted(Export, found.export).select_related("connection")
     imports = wanted(Import, found.import_).select_related("connection")
     scripts = wanted(Script, found.script)
-    connections = {r.connection.pk: r.connection for r in (*exports, *imports)}
+    # A template's instance calls its connection map's connections: its exports and imports
+    # travel with those (they travelled with the template's, so the installed copy called
+    # another server; an outside probe). A resource flows with different maps share keeps
+    # its own connection.
+    moved: dict[tuple[str, int], int] = {}
+    for kind, resources in (("export", exports), ("import", imports)):
+        for resource in resources:
+            if len(found_maps := maps.get((kind, resource.pk), set())) == 1:
+                new = dict(next(iter(found_maps))).get(str(resource.connection_id))
+                if new is not None:
+                    moved[kind, resource.pk] = int(new)
+    known = {r.connection_id: r.connection for r in (*exports, *imports)}
+    needed = {
+        moved.get((kind, r.pk), r.connection_id)
+        for kind, resources in (("export", exports), ("import", imports))
+        for r in resources
+    }
+    known.update(Connection.objects.in_bulk(needed - known.keys()))
+    connections = {pk: known[pk] for pk in needed if pk in known}
+
+    def rendered(document, kind: str, resource) -> dict:
+        if (kind, resource.pk) in moved:
+            document["_connectionId"] = str(moved[kind, resource.pk])
+        return document
+
     tests = flow_tests.export(flows)
     return {
         "flows": [FLOW.render(each) for each in flows],
-        "exports": [EXPORT.render(export) for export in exports],
-        "imports": [IMPORT.render(record_import) for record_import in imports],
+        "exports": [rendered(EXPORT.render(e), "export", e) for e in exports],
+        "imports": [rendered(IMPORT.render(i), "import", i) for i in imports],
         "scripts": [SCRIPT.render(script) for script in scripts],
         "connections": [
             (connection_stub or CONNECTION.render)(connection)

@@ -200,3 +200,21 @@ def test_a_connection_an_instance_runs_on_is_kept_until_the_instance_lets_it_go(
     assert {"_id": instance_id, "name": "Acme"} in body["flows"]
     assert manager.delete(f"/api/v1/flows/{instance_id}").status_code == 204
     assert manager.delete(f"/api/v1/connections/{crm_eu.pk}").status_code == 204
+
+
+def test_an_instances_dependencies_and_bundle_name_the_connections_it_calls(
+    manager, template, crm, crm_eu
+):
+    """They named the template's: the installed copy of a downloaded instance called
+    another server with other credentials (an outside probe)."""
+    instance = create(manager, template, name="EU", connectionMap={str(crm.pk): str(crm_eu.pk)})
+    url = f"/api/v1/flows/{instance.json()['_id']}"
+
+    dependencies = manager.get(f"{url}/dependencies").json()
+    bundle = manager.get(f"{url}/download").json()
+
+    assert [c["_id"] for c in dependencies["uses"]["connections"]] == [str(crm_eu.pk)]
+    assert [c["_id"] for c in bundle["connections"]] == [str(crm_eu.pk)]
+    assert {e["_connectionId"] for e in bundle["exports"]} == {str(crm_eu.pk)}
+    template_bundle = manager.get(f"/api/v1/flows/{template.pk}/download").json()
+    assert [c["_id"] for c in template_bundle["connections"]] == [str(crm.pk)]
