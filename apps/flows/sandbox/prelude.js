@@ -12,6 +12,7 @@
   const toText = String;
   const toNumber = Number;
   const isFiniteNumber = Number.isFinite;
+  const isArray = Array.isArray;
   const ErrorType = Error;
   const InternalErrorType = InternalError;
   const PromiseType = Promise;
@@ -148,7 +149,9 @@
   // An answer whose statusCode is NaN or Infinity (a failed parseInt, say): JSON would turn it
   // into null, and the object into a record answered 200, so the failure would pass for a
   // success.
+  // The engine takes one record alone as the answer too (runner.script_response).
   function answersNoStatus(value) {
+    if (isArray(value) && value.length === 1) value = value[0];
     if (value === null || typeof value !== 'object') return false;
     const status = value.statusCode;
     return typeof status === 'number' && !isFiniteNumber(status);

@@ -243,10 +243,12 @@ def test_results_that_are_not_json_raise_invalid_return(pool):
 
 
 @pytest.mark.parametrize("status", ["NaN", "parseInt('abc')", "1 / 0", "-Infinity"])
-def test_an_answer_whose_status_is_not_a_number_is_an_invalid_return(pool, status):
+@pytest.mark.parametrize("shape", ["{answer}", "[{answer}]"])  # one record alone answers too
+def test_an_answer_whose_status_is_not_a_number_is_an_invalid_return(pool, status, shape):
     """JSON turned the status into null, and the answer into a record: a 200 "succeeded"."""
+    answer = shape.replace("{answer}", f"{{statusCode: {status}, body: {{}}}}")
     with pytest.raises(ScriptError) as raised:
-        pool.call(f"function main() {{ return {{statusCode: {status}, body: {{}}}} }}", "main", {})
+        pool.call(f"function main() {{ return {answer} }}", "main", {})
 
     assert raised.value.kind == "invalid_return"
     assert "which is not an HTTP status: answer with 200-599" in raised.value.message
