@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-from apps.core.redaction import scrub, secret_values
+from apps.core.redaction import REDACTED, scrub, secret_values, without_secrets
 from apps.executions.recording import answer_of, drop_header
 from apps.flows import crypto, spec_cache
 from apps.flows.engine.capture import RELAXABLE, Replay, same_json, without
@@ -241,7 +241,8 @@ def _replay(test, flow) -> dict:
         drop_header=drop_header,
         ignored=ignored,
         relaxed=relaxed,
-        conceal=lambda value: scrub(value, secrets),
+        conceal=lambda value: without_secrets(value, secrets),
+        redacted=REDACTED,
     )
     ctx = RunContext(
         process_id=recording.get("processId") or str(test.pk),

@@ -344,15 +344,22 @@ def without(value: Any, ignored: Iterable[str], path: str = "") -> Any:
     return value
 
 
-def same_json(left: Any, right: Any) -> bool:
+def same_json(left: Any, right: Any, wildcard: str | None = None) -> bool:
     """Equal as JSON values: Python's == takes True for 1 and False for 0, so a body that
-    sent `true` where it had sent `1` passed for unchanged (an outside probe)."""
+    sent `true` where it had sent `1` passed for unchanged (an outside probe). `wildcard`,
+    where `left` has it, matches any value (a value the recording had redacted)."""
+    if wildcard is not None and left == wildcard:
+        return True
     if isinstance(left, bool) or isinstance(right, bool):
         return type(left) is type(right) and left == right
     if isinstance(left, dict) and isinstance(right, dict):
-        return left.keys() == right.keys() and all(same_json(left[k], right[k]) for k in left)
+        return left.keys() == right.keys() and all(
+            same_json(left[k], right[k], wildcard) for k in left
+        )
     if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(map(same_json, left, right))
+        return len(left) == len(right) and all(
+            same_json(a, b, wildcard) for a, b in zip(left, right, strict=True)
+        )
     return left == right
 
 
@@ -384,10 +391,12 @@ class Replay:
     drop_header: Callable[[str], bool]
     ignored: frozenset = frozenset()
     relaxed: frozenset = frozenset()
-    # A value with the secrets the test never keeps replaced (the caller's redaction): what
-    # is compared and reported, so that a recording whose secrets were redacted (a bundle's)
-    # matches the replay's clear requests, and no report quotes a secret.
+    # A value with the secret values the test never keeps replaced (the caller's redaction):
+    # what is compared and reported, so that no report quotes a secret; and the mark such a
+    # replaced value carries, which in the recording matches any value (a bundle's recording
+    # is redacted by field name too, and a secret may have been rotated since).
     conceal: Callable[[Any], Any] = lambda value: value
+    redacted: str | None = None
     mismatches: list[Mismatch] = field(default_factory=list)
 
     def __post_init__(self):
@@ -408,6 +417,7 @@ class Replay:
         return same_json(
             without(self.conceal(expected), self.ignored),
             without(self.conceal(actual), self.ignored),
+            self.redacted,
         )
 
     def note(self, kind, step, problem, message, expected=None, actual=None) -> None:
