@@ -197,7 +197,7 @@ class RecordField(models.Model):
         before = RecordField.objects.filter(pk=self.pk).values_list("type", flat=True).first()
         if before is None or before == self.type:
             return []
-        locks.hold_for_retype(self.record_type_id)  # writes validated so far are committed
+        locks.hold_for_retype(Record._meta.db_table)  # writes validated so far committed
         stored = (
             Record.objects.filter(record_type_id=self.record_type_id)
             .values_list("pk", "data")

@@ -130,28 +130,18 @@ LOADED = ("record_type", "created_by", "modified_by")  # foreign keys set from o
 
 def fields_for_write(record_type: RecordType) -> list[RecordField]:
     """The record type's fields to validate a write with. On PostgreSQL their types are
-    checked under the record type's shared lock, after it is taken, and stay as they are
-    until the caller's transaction ends (see locks); the fields as the record type holds
-    them (prefetched, perhaps a moment ago) are used when their types are still those.
-    Call it inside that transaction."""
+    checked with the records table locked for writing, and stay as they are until the
+    caller's transaction ends (see locks); the fields as the record type holds them
+    (prefetched, perhaps a moment ago) are used when their types are still those. Call it
+    inside that transaction."""
     fields = list(record_type.fields.all())
     if connection.vendor != "postgresql":
         return fields
-    table = connection.ops.quote_name(RecordField._meta.db_table)
-    # Two statements in one round trip, with no parameters (integers of ours): the second
-    # takes its snapshot after the first got the lock (a statement's snapshot predates its
-    # lock waits, so one statement would read the types a change was replacing).
-    statements = (
-        f"SELECT pg_advisory_xact_lock_shared({locks.key(record_type.pk):d}); "  # noqa: S608 - integers and the model's table
-        f"SELECT string_agg(id || ':' || type, ',' ORDER BY id) FROM {table} "
-        f"WHERE record_type_id = {int(record_type.pk):d}"
+    current = locks.types_for_write(
+        Record._meta.db_table, RecordField._meta.db_table, record_type.pk
     )
-    with connection.cursor() as cursor:
-        cursor.execute(statements)
-        cursor.nextset()
-        (signature,) = cursor.fetchone()
     used = ",".join(f"{field.pk}:{field.type}" for field in sorted(fields, key=lambda f: f.pk))
-    if (signature or "") == used:
+    if current == used:
         return fields
     return list(RecordField.objects.filter(record_type_id=record_type.pk))
 

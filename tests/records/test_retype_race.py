@@ -4,12 +4,13 @@ races on PostgreSQL, and every Query() of the field then a 500). PostgreSQL only
 lets one writer in at a time anyway."""
 
 import threading
+import time
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connections, transaction
 
-from apps.records import services
+from apps.records import indexes, services
 from apps.records.models import Record, RecordField, RecordType
 from apps.records.selectors import record_type_document
 from apps.records.validation import RecordInvalid
@@ -25,9 +26,9 @@ def table(application) -> RecordType:
     return record_type
 
 
-def as_integer(record_type: RecordType) -> None:
+def as_integer(record_type: RecordType, type: str = "integer") -> None:
     document = record_type_document(record_type)
-    document["fields"][0]["type"] = "integer"
+    document["fields"][0]["type"] = type
     services.save_record_type(document=document, record_type=record_type)
 
 
@@ -90,3 +91,35 @@ def test_a_write_that_waited_for_a_change_of_type_is_validated_against_the_new_t
     assert outcome["type"] == "integer"
     assert "n" in outcome["refused"]
     assert not Record.objects.exists()
+
+
+def test_a_change_of_type_and_a_write_to_two_tables_do_not_deadlock(table, application):
+    """With a lock per record type, a write holding the records table (a first record of
+    another table) waited for the change's lock, while the change's drop of an ordering
+    index waited for the table: deadlock (the review)."""
+    other = RecordType.objects.create(application=application, name="Other")
+    RecordField.objects.create(record_type=other, name="m", type="text")
+    indexes.ensure_ordering_index(table, [("n", "asc")])
+    first_written, outcome = threading.Event(), {}
+
+    def write_both():
+        try:
+            with transaction.atomic():
+                services.create_record(record_type=other, data={"m": "x"})
+                first_written.set()
+                time.sleep(0.5)  # the change of type starts meanwhile
+                services.create_record(record_type=table, data={"n": "twelve"})
+            outcome["writer"] = "committed"
+        except BaseException as exc:
+            outcome["writer"] = exc
+        finally:
+            connections.close_all()
+
+    writer = threading.Thread(target=write_both)
+    writer.start()
+    assert first_written.wait(5)
+    as_integer(table, "long text")  # waits for the writer, drops the ordering index
+    writer.join(10)
+
+    assert outcome["writer"] == "committed"
+    assert table.fields.get().type == "long text"

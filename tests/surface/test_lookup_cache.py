@@ -96,10 +96,10 @@ def test_a_warm_execute_create_reads_and_writes_only_its_record(
     # locks it) and the record inserted: in one statement on PostgreSQL, two elsewhere.
     # Nothing else is read. Plus the savepoint of Execute()'s atomic block (the test's
     # transaction makes it a savepoint); the record's write adds none of its own. On
-    # PostgreSQL, one round trip takes the record type's shared lock and checks its field
+    # PostgreSQL, one round trip locks the records table for writing and checks the field
     # types (records.locks: a change of type cannot race the write).
     postgresql = connection.vendor == "postgresql"
-    checked = ["SELECT"] if postgresql else []
+    checked = ["LOCK"] if postgresql else []
     stamped = ["WITH"] if postgresql else ["UPDATE", "INSERT"]
     with django_assert_num_queries(3 + len(checked) + len(stamped) + 2) as captured:
         response = rest.post(
