@@ -33,8 +33,7 @@ class StrictJSONField(forms.JSONField):
             raise deep from None
         if converted is None and not self.allow_null and value not in self.empty_values:
             raise forms.ValidationError(
-                "JSON null is not a value here: give an object, a list or a value "
-                "(an empty field stands for the default)."
+                "JSON null is not a value here: give an object, a list or a value."
             )
         if too_deep(converted):
             raise deep

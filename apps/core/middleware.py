@@ -130,7 +130,8 @@ class ApiProblemMiddleware:
                 "bodies are not supported.",
             )
         encoding = request.META.get("HTTP_CONTENT_ENCODING", "").strip()
-        if encoding and encoding.lower() != "identity":
+        has_body = request.META.get("CONTENT_LENGTH") not in (None, "", "0")
+        if encoding and encoding.lower() != "identity" and has_body:
             # Nothing here decodes a compressed body: read as it came, it would be reported
             # as malformed JSON, or reach a flow as bytes it cannot read (RFC 9110 §15.5.16).
             return problem_response(

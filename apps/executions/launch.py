@@ -13,7 +13,6 @@ while the web thread waits anyway, and scripts already run in isolated sandbox p
 *async* and *auto* calls run on Celery workers: their run must outlive the request.
 """
 
-import hashlib
 import json
 import logging
 import threading
@@ -28,6 +27,7 @@ from django.utils import timezone
 
 from apps.accounts.models import ApiKey
 from apps.accounts.privileges import Privilege
+from apps.core.digests import canonical_digest
 from apps.core.middleware import database_unavailable
 from apps.core.redaction import redacted_pointers
 from apps.executions import queue, selectors, services
@@ -224,8 +224,7 @@ class Start:
         else:
             query = {key: value for key, value in request["query"].items() if key != "timeout"}
             parts = [request["method"], request["path"], query, request["body"]]
-        canonical = json.dumps(parts, sort_keys=True, default=str)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return canonical_digest(parts)
 
 
 def _start(start: Start) -> tuple[Execution, bool]:

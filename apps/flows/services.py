@@ -186,6 +186,7 @@ def replace_connection(
         locked = Flow.objects.select_for_update().get(pk=flow.pk)
         spec_cache.clear()  # the rows changed by update(), which sends no signal
         if locked.run_tests_on_save and not force and (failing := flow_tests.failing(locked)):
+            spec_cache.clear()  # the replay's spec has the connection about to be undone
             raise FlowTestsFailed(failing)  # rolls the rows back
         locked._change_reason = _connection_replaced(old, new, changed)
         save_flow(flow=locked, user=user)

@@ -1,8 +1,6 @@
 """Writes of the integration surface: its configuration, and Execute() — a record change
 and the operation's flow in one transaction, at most once per ExternalTransactionId."""
 
-import hashlib
-import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -14,6 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 
 from apps.accounts.models import User
+from apps.core.digests import canonical_digest
 from apps.executions import launch
 from apps.executions.models import Execution
 from apps.flows.api_settings import DEFAULT_TIMEOUT_MS
@@ -122,8 +121,7 @@ class TransactionIdReusedForAnother(Exception):
 def fingerprint(record_id: int | None, data: Mapping[str, Any]) -> str:
     """The call as far as it matters to a repeat: its RecordID and values."""
     values = {k: v for k, v in data.items() if k not in ("ExternalTransactionId", "RecordID")}
-    canonical = json.dumps([record_id, values], sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return canonical_digest([record_id, values])
 
 
 def _receipt(user: User, key: str) -> ExecuteReceipt | None:

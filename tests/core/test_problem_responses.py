@@ -93,6 +93,11 @@ def test_a_compressed_body_is_refused_with_415_rather_than_read_as_json(api_clie
     assert response["Accept-Encoding"] == "identity"
 
 
+def test_a_content_encoding_without_a_body_is_no_matter(api_client):
+    response = api_client.get("/healthz", HTTP_CONTENT_ENCODING="gzip")
+    assert response.status_code == 200
+
+
 def test_an_identity_content_encoding_is_read_as_usual(api_client):
     document = {"name": "x", "address": {"city": "Delft"}, "tags": [1]}
     response = api_client.post(

@@ -31,6 +31,7 @@ from urllib3.exceptions import (
 )
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 
+from apps.core.redaction import redact_url
 from apps.flows.outbound.auth import (
     OAUTH2_CLIENT_CREDENTIALS,
     Token,
@@ -357,15 +358,15 @@ class OutboundClient:
                 response.secrets = self._secrets(connection, slot)
                 if response.status < 400:
                     return response
-                failure = HttpStatusError(  # the URL a redirect led to may quote a secret
-                    redact_secrets(
-                        f"HTTP {response.status} from {response.url}",
-                        secret_forms(response.secrets),
-                    ),
+                # The URL a redirect led to may quote a credential, or carry secret-looking
+                # query parameters of its own (a signed URL's signature).
+                shown_url = redact_secrets(redact_url(response.url), secret_forms(response.secrets))
+                failure = HttpStatusError(
+                    f"HTTP {response.status} from {shown_url}",
                     retriable=response.status in RETRIABLE_STATUSES,
                     status=response.status,
                     body_excerpt=excerpt(response.body, response.secrets),
-                    url=redact_secrets(response.url, secret_forms(response.secrets)),
+                    url=shown_url,
                 )
                 if response.status in RETRY_AFTER_STATUSES:
                     retry_after = retry_after_seconds(response.headers.get("retry-after"))

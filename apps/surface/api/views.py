@@ -204,13 +204,27 @@ class ExecuteView(SurfaceView):
                 description="Updated or deleted: the record document (as it was, when deleted).",
                 examples=[OpenApiExample("Record", value=RECORD_EXAMPLE, response_only=True)],
             ),
-            **problem_responses(400, 401, 403, 404, 409, 422, 429),
+            **problem_responses(400, 401, 403, 404, 409, 429),
             (422, "application/problem+json"): OpenApiResponse(
                 ProblemSerializer,
                 description="The operation's flow failed (or the status it chose): the record "
-                "change was rolled back; processId names the run.",
+                "change was rolled back; processId names the run. Or the ExternalTransactionId "
+                "(Idempotency-Key) was sent before with another RecordID or other values "
+                "(idempotency-key-reused): nothing was changed.",
                 examples=[
-                    OpenApiExample("Flow failed", value=FLOW_FAILED_EXAMPLE, response_only=True)
+                    OpenApiExample("Flow failed", value=FLOW_FAILED_EXAMPLE, response_only=True),
+                    OpenApiExample(
+                        "Transaction id reused",
+                        value={
+                            "type": "urn:flowsite:problem:idempotency-key-reused",
+                            "title": "Unprocessable Content",
+                            "status": 422,
+                            "detail": "ExternalTransactionId 'crm-42' was already used with a "
+                            "different RecordID or different values; use a new one for each "
+                            "transaction (the same one only to send the same call again).",
+                        },
+                        response_only=True,
+                    ),
                 ],
             ),
         },

@@ -305,7 +305,7 @@ def test_a_status_error_quotes_no_credential_a_redirect_put_in_its_url(
     """`HTTP 404 from <the URL a redirect led to>` quoted the key that URL carried, to the
     caller, the run and the log of retries (an outside probe)."""
     httpserver.expect_request("/start").respond_with_data(
-        "", status=302, headers={"Location": "/gone?apikey=tok-123456789"}
+        "", status=302, headers={"Location": "/gone?apikey=tok-123456789&signature=sig-987654"}
     )
     httpserver.expect_request("/gone").respond_with_data("no", status=503)
 
@@ -319,6 +319,7 @@ def test_a_status_error_quotes_no_credential_a_redirect_put_in_its_url(
     assert "tok-123456789" not in caught.value.message
     assert "tok-123456789" not in str(caught.value.url)
     assert f"apikey={REDACTED}" in caught.value.message
+    assert "sig-987654" not in caught.value.message  # a signed URL's own secret, by its name
     logged = " ".join(r.getMessage() for r in caplog.records if r.name == "flowsite.outbound")
     assert "Retrying GET" in logged
     assert "tok-123456789" not in logged

@@ -93,7 +93,7 @@ class Command(BaseCommand):
 
 # Control characters: XML 1.0 cannot hold them (a test named with one made the JUnit file
 # unreadable), and a terminal would act on them (an ANSI escape in a name; outside probe).
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 def shown(text: str) -> str:
