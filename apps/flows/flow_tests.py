@@ -40,3 +40,15 @@ def install(documents: list[dict], flow_ids: dict[str, str], user) -> None:
 
 def failing(flow) -> list[dict]:
     return HOOKS[0].failing(flow) if HOOKS else []
+
+
+def guarded(flow) -> bool:
+    """Whether saving `flow` (as it is about to be saved) must pass its tests first: its
+    guard is on as edited, or as stored. A save that both turned the guard off and broke
+    the tests skipped it (a PUT leaving the field out; an outside probe and the review)."""
+    if flow.pk is None:
+        return False
+    return (
+        flow.run_tests_on_save
+        or type(flow).objects.filter(pk=flow.pk, run_tests_on_save=True).exists()
+    )

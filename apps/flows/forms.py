@@ -576,7 +576,7 @@ class FlowForm(EndpointFields, forms.ModelForm):
         the save unless the builder says otherwise."""
         super()._post_clean()
         flow = self.instance
-        if not self.checks_tests or self.errors or not flow.pk or not flow.run_tests_on_save:
+        if not self.checks_tests or self.errors or not flow_tests.guarded(flow):
             return
         if self.cleaned_data.get("save_despite_failing_tests"):
             return

@@ -115,13 +115,7 @@ def save_resource(*, form, user, force: bool = False) -> models.Model:
     some fail, unless `force`."""
     instance = form.save(commit=False)
     if isinstance(instance, Flow):
-        # The guard as stored counts too: a Celigo-style PUT that leaves runTestsOnSave out
-        # turned it off and skipped it in one save (an outside probe).
-        guard_on = instance.run_tests_on_save or (
-            instance.pk and Flow.objects.filter(pk=instance.pk, run_tests_on_save=True).exists()
-        )
-        guarded = guard_on and instance.pk and not force
-        if guarded and (failing := flow_tests.failing(instance)):
+        if not force and flow_tests.guarded(instance) and (failing := flow_tests.failing(instance)):
             raise FlowTestsFailed(failing)
         return save_flow(flow=instance, user=user)
     instance.save()

@@ -124,6 +124,9 @@ def test_the_guard_refuses_an_admin_save_whose_tests_fail_unless_ticked(admin_cl
     assert "Not saved: its tests fail (scores three customers" in refused.content.decode()
     tested.refresh_from_db()
     assert tested.page_processors[0]["responseMapping"]["fields"][0]["generate"] == "limit"
+    # Unticking the guard in the same save does not skip it (the review).
+    unticked = {k: v for k, v in form.items() if k != "run_tests_on_save"}
+    assert "Not saved: its tests fail" in admin_client.post(url, unticked).content.decode()
 
     saved = admin_client.post(url, {**form, "save_despite_failing_tests": "on"})
     assert saved.status_code == 302
