@@ -3,6 +3,7 @@ against real local HTTP servers: `httpserver` is the connection's host, `other_h
 second server (another port: another origin) that must never see a credential."""
 
 import base64
+import logging
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -299,8 +300,26 @@ def test_an_api_key_under_a_safe_headers_name_does_not_follow_a_redirect_either(
     assert landed.headers.get(name) != "key-456"
 
 
+@pytest.fixture
+def outbound_log():
+    """The outbound client's log records, caught on its own logger (whatever LOGGING says
+    of propagation)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append
+    logger = logging.getLogger("flowsite.outbound")
+    level, disabled = logger.level, logger.disabled  # a test that reconfigures logging
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.disabled = False
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+    logger.disabled = disabled
+
+
 def test_a_status_error_quotes_no_credential_a_redirect_put_in_its_url(
-    client, httpserver, base_uri, caplog
+    client, httpserver, base_uri, outbound_log
 ):
     """`HTTP 404 from <the URL a redirect led to>` quoted the key that URL carried, to the
     caller, the run and the log of retries (an outside probe)."""
@@ -309,7 +328,7 @@ def test_a_status_error_quotes_no_credential_a_redirect_put_in_its_url(
     )
     httpserver.expect_request("/gone").respond_with_data("no", status=503)
 
-    with pytest.raises(HttpStatusError) as caught, caplog.at_level("INFO", "flowsite.outbound"):
+    with pytest.raises(HttpStatusError) as caught:
         client.send(
             armed(base_uri, Auth(type="bearer", token="tok-123456789")),
             HttpRequest("GET", "start"),
@@ -320,7 +339,7 @@ def test_a_status_error_quotes_no_credential_a_redirect_put_in_its_url(
     assert "tok-123456789" not in str(caught.value.url)
     assert f"apikey={REDACTED}" in caught.value.message
     assert "sig-987654" not in caught.value.message  # a signed URL's own secret, by its name
-    logged = " ".join(r.getMessage() for r in caplog.records if r.name == "flowsite.outbound")
+    logged = " ".join(record.getMessage() for record in outbound_log)
     assert "Retrying GET" in logged
     assert "tok-123456789" not in logged
 
