@@ -290,16 +290,21 @@ def execute_operation(operation: Operation, enabled: bool | None) -> dict:
         "413": problem_answer(PROBLEM_EXAMPLES[413]),
         "415": problem_answer(PROBLEM_EXAMPLES[415]),
     }
-    if has_flow:
-        responses["422"] = problem_answer(
-            problem(
-                422,
-                "The operation's flow failed, so the record change was rolled back: no",
-                code="flow-failed",
-                processId=PROCESS_ID,
-                flowStatus="failed",
-            )
-        )
+    reused = problem(
+        422,
+        "ExternalTransactionId '2f1c7a52-0001' was already used with a different RecordID "
+        "or different values; use a new one for each transaction (the same one only to send "
+        "the same call again).",
+        code="idempotency-key-reused",
+    )
+    failed = problem(
+        422,
+        "The operation's flow failed, so the record change was rolled back: no",
+        code="flow-failed",
+        processId=PROCESS_ID,
+        flowStatus="failed",
+    )
+    responses["422"] = problem_answer(*((failed, reused) if has_flow else (reused,)))
     return {
         "operationId": f"surface_execute_{operation.pk}",
         "summary": f"Execute(): {operation.name}",
