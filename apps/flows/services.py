@@ -29,7 +29,7 @@ from apps.flows.forms import ConnectionForm, ConnectionWithoutSecretsForm
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.outbound import HttpRequest, OutboundError, get_client
 from apps.flows.outbound.client import build_url
-from apps.flows.outbound.errors import quoted_secret_forms, secret_forms
+from apps.flows.outbound.errors import excerpt, quoted_secret_forms
 from apps.flows.pipeline import as_id, connection_config, export_spec, import_spec
 from apps.flows.sandbox import get_pool
 from apps.flows.sandbox.results import ScriptAbort, ScriptError
@@ -851,7 +851,7 @@ def try_script(*, script: Script, records: list, function: str = "main", variabl
 
 
 TRY_SECONDS = 10
-EXCERPT_BYTES = 2000
+TRIAL_EXCERPT_CHARS = 2000  # what a connection test shows of the answer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -885,10 +885,7 @@ def try_connection(*, connection: Connection, path: str = "/") -> ConnectionTria
         )
     # Every form a server may quote a secret in, replaced before the body is cut (a secret
     # across the cut would otherwise show its first half).
-    text = response.body[: EXCERPT_BYTES * 4].decode("utf-8", "replace")  # 4 bytes a char
-    for secret in secret_forms(response.secrets):
-        text = text.replace(secret, "[redacted]")
-    text = text[:EXCERPT_BYTES]
+    text = excerpt(response.body, response.secrets, chars=TRIAL_EXCERPT_CHARS)
     return ConnectionTrial(
         url=response.url, status=response.status, elapsed_ms=response.elapsed_ms, excerpt=text
     )

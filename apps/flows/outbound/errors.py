@@ -108,14 +108,15 @@ def redact_secrets(text: str, forms: list[str]) -> str:
     return text
 
 
-def excerpt(body: bytes, secrets: Iterable[str] = ()) -> str:
-    """The start of a body as text, for messages, with `secrets` replaced by [redacted].
+def excerpt(body: bytes, secrets: Iterable[str] = (), chars: int = EXCERPT_CHARS) -> str:
+    """The first `chars` characters of a body as text, for messages, with `secrets` replaced
+    by [redacted].
 
     4 bytes per character covers any UTF-8. Secrets are replaced before the text is cut, and
     the text read is longer than the excerpt by the longest secret, so that no secret that
     starts inside the excerpt is left half-shown at its end.
     """
     forms = secret_forms(secrets)
-    window = EXCERPT_CHARS + (len(forms[0]) if forms else 0)
+    window = chars + (len(forms[0]) if forms else 0)
     text = body[: window * 4].decode("utf-8", "replace")[:window]
-    return redact_secrets(text, forms)[:EXCERPT_CHARS]
+    return redact_secrets(text, forms)[:chars]
