@@ -213,22 +213,20 @@ TAPE_FUNCTION = "__flowsite_tape__"
 # recording is cut (it keeps nothing), rather than the readings filling the script's memory
 # and failing a run that succeeds unrecorded (an outside probe).
 MAX_TAPED_VALUES = 10_000
-TAPE_SOURCE = (
-    f"""
-;function __flowsite_tape__(input) {{
-  var times = [], randoms = [], tape = input.tape, cut = false, MAX = {MAX_TAPED_VALUES};
+TAPE_SOURCE = """
+;function __flowsite_tape__(input) {
+  var times = [], randoms = [], tape = input.tape, cut = false, MAX = __MAX__;
   var timesAt = 0, randomsAt = 0;
   var RealDate = Date, realNow = Date.now, realRandom = Math.random;
-  function keep(list, value) {{
+  function keep(list, value) {
     if (list.length < MAX) list.push(value); else cut = true;
-  }}
-  function now() {{
+  }
+  function now() {
     var t = tape ? (timesAt < tape.times.length ? tape.times[timesAt++] : tape.last) : realNow();
     if (t === undefined || t === null) t = realNow();
     keep(times, t);
     return t;
-  }}"""
-    + """
+  }
   function FakeDate() {
     if (!(this instanceof FakeDate)) return new RealDate(now()).toString();
     if (arguments.length === 0) return new RealDate(now());
@@ -257,8 +255,7 @@ TAPE_SOURCE = (
   }
   return {value: result, times: times, randoms: randoms, cut: cut};
 }
-"""
-)
+""".replace("__MAX__", str(MAX_TAPED_VALUES))
 
 
 def _taped_call(inner, source, function, argument, tape_entry, options) -> tuple[Any, dict]:
@@ -391,10 +388,10 @@ class Replay:
     drop_header: Callable[[str], bool]
     ignored: frozenset = frozenset()
     relaxed: frozenset = frozenset()
-    # A value with the secret values the test never keeps replaced (the caller's redaction):
-    # what is compared and reported, so that no report quotes a secret; and the mark such a
-    # replaced value carries, which in the recording matches any value (a bundle's recording
-    # is redacted by field name too, and a secret may have been rotated since).
+    # A value with the secret values the test never keeps replaced (the caller's redaction;
+    # the caller scrubs the report it makes of the mismatches), for comparing; and the mark
+    # such a replaced value carries, which in the recording matches any value (a bundle's
+    # recording is redacted by field name too, and a secret may have been rotated since).
     conceal: Callable[[Any], Any] = lambda value: value
     redacted: str | None = None
     mismatches: list[Mismatch] = field(default_factory=list)
@@ -421,10 +418,7 @@ class Replay:
         )
 
     def note(self, kind, step, problem, message, expected=None, actual=None) -> None:
-        conceal = self.conceal
-        self.mismatches.append(
-            Mismatch(kind, step, problem, conceal(message), conceal(expected), conceal(actual))
-        )
+        self.mismatches.append(Mismatch(kind, step, problem, message, expected, actual))
 
     def finish(self) -> list[Mismatch]:
         """The mismatches, with the recorded calls the replay no longer made."""
