@@ -8,6 +8,7 @@ from apps.executions.models import RunRecording
 from apps.executions.recording import load
 from apps.flows.models import Flow, Script
 from apps.flowtests import services
+from tests.executions.honest import script_flow
 
 pytestmark = pytest.mark.django_db
 
@@ -63,15 +64,11 @@ def test_a_missing_function_still_fails_the_recorded_run_as_it_would(stamped, ow
 def test_a_script_that_reads_the_clock_very_often_still_runs_when_recorded(application, owner):
     """The readings filled the script's memory: a recorded run failed where the same run
     unrecorded succeeded (an outside probe). Past MAX_TAPED_VALUES the recording is cut."""
-    script = Script.objects.create(
-        name="busy clock",
-        content="function main(ctx) { var s = 0; for (var i = 0; i < 2000000; i++) "
+    flow = script_flow(
+        application,
+        "busy clock",
+        "function main(ctx) { var s = 0; for (var i = 0; i < 2000000; i++) "
         "{ s += Date.now() % 7 + Math.random(); } return [{ran: s > 0}]; }",
-    )
-    flow = Flow.objects.create(
-        application=application,
-        name="busy clock",
-        page_processors=[{"type": "script", "_scriptId": str(script.pk)}],
     )
 
     run = launch.admin_test_run(flow, caller=launch.Caller(user=owner))
