@@ -623,6 +623,13 @@ class FlowAdmin(InUseProtectedAdmin):
             except (services.NotTemplated, DocumentError) as exc:
                 detail = exc.errors if isinstance(exc, DocumentError) else str(exc)
                 refused.append(f"{flow}: {detail}")
+            except services.FlowTestsFailed as exc:
+                names = ", ".join(test["name"] for test in exc.failing)
+                refused.append(
+                    f"{flow}: not updated, its tests fail as updated ({names}) and its guard "
+                    "(Run tests on save) is on. Fix the template or the tests, or untick the "
+                    "guard and update again."
+                )
         if updated:
             self.message_user(
                 request,

@@ -306,10 +306,11 @@ def create_instance(
 
 
 @transaction.atomic
-def update_from_template(*, instance: Flow, user=None) -> Flow:
+def update_from_template(*, instance: Flow, user=None, force: bool = False) -> Flow:
     """Copy the template's steps and API again, keeping the instance's own values: its
     name, variables (the template's new ones are added), secret variables, connection map,
-    allowAnonymous and roles."""
+    allowAnonymous and roles. An instance whose guard is on is replayed against its tests as
+    updated first; FlowTestsFailed (nothing changed) when some fail, unless `force`."""
     template = instance.template_flow
     if template is None:
         raise NotTemplated(
@@ -325,6 +326,8 @@ def update_from_template(*, instance: Flow, user=None) -> Flow:
         instance.set_secret_variables(secrets)
     except ValueError:  # FLOWSITE_ENCRYPTION_KEY changed: the instance's stay as they are
         pass
+    if not force and flow_tests.guarded(instance) and (failing := flow_tests.failing(instance)):
+        raise FlowTestsFailed(failing)
     return _save_instance(instance, user)
 
 

@@ -169,3 +169,32 @@ def test_replace_connection_is_guarded_like_any_change_of_the_flow(manager, test
     forced = manager.put(f"{url}?force=true", body, format="json")
     assert forced.status_code == 200, forced.json()
     assert Export.objects.filter(connection=elsewhere).count() == 2
+
+
+def test_update_from_template_is_guarded_like_any_change_of_the_flow(manager, admin_client, tested):
+    """updateFromTemplate copied a template's steps that failed the instance's tests."""
+    template = Flow.objects.get(pk=tested.pk)
+    template.pk = None
+    template.name, template.is_template, template.api = "Scoring template", True, {}
+    template.page_processors[0]["responseMapping"]["fields"][0]["generate"] = "credit"
+    template.save()
+    Flow.objects.filter(pk=tested.pk).update(template_flow=template, run_tests_on_save=True)
+    url = f"/api/v1/flows/{tested.pk}/updateFromTemplate"
+
+    refused = manager.post(url)
+
+    assert refused.status_code == 400, refused.json()
+    assert refused.json()["type"].endswith("flow-tests-failed")
+    assert "'scores three customers'" in refused.json()["detail"]
+    tested.refresh_from_db()
+    assert tested.page_processors[0]["responseMapping"]["fields"][0]["generate"] == "limit"
+    page = admin_client.post(
+        f"/admin/flows/flow/{tested.pk}/update-from-template/", follow=True
+    ).content.decode()
+    assert "not updated, its tests fail as updated (scores three customers)" in page
+    tested.refresh_from_db()
+    assert tested.page_processors[0]["responseMapping"]["fields"][0]["generate"] == "limit"
+    forced = manager.post(f"{url}?force=true")
+    assert forced.status_code == 200, forced.json()
+    tested.refresh_from_db()
+    assert tested.page_processors[0]["responseMapping"]["fields"][0]["generate"] == "credit"

@@ -230,6 +230,12 @@ SIGNED_URL_SCHEMA = {
         }
     },
 }
+FORCE_PARAMETER = OpenApiParameter(
+    "force",
+    bool,
+    description="true: save even though the flow's tests fail while its runTestsOnSave guard "
+    "is on (without it such a change is a 400 `flow-tests-failed` naming the failing tests).",
+)
 SIGNED_URL_PARAMETERS = [
     OpenApiParameter(
         "signedURL",
@@ -451,7 +457,9 @@ integration_import_schema = extend_schema(
 replace_connection_schema = extend_schema(
     tags=["flows"],
     summary="Point the flow's exports and imports at another connection",
-    description="Jobs already running keep the connection they started with.",
+    description="Jobs already running keep the connection they started with. A flow whose "
+    "runTestsOnSave guard is on is replayed against its tests with the new connection first.",
+    parameters=[FORCE_PARAMETER],
     request={
         "application/json": {
             "type": "object",
@@ -653,7 +661,10 @@ update_from_template_schema = extend_schema(
     summary="Update an instance from its template",
     description="Copies the template's steps, API, schedule and settings again. The "
     "instance keeps its own name, variables (the template's new ones are added), secret "
-    "variables, connection map, disabled flag, allowAnonymous and roles. No body.",
+    "variables, connection map, disabled flag, allowAnonymous and roles. No body. An "
+    "instance whose runTestsOnSave guard is on is replayed against its tests as updated "
+    "first.",
+    parameters=[FORCE_PARAMETER],
     request=None,
     responses=_flow_response(200, 400, 401, 403, 404, 409, 429),
     examples=[OpenApiExample("Updated", value=INSTANCE_EXAMPLE, response_only=True)],

@@ -48,6 +48,9 @@ from apps.flows.documents import (
 )
 from apps.flows.models import Application, Connection, Flow
 
+# The flow actions that save it past its runTestsOnSave guard with ?force=true.
+GUARDED_ACTIONS = ("update", "partial_update", "replace_connection", "update_from_template")
+
 
 def tests_failed(exc: services.FlowTestsFailed) -> ApiProblem:
     names = ", ".join(repr(test["name"]) for test in exc.failing)
@@ -88,7 +91,7 @@ class ResourceViewSet(DocumentViewSet):
             return queryset
         # A flow's save takes ?force=true (past its runTestsOnSave guard), not a filter.
         forced = set(self.request.query_params) == {"force"} and self.noun == "flow"
-        if forced and self.action in ("update", "partial_update", "replace_connection"):
+        if forced and self.action in GUARDED_ACTIONS:
             return queryset
         return super().filter_queryset(queryset)
 
@@ -427,11 +430,15 @@ class FlowViewSet(ResourceViewSet):
     @action(detail=True, methods=["post"], url_path="updateFromTemplate")
     def update_from_template(self, request, pk=None):
         try:
-            instance = services.update_from_template(instance=self.get_object(), user=request.user)
+            instance = services.update_from_template(
+                instance=self.get_object(), user=request.user, force=self.forced
+            )
         except DocumentError as exc:
             raise invalid(exc.errors) from None
         except services.NotTemplated as exc:
             raise ApiProblem(409, str(exc), code=exc.code) from None
+        except services.FlowTestsFailed as exc:
+            raise tests_failed(exc) from None
         return self.respond(instance)
 
     @audit_schema
