@@ -858,7 +858,7 @@ def server_config(env) -> str:
     return (
         f"Granian WSGI {env.get('WEB_WORKERS') or 2} workers x "
         f"{env.get('WEB_THREADS') or 8} blocking threads, access log on (as `make run`); "
-        f"Celery worker prefork x {env.get('CELERY_WORKER_CONCURRENCY') or 2} + beat; {db}; "
+        f"Celery workers x {env.get('CELERY_WORKER_CONCURRENCY') or 2} (solo pool) + beat; {db}; "
         f"broker {broker}; DEBUG=0; API-key throttle raised to {THROTTLE}"
     )
 
@@ -1088,12 +1088,12 @@ def limits(rows, e, inproc, drain, counts, spied, single, conns: int) -> list[st
                 f"cores could finish at most 2 / {per_run:.1f} ms = {cap:.0f} runs/s; "
                 + (
                     "the embedded broker wakes a worker by inotify when a message arrives or "
-                    "a slot frees (apps/core/broker.py), so the gap to that is the prefork "
-                    "pool's hand-offs (prefetch 1, acks_late), not a polling sleep. "
+                    "a slot frees (apps/core/broker.py), so the gap to that is each "
+                    "worker's own hand-offs (prefetch 1, acks_late), not a polling sleep. "
                     if os.environ.get("CELERY_BROKER_URL", "filesystem://").startswith(
                         "filesystem://"
                     )
-                    else "the gap to that is the prefork pool's hand-offs (prefetch 1, "
+                    else "the gap to that is each worker's own hand-offs (prefetch 1, "
                     "acks_late) and the broker's round trips. "
                 )
                 + "One job alone: "

@@ -8,8 +8,9 @@ with --write:
             SIGKILLed once mid-load. Reports whether the server stayed up and the runs by
             final status.
   brokers   the embedded broker candidates, one Celery worker each (prefork x 2, acks
-            late, prefetch 1, as `serve` runs it) and a trivial task: pickup latency on
-            an idle queue, drain rate of a backlog, publish rate, idle CPU of the worker.
+            late, prefetch 1, as `serve` ran it when the broker was chosen) and a trivial
+            task: pickup latency on an idle queue, drain rate of a backlog, publish rate,
+            idle CPU of the worker.
   servers   gunicorn gthread against Granian (WSGI) on the same Django project: req/s of
             /healthz and of a minimal view (wrk), /healthz while 20 slow-body and 20
             slow-header connections are held, and each server's own 400/414/431 answers.
@@ -419,7 +420,8 @@ def brokers(args) -> None:
             "",
             f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}.",
             "",
-            "One Celery worker per candidate, as `serve` runs it (prefork x 2, "
+            "One Celery worker per candidate, as `serve` ran it when the broker was chosen "
+            "(prefork x 2, "
             "`task_acks_late`, prefetch multiplier 1), and a task that only records when "
             f"it started. Pickup: {args.singles} tasks published one at a time on an idle "
             "queue, from publish to the task starting. Drain: a backlog published by one "
