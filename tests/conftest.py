@@ -40,6 +40,10 @@ postgresql_only = pytest.mark.skipif(
     "postgresql" not in settings.DATABASES["default"]["ENGINE"],
     reason="PostgreSQL only: runs in CI's PostgreSQL pass (DATABASE_URL=postgres://…)",
 )
+sqlite_only = pytest.mark.skipif(
+    "sqlite" not in settings.DATABASES["default"]["ENGINE"],
+    reason="SQLite only: runs in CI's first pass",
+)
 
 
 def tcp_unreachable(url: str) -> str | None:

@@ -77,6 +77,17 @@ class RecordNotFound(LookupError):
         super().__init__(f"Record {record_id} of {operation.record_type} does not exist.")
 
 
+class OperationGone(LookupError):
+    """The operation, or its record type, was deleted while the call ran (or just before,
+    while another process still remembered it): the write failed its foreign key."""
+
+    def __init__(self, operation: Operation):
+        super().__init__(
+            f"Operation {operation.name!r} of application {operation.application.name!r} "
+            "was deleted while the call ran, with its record type; nothing was written."
+        )
+
+
 class FlowFailed(Exception):
     """The operation's flow did not succeed: the record change was rolled back."""
 
@@ -182,6 +193,8 @@ def execute_operation(
                 receipt.save(update_fields=["status", "body"])
             return answer
     except IntegrityError:
+        if not Operation.objects.filter(pk=operation.pk).exists():
+            raise OperationGone(operation) from None
         if not key or receipt is not None:  # not a twin's receipt: a real conflict
             raise
         return _replay(_wait_for_receipt(user, key), operation, called)

@@ -1,13 +1,18 @@
 """Execute(): POST /api/rest/execute/<Application>/<Operation>."""
 
+import threading
+
 import pytest
+from django.db import connections
 
 from apps.accounts.models import Role
 from apps.executions.models import Execution
 from apps.flows.models import Connection, Flow, Import
 from apps.records import services as records
-from apps.records.models import Record
+from apps.records.models import Record, RecordType
 from apps.surface import services
+from apps.surface.models import Operation
+from tests.conftest import postgresql_only, sqlite_only
 from tests.surface.conftest import operation, script_flow
 
 URL = "/api/rest/execute/Lead%20Registration/"
@@ -289,3 +294,63 @@ def test_an_operation_flow_may_call_a_sub_flow_for_a_surface_account(
     response = rest.post(REGISTER, NEW_LEAD, format="json")
 
     assert response.status_code == 201, response.json()
+
+
+@sqlite_only
+@pytest.mark.django_db(transaction=True)
+def test_an_operation_whose_record_type_was_just_deleted_is_refused_not_a_500(
+    register_lead, restuser
+):
+    """Another web process remembers an operation for 0.5 s, so a call right after it and
+    its record type were deleted (an operation protects its record type) wrote a record of
+    that type; the foreign key, checked at the commit, failed it: a 500 (left alone by an
+    earlier session). PostgreSQL reads the field types before it writes, and refuses the
+    fields."""
+    remembered = (
+        Operation.objects.select_related("record_type")
+        .prefetch_related("record_type__fields")
+        .get(pk=register_lead.pk)
+    )
+    delete_in_own_connection(register_lead)
+
+    with pytest.raises(services.OperationGone, match="was deleted while the call ran"):
+        services.execute_operation(
+            operation=remembered, user=restuser, record_id=None, data={"Company": "Acme"}
+        )
+    assert not Record.objects.exists()
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("key", ["", "tx-1"])
+def test_a_record_type_deleted_while_its_operation_flow_runs_is_404_not_a_500(
+    rest, register_lead, echo_flow, monkeypatch, key
+):
+    """The record is inserted before the flow runs; its foreign key is checked at the
+    commit, which failed when the record type was deleted meanwhile: a 500."""
+    Operation.objects.filter(pk=register_lead.pk).update(flow=echo_flow)
+    running = services._run_flow
+
+    def deleted_meanwhile(*args):
+        deleting = threading.Thread(target=delete_in_own_connection, args=[register_lead])
+        deleting.start()
+        deleting.join(10)
+        return running(*args)
+
+    monkeypatch.setattr(services, "_run_flow", deleted_meanwhile)
+
+    answer = rest.post(REGISTER, {**NEW_LEAD, "ExternalTransactionId": key or None}, format="json")
+
+    assert answer.status_code == 404, answer.json()
+    assert answer["Content-Type"].startswith("application/problem+json")
+    assert "was deleted while the call ran" in answer.json()["detail"]
+    assert not Record.objects.exists()
+
+
+def delete_in_own_connection(operation):
+    """Delete the operation and its record type, as a builder would in the admin."""
+    try:
+        Operation.objects.filter(pk=operation.pk).delete()
+        RecordType.objects.filter(pk=operation.record_type_id).delete()
+    finally:
+        connections.close_all()

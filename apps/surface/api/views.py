@@ -260,6 +260,8 @@ class ExecuteView(SurfaceView):
             raise ApiProblem(
                 404, str(exc), code="record-not-found", RecordID=exc.record_id
             ) from None
+        except services.OperationGone as exc:
+            raise ApiProblem(404, str(exc), code="not-found") from None
         except services.TransactionIdReused as exc:
             raise ApiProblem(409, str(exc), code="transaction-id-reused") from None
         except services.TransactionIdReusedForAnother as exc:
