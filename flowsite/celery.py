@@ -6,14 +6,16 @@ from celery import Celery
 from celery.signals import beat_init, task_prerun, worker_init, worker_process_init
 from django.db import close_old_connections
 
-from apps.core import broker
+from apps.core import broker, redis_transport
 from apps.core.heap import freeze_startup_objects
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flowsite.settings")
 
 # `filesystem://` (the embedded default) means Flowsite's atomic filesystem transport in
-# every process that loads this app: web (publishing), worker, beat and tests.
+# every process that loads this app: web (publishing), worker, beat and tests; `redis://`
+# kombu's Redis transport with one client per channel for its plain commands.
 broker.register()
+redis_transport.register()
 
 app = Celery("flowsite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
