@@ -136,6 +136,24 @@ def check_if_match(request, instance, *, current: str | None = None, what: str =
         )
 
 
+class Text(serializers.CharField):
+    """A request body's string: a JSON string only. DRF's CharField turns a number into
+    one, so `"name": 0` would pass where the schema says string."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class Id(serializers.RegexField):
+    """A request body's id of a resource: digits, as a JSON string (as every answer gives
+    ids) or a whole number, as the documents' `_…Id` fields also take them."""
+
+    def __init__(self, **kwargs):
+        super().__init__(r"^[0-9]{1,18}$", **kwargs)
+
+
 class StrictSerializer(serializers.Serializer):
     """An action's request body: a JSON object with only the fields it names."""
 

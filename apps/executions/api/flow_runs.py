@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from apps.accounts.permissions import HasPrivilege
 from apps.accounts.privileges import Privilege
-from apps.core.api import DocumentJSONParser, StrictSerializer, invalid, read_body
+from apps.core.api import DocumentJSONParser, Id, StrictSerializer, invalid, read_body
 from apps.core.openapi import problem_responses
 from apps.core.pagination import LinkHeaderCursorPagination
 from apps.executions import launch
@@ -21,13 +21,9 @@ from apps.executions.models import Execution
 from apps.flows.models import Flow
 
 
-def _id_field(**kwargs) -> serializers.Field:
-    return serializers.RegexField(r"^[0-9]{1,18}$", **kwargs)
-
-
 class RunRequest(StrictSerializer):
     input = serializers.JSONField(required=False)
-    _exportIds = serializers.ListField(child=_id_field(), required=False, allow_empty=False)
+    _exportIds = serializers.ListField(child=Id(), required=False, allow_empty=False)
     variables = serializers.DictField(required=False)
     startDate = serializers.DateTimeField(required=False)
     endDate = serializers.DateTimeField(required=False)

@@ -13,7 +13,9 @@ from apps.accounts.permissions import READ_DEFINITIONS
 from apps.accounts.signed_urls import SignedURLAuthentication, signed_url
 from apps.core.api import (
     DocumentViewSet,
+    Id,
     StrictSerializer,
+    Text,
     invalid,
     read_body,
     ref,
@@ -153,10 +155,8 @@ def downloaded(request, name: str, bundle: Callable[[], dict]) -> Response:
 
 class IntegrationImportRequest(StrictSerializer):
     bundle = serializers.JSONField()
-    connectionMap = serializers.DictField(
-        child=serializers.CharField(), required=False, default=dict
-    )
-    name = serializers.CharField(required=False, max_length=100)
+    connectionMap = serializers.DictField(child=Text(), required=False, default=dict)
+    name = Text(required=False, max_length=100)
 
 
 def _import_report(imported: services.IntegrationImported) -> dict:
@@ -249,15 +249,11 @@ class ScriptViewSet(ResourceViewSet):
 # --- Flows and their actions --------------------------------------------------------------
 
 
-def _id_field(**kwargs) -> serializers.Field:
-    return serializers.RegexField(r"^[0-9]{1,18}$", **kwargs)
-
-
 class CloneRequest(StrictSerializer):
-    connectionMap = serializers.DictField(child=_id_field(), required=False, default=dict)
-    name = serializers.CharField(required=False, max_length=100)
-    _integrationId = _id_field(required=False)
-    _flowGroupingId = serializers.CharField(required=False, max_length=100)
+    connectionMap = serializers.DictField(child=Id(), required=False, default=dict)
+    name = Text(required=False, max_length=100)
+    _integrationId = Id(required=False)
+    _flowGroupingId = Text(required=False, max_length=100)
     sandbox = serializers.BooleanField(required=False, default=False)
 
     def validate_sandbox(self, value: bool) -> bool:
@@ -272,20 +268,20 @@ class CloneRequest(StrictSerializer):
 
 class ImportRequest(StrictSerializer):
     bundle = serializers.JSONField()
-    connectionMap = serializers.DictField(child=_id_field(), required=False, default=dict)
-    _integrationId = _id_field()
-    name = serializers.CharField(required=False, max_length=100)
+    connectionMap = serializers.DictField(child=Id(), required=False, default=dict)
+    _integrationId = Id()
+    name = Text(required=False, max_length=100)
 
 
 class InstanceRequest(StrictSerializer):
-    name = serializers.CharField(max_length=100)
+    name = Text(max_length=100)
     variables = serializers.DictField(required=False, default=dict)
-    connectionMap = serializers.DictField(child=_id_field(), required=False, default=dict)
+    connectionMap = serializers.DictField(child=Id(), required=False, default=dict)
 
 
 class ReplaceConnectionRequest(StrictSerializer):
-    _connectionId = _id_field()
-    _newConnectionId = _id_field()
+    _connectionId = Id()
+    _newConnectionId = Id()
 
 
 def _integration(pk: str | None, default: Application) -> Application:

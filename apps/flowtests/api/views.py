@@ -17,7 +17,7 @@ from apps.accounts.permissions import (
     HasPrivilege,
 )
 from apps.accounts.privileges import Privilege
-from apps.core.api import DocumentJSONParser, StrictSerializer, invalid, read_body
+from apps.core.api import DocumentJSONParser, Id, StrictSerializer, Text, invalid, read_body
 from apps.core.openapi import problem_responses
 from apps.executions import launch
 from apps.executions.api import answers
@@ -107,20 +107,18 @@ def test_document(test: FlowTest) -> dict:
 
 
 class SaveAsTestRequest(StrictSerializer):
-    name = serializers.CharField(max_length=200)
+    name = Text(max_length=200)
 
 
 class TestChanges(StrictSerializer):
-    name = serializers.CharField(max_length=200, required=False)
+    name = Text(max_length=200, required=False)
     expected = serializers.DictField(required=False)
-    ignoredFields = serializers.ListField(
-        child=serializers.CharField(max_length=200), required=False
-    )
+    ignoredFields = serializers.ListField(child=Text(max_length=200), required=False)
     relaxed = serializers.ListField(child=serializers.ChoiceField(RELAXABLE), required=False)
 
 
 class RunTestsRequest(StrictSerializer):
-    _testIds = serializers.ListField(child=serializers.RegexField(r"^[0-9]{1,18}$"), required=False)
+    _testIds = serializers.ListField(child=Id(), required=False)
 
 
 class TestSerializer(serializers.Serializer):

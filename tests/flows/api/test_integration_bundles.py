@@ -337,6 +337,34 @@ def test_an_import_body_with_an_unknown_field_is_400_naming_it(live_server, key)
     assert "#/x" in {e["pointer"] for e in problem(response, 400)["errors"]}
 
 
+# Schemathesis found `"name": 0` answered 201: DRF's CharField takes a number for a string.
+@pytest.mark.parametrize(
+    ("extra", "pointer"),
+    [
+        ({"name": 0}, "#/name"),
+        ({"name": 1.5}, "#/name"),
+        ({"connectionMap": {"9": 9}}, "#/connectionMap/9"),
+    ],
+)
+def test_a_number_where_the_import_body_takes_a_string_is_400_and_creates_nothing(
+    live_server, usage, key, extra, pointer
+):
+    bundle = document(call(live_server, "GET", download_url(usage), key=key), 200)
+    before = Application.objects.count()
+
+    response = call(
+        live_server,
+        "POST",
+        "/api/v1/integrations/import",
+        key=key,
+        body={"bundle": bundle, **extra},
+    )
+
+    errors = {e["pointer"]: e["detail"] for e in problem(response, 400)["errors"]}
+    assert errors == {pointer: "Not a valid string."}
+    assert Application.objects.count() == before
+
+
 # --- signed URLs ----------------------------------------------------------------------------
 
 
