@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("FLOWSITE_VAR_DIR", BASE_DIR / "var"))
@@ -479,6 +480,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_DB_REUSE_MAX = 1000
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 2)
+# Housekeeping (failing runs whose worker died, requeueing lost ones, purging old ones) has
+# a queue of its own that every worker also consumes, taking from each queue in turn: it
+# waits for one task at most, not behind a backlog of runs.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+HOUSEKEEPING_QUEUE = "housekeeping"
+CELERY_TASK_QUEUES = (Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(HOUSEKEEPING_QUEUE))
+CELERY_TASK_ROUTES = {
+    "flowsite.recover_stale_executions": {"queue": HOUSEKEEPING_QUEUE},
+    "flowsite.purge_executions": {"queue": HOUSEKEEPING_QUEUE},
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "recover-stale-executions": {"task": "flowsite.recover_stale_executions", "schedule": 30.0},
