@@ -9,12 +9,15 @@ class FlowsConfig(AppConfig):
     verbose_name = "Flows"
 
     def ready(self):
+        from django.core import checks
         from django.db.models.signals import post_delete
 
+        from apps.flows.checks import undecryptable_secrets
         from apps.flows.models import Flow
         from apps.flows.signals import forget_schedule
 
         post_delete.connect(forget_schedule, sender=Flow, dispatch_uid="flow-schedule")
+        checks.register(undecryptable_secrets)
         _forget_specs_on_changes()
 
 

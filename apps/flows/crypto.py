@@ -28,13 +28,17 @@ def encrypt_json(values: dict) -> str:
     return _fernet(settings.FLOWSITE_ENCRYPTION_KEY).encrypt(json.dumps(values).encode()).decode()
 
 
+class Undecryptable(ValueError):
+    """Secrets stored under a FLOWSITE_ENCRYPTION_KEY this process does not have."""
+
+
 def decrypt_json(token: str) -> dict:
     if not token:
         return {}
     try:
         return json.loads(_fernet(settings.FLOWSITE_ENCRYPTION_KEY).decrypt(token.encode()))
     except (InvalidToken, UnicodeEncodeError):
-        raise ValueError(
+        raise Undecryptable(
             "The stored connection secrets cannot be decrypted: FLOWSITE_ENCRYPTION_KEY "
             "changed. Restore the old key (comma-separated after the new one) or re-enter them."
         ) from None

@@ -6,6 +6,7 @@ pageGenerators/pageProcessors), so references are checked here, not by foreign k
 
 from typing import Any
 
+from apps.flows.crypto import Undecryptable
 from apps.flows.engine.paths import parse
 from apps.flows.engine.spec import (
     ExportSpec,
@@ -206,11 +207,15 @@ def pipeline_errors(
 
 
 def connection_config(connection: Connection) -> ConnectionConfig:
-    secrets = connection.secrets()
+    try:
+        secrets = connection.secrets()
+        headers = connection.default_headers()
+    except Undecryptable as exc:
+        raise Undecryptable(f'Connection "{connection.name}": {exc}') from None
     return ConnectionConfig(
         key=f"{connection.pk}:{connection.modified_at.timestamp()}",
         base_uri=connection.base_uri,
-        headers=connection.default_headers(),
+        headers=headers,
         auth=Auth(
             type=connection.auth_type,
             username=connection.username,
@@ -300,6 +305,8 @@ def build_flow_spec(flow: Flow) -> FlowSpec:
     """
     try:
         return _build_flow_spec(flow)
+    except Undecryptable as exc:
+        raise PipelineError(str(exc)) from None
     except (KeyError, TypeError, ValueError) as exc:
         errors = pipeline_errors(flow.page_generators, flow.page_processors)
         messages = [message for found in errors.values() for message in found]

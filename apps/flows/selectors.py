@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from django.db import models
 from django.db.models import Q
 
+from apps.flows.crypto import Undecryptable
 from apps.flows.models import Application, Connection, Export, Flow, Import, Script
 from apps.flows.pipeline import RESOURCES, as_id
 from apps.flows.step_samples import ScriptStep
@@ -176,3 +177,32 @@ def usage_of(instance: models.Model) -> Usage | None:
     else:
         return None
     return Usage(f"Still in use: flow {_named(flows)} {what}.", flows) if flows else None
+
+
+def undecryptable_secrets() -> tuple[list[str], list[str]]:
+    """The names of the connections, and of the flows, with stored secrets that
+    FLOWSITE_ENCRYPTION_KEY cannot decrypt (a lost or changed key)."""
+    connections = [
+        connection.name
+        for connection in Connection.objects.exclude(
+            secrets_encrypted="", secret_headers_encrypted=""
+        ).only("name", "secrets_encrypted", "secret_headers_encrypted")
+        if not _decrypts(connection.secrets, connection.secret_headers)
+    ]
+    flows = [
+        flow.name
+        for flow in Flow.objects.exclude(secret_variables_encrypted="").only(
+            "name", "secret_variables_encrypted"
+        )
+        if not _decrypts(flow.secret_variables)
+    ]
+    return connections, flows
+
+
+def _decrypts(*reads) -> bool:
+    try:
+        for read in reads:
+            read()
+    except Undecryptable:
+        return False
+    return True

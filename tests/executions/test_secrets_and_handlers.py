@@ -4,7 +4,7 @@ import pytest
 
 from apps.executions import launch
 from apps.executions.models import Execution
-from apps.flows.models import Flow
+from apps.flows.models import Connection, Export, Flow
 from tests.executions.honest import script_flow
 
 ECHO_VARIABLE = """
@@ -201,3 +201,20 @@ def test_run_now_in_the_admin_links_to_its_run(admin_client, sales, queued):
     )
     run = Execution.objects.get(flow=flow)
     assert f"/admin/executions/execution/{run.pk}/change/" in page.content.decode()
+
+
+def test_a_run_whose_connection_secrets_cannot_be_decrypted_fails_saying_so(sales, owner, settings):
+    """A lost or changed FLOWSITE_ENCRYPTION_KEY: the run names the connection and the key
+    (an outside probe saw it fail with an unrelated complaint about the pipeline)."""
+    crm = Connection.objects.create(name="CRM", base_uri="https://crm.example", auth_type="bearer")
+    crm.set_secrets(token=TOKEN)
+    crm.save()
+    export = Export.objects.create(name="Leads", connection=crm, relative_uri="/leads")
+    flow = script_flow(sales, "reads leads", THROW, generators=[export])
+    settings.FLOWSITE_ENCRYPTION_KEY = "a-completely-different-key-of-32-bytes!!"
+
+    run = launch.admin_test_run(flow, caller=launch.Caller(user=owner))
+
+    assert run.status == "failed"
+    assert run.error.startswith('Connection "CRM": The stored connection secrets cannot be')
+    assert "FLOWSITE_ENCRYPTION_KEY" in run.error
