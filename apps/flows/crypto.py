@@ -39,6 +39,6 @@ def decrypt_json(token: str) -> dict:
         return json.loads(_fernet(settings.FLOWSITE_ENCRYPTION_KEY).decrypt(token.encode()))
     except (InvalidToken, UnicodeEncodeError):
         raise Undecryptable(
-            "The stored connection secrets cannot be decrypted: FLOWSITE_ENCRYPTION_KEY "
-            "changed. Restore the old key (comma-separated after the new one) or re-enter them."
+            "its stored secrets cannot be decrypted: FLOWSITE_ENCRYPTION_KEY changed. "
+            "Restore the old key (comma-separated after the new one) or re-enter them."
         ) from None

@@ -541,7 +541,10 @@ class Flow(Timestamped):
         return others.select_related("application").first()
 
     def secret_variables(self) -> dict[str, str]:
-        return crypto.decrypt_json(self.secret_variables_encrypted)
+        try:
+            return crypto.decrypt_json(self.secret_variables_encrypted)
+        except crypto.Undecryptable as exc:
+            raise crypto.Undecryptable(f'Flow "{self.name}" (secretVariables): {exc}') from None
 
     def set_secret_variables(self, values: dict[str, str | None]) -> None:
         """Update the given secret variables; "" or None removes one, the others stay."""

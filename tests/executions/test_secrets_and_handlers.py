@@ -216,5 +216,19 @@ def test_a_run_whose_connection_secrets_cannot_be_decrypted_fails_saying_so(sale
     run = launch.admin_test_run(flow, caller=launch.Caller(user=owner))
 
     assert run.status == "failed"
-    assert run.error.startswith('Connection "CRM": The stored connection secrets cannot be')
+    assert run.error.startswith('Connection "CRM": its stored secrets cannot be decrypted')
     assert "FLOWSITE_ENCRYPTION_KEY" in run.error
+
+
+def test_a_run_whose_secret_variables_cannot_be_decrypted_fails_naming_the_flow(
+    sales, owner, settings
+):
+    flow = script_flow(sales, "signs", "function main(ctx) { return {statusCode: 200}; }")
+    flow.set_secret_variables({"signingKey": TOKEN})
+    flow.save()
+    settings.FLOWSITE_ENCRYPTION_KEY = "a-completely-different-key-of-32-bytes!!"
+
+    run = launch.admin_test_run(flow, caller=launch.Caller(user=owner))
+
+    assert run.status == "failed"
+    assert 'Flow "signs" (secretVariables): its stored secrets cannot be decrypted' in run.error
