@@ -1,8 +1,10 @@
 from urllib.parse import parse_qs
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, TextField
 from django.db.models.functions import Cast, Coalesce
+from django.forms.models import BaseInlineFormSet
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -17,9 +19,47 @@ from apps.records.models import Record, RecordField, RecordType
 SUMMARY_FIELDS = 3
 
 
+class RecordFieldFormSet(BaseInlineFormSet):
+    """The fields as one change: refused when it would break what uses them (a view
+    filtering on a field removed or renamed), saying what and where."""
+
+    def clean(self):
+        super().clean()
+        if any(self.errors) or self.instance.pk is None:
+            return
+        fields = [
+            form.instance
+            for form in self.forms
+            if (form.instance.pk is not None or form.has_changed()) and not self._deleting(form)
+        ]
+        if problems := services.fields_change_problems(record_type=self.instance, fields=fields):
+            raise ValidationError(problems)
+
+    def renamed(self) -> dict[str, str]:
+        """{old name: new name} of the saved fields this change renames."""
+        return {
+            form.initial["name"]: form.cleaned_data["name"]
+            for form in self.initial_forms
+            if "name" in form.changed_data and not self._deleting(form)
+        }
+
+    def freed_names(self) -> list[int]:
+        """The saved fields whose names this change frees (renamed or deleted), which another
+        field may take in the same change."""
+        return [
+            form.instance.pk
+            for form in self.initial_forms
+            if "name" in form.changed_data or self._deleting(form)
+        ]
+
+    def _deleting(self, form) -> bool:
+        return self.can_delete and self._should_delete_form(form)
+
+
 class RecordFieldInline(StrictJSONAdminMixin, admin.TabularInline):
     model = RecordField
     form = RecordFieldForm
+    formset = RecordFieldFormSet
     fields = ("position", "name", "type", "required", "choices", "default")
     ordering = ("position", "pk")
     extra = 1
@@ -55,13 +95,21 @@ class RecordTypeAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
         )
 
     def save_formset(self, request, form, formset, change):
-        retyped = formset.model is RecordField and any(
+        if formset.model is not RecordField:
+            return super().save_formset(request, form, formset, change)
+        retyped = any(
             field_form.instance.pk is not None and "type" in field_form.changed_data
             for field_form in formset.initial_forms
         )
+        renamed = formset.renamed()
+        # Saved one by one, two fields swapping names (or one taking a deleted one's) would
+        # meet the unique name on the way: the names they free are parked first.
+        services.park_field_names(field_ids=formset.freed_names())
         super().save_formset(request, form, formset, change)
+        services.rename_field_values(record_type=form.instance, renamed=renamed)
         if retyped:
             services.fields_retyped(record_type=form.instance)
+        return None
 
     @admin.display(description="fields", ordering="field_total")
     def field_count(self, obj):

@@ -30,13 +30,14 @@ def hold_for_retype(records_table: str) -> None:
 
 
 def types_for_write(records_table: str, fields_table: str, record_type_id: int) -> str:
-    """PostgreSQL: the record type's field types ("id:type,…" by id) read after the records
-    table's ROW EXCLUSIVE lock is held, in one round trip: two statements with no parameters
-    (names of ours, an integer), the second with its snapshot taken after the lock."""
+    """PostgreSQL: the record type's field types and names ("id:type:name,…" by id) read
+    after the records table's ROW EXCLUSIVE lock is held, in one round trip: two statements
+    with no parameters (names of ours, an integer), the second with its snapshot taken
+    after the lock. A rename holds the table as a change of type does (hold_for_retype)."""
     quote = connection.ops.quote_name
     statements = (
         f"LOCK TABLE {quote(records_table)} IN ROW EXCLUSIVE MODE; "  # noqa: S608 - ours only
-        "SELECT string_agg(id || ':' || type, ',' ORDER BY id) "
+        "SELECT string_agg(id || ':' || type || ':' || name, ',' ORDER BY id) "
         f"FROM {quote(fields_table)} WHERE record_type_id = {int(record_type_id):d}"
     )
     with connection.cursor() as cursor:

@@ -9,7 +9,9 @@ from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, connection, connections, transaction
-from django.db.models import Field, Max
+from django.db.models import CharField, Field, Max, Value
+from django.db.models.fields.json import compile_json_path
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from apps.accounts.models import User
@@ -129,10 +131,10 @@ LOADED = ("record_type", "created_by", "modified_by")  # foreign keys set from o
 
 
 def fields_for_write(record_type: RecordType) -> list[RecordField]:
-    """The record type's fields to validate a write with. On PostgreSQL their types are
-    checked with the records table locked for writing, and stay as they are until the
-    caller's transaction ends (see locks); the fields as the record type holds them
-    (prefetched, perhaps a moment ago) are used when their types are still those. Call it
+    """The record type's fields to validate a write with. On PostgreSQL their types and
+    names are checked with the records table locked for writing, and stay as they are
+    until the caller's transaction ends (see locks); the fields as the record type holds
+    them (prefetched, perhaps a moment ago) are used when they are still those. Call it
     inside that transaction."""
     fields = list(record_type.fields.all())
     if connection.vendor != "postgresql":
@@ -140,7 +142,9 @@ def fields_for_write(record_type: RecordType) -> list[RecordField]:
     current = locks.types_for_write(
         Record._meta.db_table, RecordField._meta.db_table, record_type.pk
     )
-    used = ",".join(f"{field.pk}:{field.type}" for field in sorted(fields, key=lambda f: f.pk))
+    used = ",".join(
+        f"{field.pk}:{field.type}:{field.name}" for field in sorted(fields, key=lambda f: f.pk)
+    )
     if current == used:
         return fields
     return list(RecordField.objects.filter(record_type_id=record_type.pk))
@@ -395,6 +399,13 @@ def save_record_type(
         errors.update(exc.message_dict)
     stored_types = dict(record_type.fields.values_list("pk", "type")) if record_type.pk else {}
     prepared = _prepare_fields(record_type, fields, errors) if fields is not None else None
+    if (
+        prepared is not None
+        and record_type.pk
+        and not errors
+        and (broken := fields_change_problems(record_type=record_type, fields=prepared))
+    ):
+        errors["fields"] = broken
     if errors:
         raise ValidationError(errors)
     retyped = prepared is not None and any(
@@ -409,6 +420,77 @@ def save_record_type(
     if retyped:
         fields_retyped(record_type=record_type)
     return record_type
+
+
+def fields_change_problems(*, record_type: RecordType, fields: list[RecordField]) -> list[str]:
+    """What a change leaving the record type with `fields` would break elsewhere (a view
+    filtering, ordering or showing a field removed or renamed): a message for each."""
+    return [
+        message
+        for _receiver, messages in signals.fields_changing.send(
+            sender=RecordType, record_type=record_type, fields=fields
+        )
+        for message in messages or ()
+    ]
+
+
+def park_field_names(*, field_ids: list[int]) -> None:
+    """Give these fields names no field can have (they start with a space) until the
+    caller's transaction saves their new names or deletes them."""
+    if field_ids:
+        RecordField.objects.filter(pk__in=field_ids).update(
+            name=Concat(Value(" parked "), Cast("pk", CharField()))
+        )
+
+
+def rename_field_values(*, record_type: RecordType, renamed: Mapping[str, str]) -> None:
+    """Fields renamed ({old name: new name}): move their stored values to the new names in
+    every record of the record type, in the caller's transaction, so that no value is
+    hidden under a name the table no longer has (and none left by a field deleted earlier
+    shows under the new name). Writes wait meanwhile (locks)."""
+    if not renamed:
+        return
+    locks.hold_for_retype(Record._meta.db_table)
+    # Through names no field can have (they start with a space), so that swapping two
+    # names loses nothing.
+    parked = {old: f" renaming {index}" for index, old in enumerate(renamed)}
+    with connection.cursor() as cursor:
+        for old, park in parked.items():
+            cursor.execute(*_moved(record_type, old, park))
+        for old, new in renamed.items():
+            cursor.execute(*_dropped(record_type, new))
+            cursor.execute(*_moved(record_type, parked[old], new))
+
+
+def _moved(record_type: RecordType, old: str, new: str) -> tuple[str, list[Any]]:
+    table = connection.ops.quote_name(Record._meta.db_table)
+    if connection.vendor == "postgresql":
+        return (
+            f"UPDATE {table} SET data = (data - %s) || jsonb_build_object(%s, data -> %s) "  # noqa: S608 - ours
+            "WHERE record_type_id = %s AND data ? %s",
+            [old, new, old, record_type.pk, old],
+        )
+    at = compile_json_path([old])
+    return (
+        f"UPDATE {table} SET data = json_set(json_remove(data, %s), %s, json(data -> %s)) "  # noqa: S608 - ours
+        "WHERE record_type_id = %s AND json_type(data, %s) IS NOT NULL",
+        [at, compile_json_path([new]), at, record_type.pk, at],
+    )
+
+
+def _dropped(record_type: RecordType, name: str) -> tuple[str, list[Any]]:
+    table = connection.ops.quote_name(Record._meta.db_table)
+    if connection.vendor == "postgresql":
+        return (
+            f"UPDATE {table} SET data = data - %s WHERE record_type_id = %s AND data ? %s",  # noqa: S608 - ours
+            [name, record_type.pk, name],
+        )
+    at = compile_json_path([name])
+    return (
+        f"UPDATE {table} SET data = json_remove(data, %s) "  # noqa: S608 - ours
+        "WHERE record_type_id = %s AND json_type(data, %s) IS NOT NULL",
+        [at, record_type.pk, at],
+    )
 
 
 def fields_retyped(*, record_type: RecordType) -> None:

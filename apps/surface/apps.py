@@ -14,15 +14,17 @@ class SurfaceConfig(AppConfig):
         from apps.accounts.models import Role
         from apps.flows.models import Application
         from apps.records.models import RecordField, RecordType
-        from apps.records.signals import fields_retyped
+        from apps.records.signals import fields_changing, fields_retyped
         from apps.surface import lookup_cache
         from apps.surface.models import Operation, SurfaceConfiguration, View
+        from apps.surface.selectors import views_broken_by
         from apps.surface.signals import index_ordering_on_commit, reindex_orderings_on_commit
 
         signals.post_save.connect(
             index_ordering_on_commit, sender=View, dispatch_uid="view-ordering-index"
         )
         fields_retyped.connect(reindex_orderings_on_commit, dispatch_uid="view-ordering-reindex")
+        fields_changing.connect(views_broken_by, dispatch_uid="views-broken-by-fields")
         # What a surface call remembers is forgotten at once when this process changes it
         # (other processes within lookup_cache.SECONDS).
         remembered = (SurfaceConfiguration, View, Operation, RecordType, RecordField)

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 
 from apps.accounts.models import User
 from apps.accounts.privileges import Privilege
-from apps.records.definitions import RESERVED_PARAMETERS, parameter_spec
+from apps.records.definitions import RESERVED_PARAMETERS, parameter_spec, view_errors
 from apps.records.models import RecordField
 from apps.records.selectors import (
     DEFAULT_LIMIT,
@@ -441,3 +441,22 @@ def surface_overview(configuration: SurfaceConfiguration, base_url: str) -> dict
                 }
             )
     return {"entries": entries, "warnings": warnings}
+
+
+def views_broken_by(sender, record_type, fields, **kwargs) -> list[str]:
+    """records.signals.fields_changing: what the views of `record_type` would no longer
+    do with `fields` (a field they filter, order or show removed, renamed or retyped)."""
+    messages = []
+    for view in View.objects.filter(record_type=record_type).order_by("name"):
+        problems = view_errors(
+            fields,
+            fields=view.fields,
+            filters=view.filters,
+            parameters=view.parameters,
+            ordering=view.ordering,
+        )
+        messages += [
+            f'The view "{view.name}" would break: {where}: {problem} Change the view first.'
+            for where, problem in problems.items()
+        ]
+    return messages

@@ -1,3 +1,8 @@
+import json
+from collections.abc import Collection, Mapping
+from types import MappingProxyType
+from typing import Any
+
 import pytest
 
 from apps.records.models import RecordField, RecordType
@@ -32,3 +37,36 @@ def lead_type(application) -> RecordType:
 @pytest.fixture
 def lead_fields(lead_type) -> list[RecordField]:
     return list(lead_type.fields.all())
+
+
+def record_type_form(
+    record_type: RecordType,
+    *,
+    changed: Mapping[str, Mapping[str, Any]] = MappingProxyType({}),
+    deleted: Collection[str] = (),
+) -> dict[str, Any]:
+    """The record type's admin page as a builder posts it: its fields as stored, with the
+    `changed` ones' values replaced ({"Amount": {"type": "text"}}) and `deleted` ticked."""
+    data = {
+        "application": record_type.application_id,
+        "name": record_type.name,
+        "description": record_type.description,
+    }
+    fields = list(record_type.fields.order_by("position", "pk"))
+    for index, field in enumerate(fields):
+        values = {
+            "id": field.pk,
+            "record_type": record_type.pk,
+            "position": field.position,
+            "name": field.name,
+            "type": field.type,
+            "choices": "\n".join(field.choices or []),
+            "default": "" if field.default is None else json.dumps(field.default),
+        }
+        if field.required:
+            values["required"] = "on"
+        if field.name in deleted:
+            values["DELETE"] = "on"
+        values |= changed.get(field.name, {})
+        data |= {f"fields-{index}-{name}": value for name, value in values.items()}
+    return data | {"fields-TOTAL_FORMS": len(fields), "fields-INITIAL_FORMS": len(fields)}

@@ -1,7 +1,5 @@
 """A view ordered by a field gets an expression index on PostgreSQL, which its pages use."""
 
-import json
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -13,6 +11,7 @@ from apps.surface import tasks
 from apps.surface.models import View
 from apps.surface.tasks import index_view_ordering
 from tests.conftest import postgresql_only
+from tests.records.conftest import record_type_form
 
 
 def index_exists(name: str) -> bool:
@@ -36,25 +35,7 @@ def by_amount(lead_type, monkeypatch) -> View:
 
 def amount_as_text_in_the_admin(client, owner, record_type) -> None:
     """Post the record type's page with Amount's type changed to text, as a builder would."""
-    data = {
-        "application": record_type.application_id,
-        "name": record_type.name,
-        "description": record_type.description,
-    }
-    fields = list(record_type.fields.order_by("position", "pk"))
-    for index, field in enumerate(fields):
-        data |= {
-            f"fields-{index}-id": field.pk,
-            f"fields-{index}-record_type": record_type.pk,
-            f"fields-{index}-position": field.position,
-            f"fields-{index}-name": field.name,
-            f"fields-{index}-type": "text" if field.name == "Amount" else field.type,
-            f"fields-{index}-choices": "\n".join(field.choices or []),
-            f"fields-{index}-default": "" if field.default is None else json.dumps(field.default),
-        }
-        if field.required:
-            data[f"fields-{index}-required"] = "on"
-    data |= {"fields-TOTAL_FORMS": len(fields), "fields-INITIAL_FORMS": len(fields)}
+    data = record_type_form(record_type, changed={"Amount": {"type": "text"}})
     client.force_login(owner)
     response = client.post(f"/admin/records/recordtype/{record_type.pk}/change/", data)
     assert response.status_code == 302, response.context["errors"]
