@@ -204,7 +204,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
+        # A writer waits this long for the write lock, then fails: 503 to retry (0: a day).
+        "timeout": (DB_LOCK_TIMEOUT_MS or 86_400_000) / 1000,
     }
     # A file (not :memory:) so that a real Celery worker started by a test sees the rows;
     # one per test session, so two sessions on one checkout do not share it.

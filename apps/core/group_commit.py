@@ -15,7 +15,9 @@ nobody is answered before its writes are committed.
 
 - A write that fails fails alone: the batch is rolled back and each of its writes is run
   again in a transaction of its own, so every caller gets its own outcome (its exception
-  is raised in its thread).
+  is raised in its thread). A batch whose transaction could not begin (SQLite's write
+  lock not had within DB_LOCK_TIMEOUT_MS) fails as a whole: run alone, each write would
+  wait as long again.
 - A caller already inside a transaction (Execute() records in the caller's transaction, as
   do the tests' transactions) writes inline: its writes must commit or roll back with it.
 - A write function must only write to the database (and may be run twice: once in a batch
@@ -100,8 +102,10 @@ def _lead(queue: _Queue) -> None:
 
 
 def _commit(queue: _Queue, batch: list[_Job]) -> None:
+    began = False
     try:
         with transaction.atomic():
+            began = True
             for job in batch:
                 job.write()
         queue.commits += 1
@@ -110,6 +114,10 @@ def _commit(queue: _Queue, batch: list[_Job]) -> None:
         if len(batch) == 1:
             batch[0].error = exc
             return
+        if not began:  # no write ran (SQLite's write lock never came): alone, each would wait
+            for job in batch:
+                job.error = _own_copy(exc)
+            return
     for job in batch:  # one of them failed: each alone, so only it fails
         try:
             with transaction.atomic():
@@ -117,6 +125,14 @@ def _commit(queue: _Queue, batch: list[_Job]) -> None:
             queue.commits += 1
         except BaseException as exc:
             job.error = exc
+
+
+def _own_copy(exc: BaseException) -> BaseException:
+    """The same error for another thread to raise (one instance raised in many threads
+    would share, and mix, one traceback)."""
+    own = type(exc)(*exc.args)
+    own.__cause__ = exc.__cause__
+    return own
 
 
 def commits() -> int:

@@ -6,25 +6,13 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
-from django.db import DatabaseError, OperationalError
 from django.http import Http404, HttpResponse
 from rest_framework.response import Response
 
+from apps.core.db_errors import database_unavailable
 from apps.core.problems import PROBLEM_CONTENT_TYPE, problem_response
 
 logger = logging.getLogger("flowsite.errors")
-# OperationalErrors that are defects (a missing migration, bad SQL, a statement too large),
-# not the database's state: a 500.
-SCHEMA_ERROR = re.compile(
-    r"no such (table|column|function)|syntax error|expression tree is too large"
-    r"|too many sql variables",
-    re.IGNORECASE,
-)
-# PostgreSQL's states of a database that cannot take writes now, whatever class of error
-# the driver gives them: read-only (a replica after a failover), disk full, out of memory,
-# too many connections, a lock or a statement waited too long.
-UNAVAILABLE_STATES = frozenset({"25006", "53100", "53200", "53300", "55P03", "57014"})
-
 HTML_API_PAGES = ("/api/docs/", "/api/redoc/")
 API_PATHS = frozenset({"/healthz", "/readyz"})
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
@@ -182,16 +170,16 @@ class ApiProblemMiddleware:
         if isinstance(exception, SuspiciousOperation):
             return problem_response(400, str(exception) or "The request was refused.")
         error_id = uuid.uuid4().hex
-        logger.error(
-            "Unhandled error %s on %s %s",
-            error_id,
-            request.method,
-            request.path,
-            exc_info=exception,
-        )
         if database_unavailable(exception):
             # Read-only, full or locked, unreachable: the operator's to fix, the caller's
-            # to retry (as for the broker, 503).
+            # to retry (as for the broker, 503). Its reason says it all: no traceback.
+            logger.warning(
+                "Database unavailable %s on %s %s: %s",
+                error_id,
+                request.method,
+                request.path,
+                str(exception).strip() or type(exception).__name__,
+            )
             return problem_response(
                 503,
                 "The database cannot be written or reached now, so this request could not be "
@@ -202,6 +190,13 @@ class ApiProblemMiddleware:
                 headers={"Retry-After": "5"},
                 errorId=error_id,
             )
+        logger.error(
+            "Unhandled error %s on %s %s",
+            error_id,
+            request.method,
+            request.path,
+            exc_info=exception,
+        )
         return problem_response(
             500,
             f"An unexpected error occurred. Quote error id {error_id} to the operator; "
@@ -241,13 +236,3 @@ class ApiProblemMiddleware:
             if header in response:
                 converted[header] = response[header]
         return converted
-
-
-def database_unavailable(exception: BaseException) -> bool:
-    """Whether an error says the database cannot be written or reached now (the operator's
-    to fix, the caller's to retry), rather than a defect."""
-    if not isinstance(exception, DatabaseError):
-        return False
-    if getattr(exception.__cause__, "sqlstate", None) in UNAVAILABLE_STATES:
-        return True
-    return isinstance(exception, OperationalError) and not SCHEMA_ERROR.search(str(exception))

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import sqlite3
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
@@ -16,17 +17,43 @@ def describe_database() -> str:
     return urlunsplit(parts)
 
 
-def check_database() -> str | None:
-    """None when the database answers, else a one-line reason."""
+WRITE_CHECK_SECONDS = 2.0
+
+
+def check_database(*, writable: bool = False) -> str | None:
+    """None when the database answers (and, with `writable`, could take a write now), else a
+    one-line reason."""
     from django.db import connection
     from django.db.utils import Error
 
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+            if not writable:
+                cursor.execute("SELECT 1")
+            elif connection.vendor == "postgresql":
+                cursor.execute("SELECT current_setting('transaction_read_only')")
+                if cursor.fetchone()[0] == "on":
+                    return "the database is read-only (a replica, or a failover under way)"
+        # In a transaction, this connection holds SQLite's write lock already.
+        if writable and connection.vendor == "sqlite" and not connection.in_atomic_block:
+            return _sqlite_write_lock(connection.settings_dict["NAME"])
     except Error as exc:
         lines = str(exc).strip().splitlines()
         return lines[0] if lines else type(exc).__name__
+    return None
+
+
+def _sqlite_write_lock(path: str) -> str | None:
+    """Whether SQLite's write lock can be had within WRITE_CHECK_SECONDS (another program's
+    long transaction holds it otherwise), taken and given back at once."""
+    try:
+        with contextlib.closing(
+            sqlite3.connect(path, timeout=WRITE_CHECK_SECONDS, isolation_level=None)
+        ) as probe:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        return f"cannot write: {exc} (for {WRITE_CHECK_SECONDS:g} s)"
     return None
 
 

@@ -20,12 +20,16 @@ def healthz(request):
 
 @require_safe
 def readyz(request):
-    """Ready to serve: the database and the Celery broker answer. `worker` says whether a
+    """Ready to serve: the database answers and could take a write now (not read-only, its
+    write lock not held past 2 s), and the Celery broker answers. `worker` says whether a
     Celery worker is alive (unknown while either does not answer); with ?worker=1 an absent
     worker makes it 503 too."""
     failures = {
         name: reason
-        for name, reason in (("database", check_database()), ("broker", check_broker()))
+        for name, reason in (
+            ("database", check_database(writable=True)),
+            ("broker", check_broker()),
+        )
         if reason
     }
     checks = {name: "unavailable" if name in failures else "ok" for name in ("database", "broker")}

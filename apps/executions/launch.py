@@ -27,8 +27,8 @@ from django.utils import timezone
 
 from apps.accounts.models import ApiKey
 from apps.accounts.privileges import Privilege
+from apps.core.db_errors import database_unavailable
 from apps.core.digests import canonical_digest
-from apps.core.middleware import database_unavailable
 from apps.core.redaction import redacted_pointers
 from apps.executions import queue, selectors, services
 from apps.executions.errors import (

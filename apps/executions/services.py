@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.core import group_commit, rows, timers
+from apps.core.db_errors import lock_timed_out
 from apps.core.redaction import scrub, secret_values, without_secrets
 from apps.executions import recording
 from apps.executions.errors import AlreadyFinished
@@ -424,6 +425,11 @@ def execute(
     try:
         _store(execution, result)
     except Exception as exc:  # a database error, or a value it refuses: never a lost run
+        if lock_timed_out(exc):
+            # Another write would wait as long again: the caller is told (503), and a run
+            # row left running is failed by housekeeping.
+            logger.error("Execution %s: its outcome could not be stored: %s", execution.pk, exc)
+            raise
         logger.exception("Execution %s: its outcome could not be stored", execution.pk)
         record(execution, RunResult(_crashed(exc, "Its outcome could not be stored"), {}, []))
     return execution
@@ -433,13 +439,16 @@ def _store(execution: Execution, result: RunResult) -> None:
     """Record the outcome. A connection that broke meanwhile (a database restarted, failed
     over, or a session ended by an administrator) is replaced and the real outcome tried
     again for a few seconds: the run's work is done, and failing it would invite a second
-    run of it (an outside probe saw runs that had called out recorded failed)."""
+    run of it (an outside probe saw runs that had called out recorded failed). A write
+    lock waited for its whole DB_LOCK_TIMEOUT_MS is not tried again: each try would wait
+    as long (an outside probe's sync call waited 99 s on a locked SQLite)."""
     for pause in (*STORE_RETRY_PAUSES, None):
         try:
             record(execution, result)
             return
-        except (OperationalError, InterfaceError):
-            if pause is None or connection.in_atomic_block:  # Execute(): the caller's
+        except (OperationalError, InterfaceError) as exc:
+            # Execute() records in its caller's transaction: the caller's to handle.
+            if pause is None or connection.in_atomic_block or lock_timed_out(exc):
                 raise
             logger.warning(
                 "Execution %s: its outcome could not be stored; trying again in %s s",

@@ -1,11 +1,12 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from apps.core.models import WorkerHeartbeat
 from apps.core.workers import ALIVE_SECONDS
-from tests.conftest import wait_for
+from tests.conftest import postgresql_only, wait_for
 
 
 def test_healthz_answers_without_touching_the_database(client):
@@ -78,3 +79,19 @@ def test_a_real_worker_beats_while_it_runs_and_says_goodbye(
     )
     worker.stop()
     assert not WorkerHeartbeat.objects.exists()  # a clean shutdown says so at once
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_readyz_says_not_ready_when_postgresql_is_read_only(client):
+    """A replica after a failover answers SELECT 1 but takes no write."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    try:
+        response = client.get("/readyz")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"] == "unavailable"

@@ -8,9 +8,9 @@ threads of one process wait on a Python lock instead and the next one goes in as
 the previous one commits. Writers of other processes (the other web workers, Celery) are
 waited for by retrying BEGIN every 0.1 to 2 ms, not by SQLite's busy handler.
 
-A writer waits up to the database's `timeout` for this process's other writers, then up
-to `timeout` again for other processes', and fails with "database is
-locked" past either, as it did with SQLite's wait alone.
+A writer waits up to the database's `timeout` (DB_LOCK_TIMEOUT_MS) in all, for this
+process's other writers and then for other processes', and fails with "database is
+locked" past it, as it did with SQLite's wait alone.
 
 Case-insensitive lookups (`icontains` and the like) compare both sides lowered by Python,
 as PostgreSQL's ILIKE does: SQLite's LIKE folds ASCII letters only, so "ÄRZTE" did not
@@ -56,19 +56,20 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _start_transaction_under_autocommit(self):
         timeout = float(self.settings_dict.get("OPTIONS", {}).get("timeout", 5))
+        deadline = time.monotonic() + timeout
         if not self._writers.acquire(timeout=timeout):
             raise OperationalError(
                 f"database is locked: this process's other writers held it for {timeout:g} s"
             )
         self._holds_writer_lock = True
         try:
-            self._begin_immediate(timeout)
+            self._begin_immediate(deadline, timeout)
         except BaseException:
             self._release_writer_lock()
             raise
 
-    def _begin_immediate(self, timeout: float) -> None:
-        """BEGIN, retried every 0.1 to 2 ms while another process writes, up to `timeout`.
+    def _begin_immediate(self, deadline: float, timeout: float) -> None:
+        """BEGIN, retried every 0.1 to 2 ms while another process writes, until `deadline`.
 
         SQLite's busy handler sleeps in steps of up to 100 ms and may sleep on while the
         lock is free; it is off (busy_timeout 0) for the BEGIN only. Once BEGIN IMMEDIATE
@@ -76,7 +77,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
         raw = self.connection.cursor()
         raw.execute("PRAGMA busy_timeout = 0")
         try:
-            deadline = time.monotonic() + timeout
             pause = 0.0001
             while True:
                 try:
