@@ -491,7 +491,7 @@ CELERY_TASK_ROUTES = {
     "flowsite.recover_stale_executions": {"queue": HOUSEKEEPING_QUEUE},
     "flowsite.purge_executions": {"queue": HOUSEKEEPING_QUEUE},
 }
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "apps.flows.beat:FlowScheduler"
 CELERY_BEAT_SCHEDULE = {
     "recover-stale-executions": {"task": "flowsite.recover_stale_executions", "schedule": 30.0},
     "purge-old-executions": {"task": "flowsite.purge_executions", "schedule": 3600.0},

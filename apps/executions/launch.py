@@ -901,6 +901,9 @@ def scheduled(flow_id: int) -> Execution | None:
         if not flow.schedule.strip():  # a tick sent before the schedule was removed
             logger.info("Scheduled run of flow %s skipped: it has no schedule now", flow_id)
             return None
+        if flow.is_template:  # a tick sent before it became a template
+            logger.info("Scheduled run of flow %s skipped: it is a template", flow_id)
+            return None
         active = Execution.objects.filter(flow=flow, trigger=Trigger.SCHEDULE, status__in=ACTIVE)
         _fail_abandoned(active)
         if busy := active.order_by("created_at").first():

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.db.models import Q
 from django.http import HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -691,6 +692,36 @@ class ManagedPeriodicTaskAdmin(PeriodicTaskAdmin):
         if task.name in settings.CELERY_BEAT_SCHEDULE or task.name.startswith("celery."):
             return "Flowsite itself (its settings)"
         return None
+
+    def managed(self) -> Q:
+        return (
+            Q(name__startswith=PERIODIC_TASK_PREFIX)
+            | Q(name__in=list(settings.CELERY_BEAT_SCHEDULE))
+            | Q(name__startswith="celery.")
+        )
+
+    def get_actions(self, request):
+        """The list's bulk actions (enable, disable, toggle, run, delete) on the selected
+        tasks that are not managed: they worked on the managed ones too."""
+        return {
+            name: (self._unmanaged_only(function), name, description)
+            for name, (function, name, description) in super().get_actions(request).items()
+        }
+
+    def _unmanaged_only(self, function):
+        def action(modeladmin, request, queryset):
+            left = sorted(queryset.filter(self.managed()).values_list("name", flat=True))
+            if left:
+                self.message_user(
+                    request,
+                    f"Left alone: {', '.join(left)}. Flowsite manages them: a flow's schedule "
+                    "is changed on the flow's page, the beat's own tasks in its settings.",
+                    messages.WARNING,
+                )
+            rest = queryset.exclude(self.managed())
+            return function(modeladmin, request, rest) if rest.exists() else None
+
+        return action
 
     def has_change_permission(self, request, obj=None):
         return self.managed_by(obj) is None and super().has_change_permission(request, obj)

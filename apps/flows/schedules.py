@@ -295,9 +295,10 @@ def _drop_unused_crontab(crontab_id: int | None) -> None:
 @transaction.atomic
 def sync_flow_schedule(flow: Flow) -> PeriodicTask | None:
     """Make beat's PeriodicTask `flow-schedule:<pk>` match the flow: created or updated when
-    it has a schedule, deleted when it has none. Idempotent; raises ValueError for an
-    invalid schedule or time zone (validate in the form first)."""
-    if not (flow.schedule or "").strip():
+    it has a schedule, deleted when it has none or is a template. Idempotent; raises
+    ValueError for an invalid schedule or time zone (validate in the form first)."""
+    if not (flow.schedule or "").strip() or flow.is_template:
+        # A template's schedule is its instances' first one: the template never runs.
         delete_flow_schedule(flow.pk)
         return None
     fields = parse_schedule(flow.schedule)

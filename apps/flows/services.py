@@ -205,6 +205,9 @@ FROM_TEMPLATE = (
     "concurrency_policy",
     "error_flow_id",
 )
+# What an instance takes from its template when it is created only: its schedule is its
+# own to change (an update from the template overwrote it).
+OWN_ON_UPDATE = ("schedule", "timezone")
 OWN_API_KEYS = ("allowAnonymous", "roles")
 
 
@@ -249,6 +252,8 @@ def _checked_connection_map(template: Flow, connection_map: Any) -> dict[str, st
 def _copy_template(instance: Flow, template: Flow) -> None:
     own = instance.api if isinstance(instance.api, dict) else {}
     for attr in FROM_TEMPLATE:
+        if instance.pk and attr in OWN_ON_UPDATE:  # an update: when it runs stays its own
+            continue
         setattr(instance, attr, getattr(template, attr))
     api = dict(template.api) if isinstance(template.api, dict) else {}
     if instance.pk:  # an update: who may call it stays the instance's choice
@@ -308,9 +313,10 @@ def create_instance(
 @transaction.atomic
 def update_from_template(*, instance: Flow, user=None, force: bool = False) -> Flow:
     """Copy the template's steps and API again, keeping the instance's own values: its
-    name, variables (the template's new ones are added), secret variables, connection map,
-    allowAnonymous and roles. An instance whose guard is on is replayed against its tests as
-    updated first; FlowTestsFailed (nothing changed) when some fail, unless `force`."""
+    name, schedule and time zone, variables (the template's new ones are added), secret
+    variables, connection map, allowAnonymous and roles. An instance whose guard is on is
+    replayed against its tests as updated first; FlowTestsFailed (nothing changed) when
+    some fail, unless `force`."""
     template = instance.template_flow
     if template is None:
         raise NotTemplated(

@@ -109,12 +109,16 @@ def test_update_from_template_takes_its_steps_and_keeps_the_instance_values(
         connectionMap={str(crm.pk): str(crm_eu.pk)},
     ).json()["_id"]
     Flow.objects.filter(pk=instance_id).update(
-        api={**template.api, "allowAnonymous": True}, disabled=True
+        api={**template.api, "allowAnonymous": True},
+        disabled=True,
+        schedule="0 6 * * *",
+        timezone="Europe/Berlin",
     )
     newer = Script.objects.create(name="prepareResponse v2", content=PREPARE)
     template.page_processors = [{"type": "script", "_scriptId": str(newer.pk)}]
     template.variables = {"greeting": "Hi", "region": "us", "currency": "USD"}
     template.description = "v2"
+    template.schedule, template.timezone = "0 2 * * *", "UTC"
     template.save()
 
     response = manager.post(f"/api/v1/flows/{instance_id}/updateFromTemplate")
@@ -129,6 +133,8 @@ def test_update_from_template_takes_its_steps_and_keeps_the_instance_values(
     assert document["variables"] == {"greeting": "Hello", "region": "eu", "currency": "USD"}
     assert document["connectionMap"] == {str(crm.pk): str(crm_eu.pk)}
     assert document["api"]["allowAnonymous"] is True
+    # When it runs is its own too (an outside probe: the template's schedule replaced it).
+    assert (document["schedule"], document["timezone"]) == ("0 6 * * *", "Europe/Berlin")
     assert document["_templateFlowId"] == str(template.pk)
 
 
