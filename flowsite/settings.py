@@ -492,6 +492,10 @@ CELERY_TASK_ROUTES = {
     "flowsite.purge_executions": {"queue": HOUSEKEEPING_QUEUE},
 }
 CELERY_BEAT_SCHEDULER = "apps.flows.beat:FlowScheduler"
+# Beat writes each task's last run to the database after every task it sends (Celery's
+# default: every 3 minutes), so the admin's home page sees a live beat (its check allows
+# 120 s; beat looked dead a third of the time) and a restarted beat counts from there.
+CELERY_BEAT_SYNC_EVERY = 1
 CELERY_BEAT_SCHEDULE = {
     "recover-stale-executions": {"task": "flowsite.recover_stale_executions", "schedule": 30.0},
     "purge-old-executions": {"task": "flowsite.purge_executions", "schedule": 3600.0},

@@ -13,6 +13,7 @@ from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
 from apps.executions import launch, queue, services
+from apps.executions.home import BEAT_TASK
 from apps.executions.models import Execution
 from apps.executions.tasks import run_scheduled_flow
 from apps.flows.models import Flow
@@ -572,6 +573,15 @@ def test_a_real_beat_fires_a_kolkata_schedule_and_a_real_worker_runs_it(
             interval=0.5,
             message=f"a scheduled run; beat log:\n{(tmp_path / 'beat.log').read_text()}\n"
             f"worker log:\n{worker.log()}",
+        )
+        # Beat writes when it last sent each task at once, not every 3 minutes: the home
+        # page's check of its housekeeping (every 30 s) said "dead" a third of the time.
+        housekeeping = PeriodicTask.objects.filter(name=BEAT_TASK)
+        wait_for(
+            lambda: housekeeping.exclude(last_run_at=None).exists(),
+            timeout=45,
+            interval=0.5,
+            message="beat never wrote when its housekeeping last ran",
         )
     finally:
         beat.terminate()
