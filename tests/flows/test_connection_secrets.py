@@ -559,6 +559,27 @@ def test_a_typed_secret_header_is_not_shown_back_when_the_form_has_an_error(admi
     assert "Required for an HTTP connection." in page
     assert SUBSCRIPTION_KEY not in page
     assert "text/csv" in page
+    # The builder is told what to type again (an outside probe found it silently gone).
+    assert "Not shown again, being secret: the header X-Tenant-Key. Type it again" in page
+
+
+def test_a_typed_secret_is_named_to_type_again_when_the_form_has_an_error(admin_client):
+    response = admin_client.post(
+        "/admin/flows/connection/add/",
+        {**CONNECTION_FORM, "base_uri": "", "auth_type": "bearer", "token": SUBSCRIPTION_KEY},
+    )
+
+    page = response.content.decode()
+    assert SUBSCRIPTION_KEY not in page
+    assert "Not shown again, being secret: Bearer token. Type it again before you save." in page
+
+
+def test_a_form_with_an_error_and_no_secret_typed_says_nothing_of_secrets(admin_client):
+    response = admin_client.post(
+        "/admin/flows/connection/add/", {**CONNECTION_FORM, "base_uri": ""}
+    )
+
+    assert "Not shown again" not in response.content.decode()
 
 
 @pytest.mark.parametrize(
