@@ -17,6 +17,14 @@ from apps.records.forms import RecordFieldForm, form_name, record_form_class
 from apps.records.models import Record, RecordField, RecordType
 
 SUMMARY_FIELDS = 3
+# The field types whose values are text a search may look into one by one.
+SEARCHED_TYPES = (
+    RecordField.Type.TEXT,
+    RecordField.Type.LONG_TEXT,
+    RecordField.Type.CHOICE,
+    RecordField.Type.EMAIL,
+    RecordField.Type.URL,
+)
 
 
 class RecordFieldFormSet(BaseInlineFormSet):
@@ -168,11 +176,22 @@ class RecordAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        # The JSON as text: crude, but finds a value in any field on every database.
+        # The JSON as text: crude, but finds a value in any field on every database; and
+        # each field's value, which SQLite's JSON text holds as \u escapes when it is not
+        # ASCII (an outside probe: "Müller" found nothing there).
         condition = Q(_data_text__icontains=term)
+        for name in self._searched_fields(request):
+            condition |= Q(**{f"data__{name}__icontains": term})
         if (record_id := as_id(term)) is not None:
             condition |= Q(pk=record_id)
         return queryset.alias(_data_text=Cast("data", TextField())).filter(condition), False
+
+    def _searched_fields(self, request) -> list[str]:
+        """The text fields of the record type filtered on, or of every record type."""
+        fields = RecordField.objects.filter(type__in=SEARCHED_TYPES)
+        if (record_type := as_id(request.GET.get("record_type__id__exact"))) is not None:
+            fields = fields.filter(record_type_id=record_type)
+        return sorted(set(fields.values_list("name", flat=True)))
 
     # --- The record type of the form --------------------------------------------------
 

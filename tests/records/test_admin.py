@@ -108,6 +108,21 @@ def test_the_record_list_filters_by_type_and_searches_values(admin, lead_type, a
     assert len(response.context["cl"].result_list) == 2
 
 
+@pytest.mark.parametrize("term", ["Müller", "müller", "MÜLLER", "Bäcker & Söhne"])
+@pytest.mark.parametrize("filtered", [True, False])
+def test_the_record_search_finds_values_that_are_not_ascii(admin, lead_type, term, filtered):
+    """An outside probe: on SQLite, whose JSON text holds "ü" as \u00fc, nothing was found."""
+    found = services.create_record(
+        record_type=lead_type, data={"Company": "MÜLLER Bäcker & Söhne", "Rating": "Hot"}
+    )
+    services.create_record(record_type=lead_type, data={"Company": "Mueller"})
+    query = {"q": term} | ({"record_type__id__exact": lead_type.pk} if filtered else {})
+
+    response = admin.get("/admin/records/record/", query)
+
+    assert list(response.context["cl"].result_list) == [found]
+
+
 def test_the_record_list_takes_as_many_queries_for_many_records(
     admin, lead_type, application, django_assert_max_num_queries
 ):
