@@ -10,11 +10,13 @@ import os
 import re
 import secrets
 import sys
+import zoneinfo
+from collections.abc import Collection
 from datetime import timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -22,9 +24,18 @@ VAR_DIR = Path(os.environ.get("FLOWSITE_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def env_str(name: str, default: str = "") -> str:
+def refuse(name: str, why: str) -> NoReturn:
+    """A setting that cannot work: one line saying which and why, then exit (a traceback
+    from the settings module told an operator nothing)."""
+    sys.exit(f"flowsite: {name}={os.environ.get(name, '')!r} {why}")
+
+
+def env_str(name: str, default: str = "", *, choices: Collection[str] = ()) -> str:
     """The variable's value; unset or empty means the default, as for every env_* here."""
-    return os.environ.get(name) or default
+    value = os.environ.get(name) or default
+    if choices and value not in choices:
+        refuse(name, f"is not one of: {', '.join(choices)}.")
+    return value
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -35,17 +46,23 @@ def env_bool(name: str, default: bool) -> bool:
         return True
     if value.lower() in {"0", "false", "no", "off"}:
         return False
-    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean: use 1/0, true/false.")
+    refuse(name, "is not a boolean: use 1/0, true/false.")
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, *, low: int = 1, high: int | None = None) -> int:
+    """A whole number of at least `low` (1 unless 0 means something) and at most `high`."""
     value = os.environ.get(name)
     if value is None or value == "":
         return default
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not an integer.") from None
+        refuse(name, "is not a whole number.")
+    if number < low or (high is not None and number > high):
+        refuse(
+            name, f"is out of range: use {low} to {high}." if high else f"must be {low} or more."
+        )
+    return number
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -103,7 +120,7 @@ FLOWSITE_API_KEY_SECRET = env_secret(
 FLOWSITE_ENCRYPTION_KEY = env_secret("FLOWSITE_ENCRYPTION_KEY", min_bytes=32, allow_generated=DEBUG)
 
 HOST = env_str("HOST", "127.0.0.1")
-PORT = env_int("PORT", 8000)
+PORT = env_int("PORT", 8000, high=65535)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # Used by `manage.py serve` (make run): Granian worker processes, and the threads of each
@@ -178,11 +195,11 @@ DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'flowsite.sqlite3'
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
-        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60, low=0),
         conn_health_checks=True,
     )
 }
-DB_LOCK_TIMEOUT_MS = env_int("DB_LOCK_TIMEOUT_MS", 10000)
+DB_LOCK_TIMEOUT_MS = env_int("DB_LOCK_TIMEOUT_MS", 10000, low=0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Flowsite's queries are short; PostgreSQL's JIT only adds compile time to them. A lock
     # held elsewhere or a server that does not answer a connection must not hold web
@@ -290,6 +307,8 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
+if TIME_ZONE not in zoneinfo.available_timezones():
+    refuse("TIME_ZONE", "is not an IANA time zone name, such as UTC or Europe/Amsterdam.")
 USE_I18N = True
 USE_TZ = True
 
@@ -330,7 +349,7 @@ REST_FRAMEWORK = {
     "DEFAULT_METADATA_CLASS": "apps.core.metadata.ApiMetadata",
     # How many proxies in front of Flowsite append to X-Forwarded-For: the client IP used
     # for anonymous rate limits and recorded on anonymous runs. 0 trusts no header.
-    "NUM_PROXIES": env_int("FLOWSITE_TRUSTED_PROXIES", 0),
+    "NUM_PROXIES": env_int("FLOWSITE_TRUSTED_PROXIES", 0, low=0),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
@@ -389,7 +408,7 @@ FLOWSITE_SANDBOX_PROCESSES = env_int("FLOWSITE_SANDBOX_PROCESSES", 2)
 FLOWSITE_SCRIPT_SLOTS_PER_FLOW = env_int(
     "FLOWSITE_SCRIPT_SLOTS_PER_FLOW", (FLOWSITE_SANDBOX_PROCESSES + 1) // 2
 )
-FLOWSITE_SCRIPT_QUEUE_MS = env_int("FLOWSITE_SCRIPT_QUEUE_MS", 1000)
+FLOWSITE_SCRIPT_QUEUE_MS = env_int("FLOWSITE_SCRIPT_QUEUE_MS", 1000, low=0)
 # A running execution whose process has not shown a sign of life for this long (it
 # beats every few seconds) is recovered as failed: its worker was killed or crashed.
 FLOWSITE_STALE_EXECUTION_SECONDS = env_int("FLOWSITE_STALE_EXECUTION_SECONDS", 120)
@@ -406,18 +425,19 @@ FLOWSITE_SIGNED_URL_TTL_SECONDS = env_int("FLOWSITE_SIGNED_URL_TTL_SECONDS", 300
 # /api/1/… . Unlike the other variables, set and empty means "no such prefix".
 FLOWSITE_PHIXFLOW_INSTANCE = os.environ.get("FLOWSITE_PHIXFLOW_INSTANCE", "phixflow").strip("/")
 if FLOWSITE_PHIXFLOW_INSTANCE and not re.fullmatch(r"[A-Za-z0-9._~-]+", FLOWSITE_PHIXFLOW_INSTANCE):
-    raise ImproperlyConfigured(
-        f"FLOWSITE_PHIXFLOW_INSTANCE={FLOWSITE_PHIXFLOW_INSTANCE!r} is not one URL path "
-        "segment: use letters, digits, '.', '_', '~' or '-' (or leave it empty)."
+    refuse(
+        "FLOWSITE_PHIXFLOW_INSTANCE",
+        "is not one URL path segment: use letters, digits, '.', '_', '~' or '-' (or leave "
+        "it empty).",
     )
 # A flow's answer larger than this fails its run (500 response-too-large): never sent,
 # never stored.
 FLOWSITE_MAX_RESPONSE_BYTES = env_int("FLOWSITE_MAX_RESPONSE_BYTES", 10 * 2**20)
 # A recorded run (flow tests) keeps at most this much; a larger one cannot become a test.
-FLOWSITE_TEST_CAPTURE_MAX_BYTES = env_int("FLOWSITE_TEST_CAPTURE_MAX_BYTES", 5 * 2**20)
+FLOWSITE_TEST_CAPTURE_MAX_BYTES = env_int("FLOWSITE_TEST_CAPTURE_MAX_BYTES", 5 * 2**20, low=0)
 # Sync callers of a queue-policy flow at its maximum wait in a web thread; at most this
 # many per web process, the others get 503 with Retry-After.
-FLOWSITE_MAX_WAITING_SYNC_CALLS = env_int("FLOWSITE_MAX_WAITING_SYNC_CALLS", 4)
+FLOWSITE_MAX_WAITING_SYNC_CALLS = env_int("FLOWSITE_MAX_WAITING_SYNC_CALLS", 4, low=0)
 # A queued run no worker has looked at for this long lost its task message: it is queued
 # again once, then failed with the reason.
 FLOWSITE_LOST_RUN_SECONDS = env_int("FLOWSITE_LOST_RUN_SECONDS", 300)
@@ -504,11 +524,13 @@ CELERY_TIMEZONE = TIME_ZONE
 
 # --- Logging --------------------------------------------------------------------------
 
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.request": {"level": "ERROR"}},
 }

@@ -199,11 +199,18 @@ class Command(BaseCommand):
                     "--hostname",
                     f"worker{number}@%h",
                     "--loglevel",
-                    "INFO",
+                    settings.LOG_LEVEL,
                 ]
                 for number in range(1, settings.CELERY_WORKER_CONCURRENCY + 1)
             },
-            "beat": [f"{bin_dir}/celery", "-A", "flowsite", "beat", "--loglevel", "INFO"],
+            "beat": [
+                f"{bin_dir}/celery",
+                "-A",
+                "flowsite",
+                "beat",
+                "--loglevel",
+                settings.LOG_LEVEL,
+            ],
         }
 
     @staticmethod
