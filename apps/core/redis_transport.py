@@ -5,11 +5,11 @@ outside the consumer's event loop (`Channel.conn_or_acquire()` calls `_create_cl
 once per publish, and twice per message a worker takes (the unacked index on delivery,
 and again on acknowledgement). A `redis.Redis` built on an existing connection pool costs
 ~180 µs of CPU on a slow 2-core machine (redis-py 8.1; its retry and connection settings
-are copied each time): a fifth of a publish and a third of a worker's delivery and
-acknowledgement (BENCHMARKS.md, stage 11). The client holds no connection of its own
-(each command takes one from the channel's pool and gives it back, from any thread), so
-one per channel serves every such command; the consumer's asynchronous client is
-kombu's, unchanged.
+are copied each time): a third of a worker's delivery and acknowledgement; for a
+publish the change was within the noise (BENCHMARKS.md, stage 11). The client holds no
+connection of its own (each command takes one from the channel's pool and gives it back,
+from any thread), so one per channel serves every such command; the consumer's
+asynchronous client is kombu's, unchanged.
 
 `register()` makes `redis://` and `rediss://` broker URLs use this transport in every
 Flowsite process (web, worker, beat and tests), as apps.core.broker does for

@@ -729,7 +729,7 @@ def _curl(method: str, url: str, payload: Any, headers: dict[str, str] | None = 
     lines = [
         f"curl {shlex.quote(url)}" if method == "GET" else f"curl -X {method} {shlex.quote(url)}"
     ]
-    lines.append('  -H "Authorization: Bearer $FLOWSITE_API_KEY"')
+    lines.append('  -H "Authorization: Bearer $FLOWSITE_KEY"')  # as README and make run name it
     lines += [f"  -H {shlex.quote(f'{name}: {value}')}" for name, value in (headers or {}).items()]
     if method in BODY_METHODS:
         lines.append('  -H "Content-Type: application/json"')

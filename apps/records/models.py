@@ -183,9 +183,8 @@ class RecordField(models.Model):
             errors["type"] = (
                 f"Records hold values of {self.name} that are not {self.get_type_display()} "
                 f"values (RecordID {', '.join(map(str, misfits))}): change them first, or "
-                "add a field of the new type (found by an outside probe: the table was left "
-                "with values its type does not allow)."
-            )
+                "add a field of the new type."
+            )  # the table was left with values its type does not allow (an outside probe)
         if errors:
             raise ValidationError(errors)
 

@@ -83,8 +83,8 @@ class OperationGone(LookupError):
 
     def __init__(self, operation: Operation):
         super().__init__(
-            f"Operation {operation.name!r} of application {operation.application.name!r} "
-            "was deleted while the call ran, with its record type; nothing was written."
+            f"Operation {operation.name!r} of application {operation.application.name!r}, "
+            "or its record type, was deleted while the call ran; nothing was written."
         )
 
 

@@ -53,7 +53,7 @@ def test_an_api_flow_shows_its_urls_curl_payload_and_try_it(admin_client, sales)
     # curl, with the key header and the example body quoted for a shell.
     assert f"curl -X POST {resource}" in text
     assert "curl -X POST http://testserver/api/1/action/Sales%20Team/Hot%20leads/trigger" in text
-    assert '-H "Authorization: Bearer $FLOWSITE_API_KEY"' in text
+    assert '-H "Authorization: Bearer $FLOWSITE_KEY"' in text
     assert """-d '{"company": "O'"'"'Hara & Co"}'""" in text
     # The example payload, generated from the input schema.
     payload = re.search(r'<textarea id="endpoint-payload"[^>]*>(.*?)</textarea>', panel, re.S)
