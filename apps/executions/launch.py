@@ -449,8 +449,12 @@ class SubflowRunner:
 
 
 def _execute(execution: Execution, deadline_ms: int | None = None) -> Execution:
+    """Run here; a run without a deadline is a worker's, whose caller does not wait."""
     execution = services.execute(
-        execution, deadline_ms=deadline_ms, subflows=SubflowRunner(execution)
+        execution,
+        deadline_ms=deadline_ms,
+        subflows=SubflowRunner(execution),
+        caller_waits=deadline_ms is not None,
     )
     if not execution.ended_late:  # else housekeeping ended it, and started its handler
         _handle_errors(execution)

@@ -418,14 +418,20 @@ def perform(
 
 
 def execute(
-    execution: Execution, *, deadline_ms: int | None = None, subflows: SubflowPort | None = None
+    execution: Execution,
+    *,
+    deadline_ms: int | None = None,
+    subflows: SubflowPort | None = None,
+    caller_waits: bool = True,
 ) -> Execution:
-    """Run a claimed execution here and record its outcome."""
+    """Run a claimed execution here and record its outcome. With `caller_waits` (a web
+    request, answered 503 sooner rather than later), a write lock that timed out is not
+    waited for again; on a worker (False) storing the outcome outlasts it."""
     result = perform(execution, deadline_ms=deadline_ms, subflows=subflows)
     try:
-        _store(execution, result)
+        _store(execution, result, patient=not caller_waits)
     except Exception as exc:  # a database error, or a value it refuses: never a lost run
-        if lock_timed_out(exc):
+        if lock_timed_out(exc) and caller_waits:
             # Another write would wait as long again: the caller is told (503), and a run
             # row left running is failed by housekeeping.
             logger.error("Execution %s: its outcome could not be stored: %s", execution.pk, exc)
@@ -435,20 +441,21 @@ def execute(
     return execution
 
 
-def _store(execution: Execution, result: RunResult) -> None:
+def _store(execution: Execution, result: RunResult, *, patient: bool) -> None:
     """Record the outcome. A connection that broke meanwhile (a database restarted, failed
     over, or a session ended by an administrator) is replaced and the real outcome tried
     again for a few seconds: the run's work is done, and failing it would invite a second
-    run of it (an outside probe saw runs that had called out recorded failed). A write
-    lock waited for its whole DB_LOCK_TIMEOUT_MS is not tried again: each try would wait
-    as long (an outside probe's sync call waited 99 s on a locked SQLite)."""
+    run of it (an outside probe saw runs that had called out recorded failed). Unless
+    `patient` (no caller waits), a write lock waited for its whole DB_LOCK_TIMEOUT_MS is
+    not tried again: each try would wait as long (an outside probe's sync call waited 99 s
+    on a locked SQLite)."""
     for pause in (*STORE_RETRY_PAUSES, None):
         try:
             record(execution, result)
             return
         except (OperationalError, InterfaceError) as exc:
             # Execute() records in its caller's transaction: the caller's to handle.
-            if pause is None or connection.in_atomic_block or lock_timed_out(exc):
+            if pause is None or connection.in_atomic_block or (lock_timed_out(exc) and not patient):
                 raise
             logger.warning(
                 "Execution %s: its outcome could not be stored; trying again in %s s",

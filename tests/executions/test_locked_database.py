@@ -10,10 +10,13 @@ import threading
 import pytest
 from django.conf import settings
 from django.db import connection
+from werkzeug.wrappers import Response
 
 from apps.core import group_commit
 from apps.core.sqlite_backend.base import DatabaseWrapper
+from apps.executions import launch, services
 from apps.executions.models import Execution
+from apps.flows.models import Export, Flow
 from tests.conftest import sqlite_only
 from tests.executions.conftest import as_json, call
 
@@ -120,3 +123,34 @@ def test_readyz_says_not_ready_while_the_write_lock_is_held(client, held_write_l
 
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == "unavailable"
+
+
+def test_a_workers_run_outlasts_a_lock_to_store_its_outcome(
+    short_lock_timeout, httpserver, application, local_api, owner
+):
+    """No caller waits on a worker: its run's outcome is stored once the lock is gone, not
+    given up after one DB_LOCK_TIMEOUT_MS (left for housekeeping to call a crash)."""
+    holder = sqlite3.connect(
+        connection.settings_dict["NAME"], isolation_level=None, check_same_thread=False
+    )
+
+    def lock_for_a_while(request):
+        holder.execute("BEGIN IMMEDIATE")
+        threading.Timer(1.5, holder.execute, args=["ROLLBACK"]).start()
+        return Response("[]", content_type="application/json")
+
+    httpserver.expect_request("/leads").respond_with_handler(lock_for_a_while)
+    export = Export.objects.create(name="Leads", connection=local_api, relative_uri="/leads")
+    flow = Flow.objects.create(
+        application=application, name="leads", page_generators=[{"_exportId": str(export.pk)}]
+    )
+    execution = services.create_execution(flow=flow, trigger=Execution.Trigger.RUN, caller=owner)
+
+    try:
+        run = launch.run_queued(str(execution.pk))
+    finally:
+        holder.close()
+
+    assert run.status == "succeeded"
+    execution.refresh_from_db()
+    assert execution.status == "succeeded"
