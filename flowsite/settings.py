@@ -11,7 +11,6 @@ import re
 import secrets
 import sys
 import zoneinfo
-from collections.abc import Collection
 from datetime import timedelta
 from pathlib import Path
 from typing import NoReturn
@@ -30,12 +29,9 @@ def refuse(name: str, why: str) -> NoReturn:
     sys.exit(f"flowsite: {name}={os.environ.get(name, '')!r} {why}")
 
 
-def env_str(name: str, default: str = "", *, choices: Collection[str] = ()) -> str:
+def env_str(name: str, default: str = "") -> str:
     """The variable's value; unset or empty means the default, as for every env_* here."""
-    value = os.environ.get(name) or default
-    if choices and value not in choices:
-        refuse(name, f"is not one of: {', '.join(choices)}.")
-    return value
+    return os.environ.get(name) or default
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -524,7 +520,9 @@ CELERY_TIMEZONE = TIME_ZONE
 
 # --- Logging --------------------------------------------------------------------------
 
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    refuse("LOG_LEVEL", "is not one of: DEBUG, INFO, WARNING, ERROR, CRITICAL.")
 
 LOGGING = {
     "version": 1,

@@ -146,6 +146,16 @@ class Text(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class Flag(serializers.BooleanField):
+    """A request body's boolean: JSON true or false only (DRF's BooleanField also takes
+    1, "yes", "off" and the like)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 class Id(serializers.RegexField):
     """A request body's id of a resource: digits, as a JSON string (as every answer gives
     ids) or a whole number, as the documents' `_…Id` fields also take them."""

@@ -130,7 +130,10 @@ def _commit(queue: _Queue, batch: list[_Job]) -> None:
 def _own_copy(exc: BaseException) -> BaseException:
     """The same error for another thread to raise (one instance raised in many threads
     would share, and mix, one traceback)."""
-    own = type(exc)(*exc.args)
+    try:
+        own = type(exc)(*exc.args)
+    except Exception:  # an error class built otherwise: share the one
+        return exc
     own.__cause__ = exc.__cause__
     return own
 

@@ -178,7 +178,7 @@ class ApiProblemMiddleware:
                 error_id,
                 request.method,
                 request.path,
-                str(exception).strip() or type(exception).__name__,
+                (str(exception).strip().splitlines() or [type(exception).__name__])[0],
             )
             return problem_response(
                 503,

@@ -132,4 +132,7 @@ def load(execution: Execution) -> dict | None:
     stored = RunRecording.objects.filter(execution=execution, complete=True).first()
     if stored is None or not stored.data:
         return None
-    return crypto.decrypt_json(stored.data)
+    try:
+        return crypto.decrypt_json(stored.data)
+    except crypto.Undecryptable as exc:
+        raise crypto.Undecryptable(f"The run's recording: {exc}") from None

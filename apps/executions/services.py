@@ -262,7 +262,10 @@ def _seal(execution: Execution, steps_see: dict) -> None:
 def _steps_see(execution: Execution) -> dict:
     seen = getattr(execution, "steps_see", None)
     if seen is None and execution.sealed_trigger:
-        seen = crypto.decrypt_json(execution.sealed_trigger)
+        try:
+            seen = crypto.decrypt_json(execution.sealed_trigger)
+        except crypto.Undecryptable as exc:
+            raise crypto.Undecryptable(f"The run's request: {exc}") from None
     if seen is None:
         seen = {"request": execution.request, "input": execution.input}
     return seen
@@ -432,9 +435,16 @@ def execute(
         _store(execution, result, patient=not caller_waits)
     except Exception as exc:  # a database error, or a value it refuses: never a lost run
         if lock_timed_out(exc) and caller_waits:
-            # Another write would wait as long again: the caller is told (503), and a run
-            # row left running is failed by housekeeping.
-            logger.error("Execution %s: its outcome could not be stored: %s", execution.pk, exc)
+            # Another write would wait as long again: the caller is told (503). A run row
+            # left running is failed by housekeeping; a sync run recorded only at its end
+            # has none, so this line is its record.
+            logger.error(
+                "Execution %s of flow %r (%s): its outcome could not be stored: %s",
+                execution.pk,
+                execution.flow_name,
+                execution.trigger,
+                exc,
+            )
             raise
         logger.exception("Execution %s: its outcome could not be stored", execution.pk)
         record(execution, RunResult(_crashed(exc, "Its outcome could not be stored"), {}, []))

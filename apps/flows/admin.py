@@ -19,7 +19,7 @@ from apps.flows.api_settings import INSTANCE_HEADER
 from apps.flows.documents import DocumentError
 from apps.flows.forms import (
     AdminFlowForm,
-    ConnectionForm,
+    ConnectionAdminForm,
     ConnectionTestForm,
     ExportForm,
     ExportPreviewForm,
@@ -153,7 +153,7 @@ class ApplicationAdmin(InUseProtectedAdmin):
 
 @admin.register(Connection)
 class ConnectionAdmin(TryItAdmin):
-    form = ConnectionForm
+    form = ConnectionAdminForm
     change_form_template = "admin/flows/connection/change_form.html"
     try_it = TryIt(
         "test",

@@ -17,7 +17,8 @@ class FlowsConfig(AppConfig):
         from apps.flows.signals import forget_schedule
 
         post_delete.connect(forget_schedule, sender=Flow, dispatch_uid="flow-schedule")
-        checks.register(undecryptable_secrets)
+        # It reads the database: `manage.py check --database default`, and `serve` at start.
+        checks.register(undecryptable_secrets, checks.Tags.database)
         _forget_specs_on_changes()
 
 

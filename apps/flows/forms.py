@@ -181,25 +181,6 @@ class ConnectionForm(forms.ModelForm):
                 "tick this and enter them again."
             )
 
-    def full_clean(self):
-        """A form sent back with errors shows no secret typed into it (a password field,
-        a secret header): the builder is told which to type again, not left to find them
-        gone (an outside probe)."""
-        super().full_clean()
-        if not self._errors or "headers" not in self.fields:
-            return
-        typed = [
-            str(self.fields[name].label or name)
-            for name in Connection.SECRET_FIELDS
-            if self.data.get(self.add_prefix(name))
-        ] + [f"the header {name}" for name, value in self.header_updates.items() if value]
-        if typed:
-            self.add_error(
-                None,
-                f"Not shown again, being secret: {', '.join(typed)}. Type "
-                f"{'it' if len(typed) == 1 else 'them'} again before you save.",
-            )
-
     def clean(self):
         data = super().clean()
         if self.undecryptable and not data.get("clear_secrets"):
@@ -345,6 +326,29 @@ class ConnectionForm(forms.ModelForm):
         if commit:
             connection.save()
         return connection
+
+
+class ConnectionAdminForm(ConnectionForm):
+    """The admin's connection form, which a builder sees again after an error."""
+
+    def full_clean(self):
+        """A form sent back with errors shows no secret typed into it (a password field,
+        a secret header): the builder is told which to type again, not left to find them
+        gone (an outside probe)."""
+        super().full_clean()
+        if not self._errors or "headers" not in self.fields:
+            return
+        typed = [
+            str(self.fields[name].label or name)
+            for name in Connection.SECRET_FIELDS
+            if self.data.get(self.add_prefix(name))
+        ] + [f"the header {name}" for name, value in self.header_updates.items() if value]
+        if typed:
+            self.add_error(
+                None,
+                f"Not shown again, being secret: {', '.join(typed)}. Type "
+                f"{'it' if len(typed) == 1 else 'them'} again before you save.",
+            )
 
 
 class ConnectionWithoutSecretsForm(ConnectionForm):

@@ -221,7 +221,7 @@ def _replay(test, flow) -> dict:
     try:
         recording = crypto.decrypt_json(test.recording)
     except ValueError as exc:
-        return failed(test, str(exc))
+        return failed(test, f"Its recorded run: {exc}")
     try:
         spec = _one_at_a_time(spec_cache.flow_spec(flow))
     except PipelineError as exc:

@@ -43,6 +43,18 @@ class RecordFieldFormSet(BaseInlineFormSet):
         if problems := services.fields_change_problems(record_type=self.instance, fields=fields):
             raise ValidationError(problems)
 
+    def deleted(self) -> list[str]:
+        """The names of the saved fields this change deletes."""
+        return [form.initial["name"] for form in self.initial_forms if self._deleting(form)]
+
+    def added(self) -> list[str]:
+        """The names of the fields this change adds."""
+        return [
+            form.cleaned_data["name"]
+            for form in self.extra_forms
+            if form.has_changed() and not self._deleting(form)
+        ]
+
     def renamed(self) -> dict[str, str]:
         """{old name: new name} of the saved fields this change renames."""
         return {
@@ -109,12 +121,16 @@ class RecordTypeAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
             field_form.instance.pk is not None and "type" in field_form.changed_data
             for field_form in formset.initial_forms
         )
-        renamed = formset.renamed()
+        changes = {
+            "deleted": formset.deleted(),
+            "renamed": formset.renamed(),
+            "added": formset.added(),
+        }
         # Saved one by one, two fields swapping names (or one taking a deleted one's) would
         # meet the unique name on the way: the names they free are parked first.
         services.park_field_names(field_ids=formset.freed_names())
         super().save_formset(request, form, formset, change)
-        services.rename_field_values(record_type=form.instance, renamed=renamed)
+        services.field_names_changed(record_type=form.instance, **changes)
         if retyped:
             services.fields_retyped(record_type=form.instance)
         return None

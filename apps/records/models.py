@@ -193,9 +193,10 @@ class RecordField(models.Model):
         first `limit` RecordIDs."""
         if self.pk is None:
             return []
-        before = RecordField.objects.filter(pk=self.pk).values_list("type", flat=True).first()
-        if before is None or before == self.type:
+        saved = RecordField.objects.filter(pk=self.pk).values_list("type", "name").first()
+        if saved is None or saved[0] == self.type:
             return []
+        stored_name = saved[1]  # renamed in the same change: its values are still there
         locks.hold_for_retype(Record._meta.db_table)  # writes validated so far committed
         stored = (
             Record.objects.filter(record_type_id=self.record_type_id)
@@ -204,7 +205,7 @@ class RecordField(models.Model):
         )
         misfits = []
         for pk, data in stored:
-            value = data.get(self.name) if isinstance(data, dict) else None
+            value = data.get(stored_name) if isinstance(data, dict) else None
             if value is None:
                 continue
             try:

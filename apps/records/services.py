@@ -3,8 +3,9 @@ record types with their fields (from the recordType document of the management A
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -179,10 +180,10 @@ def _rewrite(
     stamped: bool,
 ) -> Record:
     current = Record.objects.select_for_update().only("data").get(pk=record.pk)
-    known = {field.name for field in fields}
-    # Values of fields deleted from the record type are dropped on the next write.
-    data = {name: value for name, value in current.data.items() if name in known}
-    data.update(values)
+    # Keys the fields do not name are kept: a field deleted took its values with it (see
+    # field_names_changed), and fields read just before a rename name the moved values
+    # otherwise (the review: they were dropped).
+    data = {**current.data, **values}
     record.data = data
     record.modified_by = _actor(user)
     record.full_clean(validate_constraints=False, exclude=LOADED)
@@ -413,10 +414,14 @@ def save_record_type(
     )
     record_type.save()
     if prepared is not None:
+        added = [field.name for field in prepared if field.pk is None]
         for field in prepared:
             field.record_type = record_type
             field.save()
-        record_type.fields.exclude(pk__in=[field.pk for field in prepared]).delete()
+        removed = record_type.fields.exclude(pk__in=[field.pk for field in prepared])
+        deleted = list(removed.values_list("name", flat=True))
+        removed.delete()
+        field_names_changed(record_type=record_type, deleted=deleted, added=added)
     if retyped:
         fields_retyped(record_type=record_type)
     return record_type
@@ -443,23 +448,75 @@ def park_field_names(*, field_ids: list[int]) -> None:
         )
 
 
-def rename_field_values(*, record_type: RecordType, renamed: Mapping[str, str]) -> None:
-    """Fields renamed ({old name: new name}): move their stored values to the new names in
-    every record of the record type, in the caller's transaction, so that no value is
-    hidden under a name the table no longer has (and none left by a field deleted earlier
-    shows under the new name). Writes wait meanwhile (locks)."""
-    if not renamed:
+def field_names_changed(
+    *,
+    record_type: RecordType,
+    deleted: Collection[str] = (),
+    renamed: Mapping[str, str] = MappingProxyType({}),
+    added: Collection[str] = (),
+) -> None:
+    """The stored values follow a change of the record type's fields, in the caller's
+    transaction: a deleted field's values are deleted, a renamed field's move to its new
+    name (two fields may swap names), and a new field starts empty (no value left under its
+    name by an older deletion shows). Writes wait meanwhile (locks)."""
+    if not (deleted or renamed or added):
         return
     locks.hold_for_retype(Record._meta.db_table)
+    names = {*deleted, *renamed, *renamed.values(), *added}
+    if connection.vendor != "postgresql" and not all(map(_plain_json_key, names)):
+        _change_values_one_by_one(record_type, deleted, renamed, added)
+        return
     # Through names no field can have (they start with a space), so that swapping two
     # names loses nothing.
     parked = {old: f" renaming {index}" for index, old in enumerate(renamed)}
     with connection.cursor() as cursor:
+        for name in deleted:
+            cursor.execute(*_dropped(record_type, name))
         for old, park in parked.items():
             cursor.execute(*_moved(record_type, old, park))
         for old, new in renamed.items():
             cursor.execute(*_dropped(record_type, new))
             cursor.execute(*_moved(record_type, parked[old], new))
+        for name in added:
+            cursor.execute(*_dropped(record_type, name))
+
+
+def _plain_json_key(name: str) -> bool:
+    """Whether SQLite's JSON path reads `$."name"` as that key: not a name int() reads (a
+    list index: "1_0", "-1") nor one with a quote or a backslash, which fields named before
+    the rules (models.new_field_name) may have."""
+    if '"' in name or "\\" in name:
+        return False
+    try:
+        int(name)
+    except ValueError:
+        return True
+    return False
+
+
+def _change_values_one_by_one(
+    record_type: RecordType,
+    deleted: Collection[str],
+    renamed: Mapping[str, str],
+    added: Collection[str],
+) -> None:
+    """field_names_changed for names SQLite's JSON paths cannot address: each record read
+    and written in Python (the table's writes wait meanwhile all the same)."""
+    stored = (
+        Record.objects.filter(record_type=record_type)
+        .values_list("pk", "data")
+        .iterator(chunk_size=2000)
+    )
+    for pk, data in stored:
+        if not isinstance(data, dict):
+            continue
+        changed = {name: value for name, value in data.items() if name not in deleted}
+        moved = {new: changed.pop(old) for old, new in renamed.items() if old in changed}
+        for name in (*renamed.values(), *added):
+            changed.pop(name, None)
+        changed.update(moved)
+        if changed != data:
+            Record.objects.filter(pk=pk).update(data=changed)
 
 
 def _moved(record_type: RecordType, old: str, new: str) -> tuple[str, list[Any]]:

@@ -447,16 +447,20 @@ def views_broken_by(sender, record_type, fields, **kwargs) -> list[str]:
     """records.signals.fields_changing: what the views of `record_type` would no longer
     do with `fields` (a field they filter, order or show removed, renamed or retyped)."""
     messages = []
-    for view in View.objects.filter(record_type=record_type).order_by("name"):
-        problems = view_errors(
-            fields,
-            fields=view.fields,
-            filters=view.filters,
-            parameters=view.parameters,
-            ordering=view.ordering,
-        )
+    views = list(View.objects.filter(record_type=record_type).order_by("name"))
+    saved = list(record_type.fields.all()) if views else []
+    for view in views:
+        definition = {
+            "fields": view.fields,
+            "filters": view.filters,
+            "parameters": view.parameters,
+            "ordering": view.ordering,
+        }
+        # Only what the change breaks: a view broken already does not block every change.
+        before = view_errors(saved, **definition)
         messages += [
             f'The view "{view.name}" would break: {where}: {problem} Change the view first.'
-            for where, problem in problems.items()
+            for where, problem in view_errors(fields, **definition).items()
+            if where not in before
         ]
     return messages

@@ -13,6 +13,7 @@ from apps.accounts.permissions import READ_DEFINITIONS
 from apps.accounts.signed_urls import SignedURLAuthentication, signed_url
 from apps.core.api import (
     DocumentViewSet,
+    Flag,
     Id,
     StrictSerializer,
     Text,
@@ -254,7 +255,7 @@ class CloneRequest(StrictSerializer):
     name = Text(required=False, max_length=100)
     _integrationId = Id(required=False)
     _flowGroupingId = Text(required=False, max_length=100)
-    sandbox = serializers.BooleanField(required=False, default=False)
+    sandbox = Flag(required=False, default=False)
 
     def validate_sandbox(self, value: bool) -> bool:
         if value:

@@ -366,3 +366,14 @@ def test_a_refused_replace_connection_leaves_no_audit_entry(manager, application
     assert_problem(manager.put(f"{url}/replaceConnection", swap, format="json"), 400)
     [created] = manager.get(f"{url}/audit").json()
     assert (created["action"], created["reason"]) == ("created", None)
+
+
+@pytest.mark.parametrize("sandbox", [0, "no", "false"])
+def test_a_clone_whose_sandbox_is_not_a_boolean_is_400(manager, source, crm, sandbox):
+    """The review: DRF's BooleanField took 0 and "no" where the schema says boolean."""
+    body = {"connectionMap": {str(crm.pk): str(crm.pk)}, "sandbox": sandbox}
+    problem = assert_problem(
+        manager.post(f"{API}/flows/{source.pk}/clone", body, format="json"), 400
+    )
+    assert [e["pointer"] for e in problem["errors"]] == ["#/sandbox"]
+    assert Flow.objects.count() == 1

@@ -21,6 +21,7 @@ import time
 import urllib.request
 
 from django.conf import settings
+from django.core import checks
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.startup import check_database, describe_database, take_notice
@@ -224,6 +225,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if reason := check_database():
             raise CommandError(f"cannot use the database {describe_database()}: {reason}")
+        # The checks that read the database (stored secrets the key cannot decrypt): said
+        # here, before the lines of the processes scroll them away.
+        self.check(tags=[checks.Tags.database], databases=["default"])
         if reason := port_problem(settings.HOST, settings.PORT):
             raise CommandError(reason)
         children = [
