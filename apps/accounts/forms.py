@@ -15,7 +15,7 @@ class ApiKeyCreateForm(forms.ModelForm):
         owner = self.cleaned_data["owner"]
         if self.requester is not None and not may_issue_key_for(self.requester, owner):
             raise forms.ValidationError(
-                "You cannot issue a key for an account more powerful than yours: the key "
-                "would act as that account."
+                "You cannot issue a key for an account more powerful than yours (with a "
+                "permission or a role you do not have): the key would act as that account."
             )
         return owner

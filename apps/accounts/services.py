@@ -26,10 +26,17 @@ class IssuedKey:
 
 
 def may_issue_key_for(requester: User, owner: User) -> bool:
-    """A key acts as its owner: only issue one for an account no more powerful than you."""
+    """A key acts as its owner: only issue one for an account no more powerful than you,
+    in its permissions and in its roles, which open flows and the surface's operations and
+    views to their members (an outside probe: a key for a role's member called that role's
+    flows for someone outside it)."""
     if requester.is_superuser:
         return True
     if owner.is_superuser:
+        return False
+    if not set(owner.roles.values_list("pk", flat=True)) <= set(
+        requester.roles.values_list("pk", flat=True)
+    ):
         return False
     return owner.get_all_permissions() <= requester.get_all_permissions()
 

@@ -1,5 +1,6 @@
 """OpenAPI pieces shared by every endpoint: the problem document and the key scheme."""
 
+import html
 import re
 
 from drf_spectacular.authentication import SessionScheme
@@ -74,6 +75,13 @@ PROBLEM_EXAMPLES = {
     ),
     429: problem(429, "Request was throttled. Expected available in 12 seconds.", code="throttled"),
 }
+
+
+def builders_text(text: str) -> str:
+    """A builder's text (a description, a name) in an OpenAPI description, which the docs
+    render as Markdown with its HTML: the HTML shown as text (an outside probe put a
+    password form on /api/redoc/ through a flow's description)."""
+    return html.escape(text, quote=False)
 
 
 def problem_responses(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:

@@ -702,10 +702,14 @@ class ManagedPeriodicTaskAdmin(PeriodicTaskAdmin):
 
     def get_actions(self, request):
         """The list's bulk actions (enable, disable, toggle, run, delete) on the selected
-        tasks that are not managed: they worked on the managed ones too."""
+        tasks that are not managed: they worked on the managed ones too. Enable, disable,
+        toggle and run change tasks: only for who may change them (django-celery-beat's
+        actions declare no permission, and a view-only user could run them)."""
+        may_change = super().has_change_permission(request)
         return {
             name: (self._unmanaged_only(function), name, description)
             for name, (function, name, description) in super().get_actions(request).items()
+            if may_change or name == "delete_selected"
         }
 
     def _unmanaged_only(self, function):

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils.text import slugify
 
-from apps.core.openapi import PROBLEM_EXAMPLES
+from apps.core.openapi import PROBLEM_EXAMPLES, builders_text
 from apps.core.problems import PROBLEM_CONTENT_TYPE, problem
 from apps.flows.api_settings import INSTANCE_HEADER, FlowApi, api_errors, input_errors
 from apps.flows.models import Flow
@@ -635,7 +635,7 @@ def _request_body(api: FlowApi) -> dict:
 
 
 def flow_operation(flow: Flow, api: FlowApi, endpoint: Endpoint) -> dict:
-    lines = [flow.description.strip()] if flow.description.strip() else []
+    lines = [builders_text(flow.description.strip())] if flow.description.strip() else []
     lines += [f"**{label}:** {text}." for label, text in summary_lines(flow, api)]
     if endpoint.kind == "resource":
         lines.append(f"Also callable at `{flow.trigger_url}` (GET and POST).")

@@ -15,7 +15,7 @@ from typing import Any
 from django.db import DatabaseError, connection, transaction
 
 from apps.accounts.permissions import may_manage
-from apps.core.openapi import PROBLEM_EXAMPLES
+from apps.core.openapi import PROBLEM_EXAMPLES, builders_text
 from apps.core.problems import problem
 from apps.flows.openapi import PROBLEM_COMPONENT, PROCESS_ID, problem_answer
 from apps.records.definitions import parameter_spec
@@ -226,9 +226,10 @@ def execute_operation(operation: Operation, enabled: bool | None) -> dict:
         Operation.Action.UPDATE: "Updated: the record as it is now.",
         Operation.Action.DELETE: "Deleted: the record as it was.",
     }[operation.action]
-    lines = [operation.description.strip()] if operation.description.strip() else []
+    lines = [builders_text(operation.description.strip())] if operation.description.strip() else []
     lines.append(
-        f"{operation.get_action_display()} of record type **{operation.record_type.name}**"
+        f"{operation.get_action_display()} of record type "
+        f"**{builders_text(operation.record_type.name)}**"
         + (" and run its flow with it, in one transaction." if has_flow else ".")
     )
     lines.append(_who(operation, selectors.EXECUTE, enabled))
@@ -370,8 +371,8 @@ def query_operation(view: View, enabled: bool | None) -> dict:
             "schema": {"type": "integer", "minimum": 0},
         },
     ]
-    lines = [view.description.strip()] if view.description.strip() else []
-    lines.append(f"Records of record type **{view.record_type.name}**.")
+    lines = [builders_text(view.description.strip())] if view.description.strip() else []
+    lines.append(f"Records of record type **{builders_text(view.record_type.name)}**.")
     lines.append(_who(view, selectors.QUERY, enabled))
     required = [p for p in view.parameters if p.get("required")]
     bad_query = problem(

@@ -102,3 +102,26 @@ def test_a_view_only_staff_member_cannot_revoke_keys(client, member, outsider):
     client.post("/admin/accounts/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
     key.refresh_from_db()
     assert key.revoked_at is None
+
+
+def test_a_staff_member_cannot_mint_a_key_for_a_member_of_a_role_they_are_not_in(
+    client, member, outsider
+):
+    """An outside probe: a helpdesk account issued a key for a partner account and called
+    the flows only the Partners role may call."""
+    from django.contrib.auth.models import Permission
+
+    member.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_user", "add_apikey", "view_apikey"])
+    )
+    partners = Role.objects.create(name="Partners")
+    partners.members.add(outsider)
+    client.force_login(member)
+
+    page = client.post("/admin/accounts/apikey/add/", {"owner": outsider.pk, "label": "x"})
+
+    assert "more powerful than yours" in page.content.decode()
+    assert not ApiKey.objects.filter(owner=outsider).exists()
+    partners.members.add(member)  # a fellow member may
+    client.post("/admin/accounts/apikey/add/", {"owner": outsider.pk, "label": "y"})
+    assert ApiKey.objects.filter(owner=outsider, label="y").exists()

@@ -4,6 +4,7 @@ refused (the page fixture fails a test on any refusal)."""
 
 import pytest
 
+from apps.flows.models import Application, Flow
 from tests.browser.test_run_page import sign_in
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -34,3 +35,25 @@ def test_redoc_renders_the_operations(signed_in, live_server):
     logo = [text for text in signed_in.refused_by_csp if "https://cdn.redoc.ly/" in text]
     assert logo
     signed_in.refused_by_csp[:] = [t for t in signed_in.refused_by_csp if t not in logo]
+
+
+def test_redoc_shows_html_in_a_flows_description_as_text(signed_in, live_server):
+    """An outside probe's flow description put a password form on this page (ReDoc renders
+    a description's Markdown, HTML included, unless told to sanitise it)."""
+    application = Application.objects.create(name="Docs")
+    Flow.objects.create(
+        application=application,
+        name="Probe",
+        description="Hi <form id=phish action='/x'><input name=pw></form><b id=bold>bold</b>",
+        api={"enabled": True, "method": "GET", "path": "/probe", "mode": "sync"},
+    )
+
+    signed_in.goto(f"{live_server.url}/api/redoc/")
+    signed_in.wait_for_selector("[data-section-id^='operation/']", state="attached")
+    signed_in.wait_for_selector("#redoc-container >> text=bold", state="attached")
+
+    assert signed_in.locator("#redoc-container form#phish").count() == 0
+    assert signed_in.locator("#redoc-container input[name=pw]").count() == 0
+    signed_in.refused_by_csp[:] = [
+        t for t in signed_in.refused_by_csp if "https://cdn.redoc.ly/" not in t
+    ]

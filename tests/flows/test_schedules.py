@@ -16,6 +16,7 @@ from apps.executions import launch, queue, services
 from apps.executions.home import BEAT_TASK
 from apps.executions.models import Execution
 from apps.executions.tasks import run_scheduled_flow
+from apps.flows.beat import FlowScheduler
 from apps.flows.models import Flow
 from apps.flows.schedules import (
     CronFields,
@@ -651,3 +652,125 @@ def test_the_beats_own_tasks_and_flow_schedules_are_read_only_in_the_admin(
         assert PeriodicTask.objects.filter(pk=task.pk).exists()
     html = admin_client.get(f"/admin/django_celery_beat/periodictask/{mine.pk}/change/").content
     assert b'name="_save"' in html
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("action", ["disable_tasks", "toggle_tasks", "run_tasks"])
+def test_a_view_only_user_cannot_run_the_periodic_task_lists_actions(
+    client, django_user_model, action
+):
+    """An outside probe: a user who may only view periodic tasks disabled and ran them."""
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user(
+        "viewer", password="viewer-pass-1", is_staff=True
+    )
+    viewer.user_permissions.add(Permission.objects.get(codename="view_periodictask"))
+    mine = PeriodicTask.objects.create(
+        name="A builder's task",
+        task="flowsite.purge_executions",
+        interval=IntervalSchedule.objects.create(every=1, period="hours"),
+    )
+    client.force_login(viewer)
+
+    client.post(
+        "/admin/django_celery_beat/periodictask/",
+        {"action": action, "_selected_action": [mine.pk]},
+    )
+
+    mine.refresh_from_db()
+    assert (mine.enabled, mine.total_run_count) == (True, 0)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("action", "enabled"),
+    [("disable_tasks", False), ("enable_tasks", True), ("toggle_tasks", False)],
+)
+def test_the_periodic_task_lists_bulk_actions_leave_managed_tasks_alone(
+    admin_client, application, action, enabled
+):
+    """Found by an outside probe: "Disable selected" disabled a flow's schedule, which the
+    flow's page still showed as running."""
+    flow = Flow.objects.create(application=application, name="Nightly", schedule="0 2 * * *")
+    managed = sync_flow_schedule(flow)
+    mine = PeriodicTask.objects.create(
+        name="A builder's task",
+        task="flowsite.purge_executions",
+        interval=IntervalSchedule.objects.create(every=1, period="hours"),
+        enabled=action != "enable_tasks",
+    )
+
+    response = admin_client.post(
+        "/admin/django_celery_beat/periodictask/",
+        {"action": action, "_selected_action": [managed.pk, mine.pk]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert "Left alone: flow-schedule:" in response.content.decode()
+    managed.refresh_from_db()
+    mine.refresh_from_db()
+    assert (managed.enabled, mine.enabled) == (True, enabled)
+
+
+@pytest.mark.django_db
+def test_bulk_delete_in_the_periodic_task_list_leaves_managed_tasks_alone(
+    admin_client, application
+):
+    flow = Flow.objects.create(application=application, name="Nightly", schedule="0 2 * * *")
+    managed = sync_flow_schedule(flow)
+    mine = PeriodicTask.objects.create(
+        name="A builder's task",
+        task="flowsite.purge_executions",
+        interval=IntervalSchedule.objects.create(every=1, period="hours"),
+    )
+
+    admin_client.post(
+        "/admin/django_celery_beat/periodictask/",
+        {"action": "delete_selected", "_selected_action": [managed.pk, mine.pk], "post": "yes"},
+    )
+
+    assert list(PeriodicTask.objects.filter(pk__in=[managed.pk, mine.pk])) == [managed]
+
+
+def test_a_template_does_not_run_on_its_schedule(flow):
+    sync_flow_schedule(flow)
+    flow.is_template = True
+
+    assert sync_flow_schedule(flow) is None
+    assert not PeriodicTask.objects.filter(name=f"flow-schedule:{flow.pk}").exists()
+
+
+def test_a_tick_sent_before_the_flow_became_a_template_starts_nothing(empty_flow):
+    Flow.objects.filter(pk=empty_flow.pk).update(is_template=True)
+
+    assert launch.scheduled(empty_flow.pk) is None
+    assert not Execution.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)  # the scheduler closes its connections
+def test_beat_does_not_run_a_tick_that_fell_while_it_was_down(application):
+    """Beat started again after ticks passed unseen: Flowsite's scheduler counts the flows'
+    schedules from its start; django-celery-beat's own runs each such schedule at once."""
+    flow = Flow.objects.create(application=application, name="often", schedule="*/5 * * * *")
+    task = sync_flow_schedule(flow)
+    two_days_ago = timezone.now() - timedelta(days=2)
+    mine = PeriodicTask.objects.create(
+        name="A builder's task",
+        task="flowsite.purge_executions",
+        interval=IntervalSchedule.objects.create(every=1, period="hours"),
+    )
+
+    def due(scheduler_class) -> dict[str, bool]:
+        PeriodicTask.objects.filter(pk__in=[task.pk, mine.pk]).update(last_run_at=two_days_ago)
+        scheduler = scheduler_class(app=celery_app)
+        scheduler._finalize.cancel()  # no sync at interpreter exit
+        return {
+            name: entry.is_due().is_due
+            for name, entry in scheduler.schedule.items()
+            if name in (task.name, mine.name)
+        }
+
+    assert due(DatabaseScheduler) == {task.name: True, mine.name: True}
+    assert due(FlowScheduler) == {task.name: False, mine.name: True}

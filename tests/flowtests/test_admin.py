@@ -95,3 +95,44 @@ def test_a_tests_page_refuses_an_expected_outcome_of_the_wrong_shape(
     assert saved.status_code == 302
     test.refresh_from_db()
     assert (test.expected, test.ignored_fields) == ({"status": "succeeded"}, ["updatedAt"])
+
+
+@pytest.fixture
+def test_editor(client, django_user_model):
+    """Staff who may edit flow tests and nothing else (an outside probe's "tester")."""
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("tester", password="tester-pass-1", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="flowtests",
+            codename__in=["add_flowtest", "change_flowtest", "view_flowtest"],
+        )
+    )
+    client.force_login(user)
+    return client
+
+
+def test_a_flow_test_editor_cannot_save_a_run_they_may_not_read_as_a_test(test_editor, recorded):
+    """It copied the run's answer and every step's records into a test they could read."""
+    assert test_editor.get(f"/admin/executions/execution/{recorded.pk}/change/").status_code == 403
+
+    answer = test_editor.post(
+        f"/admin/flowtests/flowtest/save-from/{recorded.pk}/", {"name": "stolen"}
+    )
+
+    assert answer.status_code == 302
+    assert answer["Location"] == "/admin/"
+    assert not FlowTest.objects.exists()
+
+
+def test_a_flow_test_editor_without_a_privilege_cannot_run_a_flows_tests(
+    test_editor, greeting, recorded, admin_user
+):
+    test = services.save_as_test(execution=recorded, name="Greets Ada", user=admin_user)
+
+    answer = test_editor.post(f"/admin/flowtests/flowtest/run-flow/{greeting.pk}/")
+
+    assert answer["Location"] == "/admin/"
+    test.refresh_from_db()
+    assert test.last_run_at is None

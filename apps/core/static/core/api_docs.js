@@ -40,7 +40,9 @@
     const count = Object.keys(body.paths || {}).length;
     const who = key ? "this key" : "your session (or an anonymous reader)";
     show(count + " path(s) " + who + " may call.");
-    Redoc.init(body, {}, container);
+    // Descriptions are builders' text: ReDoc renders their Markdown, HTML included, unless
+    // told to sanitise it (an outside probe put a form on this page through one).
+    Redoc.init(body, { sanitize: true }, container);
   }
 
   form.addEventListener("submit", function (event) {
