@@ -6,7 +6,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from apps.accounts import services
-from apps.accounts.forms import ApiKeyCreateForm
+from apps.accounts.forms import ApiKeyCreateForm, RoleForm
 from apps.accounts.models import ApiKey, Role, User
 from apps.accounts.privileges import Privilege
 from apps.core.admin import StrictJSONAdminMixin
@@ -63,6 +63,28 @@ class UserAdmin(StrictJSONAdminMixin, DjangoUserAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("roles")
 
+    # No one makes an account more powerful than their own (an outside probe: a staff user
+    # who may change users ticked "superuser" on their own account): only superusers set
+    # superuser status and direct permissions, and an account more powerful than yours
+    # (a permission or a role you do not have) is read-only to you, its password included.
+    OWN_POWERS = ("is_superuser", "user_permissions")
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if request.user.is_superuser:
+            return fields
+        return (*fields, *self.OWN_POWERS)
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and not services.may_issue_key_for(request.user, obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and not services.may_issue_key_for(request.user, obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
     @admin.display(description="roles")
     def role_list(self, obj):
         return ", ".join(role.name for role in obj.roles.all()) or "—"
@@ -103,6 +125,26 @@ class RoleAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
             .annotate(num_members=Count("members", distinct=True))
             .prefetch_related("permissions")
         )
+
+    def has_change_permission(self, request, obj=None):
+        """A role you are not in, or one granting a permission you do not have, is
+        read-only to you: changing it could make you (or anyone) more powerful than you
+        (an outside probe joined a role that way)."""
+        if obj is not None and not services.may_change_role(request.user, obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and not services.may_change_role(request.user, obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    form = RoleForm
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.requester = request.user
+        return form
 
     @admin.display(description="members", ordering="num_members")
     def member_count(self, obj):

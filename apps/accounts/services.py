@@ -41,6 +41,21 @@ def may_issue_key_for(requester: User, owner: User) -> bool:
     return owner.get_all_permissions() <= requester.get_all_permissions()
 
 
+def may_change_role(requester: User, role) -> bool:
+    """Only a role you are in, granting nothing you do not have (a superuser: any)."""
+    if requester.is_superuser:
+        return True
+    if not role.members.filter(pk=requester.pk).exists():
+        return False
+    granted = {
+        f"{app_label}.{codename}"
+        for app_label, codename in role.permissions.values_list(
+            "content_type__app_label", "codename"
+        )
+    }
+    return granted <= requester.get_all_permissions()
+
+
 @transaction.atomic
 def create_api_key(
     *, owner: User, label: str = "", expires_at: datetime | None = None, flows=()

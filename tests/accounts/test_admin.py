@@ -125,3 +125,70 @@ def test_a_staff_member_cannot_mint_a_key_for_a_member_of_a_role_they_are_not_in
     partners.members.add(member)  # a fellow member may
     client.post("/admin/accounts/apikey/add/", {"owner": outsider.pk, "label": "y"})
     assert ApiKey.objects.filter(owner=outsider, label="y").exists()
+
+
+@pytest.fixture
+def user_manager(client, member):
+    """Staff who may change users and roles (an outside probe's "hr")."""
+    from django.contrib.auth.models import Permission
+
+    member.user_permissions.add(
+        *Permission.objects.filter(
+            codename__in=["view_user", "change_user", "view_role", "change_role", "add_role"]
+        )
+    )
+    client.force_login(member)
+    return client
+
+
+def test_a_user_manager_cannot_make_themselves_superuser(user_manager, member):
+    """An outside probe ticked "superuser" on its own account and got the whole admin."""
+    page = user_manager.get(f"/admin/accounts/user/{member.pk}/change/").content.decode()
+    assert 'name="is_superuser"' not in page
+
+    user_manager.post(
+        f"/admin/accounts/user/{member.pk}/change/",
+        {
+            "username": member.username,
+            "account_type": member.account_type,
+            "is_superuser": "on",
+            "is_active": "on",
+            "is_staff": "on",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+        },
+    )
+
+    member.refresh_from_db()
+    assert member.is_superuser is False
+
+
+def test_a_user_manager_cannot_change_a_more_powerful_account_or_its_password(user_manager, owner):
+    assert user_manager.post(f"/admin/accounts/user/{owner.pk}/change/", {}).status_code == 403
+    answer = user_manager.post(
+        f"/admin/accounts/user/{owner.pk}/password/",
+        {"password1": "Taken-over-123", "password2": "Taken-over-123"},
+    )
+    assert answer.status_code == 403
+    owner.refresh_from_db()
+    assert owner.check_password("owner-pass-123")
+
+
+def test_a_role_manager_cannot_join_a_role_or_grant_what_they_do_not_have(user_manager, member):
+    from django.contrib.auth.models import Permission
+
+    partners = Role.objects.create(name="Partners")
+    answer = user_manager.post(
+        f"/admin/accounts/role/{partners.pk}/change/",
+        {"name": "Partners", "members": [member.pk]},
+    )
+    assert answer.status_code == 403
+    assert not partners.members.exists()
+
+    manage = Permission.objects.get(codename="manage_flows")
+    page = user_manager.post(
+        "/admin/accounts/role/add/",
+        {"name": "Builders", "permissions": [manage.pk], "members": [member.pk]},
+    )
+    assert "You cannot grant what you do not have: manage_flows." in page.content.decode()
+    assert not Role.objects.filter(name="Builders").exists()
