@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 from apps.core.admin import StrictJSONAdminMixin
 from apps.flows.pipeline import as_id
-from apps.records import services
+from apps.records import selectors, services
 from apps.records.forms import RecordFieldForm, form_name, record_form_class
 from apps.records.models import Record, RecordField, RecordType
 
@@ -113,6 +113,25 @@ class RecordTypeAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
             .get_queryset(request)
             .annotate(field_total=_count(RecordField), record_total=_count(Record))
         )
+
+    def get_deleted_objects(self, objs, request):
+        """Exports and imports name a record type inside their JSON, which Django's
+        collector cannot see: deleting one they use is refused too, naming them (an outside
+        probe deleted one a flow used, whose runs then failed)."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        protected = list(protected)
+        for record_type in objs:
+            protected += [
+                format_html(
+                    '{} <a href="{}">{}</a> reads or writes {}',
+                    type(step)._meta.verbose_name.capitalize(),
+                    reverse(f"admin:flows_{type(step)._meta.model_name}_change", args=[step.pk]),
+                    step,
+                    record_type,
+                )
+                for step in selectors.steps_using(record_type)
+            ]
+        return deleted, counts, perms_needed, protected
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not RecordField:

@@ -35,6 +35,7 @@ from django.db.models.functions import Cast
 from django.utils.dateparse import parse_date, parse_datetime
 
 from apps.flows import crypto
+from apps.flows.models import Export, Import
 from apps.records.documents_sql import DocumentText
 from apps.records.models import SYSTEM_FIELDS, Record, RecordField, RecordType
 from apps.records.validation import FieldSpec, Invalid, as_spec, format_datetime, parse_parameter
@@ -504,3 +505,10 @@ __all__ = [
     "record_document",
     "record_type_document",
 ]
+
+
+def steps_using(record_type: RecordType) -> list[Export | Import]:
+    """The exports and imports that read or write the record type (through a connection
+    of the Flowsite data tables kind: `records._recordTypeId`, text or a number)."""
+    same = Q(records___recordTypeId=str(record_type.pk)) | Q(records___recordTypeId=record_type.pk)
+    return [*Export.objects.filter(same), *Import.objects.filter(same)]

@@ -180,3 +180,26 @@ def test_records_settings_are_checked_when_saved(manager, tables, local_api, lea
     assert manager.post("/api/v1/imports", upsert, format="json").status_code == 400
     upsert["records"]["keyField"] = "Email"
     assert manager.post("/api/v1/imports", upsert, format="json").status_code == 201
+
+
+@pytest.mark.parametrize("recorded_as", [str, int])
+def test_a_data_table_an_export_or_import_uses_cannot_be_deleted(
+    admin_client, manager, lead_type, tables, recorded_as
+):
+    """An outside probe deleted a table a flow's export read; its runs then failed with
+    "record type does not exist". Refused in the admin and the API, naming them."""
+    Export.objects.create(
+        name="Hot leads", connection=tables, records={"_recordTypeId": recorded_as(lead_type.pk)}
+    )
+    Import.objects.create(
+        name="Upsert", connection=tables, records={"_recordTypeId": recorded_as(lead_type.pk)}
+    )
+
+    page = admin_client.post(f"/admin/records/recordtype/{lead_type.pk}/delete/", {"post": "yes"})
+    answer = manager.delete(f"/api/v1/recordTypes/{lead_type.pk}")
+
+    assert "Hot leads</a> reads or writes Lead" in page.content.decode()
+    assert "Upsert</a> reads or writes Lead" in page.content.decode()
+    assert answer.status_code == 409
+    assert "export 'Hot leads', import 'Upsert'" in answer.json()["detail"]
+    assert type(lead_type).objects.filter(pk=lead_type.pk).exists()

@@ -25,7 +25,7 @@ from apps.records.api.schema import (
 )
 from apps.records.definitions import view_errors
 from apps.records.models import Record, RecordField, RecordType
-from apps.records.selectors import record_document, record_type_document
+from apps.records.selectors import record_document, record_type_document, steps_using
 from apps.records.validation import RecordInvalid
 
 ROOT = "non_field_errors"
@@ -141,13 +141,19 @@ class RecordTypeViewSet(DocumentViewSet):
 
     def remove(self, instance: RecordType) -> None:
         operations, views = _users_of(instance)
+        steps = steps_using(instance)
         count = Record.objects.filter(record_type=instance).count()
-        if not (count or operations or views):
+        if not (count or operations or views or steps):
             instance.delete()
             return
         reasons = []
         if count:
             reasons.append(f"it has {count} record(s) (empty the table first)")
+        if steps:
+            reasons.append(
+                "exports or imports read or write it: "
+                + ", ".join(f"{type(s).__name__.lower()} {s.name!r}" for s in steps)
+            )
         if operations:
             reasons.append("operations use it: " + ", ".join(o.name for o in operations))
         if views:
