@@ -47,3 +47,24 @@ def test_a_builder_renames_a_field_and_cannot_delete_one_a_view_filters_on(page,
     assert lead.fields.filter(name="Rating").exists()
     assert error.is_visible()
     page.locator("#fields-group").screenshot(path=str(DOCS / "field-change-refused.png"))
+
+
+def test_a_builder_empties_a_table_only_after_saying_yes(page, live_server):
+    application = Application.objects.create(name="Lead Registration")
+    lead = RecordType.objects.create(application=application, name="Lead")
+    RecordField.objects.create(record_type=lead, name="Company", position=0)
+    for company in ("Acme", "Globex"):
+        services.create_record(record_type=lead, data={"Company": company})
+    sign_in(page, live_server.url)
+
+    page.goto(f"{live_server.url}/admin/records/recordtype/")
+    page.check(f"input[name=_selected_action][value='{lead.pk}']")
+    page.select_option("select[name=action]", "empty")
+    page.click("button[name=index]")
+    page.wait_for_selector("#tables-to-empty")
+    assert "Lead (Lead Registration): 2 records" in page.inner_text("#tables-to-empty")
+    assert Record.objects.filter(record_type=lead).count() == 2  # nothing yet
+
+    page.click("input[value='Yes, delete 2 records']")
+    page.wait_for_selector(".messagelist .success")
+    assert not Record.objects.filter(record_type=lead).exists()
