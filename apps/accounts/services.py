@@ -5,7 +5,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.contrib.auth.models import Permission
 from django.db import DatabaseError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts import keys
@@ -38,7 +40,17 @@ def may_issue_key_for(requester: User, owner: User) -> bool:
         requester.roles.values_list("pk", flat=True)
     ):
         return False
-    return owner.get_all_permissions() <= requester.get_all_permissions()
+    return held_permissions(owner) <= requester.get_all_permissions()
+
+
+def held_permissions(user: User) -> set[str]:
+    """The permissions the account holds, directly, through its groups or its roles, even
+    while it is inactive (Django then counts none, and an inactive account can be made
+    active again: the review)."""
+    rows = Permission.objects.filter(
+        Q(user=user) | Q(group__user=user) | Q(roles__members=user)
+    ).values_list("content_type__app_label", "codename")
+    return {f"{app_label}.{codename}" for app_label, codename in rows.distinct()}
 
 
 def may_change_role(requester: User, role) -> bool:

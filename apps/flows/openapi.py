@@ -636,7 +636,7 @@ def _request_body(api: FlowApi) -> dict:
 
 def flow_operation(flow: Flow, api: FlowApi, endpoint: Endpoint) -> dict:
     lines = [builders_text(flow.description.strip())] if flow.description.strip() else []
-    lines += [f"**{label}:** {text}." for label, text in summary_lines(flow, api)]
+    lines += [f"**{label}:** {builders_text(text)}." for label, text in summary_lines(flow, api)]
     if endpoint.kind == "resource":
         lines.append(f"Also callable at `{flow.trigger_url}` (GET and POST).")
     elif api.path:

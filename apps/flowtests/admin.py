@@ -72,7 +72,10 @@ class FlowTestAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
         lines = format_html_join("", "<li>{}</li>", ((line,) for line in report["summary"]))
         return format_html('<ul class="flow-test-summary">{}</ul>', lines)
 
-    @admin.action(description="Run the selected tests (offline)", permissions=["change"])
+    def has_run_tests_permission(self, request) -> bool:
+        return self.has_change_permission(request) and may_run_tests(request.user)
+
+    @admin.action(description="Run the selected tests (offline)", permissions=["run_tests"])
     def run_selected(self, request, queryset):
         reports = [services.run_test(test) for test in queryset.select_related("flow")]
         failed = [r["name"] for r in reports if r["result"] != "passed"]
@@ -99,7 +102,7 @@ class FlowTestAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
         execution = get_object_or_404(Execution.objects.select_related("flow"), pk=execution_id)
         # A test keeps the run's data: only for who may read the run (an outside probe: a
         # flow-test editor read runs through it that the run page refused them).
-        may_read_run = admin.site._registry[Execution].has_view_permission(request, execution)
+        may_read_run = self.admin_site._registry[Execution].has_view_permission(request, execution)
         if not (self.has_change_permission(request) and may_read_run):
             return redirect("admin:index")
         form = SaveAsTestForm(request.POST or None)

@@ -149,7 +149,8 @@ class RecordTypeAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
         # meet the unique name on the way: the names they free are parked first.
         services.park_field_names(field_ids=formset.freed_names())
         super().save_formset(request, form, formset, change)
-        services.field_names_changed(record_type=form.instance, **changes)
+        if change:  # a new table has no values to follow its fields
+            services.field_names_changed(record_type=form.instance, **changes)
         if retyped:
             services.fields_retyped(record_type=form.instance)
         return None

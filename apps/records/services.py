@@ -421,7 +421,8 @@ def save_record_type(
         removed = record_type.fields.exclude(pk__in=[field.pk for field in prepared])
         deleted = list(removed.values_list("name", flat=True))
         removed.delete()
-        field_names_changed(record_type=record_type, deleted=deleted, added=added)
+        if not creating:  # a new table has no values to follow its fields
+            field_names_changed(record_type=record_type, deleted=deleted, added=added)
     if retyped:
         fields_retyped(record_type=record_type)
     return record_type

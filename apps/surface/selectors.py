@@ -448,7 +448,8 @@ def views_broken_by(sender, record_type, fields, **kwargs) -> list[str]:
     do with `fields` (a field they filter, order or show removed, renamed or retyped)."""
     messages = []
     views = list(View.objects.filter(record_type=record_type).order_by("name"))
-    saved = list(record_type.fields.all()) if views else []
+    # As saved: the record type's prefetched fields may be the ones the change edits.
+    saved = list(RecordField.objects.filter(record_type=record_type)) if views else []
     for view in views:
         definition = {
             "fields": view.fields,

@@ -146,7 +146,7 @@ def test_a_user_manager_cannot_make_themselves_superuser(user_manager, member):
     page = user_manager.get(f"/admin/accounts/user/{member.pk}/change/").content.decode()
     assert 'name="is_superuser"' not in page
 
-    user_manager.post(
+    answer = user_manager.post(
         f"/admin/accounts/user/{member.pk}/change/",
         {
             "username": member.username,
@@ -159,6 +159,7 @@ def test_a_user_manager_cannot_make_themselves_superuser(user_manager, member):
         },
     )
 
+    assert answer.status_code == 302  # saved: the box was not there to tick
     member.refresh_from_db()
     assert member.is_superuser is False
 
@@ -192,3 +193,49 @@ def test_a_role_manager_cannot_join_a_role_or_grant_what_they_do_not_have(user_m
     )
     assert "You cannot grant what you do not have: manage_flows." in page.content.decode()
     assert not Role.objects.filter(name="Builders").exists()
+
+
+def test_a_user_manager_cannot_take_over_an_inactive_more_powerful_account(
+    user_manager, django_user_model
+):
+    """The review: Django counts no permission for an inactive account, so it looked no
+    more powerful than anyone, and its password could be set and the account activated."""
+    from django.contrib.auth.models import Permission
+
+    dormant = django_user_model.objects.create_user(
+        "dormant", password="dormant-pass-1", is_active=False
+    )
+    dormant.user_permissions.add(Permission.objects.get(codename="manage_flows"))
+
+    answer = user_manager.post(
+        f"/admin/accounts/user/{dormant.pk}/password/",
+        {"password1": "Taken-over-123", "password2": "Taken-over-123"},
+    )
+
+    assert answer.status_code == 403
+    dormant.refresh_from_db()
+    assert dormant.check_password("dormant-pass-1")
+
+
+def test_a_role_manager_cannot_add_themselves_to_a_new_role_or_rename_their_own(
+    user_manager, member, callers_role
+):
+    """The review: flows name the roles that may call them, so a new role named like one a
+    flow lists, or their own renamed so, would open that flow to them."""
+    page = user_manager.post(
+        "/admin/accounts/role/add/", {"name": "Partners", "members": [member.pk]}
+    )
+    assert "You cannot add yourself to a role." in page.content.decode()
+    assert not Role.objects.filter(name="Partners").exists()
+
+    page = user_manager.post(
+        f"/admin/accounts/role/{callers_role.pk}/change/",
+        {
+            "name": "Partners",
+            "members": [member.pk],
+            "permissions": list(callers_role.permissions.values_list("pk", flat=True)),
+        },
+    )
+    assert "Only a superuser renames a role" in page.content.decode()
+    callers_role.refresh_from_db()
+    assert callers_role.name == "Callers"

@@ -106,7 +106,7 @@ def test_editor(client, django_user_model):
     user.user_permissions.add(
         *Permission.objects.filter(
             content_type__app_label="flowtests",
-            codename__in=["add_flowtest", "change_flowtest", "view_flowtest"],
+            codename__in=["add_flowtest", "change_flowtest", "view_flowtest", "delete_flowtest"],
         )
     )
     client.force_login(user)
@@ -134,5 +134,22 @@ def test_a_flow_test_editor_without_a_privilege_cannot_run_a_flows_tests(
     answer = test_editor.post(f"/admin/flowtests/flowtest/run-flow/{greeting.pk}/")
 
     assert answer["Location"] == "/admin/"
+    test.refresh_from_db()
+    assert test.last_run_at is None
+
+
+def test_a_flow_test_editor_without_a_privilege_cannot_run_tests_from_the_list(
+    test_editor, recorded, admin_user
+):
+    """The review: the list's bulk action ran them where the flow page's button refused."""
+    test = services.save_as_test(execution=recorded, name="Greets Ada", user=admin_user)
+
+    page = test_editor.get("/admin/flowtests/flowtest/").content.decode()
+    test_editor.post(
+        "/admin/flowtests/flowtest/", {"action": "run_selected", "_selected_action": [test.pk]}
+    )
+
+    assert 'value="delete_selected"' in page  # the list offers actions, but not this one
+    assert 'value="run_selected"' not in page
     test.refresh_from_db()
     assert test.last_run_at is None

@@ -359,3 +359,39 @@ def test_records_of_the_type_count_in_the_409_but_not_other_types(manager, lead_
     services.create_record(record_type=other, data={})
     assert manager.delete(f"{URL}/{lead_type.pk}").status_code == 204
     assert Record.objects.count() == 1
+
+
+@pytest.fixture
+def rating_view(lead_type, lead_fields, application) -> View:
+    return View.objects.create(
+        application=application,
+        record_type=lead_type,
+        name="Hot leads",
+        filters=[{"field": "Rating", "op": "eq", "value": "Hot"}],
+    )
+
+
+def test_the_api_refuses_a_field_change_that_would_break_a_view(manager, lead_type, rating_view):
+    url = f"{URL}/{lead_type.pk}"
+    document = manager.get(url).json()
+    retyped = [
+        {**field, "type": "boolean", "choices": []} if field["name"] == "Rating" else field
+        for field in document["fields"]
+    ]
+
+    for fields in ([f for f in document["fields"] if f["name"] != "Rating"], retyped):
+        body = assert_problem(manager.patch(url, {"fields": fields}, format="json"), 400)
+        assert [e["pointer"] for e in body["errors"]] == ["#/fields"]
+        assert 'The view "Hot leads" would break: filters[0]' in body["errors"][0]["detail"]
+    assert RecordField.objects.get(record_type=lead_type, name="Rating").type == "choice"
+
+
+def test_the_api_changes_a_table_whose_view_is_broken_already(manager, lead_type, rating_view):
+    """The review: the API's own copy of the check blocked every change then."""
+    View.objects.filter(pk=rating_view.pk).update(
+        filters=[{"field": "Gone", "op": "eq", "value": "x"}]
+    )
+
+    answer = manager.patch(f"{URL}/{lead_type.pk}", {"description": "v2"}, format="json")
+
+    assert answer.status_code == 200, answer.json()
