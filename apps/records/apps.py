@@ -11,6 +11,9 @@ class RecordsConfig(AppConfig):
     verbose_name = "Data tables"
 
     def ready(self):
-        from apps.records.connections import RECORDS  # it imports models: only once ready
+        # They import models: only once ready.
+        from apps.records.connections import RECORDS, steps_broken_by
+        from apps.records.signals import fields_changing
 
         register(RECORDS)
+        fields_changing.connect(steps_broken_by, dispatch_uid="steps-broken-by-fields")

@@ -12,9 +12,9 @@ from typing import Any
 from apps.accounts.models import User
 from apps.flows.connection_kinds import ConnectionKind
 from apps.flows.engine.context import RecordsError
-from apps.flows.models import Connection
+from apps.flows.models import Connection, Export
 from apps.flows.pipeline import as_id
-from apps.records.models import Record, RecordType
+from apps.records.models import Record, RecordField, RecordType
 from apps.records.selectors import (
     OPS,
     SYSTEM_KEYS,
@@ -22,6 +22,7 @@ from apps.records.selectors import (
     filter_records,
     query_records,
     record_document,
+    steps_using,
 )
 from apps.records.services import create_record, delete_record, update_record, upsert_record
 from apps.records.validation import RecordInvalid
@@ -46,12 +47,13 @@ def _record_type(config: Any, keys: set[str]) -> tuple[RecordType | None, list[s
     return record_type, errors
 
 
-def query_errors(config: Any) -> list[str]:
-    """Problems with a records export's query; templated values are checked when it runs."""
+def query_errors(config: Any, fields: list[RecordField] | None = None) -> list[str]:
+    """Problems with a records export's query, against its record type's fields (or these
+    `fields`); templated values are checked when it runs."""
     record_type, errors = _record_type(config, QUERY_KEYS)
     if record_type is None:
         return errors
-    fields = list(record_type.fields.all())
+    fields = list(record_type.fields.all()) if fields is None else fields
     names = {field.name for field in fields} | set(SYSTEM_KEYS)
     constant = []
     for index, item in enumerate(config.get("filters") or []):
@@ -78,16 +80,38 @@ def query_errors(config: Any) -> list[str]:
     return errors
 
 
-def write_errors(config: Any) -> list[str]:
+def write_errors(config: Any, fields: list[RecordField] | None = None) -> list[str]:
     record_type, errors = _record_type(config, WRITE_KEYS)
     action = config.get("action", "create") if isinstance(config, dict) else None
     if action not in ACTIONS:
         errors.append(f"action: one of {', '.join(ACTIONS)}.")
     if record_type is not None and action == "upsert":
-        names = set(record_type.fields.values_list("name", flat=True))
+        if fields is None:
+            names = set(record_type.fields.values_list("name", flat=True))
+        else:
+            names = {field.name for field in fields}
         if config.get("keyField") not in names:
             errors.append(f"keyField: the field that identifies a record, one of {sorted(names)}.")
     return errors
+
+
+def steps_broken_by(sender, record_type, fields, **kwargs) -> list[str]:
+    """signals.fields_changing: what the exports and imports of `record_type` would no
+    longer do with `fields` (a field they filter, order or key on removed, renamed or
+    retyped); only what the change breaks, not what was broken already."""
+    steps = steps_using(record_type)
+    saved = list(RecordField.objects.filter(record_type=record_type)) if steps else []
+    messages = []
+    for step in steps:
+        check = query_errors if isinstance(step, Export) else write_errors
+        before = set(check(step.records, saved))
+        messages += [
+            f'The {type(step).__name__.lower()} "{step.name}" would break: {problem} '
+            "Change it first."
+            for problem in check(step.records, fields)
+            if problem not in before
+        ]
+    return messages
 
 
 # Registered in RecordsConfig.ready(): flows checks a records export or import with these.
