@@ -35,7 +35,8 @@ from django.db.models.functions import Cast
 from django.utils.dateparse import parse_date, parse_datetime
 
 from apps.flows import crypto
-from apps.flows.models import Export, Import
+from apps.flows.models import Connection, Export, Import
+from apps.flows.pipeline import as_id
 from apps.records.documents_sql import DocumentText
 from apps.records.models import SYSTEM_FIELDS, Record, RecordField, RecordType
 from apps.records.validation import FieldSpec, Invalid, as_spec, format_datetime, parse_parameter
@@ -509,6 +510,12 @@ __all__ = [
 
 def steps_using(record_type: RecordType) -> list[Export | Import]:
     """The exports and imports that read or write the record type (through a connection
-    of the Flowsite data tables kind: `records._recordTypeId`, text or a number)."""
-    same = Q(records___recordTypeId=str(record_type.pk)) | Q(records___recordTypeId=record_type.pk)
-    return [*Export.objects.filter(same), *Import.objects.filter(same)]
+    of the Flowsite data tables kind: `records._recordTypeId`, read as the run reads it,
+    so "5", 5 and " 05" all name record type 5)."""
+    return [
+        step
+        for model in (Export, Import)
+        for step in model.objects.filter(connection__type=Connection.Type.RECORDS)
+        if isinstance(step.records, dict)
+        and as_id(step.records.get("_recordTypeId")) == record_type.pk
+    ]

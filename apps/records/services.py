@@ -460,6 +460,13 @@ def field_names_changed(
     transaction: a deleted field's values are deleted, a renamed field's move to its new
     name (two fields may swap names), and a new field starts empty (no value left under its
     name by an older deletion shows). Writes wait meanwhile (locks)."""
+    # A new field's name that no record holds needs nothing: no table lock for it.
+    stored = Record.objects.filter(record_type=record_type)
+    added = [
+        name
+        for name in added
+        if not _plain_json_key(name) or stored.filter(data__has_key=name).exists()
+    ]
     if not (deleted or renamed or added):
         return
     locks.hold_for_retype(Record._meta.db_table)

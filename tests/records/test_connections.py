@@ -184,7 +184,7 @@ def test_records_settings_are_checked_when_saved(manager, tables, local_api, lea
     assert manager.post("/api/v1/imports", upsert, format="json").status_code == 201
 
 
-@pytest.mark.parametrize("recorded_as", [str, int])
+@pytest.mark.parametrize("recorded_as", [str, int, lambda pk: f" 0{pk}"])
 def test_a_data_table_an_export_or_import_uses_cannot_be_deleted(
     admin_client, manager, lead_type, tables, recorded_as
 ):

@@ -208,3 +208,20 @@ def test_a_field_named_before_the_rules_is_renamed_with_its_values(
 
     assert response.status_code == 302, response.context["errors"]
     assert data_of(leads)[0] == {"Company": "Acme", "Remarks": "kept"}
+
+
+def test_adding_a_field_no_record_holds_takes_no_table_lock(lead_type, leads, monkeypatch):
+    """The review: every added field locked the whole records table while nothing moved."""
+    locked = []
+    monkeypatch.setattr(services.locks, "hold_for_retype", locked.append)
+    document = record_type_document(lead_type)
+    document["fields"].append({"name": "Fresh", "type": "text"})
+
+    services.save_record_type(document=document, record_type=lead_type)
+
+    assert locked == []
+    Record.objects.filter(pk=leads[0].pk).update(data={"Company": "Acme", "Stale": "old"})
+    document["fields"].append({"name": "Stale", "type": "text"})
+    services.save_record_type(document=document, record_type=lead_type)
+    assert len(locked) == 1
+    assert "Stale" not in data_of(leads)[0]
