@@ -373,8 +373,9 @@ class RunResult:
     steps: dict[int, StepStats]
     errors: list[RecordedError]
     secrets: frozenset[str] = frozenset()
-    # Those of the connections it called: never answered either (see settle).
-    connection_secrets: frozenset[str] = frozenset()
+    # Never in the live answer either (see settle): the secrets of the connections it
+    # called, and its secret variables (the caller's own request secrets may come back).
+    unanswerable: frozenset[str] = frozenset()
     # A recorded run's tape and what it started from (flow tests); None for other runs.
     tape: Tape | None = None
     started_from: dict | None = None
@@ -414,9 +415,9 @@ def perform(
     found = getattr(execution, "steps_secrets", None)  # set when created in this process
     if found is None:
         found = secret_values(seen)
-    result.secrets = frozenset(
-        found | secret_values({"secretVariables": hidden}) | result.connection_secrets
-    )
+    variables = secret_values({"secretVariables": hidden})
+    result.unanswerable = result.unanswerable | variables
+    result.secrets = frozenset(found | result.unanswerable)
     return result
 
 
@@ -561,7 +562,7 @@ def _run(
     steps = {positions[path]: stats for path, stats in ctx.recorder.steps.items()}
     result = RunResult(outcome, steps, ctx.recorder.errors)
     if ctx.recorder.secrets:
-        result.connection_secrets = frozenset(quoted_secret_forms(ctx.recorder.secrets))
+        result.unanswerable = frozenset(quoted_secret_forms(ctx.recorder.secrets))
     if tape is not None:
         result.tape = tape
         result.started_from = {
@@ -602,9 +603,10 @@ def settle(execution: Execution, result: RunResult) -> None:
         execution.error = f"{RESPONSE_TOO_LARGE} ({size} > {limit} bytes)."
         document = None
     # The caller of this process gets the flow's answer as it set it, but for the secrets of
-    # the connections it called (an API may quote its key back); what is stored (and polled
-    # later) is redacted.
-    execution.live_response = _content_without(document, result.connection_secrets)
+    # the connections it called (an API may quote its key back) and its secret variables
+    # (an outside probe read one in a sync answer); what is stored (and polled later) is
+    # redacted.
+    execution.live_response = _content_without(document, result.unanswerable)
     execution.response = scrub(document, secrets)
     execution.finished_at = timezone.now()
     execution.sealed_trigger = ""

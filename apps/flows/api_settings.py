@@ -70,7 +70,10 @@ class FlowApi:
             path=normalise_path(document.get("path") or ""),
             mode=mode,
             timeout_ms=int(document.get("timeout") or DEFAULT_TIMEOUT_MS[mode]),
-            allow_anonymous=bool(document.get("allowAnonymous", False)),
+            # A flow that names roles needs a known caller: never anonymous, whatever the
+            # document says (an outside probe called such a flow by leaving its key out).
+            allow_anonymous=bool(document.get("allowAnonymous", False))
+            and not document.get("roles"),
             roles=tuple(document.get("roles") or ()),
             output_name=document.get("outputName") or "records",
             input_schema=document.get("inputSchema"),
@@ -119,6 +122,7 @@ def api_errors(document: Any, *, check_schema: bool = True) -> list[str]:
     roles = document.get("roles", [])
     if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
         errors.append("api.roles must be a list of role names.")
+
     output_name = document.get("outputName", "records")
     if not isinstance(output_name, str) or not output_name:
         errors.append("api.outputName must be a name such as records.")

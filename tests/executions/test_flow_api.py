@@ -84,6 +84,20 @@ def test_anonymous_calls_need_allow_anonymous(live_server, greeting):
     assert (execution.caller_label, execution.caller_ip) == ("anonymous", "127.0.0.1")
 
 
+def test_a_flow_naming_roles_is_never_called_anonymously(live_server, greeting, caller_key):
+    """An outside probe: with roles and allowAnonymous both set, its key was refused (403,
+    not a member) but leaving the key out ran the flow."""
+    greeting.api = {**greeting.api, "allowAnonymous": True, "roles": ["Partners"]}
+    greeting.save()
+
+    keyed = call(live_server, "GET", "/api/resources/greeting?name=Ann", key=caller_key)
+    anonymous = call(live_server, "GET", "/api/resources/greeting?name=Ann")
+
+    assert keyed.status == 403
+    assert anonymous.status == 401
+    assert not Execution.objects.exists()
+
+
 def test_trigger_data_reaches_the_flow_as_in_the_seeds(live_server, sales, caller_key):
     echo = Script.objects.create(
         name="echo",

@@ -5,6 +5,7 @@ import pytest
 from apps.executions import launch
 from apps.executions.models import Execution
 from apps.flows.models import Connection, Export, Flow
+from tests.executions.conftest import as_json, call
 from tests.executions.honest import script_flow
 
 ECHO_VARIABLE = """
@@ -232,3 +233,23 @@ def test_a_run_whose_secret_variables_cannot_be_decrypted_fails_naming_the_flow(
 
     assert run.status == "failed"
     assert 'Flow "signs" (secretVariables): its stored secrets cannot be decrypted' in run.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_answer_never_carries_a_secret_variable(live_server, sales, caller_key):
+    """An outside probe read a secret variable in a sync call's answer (polling the run
+    showed it redacted)."""
+    flow = script_flow(
+        sales,
+        "leaks",
+        "function main(ctx) { return {statusCode: 200, body: {v: ctx.variables.apiToken}}; }",
+        api={"enabled": True, "method": "GET", "path": "/leaks", "mode": "sync"},
+    )
+    flow.set_secret_variables({"apiToken": TOKEN})
+    flow.save()
+
+    answer = call(live_server, "GET", "/api/resources/leaks", key=caller_key)
+
+    assert answer.status == 200
+    assert TOKEN not in answer.data.decode()
+    assert as_json(answer) == {"v": "[redacted]"}
