@@ -280,6 +280,10 @@ class InstanceRequest(StrictSerializer):
     connectionMap = serializers.DictField(child=Id(), required=False, default=dict)
 
 
+class NoFields(StrictSerializer):
+    """An action that takes no body: none, or an empty JSON object."""
+
+
 class ReplaceConnectionRequest(StrictSerializer):
     _connectionId = Id()
     _newConnectionId = Id()
@@ -426,6 +430,7 @@ class FlowViewSet(ResourceViewSet):
     @update_from_template_schema
     @action(detail=True, methods=["post"], url_path="updateFromTemplate")
     def update_from_template(self, request, pk=None):
+        read_body(NoFields, request)  # it takes no body: a wrong one is a 400, not ignored
         try:
             instance = services.update_from_template(
                 instance=self.get_object(), user=request.user, force=self.forced

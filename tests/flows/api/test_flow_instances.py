@@ -2,6 +2,8 @@
 instances, seed 000): POST …/instances, GET …/instances, POST …/updateFromTemplate, and the
 read-only `_templateFlowId` and `connectionMap` of the flow document."""
 
+import pytest
+
 from apps.flows.models import Connection, Flow, Script
 from tests.flows.api.test_flow_actions import problem_of
 from tests.flows.conftest import PREPARE
@@ -224,3 +226,19 @@ def test_an_instances_dependencies_and_bundle_name_the_connections_it_calls(
     assert {e["_connectionId"] for e in bundle["exports"]} == {str(crm_eu.pk)}
     template_bundle = manager.get(f"/api/v1/flows/{template.pk}/download").json()
     assert [c["_id"] for c in template_bundle["connections"]] == [str(crm.pk)]
+
+
+@pytest.mark.parametrize("body", ["nul", "[]", '"x"', '{"name": 1}'])
+def test_update_from_template_refuses_a_body_it_does_not_take(manager, template, body):
+    """An outside probe: each of these answered 200."""
+    instance_id = create(manager, template, name="Acme").json()["_id"]
+
+    answer = manager.generic(
+        "POST",
+        f"/api/v1/flows/{instance_id}/updateFromTemplate",
+        body,
+        content_type="application/json",
+    )
+
+    assert answer.status_code == 400, answer.content
+    assert answer["Content-Type"] == "application/problem+json"
