@@ -33,8 +33,26 @@ def show_issued_keys(request, issued: list[services.IssuedKey]) -> TemplateRespo
     return response
 
 
+class NoMorePowerfulMixin:
+    """An object `may_change` refuses is read-only to the signed-in user: no change, no
+    delete (and for an account, no password)."""
+
+    def may_change(self, request, obj) -> bool:
+        raise NotImplementedError
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and not self.may_change(request, obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and not self.may_change(request, obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+
 @admin.register(User)
-class UserAdmin(StrictJSONAdminMixin, DjangoUserAdmin):
+class UserAdmin(NoMorePowerfulMixin, StrictJSONAdminMixin, DjangoUserAdmin):
     list_display = ("username", "account_type", "email", "is_staff", "is_active", "role_list")
     list_filter = ("account_type", "is_staff", "is_superuser", "is_active")
     fieldsets = (
@@ -75,15 +93,8 @@ class UserAdmin(StrictJSONAdminMixin, DjangoUserAdmin):
             return fields
         return (*fields, *self.OWN_POWERS)
 
-    def has_change_permission(self, request, obj=None):
-        if obj is not None and not services.may_issue_key_for(request.user, obj):
-            return False
-        return super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        if obj is not None and not services.may_issue_key_for(request.user, obj):
-            return False
-        return super().has_delete_permission(request, obj)
+    def may_change(self, request, obj) -> bool:
+        return services.may_act_as(request.user, obj)
 
     @admin.display(description="roles")
     def role_list(self, obj):
@@ -95,7 +106,7 @@ class UserAdmin(StrictJSONAdminMixin, DjangoUserAdmin):
     @admin.action(description="Generate API key", permissions=["generate_api_key"])
     def generate_api_key(self, request, queryset):
         owners = list(queryset)
-        allowed = [user for user in owners if services.may_issue_key_for(request.user, user)]
+        allowed = [user for user in owners if services.may_act_as(request.user, user)]
         if refused := [str(user) for user in owners if user not in allowed]:
             self.message_user(
                 request,
@@ -112,11 +123,12 @@ class UserAdmin(StrictJSONAdminMixin, DjangoUserAdmin):
 
 
 @admin.register(Role)
-class RoleAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
+class RoleAdmin(NoMorePowerfulMixin, StrictJSONAdminMixin, admin.ModelAdmin):
     list_display = ("name", "description", "member_count", "privilege_list")
     search_fields = ("name", "description")
     filter_horizontal = ("permissions", "members")
     fields = ("name", "description", "permissions", "members")
+    form = RoleForm
 
     def get_queryset(self, request):
         return (
@@ -126,20 +138,11 @@ class RoleAdmin(StrictJSONAdminMixin, admin.ModelAdmin):
             .prefetch_related("permissions")
         )
 
-    def has_change_permission(self, request, obj=None):
+    def may_change(self, request, obj) -> bool:
         """A role you are not in, or one granting a permission you do not have, is
         read-only to you: changing it could make you (or anyone) more powerful than you
         (an outside probe joined a role that way)."""
-        if obj is not None and not services.may_change_role(request.user, obj):
-            return False
-        return super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        if obj is not None and not services.may_change_role(request.user, obj):
-            return False
-        return super().has_delete_permission(request, obj)
-
-    form = RoleForm
+        return services.may_change_role(request.user, obj)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

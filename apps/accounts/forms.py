@@ -1,7 +1,7 @@
 from django import forms
 
 from apps.accounts.models import ApiKey, Role
-from apps.accounts.services import may_issue_key_for
+from apps.accounts.services import may_act_as
 
 
 class ApiKeyCreateForm(forms.ModelForm):
@@ -13,7 +13,7 @@ class ApiKeyCreateForm(forms.ModelForm):
 
     def clean_owner(self):
         owner = self.cleaned_data["owner"]
-        if self.requester is not None and not may_issue_key_for(self.requester, owner):
+        if self.requester is not None and not may_act_as(self.requester, owner):
             raise forms.ValidationError(
                 "You cannot issue a key for an account more powerful than yours (with a "
                 "permission or a role you do not have): the key would act as that account."

@@ -27,11 +27,11 @@ class IssuedKey:
     plaintext: str
 
 
-def may_issue_key_for(requester: User, owner: User) -> bool:
-    """A key acts as its owner: only issue one for an account no more powerful than you,
-    in its permissions and in its roles, which open flows and the surface's operations and
-    views to their members (an outside probe: a key for a role's member called that role's
-    flows for someone outside it)."""
+def may_act_as(requester: User, owner: User) -> bool:
+    """Whether the account is no more powerful than you, in its permissions and in its
+    roles (which open flows and the surface's operations and views to their members): only
+    then may you issue it a key (the key acts as it) or change it, its password included.
+    An outside probe issued a key for a role's member and called that role's flows."""
     if requester.is_superuser:
         return True
     if owner.is_superuser:

@@ -12,6 +12,18 @@ from apps.core.management.commands.serve import Command
 from tests.conftest import BASE_DIR, subprocess_env
 
 
+def check_with(tmp_path, **env: str) -> subprocess.CompletedProcess:
+    """`manage.py check` in a process of its own with these variables set."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=BASE_DIR,
+        env=subprocess_env(FLOWSITE_VAR_DIR=str(tmp_path), **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "said"),
     [
@@ -31,14 +43,7 @@ from tests.conftest import BASE_DIR, subprocess_env
     ],
 )
 def test_a_setting_that_cannot_work_stops_a_command_with_one_line(tmp_path, variable, value, said):
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=BASE_DIR,
-        env=subprocess_env(FLOWSITE_VAR_DIR=str(tmp_path), **{variable: value}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = check_with(tmp_path, **{variable: value})
 
     assert result.returncode != 0
     assert result.stderr.strip().startswith(f"flowsite: {said}"), result.stderr[-2000:]
@@ -47,14 +52,7 @@ def test_a_setting_that_cannot_work_stops_a_command_with_one_line(tmp_path, vari
 
 @pytest.mark.parametrize(("variable", "value"), [("DB_LOCK_TIMEOUT_MS", "0"), ("PORT", "65535")])
 def test_a_setting_at_its_limit_is_taken(tmp_path, variable, value):
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=BASE_DIR,
-        env=subprocess_env(FLOWSITE_VAR_DIR=str(tmp_path), **{variable: value}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = check_with(tmp_path, **{variable: value})
 
     assert result.returncode == 0, result.stderr[-2000:]
 

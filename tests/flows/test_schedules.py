@@ -591,6 +591,16 @@ def test_a_real_beat_fires_a_kolkata_schedule_and_a_real_worker_runs_it(
     assert execution.caller_label == "schedule"
 
 
+def a_builders_task(**fields) -> PeriodicTask:
+    """A periodic task a builder made under Periodic tasks, which Flowsite does not manage."""
+    return PeriodicTask.objects.create(
+        name="A builder's task",
+        task="flowsite.purge_executions",
+        interval=IntervalSchedule.objects.create(every=1, period="hours"),
+        **fields,
+    )
+
+
 def _scheduled(flow_id):
     execution = launch.scheduled(flow_id)
     return str(execution.pk) if execution is not None else None
@@ -633,11 +643,7 @@ def test_the_beats_own_tasks_and_flow_schedules_are_read_only_in_the_admin(
         task="flowsite.recover_stale_executions",
         interval=IntervalSchedule.objects.create(every=30, period="seconds"),
     )
-    mine = PeriodicTask.objects.create(
-        name="A builder's task",
-        task="flowsite.purge_executions",
-        interval=IntervalSchedule.objects.create(every=1, period="hours"),
-    )
+    mine = a_builders_task()
     for task, where in (
         (own, "Flowsite itself"),
         (PeriodicTask.objects.get(name__startswith="flow-schedule:"), "the flow's page"),
@@ -669,11 +675,7 @@ def test_a_view_only_user_cannot_run_the_periodic_task_lists_actions(
     viewer.user_permissions.add(
         *Permission.objects.filter(codename__in=["view_periodictask", "delete_periodictask"])
     )
-    mine = PeriodicTask.objects.create(
-        name="A builder's task",
-        task="flowsite.purge_executions",
-        interval=IntervalSchedule.objects.create(every=1, period="hours"),
-    )
+    mine = a_builders_task()
     client.force_login(viewer)
 
     page = client.get("/admin/django_celery_beat/periodictask/").content.decode()
@@ -700,12 +702,7 @@ def test_the_periodic_task_lists_bulk_actions_leave_managed_tasks_alone(
     flow's page still showed as running."""
     flow = Flow.objects.create(application=application, name="Nightly", schedule="0 2 * * *")
     managed = sync_flow_schedule(flow)
-    mine = PeriodicTask.objects.create(
-        name="A builder's task",
-        task="flowsite.purge_executions",
-        interval=IntervalSchedule.objects.create(every=1, period="hours"),
-        enabled=action != "enable_tasks",
-    )
+    mine = a_builders_task(enabled=action != "enable_tasks")
 
     response = admin_client.post(
         "/admin/django_celery_beat/periodictask/",
@@ -726,11 +723,7 @@ def test_bulk_delete_in_the_periodic_task_list_leaves_managed_tasks_alone(
 ):
     flow = Flow.objects.create(application=application, name="Nightly", schedule="0 2 * * *")
     managed = sync_flow_schedule(flow)
-    mine = PeriodicTask.objects.create(
-        name="A builder's task",
-        task="flowsite.purge_executions",
-        interval=IntervalSchedule.objects.create(every=1, period="hours"),
-    )
+    mine = a_builders_task()
 
     admin_client.post(
         "/admin/django_celery_beat/periodictask/",
@@ -762,11 +755,7 @@ def test_beat_does_not_run_a_tick_that_fell_while_it_was_down(application):
     flow = Flow.objects.create(application=application, name="often", schedule="*/5 * * * *")
     task = sync_flow_schedule(flow)
     two_days_ago = timezone.now() - timedelta(days=2)
-    mine = PeriodicTask.objects.create(
-        name="A builder's task",
-        task="flowsite.purge_executions",
-        interval=IntervalSchedule.objects.create(every=1, period="hours"),
-    )
+    mine = a_builders_task()
 
     def due(scheduler_class) -> dict[str, bool]:
         PeriodicTask.objects.filter(pk__in=[task.pk, mine.pk]).update(last_run_at=two_days_ago)
